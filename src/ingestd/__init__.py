@@ -1,0 +1,1 @@
+"""ingestd: durable background ingestion for slow AI work."""

@@ -1,0 +1,139 @@
+"""Errors raised by ingestd.
+
+Every error has a stable ``code`` (used as the RFC 9457 ``type`` suffix) and an HTTP ``status``; exactly one
+place (``ingestd.api.problems``) turns them into ``application/problem+json``.
+
+The tree::
+
+    IngestdError
+    ├── StoreError                 the database failed (driver errors are wrapped into this at the boundary)
+    │   └── StoreUnavailable       cannot connect
+    ├── NotFound                   no such job / pipeline / entity (or another tenant's)
+    ├── Conflict                   the request contradicts the stored state
+    │   ├── IdempotencyConflict    same Idempotency-Key, different payload
+    │   └── JobNotFinished         delete/result of a job that has not finished
+    ├── InvalidInput               the request or the job's input is malformed
+    │   └── InputTooLarge          an upload is over the size limit
+    ├── TooManyRequests            a tenant's queue cap is reached
+    ├── Unauthorized               missing or unknown API key
+    └── StepError                  a pipeline step failed
+        ├── TransientError         worth retrying (timeouts, connection errors, 429, 5xx)
+        └── PermanentError         retrying cannot help (bad content, 4xx)
+
+``JobCanceled`` derives from ``BaseException`` (not ``IngestdError``) so that user pipeline code that catches
+``Exception`` cannot swallow a cancellation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class IngestdError(Exception):
+    """Base class of every ingestd error."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        """The RFC 9457 members of this error (without ``instance``)."""
+        problem: dict[str, Any] = {
+            "type": f"https://ingestd.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        problem.update(self.extra)
+        return problem
+
+
+class StoreError(IngestdError):
+    code = "store-error"
+    status = 503
+    title = "The job store failed"
+
+
+class StoreUnavailable(StoreError):
+    code = "store-unavailable"
+    title = "The job store is unavailable"
+
+
+class NotFound(IngestdError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(IngestdError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency-key-reused"
+    status = 422
+    title = "Idempotency-Key reused with a different payload"
+
+
+class JobNotFinished(Conflict):
+    code = "job-not-finished"
+    status = 409
+    title = "The job has not finished"
+
+
+class InvalidInput(IngestdError):
+    code = "invalid-input"
+    status = 422
+    title = "Invalid input"
+
+
+class InputTooLarge(InvalidInput):
+    code = "input-too-large"
+    status = 413
+    title = "Input too large"
+
+
+class TooManyRequests(IngestdError):
+    code = "too-many-requests"
+    status = 429
+    title = "Too many queued jobs"
+
+
+class Unauthorized(IngestdError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or unknown API key"
+
+
+class StepError(IngestdError):
+    code = "step-failed"
+    status = 500
+    title = "A pipeline step failed"
+
+
+class TransientError(StepError):
+    """A failure worth retrying. ``retry_after`` (seconds) is honoured when a provider gave one."""
+
+    code = "transient"
+    title = "Transient failure"
+
+    def __init__(self, detail: str = "", retry_after: float | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
+class PermanentError(StepError):
+    code = "permanent"
+    title = "Permanent failure"
+
+
+class JobCanceled(BaseException):  # a control-flow signal, like asyncio.CancelledError
+    """Raised inside a running job when its cancellation was requested."""

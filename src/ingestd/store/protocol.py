@@ -1,0 +1,192 @@
+"""The store contract. Every backend (SQLite, PostgreSQL) implements exactly this; one contract test suite
+(``tests/store``) runs against each.
+
+Semantics every backend must honour:
+
+* Every status transition is a compare-and-set: a terminal job never changes again; ``finish`` and
+  ``save_step`` of a worker that no longer holds the lease do nothing and say so.
+* ``claim_jobs`` takes queued jobs whose ``run_at`` has come, highest ``priority`` first then oldest, and also
+  running jobs whose lease expired (a dead worker's). A job with an ``ordering_key`` is claimable only when no
+  other job with that key is running (with a live lease) and no job with that key submitted earlier is still
+  queued: same-key jobs run one at a time, in submission order. An expired job whose attempts are used up is
+  failed instead of claimed. Claiming increments ``attempt`` and appends ``job.started``.
+* Events get per-job sequence numbers 1, 2, 3... with no gaps, appended in the same transaction as the state
+  change they describe.
+* ``wait_for_events`` / ``wait_for_work`` wake promptly when another connection (or process) commits: in
+  process and across processes (LISTEN/NOTIFY on PostgreSQL; a wake-up socket next to the SQLite file),
+  polling only as a fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ingestd.models import (
+    JSON,
+    Event,
+    HeartbeatResult,
+    Job,
+    JobFilter,
+    JobPage,
+    JobStatus,
+    NewJob,
+    Progress,
+    Step,
+    SubmitOutcome,
+)
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Where job input files live: a folder next to the SQLite file, or the database itself on PostgreSQL
+    (so workers on other machines can read them)."""
+
+    async def put(self, chunks: AsyncIterator[bytes], *, max_size: int | None = None) -> tuple[str, int]:
+        """Stream ``chunks`` into a new blob; returns (reference, size). Over ``max_size``: InputTooLarge,
+        and nothing is left behind."""
+        ...
+
+    def open(self, ref: str) -> AsyncIterator[bytes]:
+        """Stream a blob's bytes back."""
+        ...
+
+    async def local_path(self, ref: str) -> str:
+        """A local file path holding the blob (copied to a temporary file when the blob is remote)."""
+        ...
+
+    async def delete(self, ref: str) -> None: ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """The durable job store. Open with ``ingestd.store.open_store(url)``."""
+
+    url: str
+    blobs: BlobStore
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest version (Alembic). Safe to run concurrently and repeatedly."""
+        ...
+
+    # --- submitting and reading -------------------------------------------------------------
+    async def submit(self, new: NewJob) -> SubmitOutcome:
+        """Insert a queued job and its ``job.queued`` event in one transaction and wake workers.
+
+        With an ``idempotency_key`` already used by this tenant: the same ``payload_hash`` returns the existing
+        job (``created=False``); a different one raises ``IdempotencyConflict``. Safe under concurrency.
+        """
+        ...
+
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None (also when it belongs to another tenant than ``tenant``)."""
+        ...
+
+    async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """Newest first; ``cursor`` is the opaque ``next_cursor`` of the previous page."""
+        ...
+
+    async def count_queued(self, tenant: str) -> int: ...
+
+    async def delete_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """Delete a terminal job with its events, steps and blobs. None if absent; JobNotFinished if running."""
+        ...
+
+    async def request_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """A queued job becomes ``canceled`` at once; a running one gets ``cancel_requested`` (its worker sees
+        it at its next heartbeat); a terminal one is unchanged. Idempotent. None if absent."""
+        ...
+
+    # --- workers ----------------------------------------------------------------------------
+    async def claim_jobs(
+        self, worker_id: str, *, pipelines: Sequence[str] | None, limit: int, lease_seconds: float
+    ) -> list[Job]:
+        """Claim up to ``limit`` runnable jobs (see the module docstring) with a lease."""
+        ...
+
+    async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
+        """Extend the leases this worker still holds; report the lost ones and those asked to cancel. Also
+        records the worker as alive (``live_workers``)."""
+        ...
+
+    async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
+        """Give running jobs back (graceful shutdown): queued again at once, the attempt not counted."""
+        ...
+
+    async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
+        """Record progress and append a ``job.progress`` event."""
+        ...
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        result: JSON | None = None,
+        error: JSON | None = None,
+        usage: JSON | None = None,
+    ) -> bool:
+        """Move a running job this worker leases to a terminal status, set ``finished_at`` and ``expires_at``,
+        append ``job.finished`` (with the status). False (and no change) if the job is not running under this
+        worker's lease."""
+        ...
+
+    async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
+        """Put a running job back to ``queued`` until ``run_at`` (a job-level retry). False if not leased."""
+        ...
+
+    async def live_workers(self, within_seconds: float) -> list[JSON]:
+        """Workers that heartbeat within the window: ``{"id", "last_seen", "jobs"}``."""
+        ...
+
+    # --- steps (checkpoints) ---------------------------------------------------------------
+    async def load_steps(self, job_id: str) -> dict[str, Step]:
+        """Every checkpointed step of a job, by key."""
+        ...
+
+    async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
+        """Checkpoint a finished step, with ``events`` appended in the same transaction. The first checkpoint of
+        a key wins: if one exists already it is returned unchanged (and the events are not appended)."""
+        ...
+
+    # --- events ------------------------------------------------------------------------------
+    async def append_events(self, job_id: str, events: Sequence[tuple[str, JSON]]) -> list[Event]: ...
+
+    async def read_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]: ...
+
+    async def wait_for_events(self, job_id: str, after: int, timeout: float) -> bool:
+        """Return True as soon as the job has an event with ``seq > after`` (at once if it already has), False on
+        timeout."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a job may have become claimable (a submit, a release, a finish of an ordering-key
+        predecessor) or ``timeout`` passes."""
+        ...
+
+    # --- housekeeping and numbers ----------------------------------------------------------
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete terminal jobs past ``expires_at`` with their blobs; returns how many."""
+        ...
+
+    async def queue_stats(self) -> list[JSON]:
+        """Per pipeline: ``{"pipeline", "queued", "running", "oldest_queued_age"}``."""
+        ...
+
+    async def recent_durations(self, pipeline: str, limit: int = 50) -> list[tuple[float, float]]:
+        """(units, seconds from start to finish) of recently succeeded jobs, for ETAs."""
+        ...
+
+    # --- API keys -------------------------------------------------------------------------------
+    async def add_api_key(self, key_hash: str, tenant: str) -> None: ...
+
+    async def tenant_for_key(self, key_hash: str) -> str | None: ...
+
+    async def has_api_keys(self) -> bool: ...
+
+
+__all__ = ["BlobStore", "JobStore"]
