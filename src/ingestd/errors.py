@@ -11,9 +11,12 @@ The tree::
     ├── NotFound                   no such job / pipeline / entity (or another tenant's)
     ├── Conflict                   the request contradicts the stored state
     │   ├── IdempotencyConflict    same Idempotency-Key, different payload
-    │   └── JobNotFinished         delete/result of a job that has not finished
+    │   ├── JobNotFinished         delete/result of a job that has not finished
+    │   └── ResultUnavailable      the result of a job that failed or was canceled
     ├── InvalidInput               the request or the job's input is malformed
-    │   └── InputTooLarge          an upload is over the size limit
+    │   ├── InputTooLarge          an upload is over the size limit
+    │   ├── UnsupportedMediaType   a request body in a content type the endpoint does not take
+    │   └── BadRequest             a malformed header or parameter (e.g. Idempotency-Key)
     ├── TooManyRequests            a tenant's queue cap is reached
     ├── Unauthorized               missing or unknown API key
     └── StepError                  a pipeline step failed
@@ -99,6 +102,24 @@ class InputTooLarge(InvalidInput):
     code = "input-too-large"
     status = 413
     title = "Input too large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+
+class BadRequest(InvalidInput):
+    code = "bad-request"
+    status = 400
+    title = "Bad request"
+
+
+class ResultUnavailable(Conflict):
+    code = "result-unavailable"
+    status = 409
+    title = "The job has no result"
 
 
 class TooManyRequests(IngestdError):

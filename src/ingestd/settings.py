@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     max_queued_per_tenant: int = 10_000
     retention_seconds: float = 7 * 24 * 3600
+    sse_keepalive_seconds: float = 15.0  # a comment line on idle event streams, so proxies keep them open
 
     # --- worker ---
     worker_concurrency: int = 16  # jobs one worker process runs at once
