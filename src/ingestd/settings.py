@@ -24,10 +24,15 @@ class Settings(BaseSettings):
 
     # --- worker ---
     worker_concurrency: int = 16  # jobs one worker process runs at once
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0  # must stay well under lease_seconds
+    # A SIGKILLed worker's job runs elsewhere within lease + poll seconds (11 s with these defaults).
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0  # must stay well under lease_seconds
+    poll_seconds: float = 1.0  # an idle worker looks for expired leases this often (submits wake it at once)
     shutdown_grace_seconds: float = 20.0
     pipelines: list[str] | None = None  # None: every registered pipeline
+    # User pipelines, "package.module:attribute" (a Pipeline, a list of them, or a function of Settings
+    # returning either); env INGESTD_PIPELINE_MODULES='["myco.pipes:summarise"]'.
+    pipeline_modules: list[str] = []
 
     # --- providers (see docs/providers.md) ---
     stt_provider: str = "offline"  # offline | deepgram | openai
