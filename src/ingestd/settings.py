@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProviderLimit(BaseModel):
+    """One provider's fleet-wide limits (docs/operations.md, "Provider limits")."""
+
+    concurrency: int | None = None  # calls in flight across every worker process
+    rate: float | None = None  # calls (or tokens, see rate_unit) per per_seconds
+    per_seconds: float = 60.0
+    rate_unit: Literal["calls", "tokens"] = "calls"
+    timeout_seconds: float | None = None  # per call; default provider_timeout_seconds
+    adaptive: bool = False  # AIMD between min_concurrency and concurrency (halve on 429/slow, +1 when healthy)
+    min_concurrency: int = 1
+    slow_factor: float = 3.0  # "rising latency": a call slower than this many times the healthy latency
+    hedge_after_seconds: float | None = None  # a second call when the first is still running (idempotent only)
+
+
+class Price(BaseModel):
+    """Prices of one provider model, in your currency (docs/operations.md, "Usage and prices")."""
+
+    per_1k_tokens_in: float = 0.0
+    per_1k_tokens_out: float = 0.0
+    per_audio_minute: float = 0.0
+    per_call: float = 0.0
 
 
 class Settings(BaseSettings):
@@ -48,3 +74,14 @@ class Settings(BaseSettings):
     openai_embedding_model: str = "text-embedding-3-small"
     hosted_vad_url: str | None = None
     provider_timeout_seconds: float = 120.0
+    # --- limits, usage, webhooks (docs/operations.md) ---
+    # INGESTD_PROVIDER_LIMITS='{"deepgram": {"concurrency": 4, "rate": 100, "per_seconds": 60}}'
+    provider_limits: dict[str, ProviderLimit] = {}
+    limiter_lease_seconds: float = 30.0  # a dead worker's provider slots free up after this
+    # INGESTD_PRICES='{"openai": {"gpt-4o-mini": {"per_1k_tokens_in": 0.00015}}, "deepgram": {"*": {...}}}'
+    prices: dict[str, dict[str, Price]] = {}
+    webhook_allow_hosts: list[str] = []  # host names allowed even when they resolve to private addresses
+    webhook_allow_networks: list[str] = []  # CIDRs allowed, e.g. ["10.0.0.0/8", "127.0.0.1/32"]
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: float = 24.0  # then a delivery is given up
+    webhook_dispatch: bool = True  # run the webhook dispatcher in each worker process
