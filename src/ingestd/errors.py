@@ -16,7 +16,8 @@ The tree::
     ├── InvalidInput               the request or the job's input is malformed
     │   ├── InputTooLarge          an upload is over the size limit
     │   ├── UnsupportedMediaType   a request body in a content type the endpoint does not take
-    │   └── BadRequest             a malformed header or parameter (e.g. Idempotency-Key)
+    │   ├── BadRequest             a malformed header or parameter (e.g. Idempotency-Key)
+    │   └── WebhookTargetRefused   a webhook URL on a loopback/private/link-local/metadata address
     ├── TooManyRequests            a tenant's queue cap is reached
     ├── Unauthorized               missing or unknown API key
     └── StepError                  a pipeline step failed
@@ -114,6 +115,14 @@ class BadRequest(InvalidInput):
     code = "bad-request"
     status = 400
     title = "Bad request"
+
+
+class WebhookTargetRefused(InvalidInput):
+    """A webhook URL resolves to an address ingestd will not call (SSRF protection) unless allow-listed."""
+
+    code = "webhook-target-refused"
+    status = 422
+    title = "Webhook target refused"
 
 
 class ResultUnavailable(Conflict):

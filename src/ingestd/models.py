@@ -187,3 +187,18 @@ class JobFilter:
 class JobPage:
     jobs: list[Job]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class WebhookMessage:
+    """One notification in the webhook outbox, to one URL. ``id`` is the Standard Webhooks ``webhook-id``: the
+    same on every retry, so a receiver can drop duplicates."""
+
+    id: str
+    job_id: str
+    tenant: str
+    url: str
+    event_type: str  # "job.succeeded", "job.failed"...
+    payload: JSON  # the body: {"type", "timestamp", "data"}
+    attempts: int  # attempts made before this one
+    created_at: datetime

@@ -35,7 +35,9 @@ from ingestd.models import (
     Progress,
     Step,
     SubmitOutcome,
+    WebhookMessage,
 )
+from ingestd.slots import Feedback, Plan, SlotLimit, Waiter
 
 
 @runtime_checkable
@@ -189,4 +191,76 @@ class JobStore(Protocol):
     async def has_api_keys(self) -> bool: ...
 
 
-__all__ = ["BlobStore", "JobStore"]
+@runtime_checkable
+class LimiterStore(Protocol):
+    """Fleet-wide provider limits (``ingestd.limits``): slots, waiters and a rate bucket per provider, decided by
+    ``ingestd.slots.plan_grants`` under a per-provider lock (``BEGIN IMMEDIATE`` / an advisory lock)."""
+
+    async def acquire_provider_slots(
+        self,
+        provider: str,
+        limit: SlotLimit,
+        waiters: Sequence[Waiter],
+        *,
+        gone: Sequence[str] = (),
+        lease_seconds: float,
+    ) -> Plan:
+        """In one transaction: drop expired slots and waiters and the ``gone`` waiter ids, register (or refresh)
+        this process's ``waiters``, and turn those ``plan_grants`` grants into slots leased for
+        ``lease_seconds`` (held under the waiter's id)."""
+        ...
+
+    async def release_provider_slot(
+        self, provider: str, holder_id: str, limit: SlotLimit, feedback: Feedback | None = None
+    ) -> None:
+        """Free a slot, apply ``feedback`` (adaptive limit, Retry-After pause, extra rate cost), wake waiters."""
+        ...
+
+    async def renew_provider_slots(self, holder_ids: Sequence[str], lease_seconds: float) -> None:
+        """Extend the leases of slots still held (long calls)."""
+        ...
+
+    async def wait_for_provider_slots(self, provider: str, timeout: float) -> None:
+        """Sleep until a slot of ``provider`` may have been freed by any process, or ``timeout`` passes."""
+        ...
+
+    async def provider_limiter_stats(self) -> list[JSON]:
+        """Per provider: ``{"provider", "in_flight", "waiting", "concurrency"}`` (concurrency: the adaptive
+        limit in force, or None)."""
+        ...
+
+
+@runtime_checkable
+class WebhookStore(Protocol):
+    """Webhook endpoints, signing secrets and the outbox that ``finish`` fills (``ingestd.webhooks``)."""
+
+    async def webhook_secret(self, tenant: str, *, rotate: bool = False) -> str:
+        """The tenant's signing secret (``whsec_...``), created on first use; ``rotate`` makes a new one."""
+        ...
+
+    async def add_webhook_endpoint(self, tenant: str, url: str) -> JSON:
+        """Register a URL that gets every finished job of the tenant: ``{"id", "url", "created_at"}``."""
+        ...
+
+    async def list_webhook_endpoints(self, tenant: str) -> list[JSON]: ...
+
+    async def delete_webhook_endpoint(self, tenant: str, endpoint_id: str) -> bool: ...
+
+    async def claim_webhooks(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[WebhookMessage]:
+        """Due, undelivered messages, leased to this worker so no other delivers them meanwhile."""
+        ...
+
+    async def record_webhook_attempt(
+        self, message_id: str, worker_id: str, *, error: str | None, next_attempt_at: datetime | None
+    ) -> bool:
+        """After an attempt: delivered (``error`` None), retry at ``next_attempt_at``, or given up (an error and
+        no next attempt). False if this worker's lease was lost meanwhile."""
+        ...
+
+    async def webhook_deliveries(self, job_id: str) -> list[JSON]:
+        """The job's messages: ``{"id", "url", "event_type", "attempts", "last_error", "next_attempt_at",
+        "delivered_at", "status"}`` (status: pending, delivered, failed)."""
+        ...
+
+
+__all__ = ["BlobStore", "JobStore", "LimiterStore", "WebhookStore"]
