@@ -67,12 +67,15 @@ class Settings(BaseSettings):
     embedding_provider: str = "offline"  # offline | openai
     deepgram_url: str = "https://api.deepgram.com"
     deepgram_api_key: str | None = None
+    deepgram_model: str = "nova-3"
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = None
     openai_chat_model: str = "gpt-4o-mini"
     openai_stt_model: str = "whisper-1"
     openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_dimensions: int | None = None  # sent as `dimensions` when set
     hosted_vad_url: str | None = None
+    hosted_vad_api_key: str | None = None
     provider_timeout_seconds: float = 120.0
     # --- limits, usage, webhooks (docs/operations.md) ---
     # INGESTD_PROVIDER_LIMITS='{"deepgram": {"concurrency": 4, "rate": 100, "per_seconds": 60}}'

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from ingestd.sim.server import main
+
+main()
