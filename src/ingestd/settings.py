@@ -88,3 +88,14 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: float = 24.0  # then a delivery is given up
     webhook_dispatch: bool = True  # run the webhook dispatcher in each worker process
+    # --- telemetry (docs/operations.md: metrics, alerts) ---
+    log_format: str = "text"  # text | json (one JSON object per line)
+    log_level: str = "INFO"
+    metrics_port: int | None = None  # a worker process serves its own /metrics here (the API serves /metrics)
+    metrics_host: str = "127.0.0.1"
+    # /readyz turns red past these; 0 turns a check off
+    ready_max_queue_age_seconds: float = 600.0  # the oldest queued job of any pipeline waited longer
+    ready_max_failure_rate: float = 0.5  # a pipeline's failed / finished jobs over the window
+    ready_failure_window_seconds: float = 900.0
+    ready_failure_min_jobs: int = 10  # fewer finished jobs in the window: not enough to judge
+    ready_require_worker: bool = True  # red when no worker heartbeat within 3 heartbeats

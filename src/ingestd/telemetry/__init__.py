@@ -1,0 +1,49 @@
+"""Telemetry: traces (OpenTelemetry), metrics (Prometheus), structured logs, readiness, and the numbers behind
+the dashboard.
+
+The engine calls three hooks and nothing else: ``job_span(job)``, ``step_span(key)`` and
+``provider_span(provider)`` (see ``ingestd.telemetry.spans``). The limiter reports waits with
+``observe_limiter_wait``, usage goes through ``record_usage``, the API counts submissions with
+``observe_job_submitted`` and serves ``render_metrics``. ``configure`` sets logging and tracing up from the
+settings and the ``OTEL_*`` environment; tests call ``install_memory_exporter`` instead.
+"""
+
+from __future__ import annotations
+
+from ingestd.telemetry.logs import configure_logging, log_context
+from ingestd.telemetry.metrics import (
+    observe_job_submitted,
+    observe_limiter_wait,
+    record_usage,
+    render_metrics,
+    start_metrics_server,
+)
+from ingestd.telemetry.spans import JobRun, StepRun, current_span, job_span, provider_span, step_span
+from ingestd.telemetry.tracing import configure_tracing, install_memory_exporter, shutdown_tracing
+
+
+def configure(log_format: str = "text", log_level: str = "INFO") -> None:
+    """Set logging and tracing up for a server or worker process (called once by the CLI)."""
+    configure_logging(log_format, log_level)
+    configure_tracing()
+
+
+__all__ = [
+    "JobRun",
+    "StepRun",
+    "configure",
+    "configure_logging",
+    "configure_tracing",
+    "current_span",
+    "install_memory_exporter",
+    "job_span",
+    "log_context",
+    "observe_job_submitted",
+    "observe_limiter_wait",
+    "provider_span",
+    "record_usage",
+    "render_metrics",
+    "shutdown_tracing",
+    "start_metrics_server",
+    "step_span",
+]
