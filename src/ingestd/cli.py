@@ -1,0 +1,106 @@
+"""The ``ingestd`` command: ``migrate`` and ``worker`` (the API adds ``serve``, ``submit``... here too).
+
+Each command is a small function over ``Settings``; options override the ``INGESTD_*`` environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ingestd.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(name="ingestd", help="Durable background ingestion for slow AI work.", no_args_is_help=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", "-d", envvar="INGESTD_DATABASE_URL", help="sqlite:///path or postgresql://..."),
+]
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """``Settings`` from the environment, with the options given on the command line on top."""
+    base = Settings()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=given) if given else base
+
+
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop when installed (faster claim/finish round trips), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(make())  # type: ignore[arg-type]
+    return uvloop.run(make())  # type: ignore[arg-type]
+
+
+@app.command()
+def migrate(database: DatabaseOption = None) -> None:
+    """Create or upgrade the database schema."""
+    from ingestd.store import open_store
+
+    settings = settings_from(database_url=database)
+
+    async def go() -> None:
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    run_async(go)
+    typer.echo(f"migrated {settings.database_url}")
+
+
+@app.command()
+def worker(
+    database: DatabaseOption = None,
+    concurrency: Annotated[int | None, typer.Option(help="jobs run at once")] = None,
+    pipeline: Annotated[list[str] | None, typer.Option(help="run only these pipelines (repeatable)")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="unique id of this worker")] = None,
+) -> None:
+    """Run a worker: claim jobs and run them until SIGTERM/SIGINT (then hand running jobs over)."""
+    settings = settings_from(database_url=database, worker_concurrency=concurrency, pipelines=pipeline or None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_async(lambda: run_worker(settings, worker_id))
+
+
+async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
+    """Open the store, run a ``Worker`` until a signal asks it to stop, close the store."""
+    from ingestd.pipelines import build_pipelines
+    from ingestd.store import open_store
+    from ingestd.worker import Worker
+
+    store = await open_store(settings.database_url)
+    try:
+        await store.migrate()
+        running = Worker(store, build_pipelines(settings), settings, worker_id)
+        loop = asyncio.get_running_loop()
+        stopping: set[asyncio.Task[None]] = set()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: stopping.add(loop.create_task(running.stop())))
+        logging.getLogger("ingestd.worker").info(
+            "worker %s running %s on %s", running.worker_id, sorted(running.pipelines), settings.database_url
+        )
+        await running.run()
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    """Entry point of the ``ingestd`` script."""
+    app()
+
+
+__all__ = ["app", "main", "run_worker", "settings_from"]
+
+
+if __name__ == "__main__":  # python -m ingestd.cli
+    main()

@@ -1,0 +1,54 @@
+"""The pipeline registry: ``build_pipelines(settings)`` gives every pipeline this process can run, by name.
+
+Built-in pipelines are listed in ``_builtin``; user pipelines come from ``Settings.pipeline_modules``
+(``"package.module:attribute"``, where the attribute is a ``Pipeline``, a list of them, or a function taking
+``Settings`` and returning either).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import Any
+
+from ingestd.pipeline import Pipeline
+from ingestd.pipelines import demo
+from ingestd.settings import Settings
+
+
+def _builtin(settings: Settings) -> list[Pipeline]:
+    pipelines = [demo.DEMO, demo.NOOP]
+    # Team pipelines: one line each, importing inside this function so a heavy model loads only when used.
+    # pipelines.append(audio.build(settings))   # audio engineer
+    # pipelines.append(memory.build(settings))  # memory engineer
+    return pipelines
+
+
+def load_pipeline_object(path: str, settings: Settings) -> list[Pipeline]:
+    """Import ``"package.module:attribute"`` and return the pipelines it names.
+
+    Raises:
+        ValueError: the path is malformed or does not name pipelines.
+    """
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"pipeline module {path!r} is not of the form 'package.module:attribute'")
+    obj: Any = getattr(importlib.import_module(module_name), attribute)
+    if callable(obj) and not isinstance(obj, Pipeline):
+        obj = obj(settings)
+    found: Iterable[Any] = [obj] if isinstance(obj, Pipeline) else obj
+    pipelines = list(found)
+    if not all(isinstance(p, Pipeline) for p in pipelines):
+        raise ValueError(f"{path!r} does not name a Pipeline, a list of them, or a function returning them")
+    return pipelines
+
+
+def build_pipelines(settings: Settings) -> dict[str, Pipeline]:
+    """Every pipeline by name: built-in ones, then ``settings.pipeline_modules`` (which may replace them)."""
+    pipelines = {p.name: p for p in _builtin(settings)}
+    for path in settings.pipeline_modules:
+        pipelines.update({p.name: p for p in load_pipeline_object(path, settings)})
+    return pipelines
+
+
+__all__ = ["build_pipelines", "load_pipeline_object"]

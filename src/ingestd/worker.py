@@ -1,0 +1,306 @@
+"""``Worker``: claims jobs with a lease, runs each as an asyncio task, heartbeats, hands over on shutdown.
+
+One worker process runs up to ``Settings.worker_concurrency`` jobs at once. Three loops share the event loop:
+
+* the claim loop takes as many jobs as it has free slots (``claim_jobs``) and sleeps in ``wait_for_work`` when
+  the queue is empty (waking on a submit, or every ``poll_seconds`` to pick up jobs whose lease expired);
+* the heartbeat loop extends the leases every ``heartbeat_seconds``, cancels the task of a job whose
+  cancellation was requested (the job ends ``canceled``), drops a job whose lease was lost (someone else owns
+  it now: nothing is written) and purges expired jobs now and then;
+* one task per job: validate the input, run the pipeline through a ``JobRunner``, ``finish``.
+
+How a job ends: ``succeeded``; ``partial`` when map items failed for good (the result lists them under
+``failed_items``); ``failed`` with an RFC 9457 problem naming the stage (``input``, a step key, or
+``pipeline`` for a bug outside any step) on a permanent failure, a bug, an exhausted retry or the deadline;
+``canceled`` when asked. A bug never takes the worker down. ``stop(grace)`` stops claiming, lets running jobs
+go on for ``grace`` seconds, then cancels them and releases their leases so other workers resume at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+
+from ingestd import errors
+from ingestd.models import JSON, Job, JobStatus, utcnow
+from ingestd.pipeline import Pipeline
+from ingestd.runner import JobRunner, StepFailed, describe
+from ingestd.settings import Settings
+from ingestd.store.protocol import JobStore
+
+log = logging.getLogger("ingestd.worker")
+
+PURGE_EVERY_SECONDS = 60.0
+STORE_RETRY_SECONDS = 5.0  # a job whose store calls failed is queued again this much later
+
+Outcome = tuple[JobStatus, JSON | None, JSON | None]  # status, result, error
+
+
+def problem(code: str, title: str, detail: str, status: int = 500, **extra: Any) -> JSON:
+    """An RFC 9457 problem object, shaped like ``IngestdError.to_problem``."""
+    body: JSON = {"type": f"https://ingestd.dev/problems/{code}", "title": title, "status": status}
+    body.update(detail=detail, code=code, **extra)
+    return body
+
+
+def default_worker_id() -> str:
+    """``host-pid-random``: unique per process, readable in ``live_workers``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Running:
+    job: Job
+    runner: JobRunner
+    task: asyncio.Task[None] | None = None
+    reason: str | None = None  # why we cancelled it: "canceled", "deadline", "lost", "shutdown"
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+class Worker:
+    """Runs jobs of ``pipelines`` from ``store``; ``await run()`` until ``stop()``.
+
+    Args:
+        store: an open job store.
+        pipelines: the pipelines this process can run, by name (``Settings.pipelines`` narrows them).
+        settings: concurrency, lease, heartbeat and shutdown grace.
+        worker_id: a unique id for this worker (default: host, pid and a random suffix).
+    """
+
+    def __init__(
+        self, store: JobStore, pipelines: Mapping[str, Pipeline], settings: Settings, worker_id: str | None = None
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        wanted = settings.pipelines
+        self.pipelines = {n: p for n, p in pipelines.items() if wanted is None or n in wanted}
+        self._names = sorted(self.pipelines)
+        self._running: dict[str, _Running] = {}
+        self._slot_freed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._shutdown: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.jobs_run = 0  # jobs this worker finished or handed back (for tests and stats)
+
+    @property
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs running here now."""
+        return list(self._running)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Claim and run jobs until ``stop()`` (or until cancelled, which stops with no grace)."""
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat {self.worker_id}")
+        try:
+            await self._claim_loop()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.stop(grace=0))
+            raise
+        await self.stop()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; give running jobs ``grace`` seconds (default ``Settings.shutdown_grace_seconds``),
+        then cancel the rest and release their leases so other workers take them over at once."""
+        self._stop_requested.set()
+        if self._shutdown is None:
+            wait = self.settings.shutdown_grace_seconds if grace is None else grace
+            self._shutdown = asyncio.create_task(self._stop_jobs(wait))
+        await asyncio.shield(self._shutdown)
+
+    async def _stop_jobs(self, grace: float) -> None:
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        left = list(self._running)  # may include jobs claimed while the stop was being requested
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        for job_id in left:
+            self._cancel(job_id, "shutdown")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if left:
+            with contextlib.suppress(errors.StoreError):
+                await self.store.release(self.worker_id, left)
+            log.info("released %d job(s) on shutdown: %s", len(left), left)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+
+    # --- claiming -------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stop_requested.is_set():
+            free = self.settings.worker_concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._first_of(self._slot_freed.wait())
+                continue
+            try:
+                jobs = await self.store.claim_jobs(
+                    self.worker_id, pipelines=self._names, limit=free, lease_seconds=self.settings.lease_seconds
+                )
+            except errors.StoreError as exc:
+                log.warning("claiming failed: %s", describe(exc))
+                jobs = []
+            for job in jobs:
+                self._start(job)
+            if len(jobs) < free:  # the queue looked empty: sleep until a submit (or poll for expired leases)
+                await self._first_of(self.store.wait_for_work(self.settings.poll_seconds))
+
+    async def _first_of(self, waiting: Any) -> None:
+        """Await ``waiting`` unless a stop is requested first."""
+        if self._stop_requested.is_set():
+            waiting.close()
+            return
+        pending = {asyncio.ensure_future(waiting), asyncio.ensure_future(self._stop_requested.wait())}
+        try:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def _start(self, job: Job) -> None:
+        entry = _Running(job, JobRunner(self.store, job, self.worker_id))
+        self._running[job.id] = entry
+        entry.task = asyncio.create_task(self._run_job(entry), name=f"job {job.id}")
+        if job.deadline_at is not None:
+            delay = (job.deadline_at - utcnow()).total_seconds()
+            loop = asyncio.get_running_loop()
+            entry.timers.append(loop.call_later(max(0.0, delay), self._cancel, job.id, "deadline"))
+
+    def _cancel(self, job_id: str, reason: str) -> None:
+        entry = self._running.get(job_id)
+        if entry is None or entry.reason is not None or entry.task is None:
+            return
+        entry.reason = reason
+        entry.runner.cancel_requested = True
+        entry.task.cancel()
+
+    # --- one job --------------------------------------------------------------------------------
+    async def _run_job(self, entry: _Running) -> None:
+        job = entry.job
+        try:
+            status, result, error = await self._execute(entry)
+            await self._finish(entry, status, result, error)
+        except asyncio.CancelledError:
+            if entry.reason is None:
+                raise  # cancelled from outside (the event loop is closing): nothing of ours to write
+            await self._after_cancel(entry)
+        except errors.StoreError as exc:
+            await self._retry_later(job, exc)
+        except Exception:  # our own bug: log it, keep the worker alive; the lease expires and another tries
+            log.exception("worker failed on job %s", job.id)
+        finally:
+            for timer in entry.timers:
+                timer.cancel()
+            self._running.pop(job.id, None)
+            self.jobs_run += 1
+            self._slot_freed.set()
+
+    async def _execute(self, entry: _Running) -> Outcome:
+        job, runner = entry.job, entry.runner
+        pipeline = self.pipelines.get(job.pipeline)
+        if pipeline is None:
+            return _failed(problem("unknown-pipeline", "Unknown pipeline", f"no pipeline '{job.pipeline}' here"))
+        if job.deadline_at is not None and job.deadline_at <= utcnow():
+            return _failed(_deadline_problem(job))
+        try:
+            inp = pipeline.input_model.model_validate(job.input)
+        except pydantic.ValidationError as exc:
+            detail = f"the job's input does not match the '{pipeline.name}' pipeline: {exc.error_count()} error(s)"
+            errs = exc.errors(include_url=False, include_context=False)
+            return _failed(problem("invalid-input", "Invalid input", detail, 422, stage="input", errors=errs))
+        return await self._run_pipeline(pipeline, runner, inp)
+
+    async def _run_pipeline(self, pipeline: Pipeline, runner: JobRunner, inp: Any) -> Outcome:
+        try:
+            result = await pipeline.run(runner, inp)
+        except StepFailed as exc:
+            return _failed(exc.to_problem())
+        except errors.JobCanceled:
+            return JobStatus.CANCELED, None, _canceled_problem()
+        except errors.StoreError:
+            raise
+        except Exception as exc:
+            log.warning("job %s: pipeline %s raised %s", runner.job.id, pipeline.name, describe(exc))
+            reason = describe(exc)
+            detail = f"the '{pipeline.name}' pipeline failed outside any step: {reason}"
+            return _failed(problem("pipeline-error", "The pipeline failed", detail, stage="pipeline", reason=reason))
+        body: JSON = dict(result) if isinstance(result, Mapping) else {"result": result}
+        if not runner.failed_items:
+            return JobStatus.SUCCEEDED, body, None
+        body["failed_items"] = [runner.failed_items[k] for k in sorted(runner.failed_items, key=_item_order)]
+        return JobStatus.PARTIAL, body, None
+
+    async def _finish(self, entry: _Running, status: JobStatus, result: JSON | None, error: JSON | None) -> None:
+        usage = entry.runner.usage_summary()
+        done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
+        if not done:
+            log.warning("job %s: lease lost before it could finish as %s", entry.job.id, status)
+
+    async def _after_cancel(self, entry: _Running) -> None:
+        if entry.reason in ("lost", "shutdown"):
+            return  # not ours to finish: someone else owns the job now, or release() hands it back
+        task = asyncio.current_task()
+        if task is not None:  # we asked for this cancellation and handle it: finish() must not be cancelled
+            task.uncancel()
+        if entry.reason == "deadline":
+            await self._finish(entry, *_failed(_deadline_problem(entry.job)))
+        else:
+            await self._finish(entry, JobStatus.CANCELED, None, _canceled_problem())
+
+    async def _retry_later(self, job: Job, exc: errors.StoreError) -> None:
+        log.warning("job %s: store failed (%s); retrying later", job.id, describe(exc))
+        run_at = utcnow() + timedelta(seconds=STORE_RETRY_SECONDS)
+        with contextlib.suppress(errors.StoreError):  # the lease then expires and another worker resumes it
+            await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem())
+
+    # --- heartbeat ------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                beat = await self.store.heartbeat(self.worker_id, list(self._running), self.settings.lease_seconds)
+                for job_id in beat.lost:
+                    log.warning("job %s: lease lost; dropping it", job_id)
+                    self._cancel(job_id, "lost")
+                for job_id in beat.cancel_requested:
+                    self._cancel(job_id, "canceled")
+                if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                    last_purge = time.monotonic()
+                    await self.store.purge_expired()
+            except errors.StoreError as exc:
+                log.warning("heartbeat failed: %s", describe(exc))
+
+
+def _failed(error: JSON) -> Outcome:
+    return JobStatus.FAILED, None, error
+
+
+def _canceled_problem() -> JSON:
+    return problem("canceled", "The job was canceled", "cancellation was requested", 409)
+
+
+def _deadline_problem(job: Job) -> JSON:
+    deadline = job.deadline_at.isoformat() if job.deadline_at else None
+    detail = f"the job did not finish before its deadline ({deadline})"
+    return problem("deadline-exceeded", "Deadline exceeded", detail, 504, stage="deadline", deadline_at=deadline)
+
+
+def _item_order(key: str) -> tuple[str, int]:
+    stage, _, rest = key.partition("[")
+    index = rest.rstrip("]")
+    return stage, int(index) if index.isdigit() else -1
+
+
+__all__ = ["Worker", "default_worker_id", "problem"]
