@@ -78,9 +78,8 @@ async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
     from ingestd.store import open_store
     from ingestd.worker import Worker
 
-    store = await open_store(settings.database_url)
+    store = await open_store(settings.database_url)  # migrates to the newest schema
     try:
-        await store.migrate()
         running = Worker(store, build_pipelines(settings), settings, worker_id)
         loop = asyncio.get_running_loop()
         stopping: set[asyncio.Task[None]] = set()

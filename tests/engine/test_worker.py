@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from conftest import events_of, running_worker, submit, wait_finished, wait_until
+from engine_helpers import events_of, running_worker, submit, wait_finished, wait_until
 from engine_pipelines import lines
 
 from ingestd.models import JobStatus
