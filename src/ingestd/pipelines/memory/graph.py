@@ -1,0 +1,211 @@
+"""The knowledge-graph store of the memory pipeline: a small ``GraphStore`` protocol and its data.
+
+The graph lives in ingestd's own database (the same URL as the job store), in tables prefixed ``mem_``:
+entities, their aliases (normalised spellings), facts with ``valid_at``/``invalid_at``/``created_at`` and their
+source episode and job, episodes, embeddings, and the jobs already applied. Every query is scoped to one
+``Scope`` (tenant + user): one user's graph never sees another's.
+
+``open_graph_store(url)`` picks the backend from the URL, like ``ingestd.store.open_store``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ingestd import errors
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose graph: a tenant (from the API key) and one of its users."""
+
+    tenant: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Entity:
+    id: str
+    name: str
+    type: str
+    summary: str
+    aliases: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A statement ``subject predicate object``, true from ``valid_at`` until ``invalid_at`` (None: still true)."""
+
+    id: str
+    subject_id: str
+    subject: str
+    predicate: str
+    object_id: str | None  # None when the object is a plain value ("data scientist")
+    object: str
+    sentence: str
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    created_at: datetime
+    episode_id: str
+    job_id: str
+
+    @property
+    def current(self) -> bool:
+        return self.invalid_at is None
+
+
+@dataclass(frozen=True)
+class KnownEntity:
+    """What resolution needs to know of an existing entity."""
+
+    id: str
+    name: str
+    type: str
+    aliases: tuple[str, ...]  # normalised spellings
+    embedding: list[float] | None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    fact: Fact
+    score: float
+
+
+@dataclass(frozen=True)
+class EntityHit:
+    entity: Entity
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    facts: list[SearchHit]
+    entities: list[EntityHit]
+
+
+# --- the changes one job makes (computed by ``resolve``, checkpointed, written by ``apply``) -----------------
+
+
+@dataclass(frozen=True)
+class NewEpisode:
+    id: str
+    session_id: str
+    index: int
+    content: str
+    started_at: datetime | None
+    reference_time: datetime | None
+
+
+@dataclass(frozen=True)
+class NewEntity:
+    id: str
+    name: str
+    type: str
+    summary: str
+    embedding: list[float] | None
+
+
+@dataclass(frozen=True)
+class NewAlias:
+    entity_id: str
+    alias: str  # normalised
+
+
+@dataclass(frozen=True)
+class NewFact:
+    id: str
+    subject_id: str
+    predicate: str
+    object_id: str | None
+    object: str
+    sentence: str
+    valid_at: datetime | None
+    invalid_at: datetime | None
+    episode_id: str
+    embedding: list[float] | None
+
+
+@dataclass(frozen=True)
+class Invalidation:
+    fact_id: str
+    invalid_at: datetime
+    by_fact_id: str
+
+
+@dataclass(frozen=True)
+class GraphChanges:
+    """Everything one job adds to a user's graph; applied in one transaction, at most once per ``job_id``."""
+
+    job_id: str
+    embedding_model: str
+    episodes: list[NewEpisode] = field(default_factory=list)
+    entities: list[NewEntity] = field(default_factory=list)
+    aliases: list[NewAlias] = field(default_factory=list)
+    summaries: dict[str, str] = field(default_factory=dict)  # entity id -> longer summary learnt
+    facts: list[NewFact] = field(default_factory=list)
+    invalidations: list[Invalidation] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    applied: bool  # False: this job's changes were already in the graph (a retried apply)
+    stats: dict[str, Any]
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """A user-scoped temporal knowledge graph. Implementations: SQLite (FTS5) and PostgreSQL (tsvector)."""
+
+    url: str
+
+    async def migrate(self) -> None:
+        """Create the ``mem_*`` tables if absent. Safe to run concurrently and repeatedly."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def known_entities(self, scope: Scope) -> list[KnownEntity]:
+        """Every entity of the user with its aliases and name embedding (for resolution)."""
+        ...
+
+    async def current_facts(self, scope: Scope, subject_ids: list[str]) -> list[Fact]:
+        """The still-valid facts about the given subjects."""
+        ...
+
+    async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
+        """Write ``changes`` in one transaction, unless ``changes.job_id`` was applied already."""
+        ...
+
+    async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None: ...
+
+    async def entity_facts(self, scope: Scope, entity_id: str) -> list[Fact]:
+        """Every fact (current and past) with the entity as subject or object, oldest first."""
+        ...
+
+    async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
+        """Hybrid search: full text and embedding similarity fused; current facts before past ones."""
+        ...
+
+    async def user_exists(self, scope: Scope) -> bool: ...
+
+
+async def open_graph_store(url: str) -> GraphStore:
+    """Open (and migrate) the graph store in the database at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
+    store: GraphStore
+    if url.startswith("sqlite"):
+        from ingestd.pipelines.memory.graph_sqlite import SqliteGraphStore
+
+        store = SqliteGraphStore(url)
+    elif url.startswith(("postgresql", "postgres")):
+        from ingestd.pipelines.memory.graph_postgres import PostgresGraphStore
+
+        store = await PostgresGraphStore.connect(url)
+    else:
+        raise errors.InvalidInput(f"unsupported database URL for the memory graph: {url.split(':', 1)[0]}")
+    await store.migrate()
+    return store

