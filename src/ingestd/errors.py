@@ -93,6 +93,14 @@ class JobNotFinished(Conflict):
     title = "The job has not finished"
 
 
+class LeaseLost(Conflict):
+    """``save_step`` by a worker that no longer holds the job's lease: it must stop working on the job."""
+
+    code = "lease-lost"
+    status = 409
+    title = "The job's lease was lost"
+
+
 class InvalidInput(IngestdError):
     code = "invalid-input"
     status = 422

@@ -1,0 +1,139 @@
+"""Initial schema: jobs, steps, events, workers, api_keys, webhook_outbox, blobs.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+# Spelled out here (not imported from schema.py) so this revision never changes when the schema moves on.
+Timestamp = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
+Bytes = sa.LargeBinary().with_variant(postgresql.BYTEA(), "postgresql")
+
+
+def _where(sql: str) -> dict[str, Any]:
+    return {"postgresql_where": sa.text(sql), "sqlite_where": sa.text(sql)}
+
+
+def _jobs() -> None:
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("tenant", sa.Text, nullable=False),
+        sa.Column("pipeline", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("input", sa.Text, nullable=False),
+        sa.Column("files", sa.Text, nullable=False),
+        sa.Column("progress_stage", sa.Text),
+        sa.Column("progress_done", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("progress_total", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("result", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("max_attempts", sa.Integer, nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("run_at", Timestamp, nullable=False),
+        sa.Column("ordering_key", sa.Text),
+        sa.Column("idempotency_key", sa.Text),
+        sa.Column("payload_hash", sa.Text),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("started_at", Timestamp),
+        sa.Column("finished_at", Timestamp),
+        sa.Column("updated_at", Timestamp, nullable=False),
+        sa.Column("expires_at", Timestamp),
+        sa.Column("lease_owner", sa.Text),
+        sa.Column("lease_expires_at", Timestamp),
+        sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("deadline_seconds", sa.Float),
+        sa.Column("deadline_at", Timestamp),
+        sa.Column("retention_seconds", sa.Float, nullable=False),
+        sa.Column("usage", sa.Text, nullable=False),
+        sa.Column("webhook_url", sa.Text),
+        sa.Column("units", sa.Float, nullable=False, server_default="0"),
+        sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_index("jobs_queued", "jobs", [sa.text("priority DESC"), "run_at", "id"], **_where("status = 'queued'"))
+    op.create_index("jobs_leases", "jobs", ["lease_expires_at"], **_where("status = 'running'"))
+    op.create_index("jobs_ordering", "jobs", ["ordering_key", "status", "id"], **_where("ordering_key IS NOT NULL"))
+    op.create_index("jobs_idempotency", "jobs", ["tenant", "idempotency_key"], unique=True)
+    op.create_index("jobs_tenant", "jobs", ["tenant", "id"])
+    op.create_index("jobs_tenant_queued", "jobs", ["tenant"], **_where("status = 'queued'"))
+    op.create_index("jobs_expiry", "jobs", ["expires_at"], **_where("expires_at IS NOT NULL"))
+    op.create_index("jobs_durations", "jobs", ["pipeline", "finished_at"], **_where("status = 'succeeded'"))
+
+
+def _others() -> None:
+    op.create_table(
+        "steps",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("ok", sa.Boolean, nullable=False),
+        sa.Column("output", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("started_at", Timestamp, nullable=False),
+        sa.Column("finished_at", Timestamp, nullable=False),
+        sa.Column("usage", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "events",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.Column("at", Timestamp, nullable=False),
+    )
+    op.create_table(
+        "workers",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("last_seen", Timestamp, nullable=False),
+        sa.Column("jobs", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "api_keys",
+        sa.Column("key_hash", sa.Text, primary_key=True),
+        sa.Column("tenant", sa.Text, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+    )
+    op.create_table(
+        "webhook_outbox",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("job_id", sa.String(32), nullable=False),
+        sa.Column("tenant", sa.Text, nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", Timestamp, nullable=False),
+        sa.Column("last_error", sa.Text),
+        sa.Column("delivered_at", Timestamp),
+        sa.Column("created_at", Timestamp, nullable=False),
+    )
+    op.create_index("webhook_outbox_due", "webhook_outbox", ["next_attempt_at"], **_where("delivered_at IS NULL"))
+    op.create_table(
+        "blobs",
+        sa.Column("ref", sa.String(64), primary_key=True),
+        sa.Column("chunk_no", sa.Integer, primary_key=True),
+        sa.Column("data", Bytes, nullable=False),
+    )
+
+
+def upgrade() -> None:
+    _jobs()
+    _others()
+
+
+def downgrade() -> None:
+    for table in ("blobs", "webhook_outbox", "api_keys", "workers", "events", "steps", "jobs"):
+        op.drop_table(table)

@@ -1,0 +1,338 @@
+"""The SQLite store's job transactions, as plain functions of a ``sqlite3.Connection``.
+
+Each function runs inside one transaction opened by ``SQLiteJobStore`` (``BEGIN IMMEDIATE`` for writes) in the
+store's database thread, and records in ``wake`` what the commit should wake. Times are Unix seconds. The SQL sits
+next to the function that runs it; status literals are inlined (not bound) so SQLite can use the partial indexes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ingestd import errors
+from ingestd.models import JSON, JobStatus, NewJob, Progress
+from ingestd.store import records
+from ingestd.store.records import JOB_COLUMNS, dumps
+from ingestd.store.wakeup import Wake
+
+Row = tuple[Any, ...]
+_TERMINAL_SQL = "('succeeded', 'partial', 'failed', 'canceled')"
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def append_events(
+    conn: sqlite3.Connection, wake: Wake, job_id: str, events: Sequence[tuple[str, JSON]], now: float
+) -> int:
+    """Append ``events`` with the next sequence numbers; returns the last seq (0 if the job does not exist)."""
+    if not events:
+        return 0
+    row = conn.execute(
+        "UPDATE jobs SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq", (len(events), job_id)
+    ).fetchone()
+    if row is None:
+        return 0
+    first = row[0] - len(events) + 1
+    conn.executemany(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)",
+        [(job_id, first + i, etype, dumps(data), now) for i, (etype, data) in enumerate(events)],
+    )
+    wake.jobs.append(job_id)
+    return int(row[0])
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, tenant, pipeline, status, input, files, attempt, max_attempts, priority, run_at, "
+    "ordering_key, idempotency_key, payload_hash, created_at, updated_at, cancel_requested, deadline_seconds, "
+    "retention_seconds, usage, webhook_url, units, last_seq) "
+    "VALUES (?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '{}', ?, ?, 1) "
+    f"RETURNING {JOB_COLUMNS}"
+)
+
+
+def submit(conn: sqlite3.Connection, wake: Wake, new: NewJob, job_id: str, now: float) -> tuple[Row, bool]:
+    """Insert the job and its ``job.queued`` event: (row, True); an idempotent replay: (existing row, False)."""
+    if new.idempotency_key is not None:
+        existing = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?",
+            (new.tenant, new.idempotency_key),
+        ).fetchone()
+        if existing is not None:
+            if existing[17] != new.payload_hash:
+                raise errors.IdempotencyConflict(job_id=existing[0])
+            return tuple(existing), False
+    run_at = new.run_at.timestamp() if new.run_at else now
+    row = conn.execute(
+        _INSERT_JOB,
+        (job_id, new.tenant, new.pipeline, dumps(new.input), records.encode_files(new.files), new.max_attempts,
+         new.priority, run_at, new.ordering_key, new.idempotency_key, new.payload_hash, now, now,
+         new.deadline_seconds, new.retention_seconds, new.webhook_url, new.units),
+    ).fetchone()  # fmt: skip
+    conn.execute(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, 1, 'job.queued', ?, ?)",
+        (job_id, dumps({"pipeline": new.pipeline}), now),
+    )
+    wake.work = True
+    wake.jobs.append(job_id)
+    return tuple(row), True
+
+
+def _pipeline_filter(pipelines: Sequence[str] | None) -> tuple[str, list[str]]:
+    if pipelines is None:
+        return "", []
+    return f" AND pipeline IN ({_marks(len(pipelines))})", list(pipelines)
+
+
+def _queued_ids(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | None, limit: int) -> list[str]:
+    # A keyed job waits while a same-key job runs or an earlier same-key job is still queued (submission order).
+    where, params = _pipeline_filter(pipelines)
+    sql = (
+        "SELECT id FROM jobs AS j WHERE status = 'queued' AND run_at <= ?" + where + " AND (ordering_key IS NULL OR ("
+        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.status = 'running') AND "
+        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.status = 'queued' "
+        "AND o.id < j.id))) ORDER BY priority DESC, run_at, id LIMIT ?"
+    )
+    return [r[0] for r in conn.execute(sql, (now, *params, limit))]
+
+
+def _expired(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | None, limit: int) -> list[Row]:
+    where, params = _pipeline_filter(pipelines)
+    sql = (
+        "SELECT id, attempt >= max_attempts, attempt FROM jobs WHERE status = 'running' AND lease_expires_at < ?"
+        + where
+        + " ORDER BY lease_expires_at LIMIT ?"
+    )
+    return [tuple(r) for r in conn.execute(sql, (now, *params, limit))]
+
+
+def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[Row], status: str, now: float) -> None:
+    """Events and webhook outbox rows of jobs just moved to a terminal ``status``.
+
+    ``rows``: (id, last_seq, tenant, pipeline, webhook_url, ordering_key) as returned by the UPDATE."""
+    conn.executemany(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.finished', ?, ?)",
+        [(r[0], r[1], dumps({"status": status}), now) for r in rows],
+    )
+    at = records.as_datetime(now)
+    assert at is not None
+    outbox = [
+        (f"{r[0]}-{i}", r[0], r[2], url, dumps(records.webhook_payload(r[0], r[2], r[3], status, at)), now, now)
+        for r in rows
+        for i, url in enumerate(records.webhook_urls(r[4]))
+    ]
+    if outbox:
+        conn.executemany(
+            "INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, "
+            "created_at) VALUES (?, ?, ?, ?, 'job.finished', ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
+            outbox,
+        )
+    wake.jobs.extend(r[0] for r in rows)
+    if any(r[5] is not None for r in rows):
+        wake.work = True  # a same-key successor may be claimable now
+
+
+_TERMINAL_SET = (
+    "finished_at = ?, updated_at = ?, expires_at = ? + retention_seconds, lease_owner = NULL, "
+    "lease_expires_at = NULL, last_seq = last_seq + 1"
+)
+_FINISHED_RETURNING = "RETURNING id, last_seq, tenant, pipeline, webhook_url, ordering_key"
+
+
+def _fail_exhausted(conn: sqlite3.Connection, wake: Wake, expired: list[Row], now: float) -> None:
+    """Fail expired jobs whose attempts are used up; ``expired``: (id, exhausted, attempt) rows."""
+    rows = []
+    for job_id, _, attempts in expired:
+        row = conn.execute(
+            f"UPDATE jobs SET status = 'failed', error = ?, {_TERMINAL_SET} "
+            f"WHERE id = ? AND status = 'running' {_FINISHED_RETURNING}",
+            (dumps(records.exhausted_error(attempts)), now, now, now, job_id),
+        ).fetchone()
+        rows.append(tuple(row))
+    _finish_rows(conn, wake, rows, JobStatus.FAILED, now)
+
+
+def claim(
+    conn: sqlite3.Connection,
+    wake: Wake,
+    worker_id: str,
+    pipelines: Sequence[str] | None,
+    limit: int,
+    lease_seconds: float,
+    now: float,
+) -> list[Row]:
+    """Fail exhausted expired jobs, then lease expired and queued jobs (see protocol.py). Rows in claim order."""
+    expired = _expired(conn, now, pipelines, limit)
+    exhausted = [r for r in expired if r[1]]
+    if exhausted:
+        _fail_exhausted(conn, wake, exhausted, now)
+    ids = [r[0] for r in expired if not r[1]]
+    if len(ids) < limit:
+        ids += _queued_ids(conn, now, pipelines, limit - len(ids))
+    if not ids:
+        return []
+    rows = conn.execute(
+        f"UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
+        f"started_at = coalesce(started_at, ?), deadline_at = coalesce(deadline_at, ? + deadline_seconds), "
+        f"updated_at = ?, last_seq = last_seq + 1 WHERE id IN ({_marks(len(ids))}) RETURNING {JOB_COLUMNS}",
+        (worker_id, now + lease_seconds, now, now, now, *ids),
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.started', ?, ?)",
+        [(r[0], r[30], dumps({"attempt": r[11], "worker": worker_id}), now) for r in rows],
+    )
+    wake.jobs.extend(r[0] for r in rows)
+    order = {job_id: i for i, job_id in enumerate(ids)}
+    return sorted((tuple(r) for r in rows), key=lambda r: order[r[0]])
+
+
+def heartbeat(
+    conn: sqlite3.Connection, wake: Wake, worker_id: str, job_ids: Sequence[str], lease_seconds: float, now: float
+) -> tuple[set[str], set[str]]:
+    """Extend held leases; returns (held, cancel requested)."""
+    held: set[str] = set()
+    cancel: set[str] = set()
+    if job_ids:
+        rows = conn.execute(
+            f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({_marks(len(job_ids))}) AND status = 'running' "
+            "AND lease_owner = ? RETURNING id, cancel_requested",
+            (now + lease_seconds, *job_ids, worker_id),
+        ).fetchall()
+        held = {r[0] for r in rows}
+        cancel = {r[0] for r in rows if r[1]}
+    conn.execute(
+        "INSERT INTO workers (id, last_seen, jobs) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, jobs = excluded.jobs",
+        (worker_id, now, len(held)),
+    )
+    return held, cancel
+
+
+def release(conn: sqlite3.Connection, wake: Wake, worker_id: str, job_ids: Sequence[str], now: float) -> None:
+    if not job_ids:
+        return
+    rows = conn.execute(
+        "UPDATE jobs SET status = 'queued', attempt = max(attempt - 1, 0), lease_owner = NULL, "
+        f"lease_expires_at = NULL, updated_at = ?, last_seq = last_seq + 1 WHERE id IN ({_marks(len(job_ids))}) "
+        "AND status = 'running' AND lease_owner = ? RETURNING id, last_seq",
+        (now, *job_ids, worker_id),
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.released', ?, ?)",
+        [(r[0], r[1], dumps({"worker": worker_id}), now) for r in rows],
+    )
+    if rows:
+        wake.work = True
+        wake.jobs.extend(r[0] for r in rows)
+
+
+def set_progress(conn: sqlite3.Connection, wake: Wake, job_id: str, worker_id: str, p: Progress, now: float) -> None:
+    row = conn.execute(
+        "UPDATE jobs SET progress_stage = ?, progress_done = ?, progress_total = ?, updated_at = ?, "
+        "last_seq = last_seq + 1 WHERE id = ? AND status = 'running' AND lease_owner = ? RETURNING last_seq",
+        (p.stage, p.done, p.total, now, job_id, worker_id),
+    ).fetchone()
+    if row is not None:
+        conn.execute(
+            "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.progress', ?, ?)",
+            (job_id, row[0], dumps({"stage": p.stage, "done": p.done, "total": p.total}), now),
+        )
+        wake.jobs.append(job_id)
+
+
+def finish(
+    conn: sqlite3.Connection,
+    wake: Wake,
+    job_id: str,
+    worker_id: str,
+    status: JobStatus,
+    values: tuple[str | None, str | None, str | None],
+    now: float,
+) -> bool:
+    """Compare-and-set a leased running job to ``status``; ``values``: encoded (result, error, usage)."""
+    result, error, usage = values
+    row = conn.execute(
+        f"UPDATE jobs SET status = ?, result = ?, error = ?, usage = coalesce(?, usage), {_TERMINAL_SET} "
+        f"WHERE id = ? AND status = 'running' AND lease_owner = ? {_FINISHED_RETURNING}",
+        (status.value, result, error, usage, now, now, now, job_id, worker_id),
+    ).fetchone()
+    if row is None:
+        return False
+    _finish_rows(conn, wake, [tuple(row)], status, now)
+    return True
+
+
+def retry_later(
+    conn: sqlite3.Connection, wake: Wake, job_id: str, worker_id: str, run_at: float, error: JSON, now: float
+) -> bool:
+    row = conn.execute(
+        "UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = ?, last_seq = last_seq + 1 WHERE id = ? AND status = 'running' AND lease_owner = ? "
+        "RETURNING last_seq",
+        (run_at, dumps(error), now, job_id, worker_id),
+    ).fetchone()
+    if row is None:
+        return False
+    retry_at = records.as_datetime(run_at)
+    assert retry_at is not None
+    conn.execute(
+        "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.queued', ?, ?)",
+        (job_id, row[0], dumps({"retry_at": retry_at.isoformat(), "error": error}), now),
+    )
+    wake.work = True
+    wake.jobs.append(job_id)
+    return True
+
+
+def request_cancel(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None, now: float) -> Row | None:
+    where = " AND tenant = ?" if tenant is not None else ""
+    params = (job_id, tenant) if tenant is not None else (job_id,)
+    row = conn.execute(f"SELECT status, cancel_requested FROM jobs WHERE id = ?{where}", params).fetchone()
+    if row is None:
+        return None
+    if row[0] == "queued":
+        append_events(conn, wake, job_id, [("job.cancel_requested", {})], now)
+        done = conn.execute(
+            f"UPDATE jobs SET status = 'canceled', {_TERMINAL_SET} WHERE id = ? {_FINISHED_RETURNING}",
+            (now, now, now, job_id),
+        ).fetchone()
+        _finish_rows(conn, wake, [tuple(done)], JobStatus.CANCELED, now)
+        wake.work = True  # it may have been holding back same-key successors
+    elif row[0] == "running" and not row[1]:
+        conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
+        append_events(conn, wake, job_id, [("job.cancel_requested", {})], now)
+    return tuple(conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def delete_job(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None) -> Row | None:
+    where = " AND tenant = ?" if tenant is not None else ""
+    params = (job_id, tenant) if tenant is not None else (job_id,)
+    row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{where}", params).fetchone()
+    if row is None:
+        return None
+    if not JobStatus(row[3]).terminal:
+        raise errors.JobNotFinished(job_id=job_id)
+    _delete_ids(conn, [job_id])
+    return tuple(row)
+
+
+def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> None:
+    marks = _marks(len(ids))
+    for table in ("events", "steps"):
+        conn.execute(f"DELETE FROM {table} WHERE job_id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+
+
+def purge_expired(conn: sqlite3.Connection, wake: Wake, now: float, batch: int) -> list[str]:
+    """Delete up to ``batch`` expired terminal jobs; returns their files' encoded lists (for blob deletion)."""
+    rows = conn.execute(
+        f"SELECT id, files FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? AND status IN {_TERMINAL_SQL} "
+        "LIMIT ?",
+        (now, batch),
+    ).fetchall()
+    if rows:
+        _delete_ids(conn, [r[0] for r in rows])
+    return [r[1] for r in rows]

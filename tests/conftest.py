@@ -1,0 +1,131 @@
+"""Shared fixtures: every store test runs on SQLite and on PostgreSQL.
+
+Reuse these in any test directory:
+
+- ``backend`` (parametrised ``"sqlite"``, ``"postgres"``): the backend's name.
+- ``database_url``: a fresh, migrated, empty database URL for the backend: a SQLite file in ``tmp_path``, or a
+  PostgreSQL database ``ingestd_t_<rand>`` cloned from a template migrated once per session, dropped after the
+  test. Use it for subprocesses (workers, servers) that open the store themselves.
+- ``store``: an open ``JobStore`` on ``database_url`` (closed after the test).
+- ``pg_url()``: the PostgreSQL server URL (``INGESTD_TEST_PG``, default ``postgresql://postgres@127.0.0.1:5432/test``);
+  ``new_pg_database()`` / ``drop_pg_database(url)``: make or drop a migrated database outside the fixtures.
+
+Without a reachable PostgreSQL the ``postgres`` cases are skipped with a clear message, unless ``CI=true``, where
+they fail: CI must run every test on both databases.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from ingestd.store import open_store
+from ingestd.store.protocol import JobStore
+
+BACKENDS = ["sqlite", "postgres"]
+_TEMPLATE = "ingestd_template"
+_template_ready = False
+
+
+def pg_url(database: str | None = None) -> str:
+    """The test PostgreSQL URL, or the same server with another ``database``."""
+    url = os.environ.get("INGESTD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    if database is None:
+        return url
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
+def _unavailable(reason: str) -> None:
+    message = f"PostgreSQL is not reachable at {pg_url()} ({reason}); set INGESTD_TEST_PG or start it"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+    pytest.skip(message)
+
+
+async def _admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(pg_url(), timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        _unavailable(str(exc))
+        raise  # unreachable: _unavailable raises
+
+
+async def _ensure_template() -> None:
+    """Build the migrated template database once per test session (dropped and rebuilt at session start)."""
+    global _template_ready
+    if _template_ready:
+        return
+    from ingestd.store import migrations
+
+    admin = await _admin()
+    try:
+        # An advisory lock so that parallel sessions (pytest-xdist, two developers) do not race on the template.
+        await admin.execute("SELECT pg_advisory_lock(7320001)")
+        await admin.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {_TEMPLATE}")
+        await migrations.upgrade_postgres(pg_url(_TEMPLATE))
+        await admin.execute("SELECT pg_advisory_unlock(7320001)")
+    finally:
+        await admin.close()
+    _template_ready = True
+
+
+async def new_pg_database() -> str:
+    """A fresh migrated PostgreSQL database (cloned from the template); returns its URL."""
+    await _ensure_template()
+    name = f"ingestd_t_{os.urandom(5).hex()}"
+    admin = await _admin()
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+    finally:
+        await admin.close()
+    return pg_url(name)
+
+
+async def drop_pg_database(url: str) -> None:
+    admin = await _admin()
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test; every test using it (or ``database_url`` / ``store``) runs on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: object) -> AsyncIterator[str]:
+    """A fresh, migrated, empty database of ``backend`` (see the module docstring)."""
+    if backend == "sqlite":
+        path = os.path.join(str(tmp_path), "db", "ingestd.db")
+        store = await open_store(f"sqlite:///{path}")  # creates and migrates it
+        await store.close()
+        yield f"sqlite:///{path}"
+        return
+    if importlib.util.find_spec("ingestd.store.postgres") is None:
+        pytest.skip("the PostgreSQL backend is not written yet")
+    url = await new_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[JobStore]:
+    """An open ``JobStore`` on a fresh database of each backend."""
+    opened = await open_store(database_url, migrate=False)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+__all__ = ["drop_pg_database", "new_pg_database", "pg_url"]
