@@ -33,7 +33,7 @@ class Segment:
 class Mark:
     t: float
     kind: str  # retry | limiter | failed
-    label: str
+    label: str  # t: when it happened (a limiter wait: when the wait began)
     seconds: float | None = None  # a limiter wait's length, a retry's delay
 
 
