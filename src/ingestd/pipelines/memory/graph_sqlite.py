@@ -264,7 +264,7 @@ def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: st
             (f.id, scope.tenant, scope.user_id, f.subject_id, f.predicate, f.object_id, f.object, f.sentence,
              _ts(f.valid_at), _ts(f.invalid_at), now, f.episode_id, ch.job_id),
         )  # fmt: skip
-        text = f"{names.get(f.subject_id, '')} {f.predicate.replace('_', ' ')} {f.object}. {f.sentence}"
+        text = hybrid.fact_search_text(names.get(f.subject_id, ""), f.predicate, f.object, f.sentence)
         c.execute("INSERT INTO mem_facts_fts (scope, text, fact_id) VALUES (?,?,?)", (token, text, f.id))
 
 
@@ -336,8 +336,8 @@ def _entity_hits(
         r[0]
         for t in terms
         for r in c.execute(
-            "SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=? AND user_id=? AND (alias = ? OR alias LIKE ?)",
-            (scope.tenant, scope.user_id, t, f"% {t}"),
+            "SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=? AND user_id=? AND (' ' || alias || ' ') LIKE ?",
+            (scope.tenant, scope.user_id, f"% {t} %"),
         )
     ]
     scores = hybrid.fuse(list(dict.fromkeys(named)), [i for i, _ in ranking])

@@ -33,6 +33,11 @@ def query_terms(query: str, limit: int = 12) -> list[str]:
     return terms[:limit]
 
 
+def fact_search_text(subject: str, predicate: str, obj: str, sentence: str) -> str:
+    """What full-text search indexes for a fact: its triple in words, then its sentence."""
+    return f"{subject} {predicate.replace('_', ' ')} {obj}. {sentence}"
+
+
 def vector_to_bytes(vector: Sequence[float]) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
