@@ -20,7 +20,7 @@ def _builtin(settings: Settings) -> list[Pipeline]:
     pipelines = [demo.DEMO, demo.NOOP]
     # Team pipelines: one line each, importing inside this function so a heavy model loads only when used.
     # pipelines.append(audio.build(settings))   # audio engineer
-    # pipelines.append(memory.build(settings))  # memory engineer
+    pipelines.append(importlib.import_module("ingestd.pipelines.memory").build(settings))  # memory engineer
     return pipelines
 
 
