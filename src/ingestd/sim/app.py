@@ -58,6 +58,8 @@ class Simulator:
         if fault == "hang":
             await self._hang(request)
             return Response(status_code=504), "hang"
+        if fault == "malformed":
+            return Response("<html>upstream glitch</html>", media_type="text/html"), "malformed"
         if fault is not None:
             return self._fault_response(int(fault), route_config, deepgram), str(fault)
         seconds = route_config.latency(self.state.rng, produced.audio_seconds, call.in_flight)
@@ -73,6 +75,9 @@ class Simulator:
         threshold = route_config.hang_rate
         if draw < threshold:
             return "hang"
+        threshold += route_config.malformed_rate
+        if draw < threshold:
+            return "malformed"
         for status, rate in sorted(route_config.error_rates.items()):
             threshold += rate
             if draw < threshold:

@@ -37,6 +37,7 @@ class RouteConfig(BaseModel):
     max_seconds: float | None = Field(default=None, ge=0)
     error_rates: dict[int, float] = Field(default_factory=dict)  # HTTP status -> probability, e.g. {429: 0.05}
     hang_rate: float = Field(default=0.0, ge=0, le=1)  # the call never answers (until the client gives up)
+    malformed_rate: float = Field(default=0.0, ge=0, le=1)  # a 200 whose body is not the expected JSON
     retry_after_seconds: float = Field(default=1.0, ge=0)  # sent with 429 and 503, times time_scale
     fail_first_per_key: int = Field(default=0, ge=0)  # the first N calls per request key fail
     fail_first_status: int = 500

@@ -109,7 +109,9 @@ async def transcriptions(request: Request, state: SimState) -> Produced:
         fmt, language = str(form.get("response_format") or "json"), form.get("language")
         prompt = str(form.get("prompt") or "")
     audio = await _read_audio(body, state)
-    keywords = [w.strip(",.:") for w in prompt.split() if w[:1].isupper()][:5]
+    # Our client sends "Vocabulary: a, b."; echo the listed terms so tests can see they arrived.
+    listed = prompt.split(":", 1)[-1]
+    keywords = [w.strip(" .") for w in listed.split(",") if w.strip(" .")][:5]
     utterances = speech.make_utterances(
         audio, seed=state.config.seed, words_per_second=state.config.words_per_second, keywords=keywords
     )
