@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from ingestd import errors
+from ingestd import errors, telemetry
 from ingestd.models import JSON, Job, Progress, Step, StoredFile, utcnow
 from ingestd.pipeline import MapResult, RetryPolicy
 from ingestd.store.protocol import JobStore
@@ -178,13 +178,16 @@ class JobRunner:
         state = _StepState(key)
         token = _current_step.set(state)
         try:
-            output, attempts = await self._attempts(key, fn, timeout, retry or DEFAULT_RETRY)
+            with telemetry.step_span(key) as traced:  # span, duration metric, a log line with the timing
+                output, attempts = await self._attempts(key, fn, timeout, retry or DEFAULT_RETRY)
         finally:
             _current_step.reset(token)
         finished_at = utcnow()
         step = Step(self._job.id, key, True, output, None, attempts, started_at, finished_at, dict(state.usage))
         seconds = round((finished_at - started_at).total_seconds(), 6)
-        event = {"key": key, "attempts": attempts, "seconds": seconds}
+        event: JSON = {"key": key, "attempts": attempts, "seconds": seconds}
+        if traced.limiter_wait_seconds:  # for the dashboard's waterfall
+            event["limiter_wait_seconds"] = round(traced.limiter_wait_seconds, 6)
         saved = await self._store.save_step(step, self._worker_id, [("step.finished", event)])
         (await self._checkpoints())[key] = saved
         return saved.output  # type: ignore[no-any-return]
@@ -208,6 +211,7 @@ class JobRunner:
                 delay = backoff_delay(policy, attempt, retry_after_of(exc))
                 data = {"key": key, "attempt": attempt, "delay": round(delay, 3), "reason": describe(exc)}
                 await self._store.append_events(self._job.id, [("step.retrying", data)])
+                telemetry.step_retrying(attempt, exc, delay)
                 await asyncio.sleep(delay)
                 attempt += 1
 
@@ -288,7 +292,8 @@ class JobRunner:
 
     async def call(self, provider: str, fn: Callable[[], Awaitable[R]], *, tenant_fair: bool = True) -> R:
         """Make one provider call and record its usage (``usage`` attribute or key) on the current step."""
-        answer = await fn()
+        with telemetry.provider_span(provider):
+            answer = await fn()
         self.add_usage(provider, calls=1, **usage_of(answer))
         return answer
 
@@ -297,6 +302,7 @@ class JobRunner:
         state = _current_step.get()
         usage = state.usage if state is not None else self._loose_usage
         _add(usage.setdefault(provider, {}), counters)
+        telemetry.record_usage(provider, counters, pipeline=self._job.pipeline)
 
     async def progress(self, stage: str, done: int = 0, total: int = 0) -> None:
         """Record the job's progress (``job.progress``)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import pydantic
 
-from ingestd import errors
+from ingestd import errors, telemetry
 from ingestd.models import JSON, Job, JobStatus, utcnow
 from ingestd.pipeline import Pipeline
 from ingestd.runner import JobRunner, StepFailed, describe
@@ -189,14 +189,11 @@ class Worker:
     async def _run_job(self, entry: _Running) -> None:
         job = entry.job
         try:
-            status, result, error = await self._execute(entry)
-            await self._finish(entry, status, result, error)
+            with telemetry.job_span(job):  # the root span of its steps; counts how the execution ended
+                await self._run_traced(entry)
         except asyncio.CancelledError:
             if entry.reason is None:
                 raise  # cancelled from outside (the event loop is closing): nothing of ours to write
-            await self._after_cancel(entry)
-        except errors.StoreError as exc:
-            await self._retry_later(job, exc)
         except Exception:  # our own bug: log it, keep the worker alive; the lease expires and another tries
             log.exception("worker failed on job %s", job.id)
         finally:
@@ -205,6 +202,17 @@ class Worker:
             self._running.pop(job.id, None)
             self.jobs_run += 1
             self._slot_freed.set()
+
+    async def _run_traced(self, entry: _Running) -> None:
+        try:
+            status, result, error = await self._execute(entry)
+            await self._finish(entry, status, result, error)
+        except asyncio.CancelledError:
+            if entry.reason is None:
+                raise
+            await self._after_cancel(entry)
+        except errors.StoreError as exc:
+            await self._retry_later(entry.job, exc)
 
     async def _execute(self, entry: _Running) -> Outcome:
         job, runner = entry.job, entry.runner
@@ -244,11 +252,13 @@ class Worker:
     async def _finish(self, entry: _Running, status: JobStatus, result: JSON | None, error: JSON | None) -> None:
         usage = entry.runner.usage_summary()
         done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
+        telemetry.set_job_status(status if done else "lost")
         if not done:
             log.warning("job %s: lease lost before it could finish as %s", entry.job.id, status)
 
     async def _after_cancel(self, entry: _Running) -> None:
         if entry.reason in ("lost", "shutdown"):
+            telemetry.set_job_status("lost" if entry.reason == "lost" else "released")
             return  # not ours to finish: someone else owns the job now, or release() hands it back
         task = asyncio.current_task()
         if task is not None:  # we asked for this cancellation and handle it: finish() must not be cancelled
@@ -260,6 +270,7 @@ class Worker:
 
     async def _retry_later(self, job: Job, exc: errors.StoreError) -> None:
         log.warning("job %s: store failed (%s); retrying later", job.id, describe(exc))
+        telemetry.set_job_status("retry")
         run_at = utcnow() + timedelta(seconds=STORE_RETRY_SECONDS)
         with contextlib.suppress(errors.StoreError):  # the lease then expires and another worker resumes it
             await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem())

@@ -18,7 +18,17 @@ from ingestd.telemetry.metrics import (
     render_metrics,
     start_metrics_server,
 )
-from ingestd.telemetry.spans import JobRun, StepRun, current_span, job_span, provider_span, step_span
+from ingestd.telemetry.spans import (
+    JobRun,
+    StepRun,
+    current_span,
+    current_step,
+    job_span,
+    provider_span,
+    set_job_status,
+    step_retrying,
+    step_span,
+)
 from ingestd.telemetry.tracing import configure_tracing, install_memory_exporter, shutdown_tracing
 
 
@@ -35,6 +45,7 @@ __all__ = [
     "configure_logging",
     "configure_tracing",
     "current_span",
+    "current_step",
     "install_memory_exporter",
     "job_span",
     "log_context",
@@ -43,7 +54,9 @@ __all__ = [
     "provider_span",
     "record_usage",
     "render_metrics",
+    "set_job_status",
     "shutdown_tracing",
     "start_metrics_server",
+    "step_retrying",
     "step_span",
 ]

@@ -97,6 +97,11 @@ def observe_limiter_wait(provider: str, seconds: float) -> None:
 
     Also marks the wait on the current span (the step or call that waited), where trace viewers show it."""
     LIMITER_WAIT.labels(provider).observe(max(0.0, seconds))
+    from ingestd.telemetry.spans import current_step  # spans imports this module
+
+    step = current_step()
+    if step is not None:
+        step.limiter_wait_seconds += max(0.0, seconds)
     if seconds > 0:
         trace.get_current_span().add_event("limiter.wait", {"ingestd.provider": provider, "wait_s": seconds})
 

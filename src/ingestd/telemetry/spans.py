@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,6 +65,7 @@ class StepRun:
     span: Span
     retries: int = 0
     ok: bool = True
+    limiter_wait_seconds: float = 0.0  # waits of its provider calls for the fleet-wide limiter
     attrs: dict[str, object] = field(default_factory=dict)
 
     def retry(self, attempt: int, error: BaseException | str, delay: float) -> None:
@@ -78,6 +80,30 @@ class StepRun:
         """The step failed for good without raising (a fan-out item recorded as failed)."""
         self.ok = False
         self.span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+
+
+# The job execution and the step running in this task (map items and tasks a step starts inherit them).
+_CURRENT_JOB: ContextVar[JobRun | None] = ContextVar("ingestd_job_run", default=None)
+_CURRENT_STEP: ContextVar[StepRun | None] = ContextVar("ingestd_step_run", default=None)
+
+
+def set_job_status(status: JobStatus | str) -> None:
+    """Say how the current job execution ended (same as ``JobRun.set_status``, for code without the handle)."""
+    run = _CURRENT_JOB.get()
+    if run is not None:
+        run.set_status(status)
+
+
+def step_retrying(attempt: int, error: BaseException | str, delay: float) -> None:
+    """The current step's attempt failed transiently (same as ``StepRun.retry``)."""
+    run = _CURRENT_STEP.get()
+    if run is not None:
+        run.retry(attempt, error, delay)
+
+
+def current_step() -> StepRun | None:
+    """The step running in this task, if any."""
+    return _CURRENT_STEP.get()
 
 
 def _queue_wait_seconds(job: Job, now: datetime) -> float | None:
@@ -105,6 +131,7 @@ def job_span(job: Job) -> Iterator[JobRun]:
         tracer().start_as_current_span(f"job {job.pipeline}", attributes=attributes, record_exception=False) as span,
     ):
         run = JobRun(job, span)
+        token = _CURRENT_JOB.set(run)
         try:
             yield run
         except BaseException as exc:
@@ -113,6 +140,7 @@ def job_span(job: Job) -> Iterator[JobRun]:
                 span.record_exception(exc)
             raise
         finally:
+            _CURRENT_JOB.reset(token)
             _end_job(run, time.perf_counter() - started)
 
 
@@ -140,6 +168,7 @@ def step_span(key: str, **attributes: str | int | float) -> Iterator[StepRun]:
         tracer().start_as_current_span(f"step {key}", attributes=span_attrs, record_exception=False) as span,
     ):
         run = StepRun(key, span)
+        token = _CURRENT_STEP.set(run)
         try:
             yield run
         except BaseException as exc:
@@ -149,10 +178,13 @@ def step_span(key: str, **attributes: str | int | float) -> Iterator[StepRun]:
                 span.set_status(Status(StatusCode.ERROR, f"{_error_code(exc)}: {exc}"[:500]))
             raise
         finally:
+            _CURRENT_STEP.reset(token)
             seconds = time.perf_counter() - started
             outcome = "ok" if run.ok else "failed"
             metrics.STEP_DURATION.labels(pipeline, stage, outcome).observe(seconds)
             extra = {"outcome": outcome, "duration_ms": round(seconds * 1000, 1), "retries": run.retries}
+            if run.limiter_wait_seconds:
+                extra["limiter_wait_ms"] = round(run.limiter_wait_seconds * 1000, 1)
             log.info("step %s %s", key, outcome, extra=extra)
 
 

@@ -95,9 +95,9 @@ class _Builder:
         key = data.get("key") or data.get("step")
         seconds = float(data.get("seconds") or data.get("wait_seconds") or 0.0)
         row = self.step_row(str(key)) if key else self.queue
-        row.marks.append(
-            Mark(t, "limiter", f"waited {seconds:.2f} s for {data.get('provider', 'a provider')}", seconds)
-        )
+        label = f"waited {seconds:.2f} s for {data.get('provider', 'a provider')}"
+        # the event is written when the wait is over; the mark starts where the wait began
+        row.marks.append(Mark(round(max(0.0, t - seconds), 4), "limiter", label, seconds))
 
 
 def _started(b: _Builder, t: float, data: JSON) -> None:
