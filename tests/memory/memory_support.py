@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ingestd.models import Job, NewJob
-from ingestd.pipelines import build_pipelines
-from ingestd.pipelines import memory
+from ingestd.pipelines import build_pipelines, memory
 from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore
 from ingestd.worker import Worker

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from ingestd.api import auth, events, health, jobs, problems, views
+from ingestd.api import auth, events, health, jobs, observability, problems, views
 from ingestd.api import pipelines as pipeline_routes
 from ingestd.settings import Settings
 
@@ -113,7 +113,7 @@ def create_app(
     app.state.estimator = views.Estimator()
     app.state.worker = None
     problems.install(app)
-    for router in (health.router, pipeline_routes.router, jobs.router, events.router):
+    for router in (health.router, pipeline_routes.router, jobs.router, events.router, observability.router):
         app.include_router(router)
     memory_router = _optional_router("ingestd.api.memory")
     if memory_router is not None:

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (the store answers and a worker heartbeats).
+"""``/healthz`` (the process answers) and ``/readyz`` (the store answers, a worker heartbeats, no pipeline's
+queue is stuck and none keeps failing: the last two from ``ingestd.api.observability``).
 
 ``/readyz`` collects named checks so more can join it (queue not stuck, pipelines not failing); when any
 fails it answers 503 problem+json listing them.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ingestd.api import problems, views
+from ingestd.api import observability, problems, views
 
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
@@ -39,7 +40,12 @@ async def _check_store(request: Request) -> dict[str, Any]:
     return {"ok": True, "queues": stats}
 
 
-READINESS_CHECKS = {"store": _check_store, "workers": _check_workers}
+READINESS_CHECKS = {
+    "store": _check_store,
+    "workers": _check_workers,
+    "queue_age": observability.check_queue_age,
+    "failure_rate": observability.check_failure_rate,
+}
 
 
 async def _run_check(request: Request, name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
-from ingestd import errors
+from ingestd import errors, telemetry
 from ingestd.api import uploads, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import NewJob, SubmitOutcome
@@ -149,6 +149,8 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
         raise
     if not outcome.created and collector is not None:
         await collector.discard()  # a replay: the first request's files are the job's
+    if outcome.created:
+        telemetry.observe_job_submitted(pipe.name)
     return outcome
 
 

@@ -129,11 +129,31 @@ def _others() -> None:
     )
 
 
+# PostgreSQL wakes sleepers with NOTIFY from triggers, so no statement can forget to: every new event wakes its
+# job's followers; a job becoming queued (submit, release, retry) or a keyed job ending wakes workers.
+_PG_NOTIFY = [
+    "CREATE FUNCTION ingestd_notify_event() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN PERFORM pg_notify('ingestd_events', NEW.job_id); RETURN NULL; END $$",
+    "CREATE FUNCTION ingestd_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN PERFORM pg_notify('ingestd_work', ''); RETURN NULL; END $$",
+    "CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION ingestd_notify_event()",
+    "CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION ingestd_notify_work()",
+    "CREATE TRIGGER jobs_notify_update AFTER UPDATE OF status ON jobs FOR EACH ROW "
+    "WHEN (NEW.status = 'queued' OR (NEW.ordering_key IS NOT NULL AND OLD.status <> NEW.status "
+    "AND NEW.status IN ('succeeded', 'partial', 'failed', 'canceled'))) EXECUTE FUNCTION ingestd_notify_work()",
+]
+
+
 def upgrade() -> None:
     _jobs()
     _others()
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in _PG_NOTIFY:
+            op.execute(statement)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS ingestd_notify_event, ingestd_notify_work CASCADE")
     for table in ("blobs", "webhook_outbox", "api_keys", "workers", "events", "steps", "jobs"):
         op.drop_table(table)

@@ -1,0 +1,225 @@
+"""The API's CLI commands, registered on the ``ingestd`` typer app by ``register(app)``.
+
+Server side: ``serve`` (API + worker in one process), ``api`` (API only), ``keys create``. Client side (over
+HTTP, through ``ingestd.client``): ``submit``, ``jobs``, ``status``, ``result``, ``cancel``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ingestd.settings import Settings
+
+Host = Annotated[str | None, typer.Option(envvar="INGESTD_HOST", help="address to listen on (default 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(envvar="INGESTD_PORT", help="port to listen on (default 8000)")]
+Database = Annotated[
+    str | None,
+    typer.Option("--database", "-d", envvar="INGESTD_DATABASE_URL", help="sqlite:///path or postgresql://..."),
+]
+Url = Annotated[str, typer.Option("--url", envvar="INGESTD_URL", help="the ingestd server")]
+ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="INGESTD_API_KEY", help="an API key")]
+JobId = Annotated[str, typer.Argument(help="the job id")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    from ingestd.cli import settings_from
+
+    return settings_from(**overrides)
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Create the SQLite folder (``./var/`` by default) and refuse open mode off loopback."""
+    from ingestd.api import auth
+    from ingestd.cli import run_async
+    from ingestd.store import open_store
+
+    if settings.database_url.startswith("sqlite:///"):
+        from ingestd.store import sqlite_path
+
+        Path(sqlite_path(settings.database_url)).parent.mkdir(parents=True, exist_ok=True)
+
+    async def check() -> None:
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+            await auth.check_bind(store, settings.host)
+        finally:
+            await store.close()
+
+    try:
+        run_async(check)
+    except Exception as exc:
+        typer.echo(f"ingestd: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _run_server(settings: Settings, run_worker: bool) -> None:
+    import uvicorn
+
+    from ingestd.api.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _prepare_database(settings)
+    app = create_app(settings, run_worker=run_worker)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+def serve(host: Host = None, port: Port = None, database: Database = None) -> None:
+    """Run the API and a worker in one process (the embedded default: SQLite under ./var/)."""
+    _run_server(_settings(host=host, port=port, database_url=database), run_worker=True)
+
+
+def api(host: Host = None, port: Port = None, database: Database = None) -> None:
+    """Run the API alone (workers run as `ingestd worker`, anywhere, on the same database)."""
+    _run_server(_settings(host=host, port=port, database_url=database), run_worker=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")], database: Database = None
+) -> None:
+    """Create an API key for TENANT and print it (it is stored hashed: this is the only time it is shown)."""
+    from ingestd.api import auth
+    from ingestd.cli import run_async
+    from ingestd.store import open_store
+
+    settings = _settings(database_url=database)
+    if settings.database_url.startswith("sqlite:///"):
+        from ingestd.store import sqlite_path
+
+        Path(sqlite_path(settings.database_url)).parent.mkdir(parents=True, exist_ok=True)
+
+    async def go() -> str:
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+            return await auth.create_key(store, tenant)
+        finally:
+            await store.close()
+
+    typer.echo(run_async(go))
+
+
+def _client(url: str, api_key: str | None) -> Any:
+    from ingestd.client import Client
+
+    return Client(url, api_key)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from ingestd.client import ApiError
+
+    if isinstance(exc, ApiError):
+        typer.echo(f"error: {exc.status} {exc.problem.get('title', '')}: {exc.problem.get('detail', '')}", err=True)
+    else:
+        typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def submit(
+    pipeline: Annotated[str, typer.Argument(help="the pipeline to run")],
+    files: Annotated[list[Path] | None, typer.Argument(help="input files", exists=True, dir_okay=False)] = None,
+    input: Annotated[str, typer.Option("--input", "-i", help="the input as JSON (or @file.json)")] = "{}",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="show progress, then print the result")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="default: a new random key")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Submit a job; with --follow, show live progress (stage, items, ETA) and print the result."""
+    from ingestd.api import console
+
+    raw = Path(input[1:]).read_text() if input.startswith("@") else input
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: --input is not JSON: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    with _client(url, api_key) as client:
+        try:
+            job = client.submit(pipeline, payload, files=list(files or []), idempotency_key=idempotency_key)
+            if not follow:
+                _print_json(job.data)
+                return
+            typer.echo(f"job {job.id} {job.status}", err=True)
+            job = console.follow(client, job)
+            if job.status in ("succeeded", "partial"):
+                _print_json(client.result(job.id))
+            else:
+                _print_json(job.data)
+                raise typer.Exit(1)
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            raise _fail(exc) from exc
+
+
+def jobs(
+    pipeline: Annotated[str | None, typer.Option(help="only this pipeline")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status")] = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="the next_cursor of a previous page")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """List your jobs, newest first."""
+    from ingestd.api import console
+
+    with _client(url, api_key) as client:
+        try:
+            page = client.jobs(pipeline=pipeline, status=status, limit=limit, cursor=cursor)
+        except Exception as exc:
+            raise _fail(exc) from exc
+    console.jobs_table(page)
+
+
+def status(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Show a job."""
+    with _client(url, api_key) as client:
+        try:
+            _print_json(client.get(job_id).data)
+        except Exception as exc:
+            raise _fail(exc) from exc
+
+
+def result(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Print a finished job's result."""
+    with _client(url, api_key) as client:
+        try:
+            _print_json(client.result(job_id))
+        except Exception as exc:
+            raise _fail(exc) from exc
+
+
+def cancel(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Cancel a job (idempotent)."""
+    with _client(url, api_key) as client:
+        try:
+            _print_json(client.cancel(job_id).data)
+        except Exception as exc:
+            raise _fail(exc) from exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add the API's commands to the ``ingestd`` app."""
+    for command in (serve, api, submit, jobs, status, result, cancel):
+        app.command()(command)
+    app.add_typer(keys_app, name="keys")
+
+
+__all__ = ["register"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the `ingestd` command")

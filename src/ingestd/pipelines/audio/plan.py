@@ -1,0 +1,129 @@
+"""From speech spans to work: conversations (spans closer than the gap) and clips (what one transcription gets).
+
+A conversation is speech with no silence longer than ``conversation_gap_seconds`` inside it. When every file
+has a ``captured_at``, all files share one timeline and a conversation may run from one file into the next (a
+wearable uploads its recording in pieces); otherwise each file is its own timeline.
+
+A clip is the speech of one conversation in one file, at most ``max_clip_seconds`` of it: the transcriber gets
+only the speech spans, joined, never the silence between them (hosted speech-to-text bills every second sent).
+``ClipMap`` takes a time in the joined clip back to the file's timeline.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ingestd.models import JSON
+
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TimedSpan:
+    file: int
+    start: float  # seconds in its file
+    end: float
+    origin: float  # where its file starts on the shared timeline (0 when files do not share one)
+    timeline: int  # -1: the shared timeline; else the file's own
+
+    @property
+    def at(self) -> float:
+        return self.origin + self.start
+
+    @property
+    def until(self) -> float:
+        return self.origin + self.end
+
+
+def plan_work(
+    speech: Sequence[Sequence[Span]],
+    captured_at: Sequence[datetime | None],
+    *,
+    gap_seconds: float,
+    max_clip_seconds: float,
+) -> JSON:
+    """Conversations and clips from per-file speech spans (JSON, so the plan can be checkpointed)."""
+    shared = bool(captured_at) and all(c is not None for c in captured_at)
+    base = min(c.timestamp() for c in captured_at if c is not None) if shared else 0.0
+    spans = sorted(
+        (
+            TimedSpan(f, s, e, (captured_at[f].timestamp() - base) if shared else 0.0, -1 if shared else f)  # type: ignore[union-attr]
+            for f, file_spans in enumerate(speech)
+            for s, e in file_spans
+        ),
+        key=lambda t: (t.timeline, t.at),
+    )
+    conversations: list[JSON] = []
+    clips: list[JSON] = []
+    for group in _conversations(spans, gap_seconds):
+        index = len(conversations)
+        first = len(clips)
+        for file, clip_spans in _clips(group, max_clip_seconds):
+            clips.append({"index": len(clips), "conversation": index, "file": file, "spans": clip_spans})
+        conversations.append({"index": index, "clips": list(range(first, len(clips)))})
+    return {"conversations": conversations, "clips": clips}
+
+
+def _conversations(spans: list[TimedSpan], gap: float) -> list[list[TimedSpan]]:
+    groups: list[list[TimedSpan]] = []
+    for span in spans:
+        last = groups[-1][-1] if groups else None
+        if last is not None and last.timeline == span.timeline and span.at - last.until < gap:
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    return groups
+
+
+def _clips(group: list[TimedSpan], max_seconds: float) -> list[tuple[int, list[list[float]]]]:
+    """Split a conversation's spans into clips of one file and at most ``max_seconds`` of speech each."""
+    clips: list[tuple[int, list[list[float]]]] = []
+    length = 0.0
+    for span in group:
+        for start, end in _pieces(span.start, span.end, max_seconds):
+            if not clips or clips[-1][0] != span.file or length + (end - start) > max_seconds:
+                clips.append((span.file, []))
+                length = 0.0
+            clips[-1][1].append([round(start, 3), round(end, 3)])
+            length += end - start
+    return clips
+
+
+def _pieces(start: float, end: float, max_seconds: float) -> list[Span]:
+    out: list[Span] = []
+    while end - start > max_seconds:
+        out.append((start, start + max_seconds))
+        start += max_seconds
+    out.append((start, end))
+    return out
+
+
+class ClipMap:
+    """Maps a time in a clip (its speech spans joined end to end) back to the file's timeline."""
+
+    def __init__(self, spans: Sequence[Sequence[float]]) -> None:
+        self.spans = [(float(s), float(e)) for s, e in spans]
+        self.offsets: list[float] = []  # where each span starts inside the clip
+        total = 0.0
+        for s, e in self.spans:
+            self.offsets.append(total)
+            total += e - s
+        self.duration = total
+
+    def to_file(self, t: float, *, is_end: bool = False) -> float:
+        """The file time of clip time ``t``; an end exactly on a join stays in the span before it."""
+        i = (bisect.bisect_left if is_end else bisect.bisect_right)(self.offsets, t) - 1
+        i = max(0, min(i, len(self.spans) - 1))
+        start, end = self.spans[i]
+        return round(min(end, start + max(0.0, t - self.offsets[i])), 3)
+
+
+def sample_range(start: float, end: float, sample_rate: int) -> tuple[int, int]:
+    """Byte offsets of [start, end) seconds in s16le mono PCM."""
+    return int(start * sample_rate) * 2, int(end * sample_rate) * 2
+
+
+__all__ = ["ClipMap", "plan_work", "sample_range"]

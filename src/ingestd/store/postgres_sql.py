@@ -1,0 +1,190 @@
+"""The PostgreSQL store's statements. Most protocol methods are ONE statement (data-modifying CTEs), so they cost
+one round trip and commit atomically without BEGIN/COMMIT. Times come from the server's clock (``now()``), so
+leases mean the same thing to every machine of a fleet. Wake-ups are sent by triggers (see migration 0001).
+"""
+
+from __future__ import annotations
+
+from ingestd.store.records import JOB_COLUMNS
+
+_J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
+_PIPELINES = "($2::text[] IS NULL OR pipeline = ANY($2::text[]))"
+SECONDS = "* interval '1 second'"
+TERMINAL = "('succeeded', 'partial', 'failed', 'canceled')"
+
+# CTEs appended after a CTE ``done`` that moved jobs to a terminal status and returned
+# (id, last_seq, tenant, pipeline, webhook_url, status): the job.finished event and the webhook outbox row.
+# The outbox body mirrors records.webhook_payload.
+TERMINAL_CTES = """
+, finished_events AS (
+    INSERT INTO events (job_id, seq, type, data, at)
+    SELECT id, last_seq, 'job.finished', json_build_object('status', status)::text, now() FROM done
+), finished_hooks AS (
+    INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, created_at)
+    SELECT id || '-0', id, tenant, webhook_url, 'job.finished', json_build_object(
+        'type', 'job.finished',
+        'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+        'data', json_build_object('id', id, 'tenant', tenant, 'pipeline', pipeline, 'status', status))::text,
+        0, now(), now()
+    FROM done WHERE webhook_url IS NOT NULL
+    ON CONFLICT (id) DO NOTHING
+)"""
+TERMINAL_SET = (
+    f"finished_at = now(), updated_at = now(), expires_at = now() + retention_seconds {SECONDS}, "
+    "lease_owner = NULL, lease_expires_at = NULL, last_seq = last_seq + 1"
+)
+DONE_RETURNING = "RETURNING id, last_seq, tenant, pipeline, webhook_url, status"
+
+SUBMIT = f"""
+WITH ins AS (
+    INSERT INTO jobs (id, tenant, pipeline, status, input, files, attempt, max_attempts, priority, run_at,
+        ordering_key, idempotency_key, payload_hash, created_at, updated_at, cancel_requested, deadline_seconds,
+        retention_seconds, usage, webhook_url, units, last_seq)
+    VALUES ($1, $2, $3, 'queued', $4, $5, 0, $6, $7, coalesce($8, now()), $9, $10, $11, now(), now(), false,
+        $12, $13, '{{}}', $14, $15, 1)
+    ON CONFLICT (tenant, idempotency_key) DO NOTHING
+    RETURNING {JOB_COLUMNS}
+), ev AS (
+    INSERT INTO events (job_id, seq, type, data, at) SELECT id, 1, 'job.queued', $16, now() FROM ins
+)
+SELECT * FROM ins
+"""
+BY_IDEMPOTENCY_KEY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idempotency_key = $2"
+
+# $1 worker, $2 pipelines, $3 limit, $4 lease seconds. Expired jobs with attempts left are taken over first,
+# exhausted ones failed; then queued jobs by priority, run_at, id. A keyed job waits while a same-key job runs or
+# an earlier same-key job is queued; SKIP LOCKED makes concurrent claimers pass over each other's rows.
+CLAIM = f"""
+WITH exhausted AS (
+    SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < now() AND attempt >= max_attempts
+        AND {_PIPELINES} ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE jobs AS j SET status = 'failed', error = json_build_object(
+        'type', 'https://ingestd.dev/problems/attempts-exhausted', 'title', 'Attempts exhausted', 'status', 500,
+        'detail', 'the job''s lease expired after ' || j.attempt || ' attempt(s): its worker stopped responding',
+        'code', 'attempts-exhausted')::text, {TERMINAL_SET}
+    FROM exhausted WHERE j.id = exhausted.id {DONE_RETURNING.replace("RETURNING ", "RETURNING j.")}
+){TERMINAL_CTES}, expired AS (
+    SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < now() AND attempt < max_attempts
+        AND {_PIPELINES} ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
+), queued AS (
+    SELECT id FROM jobs AS q WHERE status = 'queued' AND run_at <= now() AND {_PIPELINES}
+        AND (ordering_key IS NULL OR (
+            NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key AND o.status = 'running')
+            AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key
+                AND o.status = 'queued' AND o.id < q.id)))
+        ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id, 0 AS rank FROM expired UNION ALL SELECT id, 1 FROM queued LIMIT $3
+), claimed AS (
+    UPDATE jobs AS j SET status = 'running', attempt = j.attempt + 1, lease_owner = $1,
+        lease_expires_at = now() + $4::float8 {SECONDS}, started_at = coalesce(j.started_at, now()),
+        deadline_at = coalesce(j.deadline_at, now() + j.deadline_seconds {SECONDS}), updated_at = now(),
+        last_seq = j.last_seq + 1
+    FROM picked WHERE j.id = picked.id RETURNING {_J}, picked.rank
+), started AS (
+    INSERT INTO events (job_id, seq, type, data, at)
+    SELECT id, last_seq, 'job.started', json_build_object('attempt', attempt, 'worker', $1::text)::text, now()
+    FROM claimed
+)
+SELECT * FROM claimed ORDER BY rank, priority DESC, run_at, id
+"""
+
+HEARTBEAT = f"""
+WITH held AS (
+    UPDATE jobs SET lease_expires_at = now() + $3::float8 {SECONDS}
+    WHERE id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2 RETURNING id, cancel_requested
+), seen AS (
+    INSERT INTO workers (id, last_seen, jobs) VALUES ($2, now(), (SELECT count(*) FROM held))
+    ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, jobs = excluded.jobs
+)
+SELECT id, cancel_requested FROM held
+"""
+
+RELEASE = """
+WITH back AS (
+    UPDATE jobs SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL,
+        lease_expires_at = NULL, updated_at = now(), last_seq = last_seq + 1
+    WHERE id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+)
+INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.released', $3, now() FROM back
+"""
+
+SET_PROGRESS = """
+WITH upd AS (
+    UPDATE jobs SET progress_stage = $3, progress_done = $4, progress_total = $5, updated_at = now(),
+        last_seq = last_seq + 1
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+)
+INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.progress', $6, now() FROM upd
+"""
+
+FINISH = f"""
+WITH done AS (
+    UPDATE jobs SET status = $3, result = $4, error = $5, usage = coalesce($6, usage), {TERMINAL_SET}
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 {DONE_RETURNING}
+){TERMINAL_CTES}
+SELECT id FROM done
+"""
+
+RETRY_LATER = """
+WITH upd AS (
+    UPDATE jobs SET status = 'queued', run_at = $3, error = $4, lease_owner = NULL, lease_expires_at = NULL,
+        updated_at = now(), last_seq = last_seq + 1
+    WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+), ev AS (
+    INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.queued', $5, now() FROM upd
+)
+SELECT id FROM upd
+"""
+
+# $1 job, $2 types, $3 data (JSON texts). The row lock taken by the UPDATE serialises concurrent appends, so the
+# numbers are gap-free and in commit order.
+APPEND_EVENTS = """
+WITH upd AS (
+    UPDATE jobs SET last_seq = last_seq + cardinality($2::text[]) WHERE id = $1 RETURNING last_seq
+)
+INSERT INTO events (job_id, seq, type, data, at)
+SELECT $1, upd.last_seq - cardinality($2::text[]) + e.ord, e.type, e.data, now()
+FROM upd, unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(type, data, ord)
+RETURNING seq, at
+"""
+
+# $1 job, $2 worker, $3.. the step; $10 event types, $11 event data. First write wins; only the lease holder
+# may write the first. Returns (inserted, leased).
+SAVE_STEP = """
+WITH lease AS (
+    SELECT id FROM jobs WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE
+), ins AS (
+    INSERT INTO steps (job_id, key, ok, output, error, attempts, started_at, finished_at, usage)
+    SELECT $1, $3, $4, $5, $6, $7, $8, $9, $12 FROM lease
+    ON CONFLICT (job_id, key) DO NOTHING RETURNING job_id
+), upd AS (
+    UPDATE jobs SET last_seq = last_seq + cardinality($10::text[])
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM ins) AND cardinality($10::text[]) > 0 RETURNING last_seq
+), ev AS (
+    INSERT INTO events (job_id, seq, type, data, at)
+    SELECT $1, upd.last_seq - cardinality($10::text[]) + e.ord, e.type, e.data, now()
+    FROM upd, unnest($10::text[], $11::text[]) WITH ORDINALITY AS e(type, data, ord)
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM lease)
+"""
+
+CANCEL_QUEUED = f"""
+WITH done AS (
+    UPDATE jobs SET status = 'canceled', {TERMINAL_SET} WHERE id = $1 AND status = 'queued' {DONE_RETURNING}
+){TERMINAL_CTES}
+SELECT id FROM done
+"""
+
+PURGE = f"""
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE expires_at < $1 AND status IN {TERMINAL} LIMIT $2 FOR UPDATE SKIP LOCKED
+) RETURNING id, files
+"""
+
+QUEUE_STATS = """
+SELECT pipeline, count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
+    coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')), 0)
+FROM jobs WHERE status IN ('queued', 'running') GROUP BY pipeline ORDER BY pipeline
+"""
