@@ -27,7 +27,6 @@ from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
 
 BACKENDS = ["sqlite", "postgres"]
-_TEMPLATE = "ingestd_template"
 _template_ready = False
 
 
@@ -54,8 +53,23 @@ async def _admin() -> asyncpg.Connection:
         raise  # unreachable: _unavailable raises
 
 
+def _template_name() -> str:
+    """The template database for the current migrations: named by a hash of their files, so concurrent test
+    sessions (helpers, xdist) share it instead of dropping it under each other, and a changed migration gets a
+    new one."""
+    import hashlib
+    from pathlib import Path
+
+    from ingestd.store import migrations
+
+    digest = hashlib.sha1()
+    for path in sorted(Path(migrations.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return f"ingestd_tpl_{digest.hexdigest()[:12]}"
+
+
 async def _ensure_template() -> None:
-    """Build the migrated template database once per test session (dropped and rebuilt at session start)."""
+    """Build the migrated template database once (per migration contents), under an advisory lock."""
     global _template_ready
     if _template_ready:
         return
@@ -63,12 +77,17 @@ async def _ensure_template() -> None:
 
     admin = await _admin()
     try:
-        # An advisory lock so that parallel sessions (pytest-xdist, two developers) do not race on the template.
         await admin.execute("SELECT pg_advisory_lock(7320001)")
-        await admin.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {_TEMPLATE}")
-        await migrations.upgrade_postgres(pg_url(_TEMPLATE))
-        await admin.execute("SELECT pg_advisory_unlock(7320001)")
+        try:
+            name = _template_name()
+            exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await admin.execute(f"DROP DATABASE IF EXISTS {name}_build WITH (FORCE)")  # a crashed build
+                await admin.execute(f"CREATE DATABASE {name}_build")
+                await migrations.upgrade_postgres(pg_url(f"{name}_build"))
+                await admin.execute(f"ALTER DATABASE {name}_build RENAME TO {name}")
+        finally:
+            await admin.execute("SELECT pg_advisory_unlock(7320001)")
     finally:
         await admin.close()
     _template_ready = True
@@ -80,7 +99,7 @@ async def new_pg_database() -> str:
     name = f"ingestd_t_{os.urandom(5).hex()}"
     admin = await _admin()
     try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {_template_name()}")
     finally:
         await admin.close()
     return pg_url(name)
