@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ingestd.api import commands as api_commands
 from ingestd.settings import Settings
 
 T = TypeVar("T")
@@ -91,6 +92,9 @@ async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
         await running.run()
     finally:
         await store.close()
+
+
+api_commands.register(app)  # serve, api, keys, submit, jobs, status, result, cancel
 
 
 def main() -> None:

@@ -1,0 +1,114 @@
+"""Terminal output of the client-side CLI commands: a live progress bar and a jobs table (rich).
+
+Progress and tables go to stderr when they are decoration (``--follow``), so stdout stays the result JSON a
+script can pipe; the jobs table is the command's output and goes to stdout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ingestd.client import Client, ClientEvent, RemoteJob
+
+STATUS_STYLES = {
+    "queued": "yellow",
+    "running": "cyan",
+    "succeeded": "green",
+    "partial": "magenta",
+    "failed": "red",
+    "canceled": "dim",
+}
+
+
+class _Bar:
+    """One rich progress task that follows a job's events: stage as the label, items done/total as the bar."""
+
+    def __init__(self, progress: Progress, job: RemoteJob) -> None:
+        self.progress = progress
+        stage = job.progress.get("stage") or job.status
+        total = job.progress.get("total") or None
+        self.task: TaskID = progress.add_task(str(stage), total=total, completed=job.progress.get("done") or 0)
+
+    def apply(self, event: ClientEvent) -> None:
+        data = event.data
+        if event.type == "job.progress":
+            total = data.get("total") or None
+            self.progress.update(self.task, description=str(data.get("stage", "")), total=total,
+                                 completed=data.get("done", 0))  # fmt: skip
+        elif event.type == "step.started" and "[" not in str(data.get("key", "[")):
+            # a whole-stage step (not one item of a fan-out): a new stage without a count
+            self.progress.reset(self.task, description=str(data["key"]), total=None)
+        elif event.type in ("job.started", "job.queued", "job.released"):
+            self.progress.update(self.task, description=event.type.removeprefix("job."))
+        elif event.type == "job.finished":
+            status = str(data.get("status", "finished"))
+            task = self.progress.tasks[0]
+            self.progress.update(self.task, description=status, total=task.total or 1, completed=task.total or 1)
+
+
+def follow(client: Client, job: RemoteJob, *, deadline: float | None = None, console: Console | None = None
+           ) -> RemoteJob:  # fmt: skip
+    """Show a live progress bar (stage, items done/total, ETA) from the job's event stream until it ends.
+
+    Returns the job as the server describes it once finished.
+    """
+    if job.terminal:
+        return job
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
+        bar = _Bar(progress, job)
+        for event in client.events(job.id, deadline=deadline):
+            bar.apply(event)
+            if event.type == "job.finished":
+                break
+    return client.get(job.id)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _progress_cell(job: dict[str, Any]) -> str:
+    progress = job.get("progress") or {}
+    stage = progress.get("stage") or ""
+    if progress.get("total"):
+        return f"{stage} {progress.get('done', 0)}/{progress['total']}".strip()
+    return str(stage)
+
+
+def jobs_table(page: dict[str, Any], console: Console | None = None) -> None:
+    """Print one page of ``GET /v1/jobs`` as a table, with the cursor of the next page when there is one."""
+    out = console or Console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)  # piped: never cut job ids short to fit a pretend 80 columns
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    for name in ("pipeline", "status", "progress", "created", "finished"):
+        table.add_column(name)
+    for job in page.get("jobs", []):
+        status = str(job.get("status", ""))
+        table.add_row(
+            _cell(job.get("id")),
+            _cell(job.get("pipeline")),
+            f"[{STATUS_STYLES.get(status, 'default')}]{status}[/]",
+            _progress_cell(job),
+            _cell(job.get("created_at"))[:19].replace("T", " "),
+            _cell(job.get("finished_at"))[:19].replace("T", " "),
+        )
+    out.print(table)
+    if page.get("next_cursor"):
+        out.print(f"more: --cursor {page['next_cursor']}")
+
+
+__all__ = ["follow", "jobs_table"]
