@@ -21,6 +21,7 @@ from ingestd.pipelines.memory.graph import (
     Fact,
     GraphChanges,
     KnownEntity,
+    NewFact,
     Scope,
     SearchHit,
     SearchResult,
@@ -103,7 +104,8 @@ class PostgresGraphStore:
                 aliases.setdefault(r[1], []).append(r[0])
             rows = await c.fetch(
                 """SELECT e.id, e.name, e.type, v.vector FROM mem_entities e LEFT JOIN mem_embeddings v
-                ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=$1 AND e.user_id=$2 ORDER BY e.created_at, e.id""",
+                ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=$1 AND e.user_id=$2
+                ORDER BY e.created_at, e.id""",
                 *_s(scope),
             )
         return [
@@ -214,6 +216,10 @@ class PostgresGraphStore:
         return [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]
 
 
+def _search_text(names: dict[str, str], fact: NewFact) -> str:
+    return hybrid.fact_search_text(names.get(fact.subject_id, ""), fact.predicate, fact.object, fact.sentence)
+
+
 def _s(scope: Scope) -> tuple[str, str]:
     return scope.tenant, scope.user_id
 
@@ -250,10 +256,11 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
     names |= {r[0]: r[1] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)}
     await c.executemany(
         """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
-        invalid_at, created_at, episode_id, job_id, search_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13)""",
+        invalid_at, created_at, episode_id, job_id, search_text)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13)""",
         [
             (f.id, t, u, f.subject_id, f.predicate, f.object_id, f.object, f.sentence, f.valid_at, f.invalid_at,
-             f.episode_id, ch.job_id, hybrid.fact_search_text(names.get(f.subject_id, ""), f.predicate, f.object, f.sentence))
+             f.episode_id, ch.job_id, _search_text(names, f))
             for f in ch.facts
         ],
     )  # fmt: skip

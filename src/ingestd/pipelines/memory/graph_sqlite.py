@@ -232,7 +232,8 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
     )
     _insert_facts(c, scope, ch, now)
     c.executemany(
-        "UPDATE mem_facts SET invalid_at=?, invalidated_by=? WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
+        "UPDATE mem_facts SET invalid_at=?, invalidated_by=? "
+        "WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
         [(_ts(i.invalid_at), i.by_fact_id, i.fact_id, t, u) for i in ch.invalidations],
     )
     c.execute(
@@ -344,7 +345,8 @@ def _entity_hits(
     hits: list[EntityHit] = []
     for entity_id, score in sorted(scores.items(), key=lambda kv: -kv[1])[:5]:
         row = c.execute(
-            "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities WHERE id=? AND tenant=? AND user_id=?",
+            "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
+            "WHERE id=? AND tenant=? AND user_id=?",
             (entity_id, scope.tenant, scope.user_id),
         ).fetchone()
         if row is not None:
