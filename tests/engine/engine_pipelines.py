@@ -121,6 +121,39 @@ async def run_slow_call(ctx: Context, inp: CallInput) -> JSON:
     return {"status": await ctx.step("call", call)}
 
 
+class TimeoutInput(BaseModel):
+    log: str
+    timeout: float = 0.1
+    attempts: int = 2
+
+
+async def run_hang(ctx: Context, inp: TimeoutInput) -> JSON:
+    """A step that never ends on its own: only its per-step timeout stops it."""
+
+    async def hang() -> None:
+        append(inp.log, f"{ctx.job.id} try hang")
+        await asyncio.sleep(3600)
+        append(inp.log, f"{ctx.job.id} after hang")
+
+    retry = RetryPolicy(attempts=inp.attempts, base_seconds=0.01, max_seconds=0.02)
+    await ctx.step("hang", hang, timeout=inp.timeout, retry=retry)
+    return {}
+
+
+async def run_http_retry(ctx: Context, inp: CallInput) -> JSON:
+    """One HTTP call that raises on 4xx/5xx, retried quickly unless the server asks for more time."""
+
+    async def call() -> str:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await ctx.call("http", lambda: client.get(inp.url))
+            response.raise_for_status()
+            append(inp.log, f"{ctx.job.id} answered {time.time():.6f}")
+            return response.text
+
+    retry = RetryPolicy(attempts=3, base_seconds=0.01, max_seconds=0.02)
+    return {"body": await ctx.step("call", call, retry=retry)}
+
+
 async def run_usage(ctx: Context, inp: LogInput) -> JSON:
     async def ask(index: int, _item: int) -> int:
         await ctx.call("llm", lambda: _answer({"tokens_in": 10, "tokens_out": 2}))
@@ -145,4 +178,6 @@ PIPELINES = [
     _p("bug_in_step", LogInput, run_bug_in_step),
     _p("slow_call", CallInput, run_slow_call),
     _p("usage", LogInput, run_usage),
+    _p("hang", TimeoutInput, run_hang),
+    _p("http_retry", CallInput, run_http_retry),
 ]

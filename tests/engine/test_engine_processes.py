@@ -13,9 +13,12 @@ from engine_helpers import WorkerProcess, submit, wait_finished, wait_until
 from engine_pipelines import lines
 
 from ingestd.models import JobStatus
+from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore
 
 pytestmark = pytest.mark.slow
+# The lease, heartbeat and poll an operator gets without configuring anything.
+DEFAULT_LEASES = {k: Settings.model_fields[k].default for k in ("lease_seconds", "heartbeat_seconds", "poll_seconds")}
 
 
 async def test_sigkill_mid_map_resumes_elsewhere_and_runs_each_finished_step_once(
@@ -24,7 +27,7 @@ async def test_sigkill_mid_map_resumes_elsewhere_and_runs_each_finished_step_onc
     log, gate = str(tmp_path / "log"), tmp_path / "gate"
     inp = {"log": log, "items": 6, "concurrency": 3, "gate": str(gate), "gate_from": 2}
     job = await submit(store, "count", inp)
-    first = WorkerProcess(store.url, tmp_path, "first")
+    first = WorkerProcess(store.url, tmp_path, "first", **DEFAULT_LEASES)
     second = None
     try:
 
@@ -38,9 +41,9 @@ async def test_sigkill_mid_map_resumes_elsewhere_and_runs_each_finished_step_onc
         await first.wait()
         gate.touch()
         killed_at = time.monotonic()
-        second = WorkerProcess(store.url, tmp_path, "second")
+        second = WorkerProcess(store.url, tmp_path, "second", **DEFAULT_LEASES)
         done = await wait_finished(store, job.id, timeout=30)
-        assert time.monotonic() - killed_at < 15  # lease 2 s here; 10 s by default
+        assert time.monotonic() - killed_at < 15  # with default settings: the lease expires, a poll finds it
     finally:
         first.stop()
         if second is not None:
