@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 import httpx
 
 from ingestd import errors
-from ingestd.settings import ProviderLimit
+from ingestd.settings import ProviderLimit, Settings
 from ingestd.slots import MAX_POLL_SECONDS, Feedback, SlotLimit, Waiter
 from ingestd.store.protocol import LimiterStore
 
@@ -326,6 +326,19 @@ class Limiter:
                     log.exception("limiter: renewing slot leases failed")
 
 
+def limiter_for(store: object, settings: Settings) -> Limiter | None:
+    """The process's limiter: limits from ``Settings.provider_limits`` and per-call timeouts
+    (``provider_timeout_seconds`` unless a provider names its own); None when the store keeps no slots."""
+    if not isinstance(store, LimiterStore):
+        return None
+    return Limiter(
+        store,
+        settings.provider_limits,
+        lease_seconds=settings.limiter_lease_seconds,
+        default_timeout=settings.provider_timeout_seconds,
+    )
+
+
 async def _first_success(first: asyncio.Future[R], second: asyncio.Future[R]) -> tuple[R, bool]:
     """The first successful answer of two calls (and whether it was the hedge); the other is cancelled."""
     pending: set[asyncio.Future[R]] = {first, second}
@@ -344,4 +357,4 @@ async def _first_success(first: asyncio.Future[R], second: asyncio.Future[R]) ->
             task.cancel()
 
 
-__all__ = ["Called", "Limiter", "is_limited", "is_pushback", "slot_limit"]
+__all__ = ["Called", "Limiter", "is_limited", "is_pushback", "limiter_for", "slot_limit"]

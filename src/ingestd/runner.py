@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from ingestd import errors, telemetry
+from ingestd import errors, telemetry, usage
+from ingestd.limits import Limiter
 from ingestd.models import JSON, Job, Progress, Step, StoredFile, utcnow
 from ingestd.pipeline import MapResult, RetryPolicy
+from ingestd.settings import Price
 from ingestd.store.protocol import JobStore
 
 T = TypeVar("T")
@@ -130,12 +132,24 @@ class JobRunner:
         store: the job store.
         job: the claimed job.
         worker_id: the worker holding the job's lease (checkpoints are written under it).
+        limiter: the process's fleet-wide provider limiter (limits, per-call timeouts, hedging), if any.
+        prices: the operator's price table (``Settings.prices``), to put a ``cost`` on each call's usage.
     """
 
-    def __init__(self, store: JobStore, job: Job, worker_id: str) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job: Job,
+        worker_id: str,
+        *,
+        limiter: Limiter | None = None,
+        prices: Mapping[str, Mapping[str, Price]] | None = None,
+    ) -> None:
         self._store = store
         self._job = job
         self._worker_id = worker_id
+        self._limiter = limiter
+        self._prices = prices or {}
         self._steps: dict[str, Step] | None = None
         self._loading: asyncio.Future[dict[str, Step]] | None = None
         self._loose_usage: dict[str, dict[str, float]] = {}  # provider calls made outside any step
@@ -291,10 +305,25 @@ class JobRunner:
         return await asyncio.to_thread(fn, *args)
 
     async def call(self, provider: str, fn: Callable[[], Awaitable[R]], *, tenant_fair: bool = True) -> R:
-        """Make one provider call and record its usage (``usage`` attribute or key) on the current step."""
-        with telemetry.provider_span(provider):
-            answer = await fn()
-        self.add_usage(provider, calls=1, **usage_of(answer))
+        """Make one provider call within the fleet-wide limits of ``provider`` (fair between tenants unless
+        ``tenant_fair`` is False) and record its usage (``usage`` attribute or key, priced) on the current step."""
+
+        async def traced() -> R:
+            with telemetry.provider_span(provider):  # the call itself, after the limiter's wait
+                return await fn()
+
+        waited = 0.0
+        if self._limiter is None:
+            answer = await traced()
+        else:
+            tenant = self._job.tenant if tenant_fair else "*"
+            called = await self._limiter.call(provider, traced, tenant=tenant, cost_of=_tokens_used)
+            answer, waited = called.answer, called.waited_seconds
+            telemetry.observe_limiter_wait(provider, waited)  # also adds it to the step's waterfall entry
+        counters = usage.priced(self._prices, provider, usage.model_of(answer), {"calls": 1, **usage_of(answer)})
+        if waited:
+            counters["limiter_wait_seconds"] = waited
+        self.add_usage(provider, **counters)
         return answer
 
     def add_usage(self, provider: str, **counters: float) -> None:
@@ -332,6 +361,11 @@ class JobRunner:
                 yield stage_of(step.key), provider, counters
         for provider, counters in self._loose_usage.items():
             yield "pipeline", provider, counters
+
+
+def _tokens_used(answer: Any) -> float:
+    """Rate units of an answer for a provider limited in tokens per interval."""
+    return usage.tokens_of(usage_of(answer))
 
 
 class _Throttle:

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     webhook_allow_networks: list[str] = []  # CIDRs allowed, e.g. ["10.0.0.0/8", "127.0.0.1/32"]
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: float = 24.0  # then a delivery is given up
+    webhook_retry_base_seconds: float = 5.0  # first retry after ~this, doubling per attempt (capped at 1 h)
     webhook_dispatch: bool = True  # run the webhook dispatcher in each worker process
     # --- telemetry (docs/operations.md: metrics, alerts) ---
     log_format: str = "text"  # text | json (one JSON object per line)

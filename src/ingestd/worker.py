@@ -33,11 +33,13 @@ from typing import Any
 import pydantic
 
 from ingestd import errors, telemetry
+from ingestd.limits import limiter_for
 from ingestd.models import JSON, Job, JobStatus, utcnow
 from ingestd.pipeline import Pipeline
 from ingestd.runner import JobRunner, StepFailed, describe
 from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore
+from ingestd.webhooks import dispatcher_for
 
 log = logging.getLogger("ingestd.worker")
 
@@ -92,6 +94,8 @@ class Worker:
         self._stop_requested = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self.limiter = limiter_for(store, settings)  # fleet-wide provider limits and per-call timeouts
+        self.webhooks = dispatcher_for(store, settings, self.worker_id)  # delivers the webhook outbox
         self.jobs_run = 0  # jobs this worker finished or handed back (for tests and stats)
 
     @property
@@ -103,6 +107,8 @@ class Worker:
     async def run(self) -> None:
         """Claim and run jobs until ``stop()`` (or until cancelled, which stops with no grace)."""
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat {self.worker_id}")
+        if self.webhooks is not None:
+            self.webhooks.start()
         try:
             await self._claim_loop()
         except asyncio.CancelledError:
@@ -135,6 +141,10 @@ class Worker:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+        if self.limiter is not None:
+            await self.limiter.close()
 
     # --- claiming -------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -169,7 +179,8 @@ class Worker:
                 fut.cancel()
 
     def _start(self, job: Job) -> None:
-        entry = _Running(job, JobRunner(self.store, job, self.worker_id))
+        runner = JobRunner(self.store, job, self.worker_id, limiter=self.limiter, prices=self.settings.prices)
+        entry = _Running(job, runner)
         self._running[job.id] = entry
         entry.task = asyncio.create_task(self._run_job(entry), name=f"job {job.id}")
         if job.deadline_at is not None:
