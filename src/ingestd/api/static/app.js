@@ -7,6 +7,8 @@ const JOBS_EVERY_MS = 2000;
 const STATS_EVERY_MS = 10000;
 const JOB_EVERY_MS = 1000;
 const STATUSES = ["succeeded", "partial", "failed", "canceled"];
+const MAX_STATS_NOTE = 5000; // telemetry.stats reads at most this many jobs for the charts
+const GROUP_ROWS = 60; // a fan-out with more items is drawn as one summary row until expanded
 
 const $ = (id) => document.getElementById(id);
 let generation = 0; // bumped on every route change: timers of the previous view stop themselves
@@ -26,9 +28,10 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function svgEl(tag, attrs) {
+function svgEl(tag, attrs, text) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
   return node;
 }
 
@@ -168,31 +171,50 @@ function queueCards(queues) {
   );
 }
 
-function lineChart(svg, series, colors) {
+// Minutes-ago labels under a chart of n buckets ending now.
+function timeLabels(svg, n, bucketSeconds) {
+  const minutes = (n * bucketSeconds) / 60;
+  for (const f of [0, 0.5, 1]) {
+    const label = f === 1 ? "now" : "−" + Math.round(minutes * (1 - f)) + " min";
+    const anchor = f === 0 ? "start" : f === 1 ? "end" : "middle";
+    svg.append(svgEl("text", { x: f * 596 + 2, y: 118, "font-size": 9, fill: "#6a737d", "text-anchor": anchor }, label));
+  }
+}
+
+function lineChart(svg, series, colors, names, bucketSeconds) {
   const max = Math.max(1, ...series.flat());
   const n = series[0].length;
   svg.replaceChildren();
   series.forEach((values, s) => {
-    const points = values.map((v, i) => ((i + 0.5) * 600) / n + "," + (115 - (v / max) * 105)).join(" ");
-    svg.append(svgEl("polyline", { points, fill: "none", stroke: colors[s], "stroke-width": 2 }));
+    const points = values.map((v, i) => ((i + 0.5) * 600) / n + "," + (105 - (v / max) * 95)).join(" ");
+    const line = svgEl("polyline", { points, fill: "none", stroke: colors[s], "stroke-width": 2, "data-series": names[s] });
+    line.append(svgEl("title", {}, names[s] + " now: " + values[n - 1]));
+    svg.append(line);
   });
-  svg.append(svgEl("text", { x: 4, y: 12, "font-size": 10, fill: "#6a737d" })).textContent = "max " + max;
+  svg.append(svgEl("text", { x: 4, y: 12, "font-size": 10, fill: "#6a737d" }, "max " + max));
+  timeLabels(svg, n, bucketSeconds);
 }
 
-function barChart(svg, stacks, colors) {
+function barChart(svg, stacks, colors, names, bucketSeconds) {
   const n = stacks[0].length;
   const totals = Array.from({ length: n }, (_, i) => stacks.reduce((sum, s) => sum + s[i], 0));
   const max = Math.max(1, ...totals);
   svg.replaceChildren();
   for (let i = 0; i < n; i++) {
-    let y = 115;
+    let y = 105;
+    const ago = Math.round(((n - 1 - i) * bucketSeconds) / 60);
     stacks.forEach((values, s) => {
-      const h = (values[i] / max) * 105;
-      if (h > 0) svg.append(svgEl("rect", { x: (i * 600) / n + 1, y: y - h, width: 600 / n - 2, height: h, fill: colors[s] }));
+      const h = (values[i] / max) * 95;
+      if (h > 0) {
+        const attrs = { x: (i * 600) / n + 1, y: y - h, width: 600 / n - 2, height: h, fill: colors[s], "data-status": names[s] };
+        const bar = svg.appendChild(svgEl("rect", attrs));
+        bar.append(svgEl("title", {}, values[i] + " " + names[s] + (ago ? ", " + ago + " min ago" : ", this minute")));
+      }
       y -= h;
     });
   }
-  svg.append(svgEl("text", { x: 4, y: 12, "font-size": 10, fill: "#6a737d" })).textContent = "max " + max + "/min";
+  svg.append(svgEl("text", { x: 4, y: 12, "font-size": 10, fill: "#6a737d" }, "max " + max));
+  timeLabels(svg, n, bucketSeconds);
 }
 
 async function refreshStats() {
@@ -200,13 +222,17 @@ async function refreshStats() {
   if ($("f-pipeline").value) params.set("pipeline", $("f-pipeline").value);
   const stats = await api("/v1/stats?" + params);
   $("queues").replaceChildren(...queueCards(stats.queues));
-  lineChart($("chart-depth"), [stats.queued, stats.running], ["#9aa4ad", "#2f81f7"]);
+  const bucket = stats.bucket_seconds;
+  lineChart($("chart-depth"), [stats.queued, stats.running], ["#9aa4ad", "#2f81f7"], ["queued", "running"], bucket);
   const empty = stats.submitted.map(() => 0);
   barChart(
     $("chart-throughput"),
     STATUSES.map((s) => stats.finished[s] || empty),
     ["#2da44e", "#bf8700", "#cf222e", "#6e7781"],
+    STATUSES,
+    bucket,
   );
+  $("stats-note").textContent = stats.truncated ? "(the newest " + MAX_STATS_NOTE + " jobs only: see /metrics)" : "";
 }
 
 function showJobs() {
@@ -285,32 +311,82 @@ function rowNode(row, scale, elapsed) {
   );
 }
 
+// A fan-out of many items is summarised in one row (its span, how many items ended how) until expanded.
+const expanded = new Set();
+
+function groupSummary(group, rows, scale, elapsed) {
+  const states = {};
+  let start = Infinity;
+  let end = 0;
+  for (const row of rows) {
+    const last = row.segments[row.segments.length - 1];
+    if (!last) continue;
+    states[last.state] = (states[last.state] || 0) + 1;
+    start = Math.min(start, row.segments[0].start);
+    end = Math.max(end, last.end === null ? elapsed : last.end);
+  }
+  const track = el("div", { class: "wf-track" });
+  const running = states.running ? "running" : "ok";
+  if (start < Infinity) track.append(segmentNode({ start, end, state: running }, { label: group }, scale, elapsed));
+  const counts = Object.entries(states).map(([state, n]) => n + " " + state).join(" · ");
+  track.append(el("span", { class: "wf-dur", style: "left:" + pct(end, scale) }, counts));
+  return el("div", { class: "wf-row summary", "data-group": group }, el("div", { class: "wf-label" }, group + " (all)"), track);
+}
+
+function groupHeader(group, size) {
+  const open = expanded.has(group);
+  const node = el("div", { class: "wf-group", "data-group": group }, group + " × " + size);
+  if (size > GROUP_ROWS) {
+    const toggle = el("button", { type: "button", class: "link" }, open ? "collapse" : "show all " + size);
+    toggle.addEventListener("click", () => {
+      if (open) expanded.delete(group);
+      else expanded.add(group);
+      renderWaterfall(lastTimeline);
+    });
+    node.append(" ", toggle);
+  }
+  return node;
+}
+
+let lastTimeline = null;
+
 function renderWaterfall(timeline) {
+  lastTimeline = timeline;
   const elapsed = timeline.elapsed;
   const scale = Math.max(elapsed, 0.001) * 1.02;
   const nodes = [axis(scale)];
-  const groupSizes = {};
-  for (const row of timeline.rows) if (row.group) groupSizes[row.group] = (groupSizes[row.group] || 0) + 1;
+  const groups = {};
+  for (const row of timeline.rows) if (row.group) (groups[row.group] = groups[row.group] || []).push(row);
   let group = null;
   for (const row of timeline.rows) {
     if (row.group && row.group !== group) {
-      nodes.push(el("div", { class: "wf-group" }, row.group + " × " + groupSizes[row.group]));
+      const members = groups[row.group];
+      nodes.push(groupHeader(row.group, members.length));
+      if (members.length > GROUP_ROWS && !expanded.has(row.group)) nodes.push(groupSummary(row.group, members, scale, elapsed));
     }
     group = row.group;
+    if (row.group && groups[row.group].length > GROUP_ROWS && !expanded.has(row.group)) continue;
     nodes.push(rowNode(row, scale, elapsed));
   }
   $("waterfall").replaceChildren(...nodes);
   $("waterfall").dataset.seq = timeline.last_seq;
 }
 
+// The job's usage ({total, providers, stages}: filled in when it ends) as one table: per provider, then per
+// stage and provider, then the total.
 function usageTable(usage) {
   const providers = (usage && usage.providers) || {};
-  const names = Object.keys(providers);
-  if (!names.length) return el("p", { class: "muted" }, "no provider usage recorded yet");
-  const counters = [...new Set(names.flatMap((n) => Object.keys(providers[n])))].sort();
-  const head = el("tr", {}, el("th", {}, "provider"), ...counters.map((c) => el("th", {}, c)));
-  const rows = names.map((n) =>
-    el("tr", {}, el("td", {}, n), ...counters.map((c) => el("td", {}, fmtNumber(providers[n][c])))),
+  const stages = (usage && usage.stages) || {};
+  if (!Object.keys(providers).length) return el("p", { class: "muted" }, "no provider usage recorded (yet: it is added up when the job ends)");
+  const lines = Object.keys(providers).map((n) => ["provider " + n, providers[n], "provider"]);
+  for (const stage of Object.keys(stages)) {
+    for (const [provider, counters] of Object.entries(stages[stage])) lines.push([stage + " · " + provider, counters, "stage"]);
+  }
+  lines.push(["total", usage.total || {}, "total"]);
+  const counters = [...new Set(lines.flatMap(([, c]) => Object.keys(c)))].sort();
+  const head = el("tr", {}, el("th", {}, ""), ...counters.map((c) => el("th", {}, c.replaceAll("_", " "))));
+  const rows = lines.map(([name, values, kind]) =>
+    el("tr", { class: kind }, el("td", {}, name), ...counters.map((c) => el("td", {}, fmtNumber(values[c])))),
   );
   return el("table", { class: "usage" }, head, ...rows);
 }
@@ -332,6 +408,7 @@ function showJob(id) {
   $("job-view").hidden = false;
   document.title = "ingestd · " + id;
   $("waterfall").replaceChildren();
+  expanded.clear();
   every(JOB_EVERY_MS, async () => {
     const timeline = await api("/v1/jobs/" + encodeURIComponent(id) + "/timeline");
     renderHead(timeline.job, timeline.elapsed);

@@ -1,0 +1,112 @@
+"""The dashboard at /ui, in headless Chromium against a real server: what an operator sees.
+
+A running job's page draws its waterfall and keeps adding rows as fan-out items start; the jobs table updates
+live and its pipeline and status filters narrow it. Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+ITEMS = 10  # demo items, 2 at a time, 1 s each: about 5 s of running to watch
+
+
+def submit(server: str, pipeline: str, body: dict[str, Any]) -> str:
+    answer = httpx.post(f"{server}/v1/pipelines/{pipeline}/jobs", json=body, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+def item_rows(page: Any) -> int:
+    count: int = page.locator("#waterfall .wf-row.item").count()
+    return count
+
+
+def test_running_job_waterfall_appears_and_grows(server: str, page: Any, artifacts: Path) -> None:
+    job = submit(server, "demo", {"items": ITEMS, "seconds": 1.0, "concurrency": 2})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+
+    expect(page.locator("#job-id")).to_have_text(job)
+    expect(page.locator("#waterfall .wf-row.item").first).to_be_visible(timeout=10_000)
+    first_seen = item_rows(page)
+    expect(page.locator("#job-status")).to_have_text("running")
+    expect(page.locator('#waterfall .wf-row[data-key="queue"] .wf-label')).to_have_text("queue wait")
+    expect(page.locator('#waterfall .wf-row[data-key="prepare"]')).to_have_attribute("data-state", "ok")
+    page.screenshot(path=str(artifacts / "dashboard-job-running.png"), full_page=True)
+
+    # While it runs, the page polls and new items get rows (with a bar each) without a reload.
+    page.wait_for_function(
+        "n => document.querySelectorAll('#waterfall .wf-row.item').length > n", arg=first_seen, timeout=15_000
+    )
+    assert first_seen < ITEMS, f"the page first showed {first_seen} item rows: the job was already done"
+
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=30_000)
+    items = page.locator("#waterfall .wf-row.item")
+    expect(items).to_have_count(ITEMS)
+    expect(page.locator("#waterfall .wf-row.item .wf-seg.ok")).to_have_count(ITEMS)
+    expect(page.locator("#waterfall .wf-group")).to_have_text(f"work × {ITEMS}")
+    expect(page.locator('#waterfall .wf-row[data-key="collect"]')).to_have_attribute("data-state", "ok")
+    expect(page.locator("#job-facts")).to_contain_text(f"work {ITEMS}/{ITEMS}")
+    expect(page.locator("#result")).to_contain_text('"ok": [')
+    page.screenshot(path=str(artifacts / "dashboard-job-finished.png"), full_page=True)
+
+
+def test_failed_item_is_red_and_the_job_shows_partial(server: str, page: Any) -> None:
+    job = submit(server, "demo", {"items": 3, "seconds": 0.1, "fail": [1]})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+
+    expect(page.locator("#job-status")).to_have_text("partial", timeout=20_000)
+    expect(page.locator('#waterfall .wf-row[data-key="work[1]"]')).to_have_attribute("data-state", "failed")
+    expect(page.locator('#waterfall .wf-row[data-key="work[1]"] .wf-mark.failed')).to_have_attribute(
+        "title", re.compile("item 1 was asked to fail")
+    )
+    expect(page.locator('#waterfall .wf-row[data-key="work[0]"]')).to_have_attribute("data-state", "ok")
+
+
+def row(page: Any, job: str) -> Any:
+    return page.locator(f'#jobs-body tr[data-job="{job}"]')
+
+
+def test_jobs_table_is_live_and_filters(server: str, page: Any, artifacts: Path) -> None:
+    page.goto(f"{server}/ui/")
+    expect(page.locator("#jobs-count")).to_have_text("0 jobs")
+
+    demo = submit(server, "demo", {"items": 2, "seconds": 0.2})
+    noop = submit(server, "noop", {})
+    partial = submit(server, "demo", {"items": 2, "seconds": 0.1, "fail": [0]})
+
+    # No reload: the table picks the jobs up and their status changes as they finish.
+    expect(row(page, demo).locator(".status")).to_have_text("succeeded", timeout=20_000)
+    expect(row(page, noop).locator(".status")).to_have_text("succeeded", timeout=20_000)
+    expect(row(page, partial).locator(".status")).to_have_text("partial", timeout=20_000)
+    expect(page.locator("#jobs-count")).to_have_text("3 jobs")
+
+    page.select_option("#f-pipeline", "noop")
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+    expect(row(page, noop)).to_be_visible()
+
+    page.select_option("#f-pipeline", "demo")
+    expect(page.locator("#jobs-body tr")).to_have_count(2)
+    page.select_option("#f-status", "partial")
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+    expect(row(page, partial)).to_be_visible()
+    page.select_option("#f-status", "failed")
+    expect(page.locator("#jobs-body tr")).to_have_count(0)
+    expect(page.locator("#jobs-count")).to_have_text("0 jobs")
+
+    # The charts are redrawn for the filter: demo jobs finished this minute, one succeeded and one partial.
+    page.select_option("#f-status", "")
+    expect(page.locator('#chart-throughput rect[data-status="succeeded"]')).to_have_count(1)
+    expect(page.locator('#chart-throughput rect[data-status="partial"]')).to_have_count(1)
+    expect(page.locator('#queues .card[data-pipeline="demo"]')).to_have_count(0)  # nothing queued or running
+    page.screenshot(path=str(artifacts / "dashboard-jobs.png"), full_page=True)
+
+    row(page, partial).locator("a").click()
+    expect(page.locator("#job-id")).to_have_text(partial)
+    expect(page.locator("#job-status")).to_have_text("partial")
