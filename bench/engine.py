@@ -1,0 +1,335 @@
+"""The engine's own numbers, on SQLite and PostgreSQL: no-op throughput, enqueue→start latency, claim time.
+
+    .venv/bin/python bench/engine.py            # the full run (1,000,000 queued jobs for the claim figure)
+    .venv/bin/python bench/engine.py --quick    # `make bench`: the same figures with fewer jobs (~1 minute)
+
+Printed, per backend (targets of issue 2 on a 2-core machine in brackets):
+
+* no-op jobs/s with one worker process (``ingestd worker``, default concurrency): n jobs queued first, then
+  n / (last finished_at - first started_at) from the database [>= 4,000 SQLite, >= 2,000 PostgreSQL];
+* enqueue→start p50/p99: jobs submitted one at a time at a low rate, latency = when the pipeline's code started
+  (stamped in its result) - just before ``submit`` was called; with the worker in the submitting process and in a
+  separate ``ingestd worker`` process [p50 <= 1 ms in process, <= 5 ms across processes];
+* claim time with 1,000 vs 1,000,000 queued jobs: p50 of ``claim_jobs(limit=1)`` [1M <= 1.5 x 1k]. The queue is
+  built with one bulk ``INSERT ... SELECT`` (not through submit), then ``ANALYZE`` as autovacuum would.
+
+Durability as configured by default: SQLite WAL with synchronous=NORMAL, PostgreSQL fsync=on and
+synchronous_commit=on. Results also go to bench/out/engine.json. Numbers on a shared machine are noisy: run twice.
+``bench/peers.py`` reuses ``throughput`` and ``latency`` from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from ingestd.models import JSON, NewJob
+from ingestd.pipeline import Context, Pipeline
+from ingestd.pipelines import build_pipelines
+from ingestd.settings import Settings
+from ingestd.store import open_store, sqlite_path
+from ingestd.worker import Worker
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SQLITE, POSTGRES = "SQLite", "PostgreSQL"
+
+
+# --- the bench's own pipeline: stamps when its code started ----------------------------------------------------
+class StampInput(BaseModel):
+    model_config = {"extra": "allow"}
+
+
+async def run_stamp(_ctx: Context, _inp: StampInput) -> JSON:
+    return {"t": time.time()}
+
+
+PIPELINES = [Pipeline(name="stamp", input_model=StampInput, run=run_stamp, description="bench: start time")]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of ``values`` (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- databases --------------------------------------------------------------------------------------------------
+def postgres_available() -> bool:
+    try:
+        import ingestd.store.postgres  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(backend: str) -> AsyncIterator[str]:
+    """A new, migrated, empty database of ``backend``; dropped (or deleted) afterwards."""
+    if backend == SQLITE:
+        with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
+            url = f"sqlite:///{folder}/ingestd.db"
+            await (await open_store(url)).close()
+            yield url
+        return
+    name = f"bench_engine_{os.urandom(4).hex()}"
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        await (await open_store(url)).close()
+        yield url
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+_COLUMNS = (
+    "id, tenant, pipeline, status, input, files, attempt, max_attempts, priority, run_at, created_at, updated_at, "
+    "cancel_requested, retention_seconds, usage, units, last_seq"
+)
+
+
+async def bulk_queue(url: str, n: int, pipeline: str = "noop") -> None:
+    """Queue ``n`` jobs with their ``job.queued`` events in two set-based statements (no per-job round trip)."""
+    if url.startswith("sqlite"):
+        await asyncio.to_thread(_bulk_queue_sqlite, sqlite_path(url), n, pipeline)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            f"INSERT INTO jobs ({_COLUMNS}) SELECT 'bench' || lpad(i::text, 21, '0'), 'default', $1, 'queued', "
+            "'{}', '[]', 0, 5, 0, now(), now(), now(), false, 604800, '{}', 1, 1 FROM generate_series(1, $2) AS i",
+            pipeline,
+            n,
+        )
+        await conn.execute(
+            "INSERT INTO events (job_id, seq, type, data, at) SELECT id, 1, 'job.queued', '{}', created_at FROM jobs"
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def _bulk_queue_sqlite(path: str, n: int, pipeline: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            f"INSERT INTO jobs ({_COLUMNS}) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+            "WHERE i < ?) SELECT printf('bench%021d', i), 'default', ?, 'queued', '{}', '[]', 0, 5, 0, ?, ?, ?, 0, "
+            "604800, '{}', 1, 1 FROM n",
+            (n, pipeline, now, now, now),
+        )
+        conn.execute(
+            "INSERT INTO events (job_id, seq, type, data, at) SELECT id, 1, 'job.queued', '{}', created_at FROM jobs"
+        )
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+async def sql(url: str, query: str) -> list[Any]:
+    """One read query, for the bench's own bookkeeping (times as Unix seconds on both backends)."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as conn:
+            return conn.execute(query).fetchall()
+    query = query.replace("started_at", "extract(epoch from started_at)::float8")
+    query = query.replace("finished_at", "extract(epoch from finished_at)::float8")
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(query)]
+    finally:
+        await conn.close()
+
+
+# --- worker processes -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def worker_process(url: str, pipeline: str, concurrency: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``ingestd worker`` in its own process, running only ``pipeline`` (the bench's ``stamp`` one included)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env["INGESTD_PIPELINE_MODULES"] = json.dumps(["engine:PIPELINES"])
+    env["INGESTD_LOG_LEVEL"] = "WARNING"
+    args = [sys.executable, "-m", "ingestd.cli", "worker", "--database", url, "--pipeline", pipeline]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_drained(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (await sql(url, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')"))[0][0]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"jobs still queued after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+# --- the figures ------------------------------------------------------------------------------------------------
+async def throughput(url: str, n: int, concurrency: int | None = None) -> float:
+    """No-op jobs/s of one worker process draining ``n`` queued jobs (first start to last finish)."""
+    await bulk_queue(url, n)
+    with worker_process(url, "noop", concurrency):
+        await wait_drained(url, timeout=max(120.0, n / 200))
+    [(done, first, last)] = await sql(
+        url, "SELECT count(*), min(started_at), max(finished_at) FROM jobs WHERE status = 'succeeded'"
+    )
+    if done != n:
+        raise RuntimeError(f"{n - done} of {n} jobs did not succeed")
+    return float(n / (last - first))
+
+
+async def _trickle(url: str, n: int, rate: float) -> list[float]:
+    """Submit ``n`` stamp jobs at ``rate``/s, one at a time; enqueue→start of each, in milliseconds."""
+    store = await open_store(url, migrate=False)
+    try:
+        submitted: list[tuple[str, float]] = []
+        for _ in range(n):
+            before = time.time()
+            outcome = await store.submit(NewJob(pipeline="stamp", input={}))
+            submitted.append((outcome.job.id, before))
+            await asyncio.sleep(1 / rate)
+        await wait_drained(url, timeout=60)
+        latencies = []
+        for job_id, before in submitted:
+            job = await store.get_job(job_id)
+            assert job is not None and job.result is not None, job
+            latencies.append((job.result["t"] - before) * 1000)
+        return latencies
+    finally:
+        await store.close()
+
+
+async def latency(url: str, n: int, rate: float, *, in_process: bool = False) -> tuple[float, float]:
+    """Enqueue→start p50 and p99 (ms) with a worker in this process or in an ``ingestd worker`` process."""
+    warm = max(5, n // 20)  # the first jobs pay for imports and connections: not what is measured
+    if in_process:
+        settings = Settings(database_url=url, pipelines=["stamp"])
+        store = await open_store(url, migrate=False)
+        worker = Worker(store, {**build_pipelines(settings), "stamp": PIPELINES[0]}, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            lat = (await _trickle(url, warm + n, rate))[warm:]
+        finally:
+            await worker.stop(grace=0)
+            await task
+            await store.close()
+    else:
+        with worker_process(url, "stamp"):
+            lat = (await _trickle(url, warm + n, rate))[warm:]
+    return percentile(lat, 50), percentile(lat, 99)
+
+
+async def claim_time(url: str, queued: int, claims: int) -> float:
+    """p50 of ``claim_jobs(limit=1)`` (ms) with ``queued`` jobs in the queue."""
+    await bulk_queue(url, queued)
+    store = await open_store(url, migrate=False)
+    try:
+        times = []
+        for _ in range(claims):
+            started = time.perf_counter()
+            got = await store.claim_jobs("bench", pipelines=["noop"], limit=1, lease_seconds=60)
+            times.append((time.perf_counter() - started) * 1000)
+            assert len(got) == 1
+        return statistics.median(times[claims // 10 :])
+    finally:
+        await store.close()
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+async def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    row: dict[str, Any] = {"backend": backend}
+    for attempt in range(args.repeat):
+        async with fresh_database(backend) as url:
+            row.setdefault("jobs_per_s", []).append(await throughput(url, args.jobs))
+        print(f"  {backend}: {row['jobs_per_s'][-1]:,.0f} no-op jobs/s (run {attempt + 1})", flush=True)
+    for where, in_process in (("in_process", True), ("cross_process", False)):
+        async with fresh_database(backend) as url:
+            p50, p99 = await latency(url, args.latency_jobs, args.rate, in_process=in_process)
+        row[f"{where}_p50_ms"], row[f"{where}_p99_ms"] = p50, p99
+        print(f"  {backend}: enqueue->start {where.replace('_', ' ')} p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
+    for queued in (1_000, args.big):
+        async with fresh_database(backend) as url:
+            row[f"claim_ms_{queued}"] = await claim_time(url, queued, args.claims)
+        print(f"  {backend}: claim with {queued:,} queued: {row[f'claim_ms_{queued}']:.3f} ms", flush=True)
+    return row
+
+
+def print_table(rows: list[dict[str, Any]], big: int) -> None:
+    targets = {SQLITE: 4000, POSTGRES: 2000}
+    print()
+    print(f"{'backend':<11} {'no-op jobs/s':>18} {'in-process p50/p99 ms':>22} {'cross-process p50/p99 ms':>25} "
+          f"{'claim 1k ms':>11} {f'claim {big:,} ms':>17} {'ratio':>6}")  # fmt: skip
+    for r in rows:
+        tput = "/".join(f"{x:,.0f}" for x in r["jobs_per_s"])
+        ratio = r[f"claim_ms_{big}"] / r["claim_ms_1000"]
+        print(
+            f"{r['backend']:<11} {tput:>18} {r['in_process_p50_ms']:>10.2f} / {r['in_process_p99_ms']:<9.2f} "
+            f"{r['cross_process_p50_ms']:>12.2f} / {r['cross_process_p99_ms']:<10.2f} {r['claim_ms_1000']:>11.3f} "
+            f"{r[f'claim_ms_{big}']:>17.3f} {ratio:>6.2f}"
+        )
+    print("targets: jobs/s >= " + ", ".join(f"{k} {v:,}" for k, v in targets.items() if any(r["backend"] == k for r in rows))
+          + "; p50 <= 1 ms in process, <= 5 ms across processes; claim ratio <= 1.5")  # fmt: skip
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer jobs: about a minute in all")
+    ap.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    ap.add_argument("--jobs", type=int, help="no-op jobs per throughput run (default 20,000; quick 5,000)")
+    ap.add_argument("--repeat", type=int, help="throughput runs per backend (default 2; quick 1)")
+    ap.add_argument("--latency-jobs", type=int, help="jobs per latency run (default 500; quick 150)")
+    ap.add_argument("--rate", type=float, default=100.0, help="submits per second in the latency runs")
+    ap.add_argument("--big", type=int, help="queued jobs of the large claim run (default 1,000,000; quick 200,000)")
+    ap.add_argument("--claims", type=int, default=200, help="claims timed per queue size")
+    args = ap.parse_args(argv)
+    defaults = {"jobs": (20_000, 5_000), "repeat": (2, 1), "latency_jobs": (500, 150), "big": (1_000_000, 200_000)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    return args
+
+
+async def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    wanted = {"sqlite": SQLITE, "postgres": POSTGRES}
+    backends = [wanted[b.strip()] for b in args.backends.split(",") if b.strip()]
+    if POSTGRES in backends and not postgres_available():
+        print("PostgreSQL: skipped (ingestd.store.postgres is not there yet)")
+        backends.remove(POSTGRES)
+    rows = [await measure(backend, args) for backend in backends]
+    print_table(rows, args.big)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "engine.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
