@@ -50,7 +50,7 @@ def test_running_job_waterfall_appears_and_grows(server: str, page: Any, artifac
     items = page.locator("#waterfall .wf-row.item")
     expect(items).to_have_count(ITEMS)
     expect(page.locator("#waterfall .wf-row.item .wf-seg.ok")).to_have_count(ITEMS)
-    expect(page.locator("#waterfall .wf-group")).to_have_text(f"work × {ITEMS}")
+    expect(page.locator("#waterfall .wf-group")).to_have_text(f"work \u00d7 {ITEMS}")
     expect(page.locator('#waterfall .wf-row[data-key="collect"]')).to_have_attribute("data-state", "ok")
     expect(page.locator("#job-facts")).to_contain_text(f"work {ITEMS}/{ITEMS}")
     expect(page.locator("#result")).to_contain_text('"ok": [')
@@ -110,3 +110,19 @@ def test_jobs_table_is_live_and_filters(server: str, page: Any, artifacts: Path)
     row(page, partial).locator("a").click()
     expect(page.locator("#job-id")).to_have_text(partial)
     expect(page.locator("#job-status")).to_have_text("partial")
+
+
+def test_a_large_fan_out_is_summarised_until_expanded(server: str, page: Any) -> None:
+    job = submit(server, "demo", {"items": 80, "seconds": 0, "fail": [7], "concurrency": 20})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+
+    expect(page.locator("#job-status")).to_have_text("partial", timeout=20_000)
+    summary = page.locator('#waterfall .wf-row.summary[data-group="work"]')
+    expect(summary).to_contain_text("79 ok")
+    expect(summary).to_contain_text("1 failed")
+    expect(page.locator("#waterfall .wf-row.item")).to_have_count(0)
+
+    page.get_by_role("button", name="show all 80").click()
+    expect(page.locator("#waterfall .wf-row.item")).to_have_count(80)
+    page.get_by_role("button", name="collapse").click()
+    expect(page.locator("#waterfall .wf-row.item")).to_have_count(0)
