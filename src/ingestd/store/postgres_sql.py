@@ -179,9 +179,21 @@ SELECT id FROM done
 
 PURGE = f"""
 DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs WHERE expires_at < $1 AND status IN {TERMINAL} LIMIT $2 FOR UPDATE SKIP LOCKED
+    SELECT id FROM jobs WHERE expires_at < coalesce($1::timestamptz, now()) AND status IN {TERMINAL}
+    LIMIT $2 FOR UPDATE SKIP LOCKED
 ) RETURNING id, files
 """
+DELETE_CHILDREN = """
+WITH ev AS (DELETE FROM events WHERE job_id = ANY($1::text[]))
+DELETE FROM steps WHERE job_id = ANY($1::text[])
+"""
+
+# $1 job, $2 tenant (NULL: any). Locks the row so cancel and delete decide on the state they change.
+LOCK_JOB = (
+    "SELECT status, cancel_requested, files FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE"
+)
+MARK_CANCEL = "UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1"
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"
 
 QUEUE_STATS = """
 SELECT pipeline, count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),

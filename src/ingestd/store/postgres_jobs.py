@@ -1,0 +1,171 @@
+"""The PostgreSQL store's job transitions (a mixin of ``PostgresJobStore``).
+
+The hot path (submit, claim, heartbeat, save_step, finish, append_events) is one statement each from
+``postgres_sql``: one round trip, atomic without BEGIN/COMMIT, planned once per pooled connection (asyncpg caches
+prepared statements). Cancel, delete and purge are rarer and read-then-write, so they run in a transaction that
+locks the job row first. Workers and followers are woken by the NOTIFY triggers of migration 0001.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from ingestd import errors
+from ingestd.models import (
+    JSON,
+    Event,
+    HeartbeatResult,
+    Job,
+    JobStatus,
+    NewJob,
+    Progress,
+    Step,
+    SubmitOutcome,
+    new_job_id,
+)
+from ingestd.store import pg_blobs, records
+from ingestd.store import postgres_sql as sql
+from ingestd.store.postgres_base import PostgresBase
+from ingestd.store.records import dumps
+from ingestd.store.wakeup import Wake
+
+_PURGE_BATCH = 500
+_EMPTY = "{}"
+
+
+def _or_none(value: JSON | None) -> str | None:
+    return None if value is None else dumps(value)
+
+
+class PostgresJobs(PostgresBase):
+    """``JobStore``'s writes on PostgreSQL."""
+
+    async def submit(self, new: NewJob) -> SubmitOutcome:
+        args = (
+            new.tenant, new.pipeline, dumps(new.input), records.encode_files(new.files), new.max_attempts,
+            new.priority, new.run_at, new.ordering_key, new.idempotency_key, new.payload_hash, new.deadline_seconds,
+            new.retention_seconds, new.webhook_url, new.units, dumps({"pipeline": new.pipeline}),
+        )  # fmt: skip
+        for _ in range(3):  # only loops if the existing job is deleted between the two statements
+            row = await self._fetchrow(sql.SUBMIT, new_job_id(), *args)
+            if row is not None:
+                self._waiters.notify(Wake(work=True, jobs=[row[0]]))  # in process at once; NOTIFY for the others
+                return SubmitOutcome(records.job_from_row(row), created=True)
+            existing = await self._fetchrow(sql.BY_IDEMPOTENCY_KEY, new.tenant, new.idempotency_key)
+            if existing is not None:
+                if existing[17] != new.payload_hash:
+                    raise errors.IdempotencyConflict(job_id=existing[0])
+                return SubmitOutcome(records.job_from_row(existing), created=False)
+        raise errors.StoreError("the job with this Idempotency-Key kept disappearing; try again")
+
+    async def delete_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        async with self._acquire() as conn, conn.transaction():
+            lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
+            if lock is None:
+                return None
+            if not JobStatus(lock[0]).terminal:
+                raise errors.JobNotFinished(job_id=job_id)
+            row = await conn.fetchrow(sql.GET_JOB, job_id, None)
+            await conn.execute(sql.DELETE_CHILDREN, [job_id])
+            await conn.execute("DELETE FROM jobs WHERE id = $1", job_id)
+            job = records.job_from_row(row)
+            await pg_blobs.delete_refs(conn, [f.blob for f in job.files])
+        return job
+
+    async def request_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        async with self._acquire() as conn, conn.transaction():
+            lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
+            if lock is None:
+                return None
+            if lock[0] == JobStatus.QUEUED:
+                await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.cancel_requested"], [_EMPTY])
+                await conn.fetch(sql.CANCEL_QUEUED, job_id)
+            elif lock[0] == JobStatus.RUNNING and not lock[1]:
+                await conn.execute(sql.MARK_CANCEL, job_id)
+                await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.cancel_requested"], [_EMPTY])
+            row = await conn.fetchrow(sql.GET_JOB, job_id, None)
+        return records.job_from_row(row)
+
+    # --- workers ----------------------------------------------------------------------------
+    async def claim_jobs(
+        self, worker_id: str, *, pipelines: Sequence[str] | None, limit: int, lease_seconds: float
+    ) -> list[Job]:
+        names = None if pipelines is None else list(pipelines)
+        rows = await self._fetch(sql.CLAIM, worker_id, names, limit, lease_seconds)
+        return [records.job_from_row(r) for r in rows]
+
+    async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
+        ids = list(dict.fromkeys(job_ids))
+        rows = await self._fetch(sql.HEARTBEAT, ids, worker_id, lease_seconds)
+        held = {r[0] for r in rows}
+        cancel = {r[0] for r in rows if r[1]}
+        return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
+
+    async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            await self._execute(sql.RELEASE, list(job_ids), worker_id, dumps({"worker": worker_id}))
+
+    async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
+        data = dumps({"stage": progress.stage, "done": progress.done, "total": progress.total})
+        await self._execute(sql.SET_PROGRESS, job_id, worker_id, progress.stage, progress.done, progress.total, data)
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        result: JSON | None = None,
+        error: JSON | None = None,
+        usage: JSON | None = None,
+    ) -> bool:
+        status = JobStatus(status)
+        if not status.terminal:
+            raise ValueError(f"finish needs a terminal status, not {status}")
+        encoded = (_or_none(result), _or_none(error), _or_none(usage))
+        return await self._fetchrow(sql.FINISH, job_id, worker_id, status.value, *encoded) is not None
+
+    async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
+        data = dumps({"retry_at": run_at.astimezone(UTC).isoformat(), "error": error})
+        return await self._fetchrow(sql.RETRY_LATER, job_id, worker_id, run_at, dumps(error), data) is not None
+
+    # --- steps and events ----------------------------------------------------------------------
+    async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
+        row = (step.job_id, step.key, step.ok, dumps(step.output), _or_none(step.error), step.attempts,
+               step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
+        types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
+        counts = await self._fetchrow(sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8])
+        if counts is not None and counts[0]:
+            return records.step_from_row(row)
+        existing = await self._fetchrow(
+            f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1 AND key = $2", step.job_id, step.key
+        )
+        if existing is not None:  # first write wins
+            return records.step_from_row(existing)
+        raise errors.LeaseLost(job_id=step.job_id, step=step.key)
+
+    async def append_events(self, job_id: str, events: Sequence[tuple[str, JSON]]) -> list[Event]:
+        if not events:
+            return []
+        types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
+        rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
+        rows = sorted(rows, key=lambda r: r[0])
+        return [Event(job_id, r[0], etype, value, r[1]) for r, (etype, value) in zip(rows, events, strict=True)]
+
+    # --- housekeeping ----------------------------------------------------------------------------
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        purged = 0
+        while True:
+            async with self._acquire() as conn, conn.transaction():
+                rows = await conn.fetch(sql.PURGE, now, _PURGE_BATCH)
+                if rows:
+                    await conn.execute(sql.DELETE_CHILDREN, [r[0] for r in rows])
+                    refs = [f.blob for r in rows for f in records.decode_files(r[1])]
+                    await pg_blobs.delete_refs(conn, refs)
+            purged += len(rows)
+            if len(rows) < _PURGE_BATCH:
+                return purged
+
+
+__all__ = ["PostgresJobs"]

@@ -1,0 +1,158 @@
+"""The PostgreSQL store's ``LimiterStore``: provider slots, waiters and state shared by every worker of a fleet.
+
+Each decision runs in one transaction holding a per-provider advisory transaction lock (the lock
+``ingestd.slots`` asks for), reads the provider's rows, asks ``plan_grants`` and writes the answer. Limiter times
+are Unix seconds on both backends; here they are the server's clock (``now()``), the same for every machine.
+A freed slot or queue place sends ``NOTIFY ingestd_slots`` with the provider, which wakes the sleepers of
+``wait_for_provider_slots`` in every process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from ingestd.models import JSON
+from ingestd.slots import (
+    WAITER_TTL_SECONDS,
+    Feedback,
+    Plan,
+    ProviderState,
+    SlotLimit,
+    Waiter,
+    apply_feedback,
+    plan_grants,
+)
+from ingestd.store.postgres_base import PostgresBase
+from ingestd.store.sqlite_limits import stats_from_rows
+
+_EPOCH = "extract(epoch FROM now())::float8"
+# The lock key: a 64-bit hash of the provider, namespaced so it cannot collide with the migration lock.
+_LOCK = f"SELECT {_EPOCH} FROM pg_advisory_xact_lock(hashtextextended('ingestd-slots:' || $1, 0))"
+_STATE_COLUMNS = "tokens, tokens_at, concurrency, paused_until, decreased_at"
+
+# $1 provider, $2 now, $3 gone ids: drop expired slots and waiters and the gone waiters; returns how many.
+_EXPIRE = """
+WITH s AS (DELETE FROM provider_slots WHERE provider = $1 AND lease_expires_at < $2 RETURNING 1),
+w AS (DELETE FROM provider_waiters WHERE provider = $1 AND (expires_at < $2 OR id = ANY($3::text[])) RETURNING 1)
+SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM w)
+"""
+# $1 provider, $2 expires_at, $3.. the waiters as arrays.
+_REGISTER = """
+INSERT INTO provider_waiters (id, provider, tenant, arrived_at, cost, expires_at)
+SELECT w.id, $1, w.tenant, w.arrived_at, w.cost, $2
+FROM unnest($3::text[], $4::text[], $5::float8[], $6::float8[]) AS w(id, tenant, arrived_at, cost)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at
+"""
+_GRANT = """
+WITH slots AS (
+    INSERT INTO provider_slots (holder_id, provider, tenant, acquired_at, lease_expires_at)
+    SELECT h, $1, t, $4::float8, $4::float8 + $5::float8 FROM unnest($2::text[], $3::text[]) AS g(h, t)
+)
+DELETE FROM provider_waiters WHERE id = ANY($2::text[])
+"""
+_SAVE_STATE = f"""
+INSERT INTO provider_state (provider, {_STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at,
+    concurrency = excluded.concurrency, paused_until = excluded.paused_until, decreased_at = excluded.decreased_at
+"""
+_NOTIFY = "SELECT pg_notify('ingestd_slots', $1)"
+_STATS = f"""
+SELECT p.provider,
+    (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= {_EPOCH}),
+    (SELECT count(*) FROM provider_waiters w WHERE w.provider = p.provider AND w.expires_at >= {_EPOCH}),
+    (SELECT concurrency FROM provider_state t WHERE t.provider = p.provider)
+FROM (SELECT provider FROM provider_slots UNION SELECT provider FROM provider_waiters
+    UNION SELECT provider FROM provider_state) p ORDER BY p.provider
+"""
+
+
+async def _state(conn: asyncpg.Connection, provider: str) -> ProviderState:
+    row = await conn.fetchrow(f"SELECT {_STATE_COLUMNS} FROM provider_state WHERE provider = $1", provider)
+    return ProviderState(*row) if row is not None else ProviderState()
+
+
+async def _save_state(conn: asyncpg.Connection, provider: str, s: ProviderState) -> None:
+    await conn.execute(_SAVE_STATE, provider, s.tokens, s.tokens_at, s.concurrency, s.paused_until, s.decreased_at)
+
+
+async def _expire_and_register(
+    conn: asyncpg.Connection, provider: str, waiters: Sequence[Waiter], gone: Sequence[str], now: float
+) -> bool:
+    """Drop expired slots/waiters and ``gone``; upsert ``waiters``. True if a place in the queue opened up."""
+    freed = await conn.fetchval(_EXPIRE, provider, now, list(gone))
+    if waiters:
+        columns = ([w.id for w in waiters], [w.tenant for w in waiters], [w.arrived_at for w in waiters],
+                   [w.cost for w in waiters])  # fmt: skip
+        await conn.execute(_REGISTER, provider, now + WAITER_TTL_SECONDS, *columns)
+    return bool(freed) or bool(gone)
+
+
+class PostgresLimits(PostgresBase):
+    """``LimiterStore`` for ``PostgresJobStore``."""
+
+    async def acquire_provider_slots(
+        self,
+        provider: str,
+        limit: SlotLimit,
+        waiters: Sequence[Waiter],
+        *,
+        gone: Sequence[str] = (),
+        lease_seconds: float,
+    ) -> Plan:
+        async with self._acquire() as conn, conn.transaction():
+            now = float(await conn.fetchval(_LOCK, provider))
+            if await _expire_and_register(conn, provider, waiters, gone, now):
+                await conn.execute(_NOTIFY, provider)  # delivered at commit
+            held = {r[0]: int(r[1]) for r in await conn.fetch(
+                "SELECT tenant, count(*) FROM provider_slots WHERE provider = $1 GROUP BY tenant", provider
+            )}  # fmt: skip
+            rows = await conn.fetch(
+                "SELECT id, tenant, arrived_at, cost FROM provider_waiters WHERE provider = $1", provider
+            )
+            queue = [Waiter(*r) for r in rows]
+            mine = frozenset(w.id for w in waiters)
+            plan = plan_grants(
+                limit, await _state(conn, provider), now=now, held_by_tenant=held, waiters=queue, mine=mine
+            )
+            if plan.granted:
+                tenant_of = {w.id: w.tenant for w in waiters}
+                granted = list(plan.granted)
+                await conn.execute(_GRANT, provider, granted, [tenant_of[h] for h in granted], now, lease_seconds)
+                if limit.rate is not None:
+                    await _save_state(conn, provider, plan.state)
+        return plan
+
+    async def release_provider_slot(
+        self, provider: str, holder_id: str, limit: SlotLimit, feedback: Feedback | None = None
+    ) -> None:
+        if feedback is None or not (limit.adaptive or feedback.pause_seconds or feedback.extra_cost):
+            await self._execute(
+                "WITH d AS (DELETE FROM provider_slots WHERE holder_id = $1) SELECT pg_notify('ingestd_slots', $2)",
+                holder_id,
+                provider,
+            )
+            return
+        async with self._acquire() as conn, conn.transaction():
+            now = float(await conn.fetchval(_LOCK, provider))
+            await conn.execute("DELETE FROM provider_slots WHERE holder_id = $1", holder_id)
+            state = await _state(conn, provider)
+            new = apply_feedback(limit, state, feedback, now=now)
+            if new != state:
+                await _save_state(conn, provider, new)
+            await conn.execute(_NOTIFY, provider)
+
+    async def renew_provider_slots(self, holder_ids: Sequence[str], lease_seconds: float) -> None:
+        if holder_ids:
+            await self._execute(
+                f"UPDATE provider_slots SET lease_expires_at = {_EPOCH} + $2 WHERE holder_id = ANY($1::text[])",
+                list(holder_ids),
+                lease_seconds,
+            )
+
+    async def provider_limiter_stats(self) -> list[JSON]:
+        return stats_from_rows(await self._fetch(_STATS))
+
+
+__all__ = ["PostgresLimits"]

@@ -1,0 +1,90 @@
+"""The PostgreSQL store's reads and small writes: jobs, events, steps, workers, numbers, API keys (a mixin)."""
+
+from __future__ import annotations
+
+import itertools
+
+from ingestd.models import JSON, Event, Job, JobFilter, JobPage, Step
+from ingestd.store import postgres_sql as sql
+from ingestd.store import records
+from ingestd.store.postgres_base import PostgresBase
+from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS
+
+
+class PostgresReads(PostgresBase):
+    """Single-statement queries of ``PostgresJobStore``."""
+
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        row = await self._fetchrow(sql.GET_JOB, job_id, tenant)
+        return records.job_from_row(row) if row is not None else None
+
+    async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        numbers = itertools.count(1)
+        where, params = records.job_filter_sql(flt, cursor, lambda: f"${next(numbers)}", lambda d: d)
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ${next(numbers)}", *params, limit + 1
+        )
+        jobs = [records.job_from_row(r) for r in rows[:limit]]
+        next_cursor = records.encode_cursor(jobs[-1].id) if len(rows) > limit else None
+        return JobPage(jobs, next_cursor)
+
+    async def count_queued(self, tenant: str) -> int:
+        return int(await self._fetchval("SELECT count(*) FROM jobs WHERE tenant = $1 AND status = 'queued'", tenant))
+
+    async def read_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        rows = await self._fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            job_id,
+            after,
+            limit,
+        )
+        return [records.event_from_row(r) for r in rows]
+
+    async def _last_seq(self, job_id: str) -> int:
+        value = await self._fetchval("SELECT last_seq FROM jobs WHERE id = $1", job_id)
+        return int(value) if value is not None else 0
+
+    async def load_steps(self, job_id: str) -> dict[str, Step]:
+        rows = await self._fetch(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1", job_id)
+        return {r[1]: records.step_from_row(r) for r in rows}
+
+    async def live_workers(self, within_seconds: float) -> list[JSON]:
+        rows = await self._fetch(
+            f"SELECT id, last_seen, jobs FROM workers WHERE last_seen >= now() - $1::float8 {sql.SECONDS} ORDER BY id",
+            within_seconds,
+        )
+        return [{"id": r[0], "last_seen": r[1], "jobs": r[2]} for r in rows]
+
+    async def queue_stats(self) -> list[JSON]:
+        rows = await self._fetch(sql.QUEUE_STATS)
+        return [
+            {"pipeline": r[0], "queued": int(r[1]), "running": int(r[2]), "oldest_queued_age": float(r[3])}
+            for r in rows
+        ]
+
+    async def recent_durations(self, pipeline: str, limit: int = 50) -> list[tuple[float, float]]:
+        rows = await self._fetch(
+            "SELECT units, extract(epoch FROM finished_at - started_at)::float8 FROM jobs "
+            "WHERE pipeline = $1 AND status = 'succeeded' ORDER BY finished_at DESC LIMIT $2",
+            pipeline,
+            limit,
+        )
+        return [(float(r[0]), float(r[1])) for r in rows]
+
+    async def add_api_key(self, key_hash: str, tenant: str) -> None:
+        await self._execute(
+            "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES ($1, $2, now()) "
+            "ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant",
+            key_hash,
+            tenant,
+        )
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        value = await self._fetchval("SELECT tenant FROM api_keys WHERE key_hash = $1", key_hash)
+        return None if value is None else str(value)
+
+    async def has_api_keys(self) -> bool:
+        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)"))
+
+
+__all__ = ["PostgresReads"]
