@@ -1,106 +1,27 @@
-"""Fixtures for the dashboard tests: a real ingestd server (API + worker, SQLite) and Debian's headless Chromium.
-
-The server is a subprocess on a free loopback port, built exactly like ``ingestd serve`` (``create_app`` with
-``run_worker=True`` under uvicorn), on a SQLite file in ``tmp_path``. The browser is the system's
-``/usr/bin/chromium`` driven by playwright (never a downloaded browser): where it is missing the tests skip with a
-clear message, unless ``CI=true``, where they fail.
-"""
+"""Fixtures of the dashboard tests: ``server`` (a real ingestd on SQLite), ``page`` (headless Debian Chromium),
+``artifacts`` (where screenshots go). The helpers live in ``dashboard_support``."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-
-CHROMIUM = os.environ.get("INGESTD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-# What `ingestd serve` does, without depending on the CLI wiring: the API with a worker in the same process.
-_SERVE = """
-import sys, uvicorn
-from ingestd.api.app import create_app
-uvicorn.run(create_app(run_worker=True), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not answer /healthz within 30 s:\n{log.read_text()[-3000:]}")
+from dashboard_support import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip, running_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """Base URL of a running ingestd (API + worker) on a fresh SQLite database, open mode on loopback."""
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "INGESTD_DATABASE_URL": f"sqlite:///{tmp_path / 'ingestd.sqlite'}"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
+    with running_server(tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _chromium_or_skip() -> str:
-    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
-    if path is None:
-        message = (
-            f"Chromium is not installed ({CHROMIUM} missing): `apt-get install -y chromium chromium-driver` "
-            "(`make test` does it when run as root)"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: the dashboard tests must run)")
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
     """A playwright page in Debian's headless Chromium (1300x900), closed after the test."""
-    executable = _chromium_or_skip()
+    executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,0 +1,61 @@
+"""The examples of docs/pipelines/writing.md run as printed: the module, the in-process script, registration
+through ``INGESTD_PIPELINE_MODULES`` on a real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from dashboard_support import running_server
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "pipelines" / "writing.md"
+DOCUMENTS = ["the cat sat", "the cat ran", "   "]
+
+
+def extract_examples(target: Path) -> None:
+    """Write each ``<!-- example: NAME -->`` code block of the page to ``target/NAME``."""
+    blocks = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)\n```", DOC.read_text(), re.DOTALL)
+    assert {name for name, _ in blocks} == {"wordcount.py", "try_wordcount.py"}
+    for name, code in blocks:
+        (target / name).write_text(code + "\n")
+
+
+def test_the_in_process_example_prints_what_the_page_says(tmp_path: Path) -> None:
+    extract_examples(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "try_wordcount.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines == ["partial [['the', 2], ['cat', 2], ['sat', 1]] ['count[2]']", "usage {'tokens_in': 6.0}"]
+    assert "partial [['the', 2], ['cat', 2], ['sat', 1]] ['count[2]']" in DOC.read_text()
+
+
+def test_a_registered_module_pipeline_runs_behind_the_api(tmp_path: Path) -> None:
+    extract_examples(tmp_path)
+    env = {"PYTHONPATH": str(tmp_path), "INGESTD_PIPELINE_MODULES": '["wordcount:WORDCOUNT"]'}
+    with running_server(tmp_path, **env) as url:
+        listed = httpx.get(f"{url}/v1/pipelines", timeout=10).json()["pipelines"]
+        assert "wordcount" in {p["name"] for p in listed}
+        bad = httpx.post(f"{url}/v1/pipelines/wordcount/jobs", json={"documents": []}, timeout=10)
+        assert bad.status_code == 422
+        answer = httpx.post(f"{url}/v1/pipelines/wordcount/jobs", json={"documents": DOCUMENTS}, timeout=10)
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        deadline = time.monotonic() + 30
+        while (job := httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["status"] == "partial"
+        result = httpx.get(f"{url}/v1/jobs/{job_id}/result", timeout=10).json()
+    assert result["top"] == [["the", 2], ["cat", 2], ["sat", 1]]
+    assert result["documents"] == 2
+    failed = result["failed_items"][0]
+    assert failed["key"] == "count[2]"
+    assert "document 2 has no words" in failed["error"]["detail"]
