@@ -19,7 +19,7 @@ from ingestd.settings import Settings
 def _builtin(settings: Settings) -> list[Pipeline]:
     pipelines = [demo.DEMO, demo.NOOP]
     # Team pipelines: one line each, importing inside this function so a heavy model loads only when used.
-    # pipelines.append(audio.build(settings))   # audio engineer
+    pipelines.append(importlib.import_module("ingestd.pipelines.audio").build(settings))  # audio engineer
     pipelines.append(importlib.import_module("ingestd.pipelines.memory").build(settings))  # memory engineer
     return pipelines
 

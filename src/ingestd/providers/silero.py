@@ -148,8 +148,9 @@ class SileroVAD:
         total = os.path.getsize(pcm_path) / 2 / SAMPLE_RATE
         return spans_from_probabilities(probs, self.rules, total)
 
-    async def detect(self, pcm_path: str) -> list[SpeechSpan]:
-        """Speech spans of a raw PCM file (16 kHz mono s16le), read in a streaming way."""
+    async def detect(self, pcm_path: str, *, request_key: str | None = None) -> list[SpeechSpan]:
+        """Speech spans of a raw PCM file (16 kHz mono s16le), read in a streaming way. ``request_key`` is
+        accepted (and unused) so that callers treat local and hosted detectors alike."""
         return await asyncio.to_thread(self.detect_sync, pcm_path)
 
 

@@ -8,6 +8,7 @@ one call per question, each a provider call through ``Context.call`` (fleet-wide
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from ingestd.pipelines.audio import extractive
 
 if TYPE_CHECKING:
     from ingestd.pipeline import Context
-    from ingestd.providers.base import ChatModel
+    from ingestd.providers.base import ChatModel, ChatResult
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,10 @@ class ConversationText:
 
 
 class Analyzer(Protocol):
+    """Answers the three questions about a conversation; ``method`` says how (``llm`` or ``extractive``)."""
+
     provider: str
+    method: str
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON: ...
 
@@ -46,6 +50,7 @@ class ExtractiveAnalyzer:
     """The offline, deterministic analysis (no provider calls)."""
 
     provider = extractive.PROVIDER
+    method = "extractive"  # rules, not a language model: the result says so
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
         return extractive.structure(conv.text, conv.started_at)
@@ -67,7 +72,7 @@ def _object(**props: JSON) -> JSON:
 
 
 STRUCTURE_SCHEMA = _object(
-    title=_object.__globals__["_nullable"]("string") if False else {"type": "string"},
+    title={"type": "string"},
     overview={"type": "string"},
     emoji={"type": "string"},
     category={"type": "string", "enum": [*extractive.CATEGORIES, "other"]},
@@ -112,16 +117,24 @@ class ChatAnalyzer:
     def __init__(self, chat: ChatModel) -> None:
         self.chat = chat
         self.provider = chat.name
+        self.method = "llm"
 
     async def _ask(self, ctx: Context, system: str, user: str, schema: JSON, name: str, key: str) -> JSON:
+        """One call; the answer's fields plus ``usage`` (this call's model and tokens, for the result)."""
         request_key = f"{ctx.job.id}:{key}"
-        answer = await ctx.call(
-            self.chat.name,
-            lambda: self.chat.complete_json(system, user, schema=schema, schema_name=name, request_key=request_key),
-        )
+
+        async def complete() -> ChatResult:
+            answer = await self.chat.complete_json(
+                system, user, schema=schema, schema_name=name, request_key=request_key
+            )
+            # Context.call counts the call itself; the answer's own ``calls`` would count it twice.
+            return dataclasses.replace(answer, usage={k: v for k, v in answer.usage.items() if k != "calls"})
+
+        answer = await ctx.call(self.chat.name, complete)
         if not isinstance(answer.data, dict):
             raise errors.PermanentError(f"{self.chat.name} answered {name} with something that is not an object")
-        return answer.data
+        usage = {"provider": answer.provider, "model": answer.model, **answer.usage}
+        return {**answer.data, "usage": usage}
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
         user = _header(conv) + "\n\nTranscript:\n" + conv.text
@@ -136,13 +149,14 @@ class ChatAnalyzer:
         data = await self._ask(ctx, FOLDER_PROMPT, user, FOLDER_SCHEMA, "conversation_folder", key)
         names = {str(f.get("name")) for f in conv.folders}
         if data.get("folder") not in names:  # a model may invent a folder: keep only the tenant's own
-            data = {"folder": None, "reason": f"the model chose {data.get('folder')!r}, not one of the folders"}
+            reason = f"the model chose {data.get('folder')!r}, not one of the folders"
+            data = {"folder": None, "reason": reason, "usage": data["usage"]}
         return data
 
     async def discard(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
         user = _header(conv) + "\n\nTranscript:\n" + conv.text
         data = await self._ask(ctx, DISCARD_PROMPT, user, DISCARD_SCHEMA, "conversation_discard", key)
-        return {"discard": bool(data.get("discard")), "reason": str(data.get("reason", ""))}
+        return {"discard": bool(data.get("discard")), "reason": str(data.get("reason", "")), "usage": data["usage"]}
 
 
 def _header(conv: ConversationText) -> str:

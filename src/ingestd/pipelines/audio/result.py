@@ -1,0 +1,146 @@
+"""The audio pipeline's result, assembled from the checkpoints (no provider calls, deterministic).
+
+Times: ``start``/``end`` of a conversation and of each transcript segment are seconds in the segment's file
+(``file`` is the index into ``files``); ``started_at``/``ended_at`` (and a segment's ``at``) are absolute ISO 8601
+times, given when the file's ``captured_at`` was. See docs/pipelines/audio.md for the whole schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingestd.models import JSON, StoredFile
+from ingestd.pipeline import MapResult
+from ingestd.pipelines.audio.inputs import AudioInput, captured_at
+
+STRUCTURE_FIELDS = ("title", "overview", "emoji", "category", "action_items", "events")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _at(file: StoredFile, seconds: float) -> str | None:
+    start = captured_at(file)
+    return (start + timedelta(seconds=seconds)).isoformat() if start is not None else None
+
+
+def conversations(files: Sequence[StoredFile], inp: AudioInput, plan: JSON, transcribed: MapResult[JSON]) -> list[JSON]:
+    """What each conversation said: its transcript (from the clips that were transcribed) and its times."""
+    out: list[JSON] = []
+    clips: list[JSON] = plan["clips"]
+    for conv in plan["conversations"]:
+        own = [clips[i] for i in conv["clips"]]
+        first, last = own[0], own[-1]
+        segments = [
+            {**seg, "at": _at(files[seg["file"]], seg["start"])}
+            for clip in own
+            if clip["index"] in transcribed.ok
+            for seg in transcribed.ok[clip["index"]]["segments"]
+        ]
+        languages = [transcribed.ok[c["index"]]["language"] for c in own if c["index"] in transcribed.ok]
+        out.append(
+            {
+                "index": conv["index"],
+                "clips": conv["clips"],
+                "failed_clips": [c["index"] for c in own if c["index"] not in transcribed.ok],
+                "file": first["file"],
+                "start": first["spans"][0][0],
+                "end_file": last["file"],
+                "end": last["spans"][-1][1],
+                "started_at": _at(files[first["file"]], first["spans"][0][0]),
+                "ended_at": _at(files[last["file"]], last["spans"][-1][1]),
+                "language": inp.language or next((lang for lang in languages if lang), None),
+                "segments": segments,
+                "text": " ".join(s["text"] for s in segments),
+            }
+        )
+    return out
+
+
+def _structured(conv: JSON, answer: JSON | None, error: JSON | None, method: str) -> JSON:
+    fields: JSON = dict.fromkeys(STRUCTURE_FIELDS)
+    usage: JSON = {}
+    if answer is not None:
+        structure = dict(answer["structure"] or {})
+        usage = {q: answer[q]["usage"] for q in ("structure", "folder", "discard") if "usage" in (answer[q] or {})}
+        structure.pop("usage", None)
+        fields.update({k: structure.get(k) for k in STRUCTURE_FIELDS})
+        fields["folder"] = answer["folder"]["folder"]
+        fields["folder_reason"] = answer["folder"]["reason"]
+        fields["discard"] = answer["discard"]["discard"]
+        fields["discard_reason"] = answer["discard"]["reason"]
+    fields["structured_by"] = method if answer is not None and answer["structure"] is not None else None
+    if error is not None:
+        fields["structure_error"] = error
+    fields["usage"] = {"llm_calls": usage}
+    return fields
+
+
+def _conversation(
+    conv: JSON, transcribed: MapResult[JSON], answer: JSON | None, error: JSON | None, method: str
+) -> JSON:
+    seconds = sum(transcribed.ok[i]["audio_seconds"] for i in conv["clips"] if i in transcribed.ok)
+    body = {
+        "index": conv["index"],
+        "started_at": conv["started_at"],
+        "ended_at": conv["ended_at"],
+        "file": conv["file"],
+        "start": conv["start"],
+        "end_file": conv["end_file"],
+        "end": conv["end"],
+        "language": conv["language"],
+        "complete": not conv["failed_clips"] and error is None,
+        "failed_clips": conv["failed_clips"],
+        "transcript": conv["segments"],
+        "text": conv["text"],
+        **_structured(conv, answer, error, method),
+    }
+    body["usage"]["audio_seconds"] = round(seconds, 3)
+    return body
+
+
+def _file(stored: StoredFile, decoded: JSON, speech: list[list[float]]) -> JSON:
+    start = captured_at(stored)
+    return {
+        "name": stored.name,
+        "format": decoded["format"],
+        "duration": decoded["duration"],
+        "source_sample_rate": decoded["source_sample_rate"],
+        "source_channels": decoded["source_channels"],
+        "captured_at": start.isoformat() if start else None,
+        "speech_seconds": round(sum(e - s for s, e in speech), 3),
+        "speech": speech,
+    }
+
+
+def assemble(
+    stored: Sequence[StoredFile],
+    decoded: list[JSON],
+    plan: JSON,
+    transcribed: MapResult[JSON],
+    convs: list[JSON],
+    structured: MapResult[JSON],
+    providers: dict[str, str],
+    method: str,
+) -> JSON:
+    """The job's result (see docs/pipelines/audio.md, "Result")."""
+    files = [_file(f, d, s) for f, d, s in zip(stored, decoded, plan["speech"], strict=True)]
+    out: list[Any] = [
+        _conversation(c, transcribed, structured.ok.get(i), structured.failed.get(i), method)
+        for i, c in enumerate(convs)
+    ]
+    return {
+        "files": files,
+        "audio_seconds": round(sum(f["duration"] for f in files), 3),
+        "speech_seconds": round(sum(f["speech_seconds"] for f in files), 3),
+        "providers": {**providers, "structure_method": method},
+        "clips": len(plan["clips"]),
+        "failed_clips": sorted(transcribed.failed),
+        "conversations": out,
+    }
+
+
+__all__ = ["assemble", "conversations", "parse_time"]

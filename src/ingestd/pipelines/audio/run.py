@@ -1,0 +1,193 @@
+"""The stages of the audio pipeline, written against ``ingestd.pipeline.Context``.
+
+``decode`` (every file, one step: an unusable file fails the job here) → ``speech`` (voice activity per file,
+then the plan: conversations and clips) → ``transcribe[i]`` per clip, in parallel → ``structure[i]`` per
+conversation, in parallel, each running its three independent questions (``structure[i].structure``,
+``structure[i].folder``, ``structure[i].discard``) at once as steps of their own, so a retried or resumed
+question never pays for the others again → the result (``result.assemble``, no provider calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ingestd.models import JSON
+from ingestd.pipeline import Context
+from ingestd.pipelines.audio import result as results
+from ingestd.pipelines.audio.analysis import Analyzer, ChatAnalyzer, ConversationText, ExtractiveAnalyzer
+from ingestd.pipelines.audio.inputs import AudioInput, captured_at
+from ingestd.pipelines.audio.plan import ClipMap, plan_work
+from ingestd.pipelines.audio.workspace import Workspace
+from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceActivityDetector
+from ingestd.settings import Settings
+
+HOSTED_TRANSCRIBE_CONCURRENCY = 8
+STRUCTURE_CONCURRENCY = 8
+QUESTIONS = ("structure", "folder", "discard")
+
+
+@dataclass(frozen=True)
+class AudioProviders:
+    """What the pipeline runs on. ``transcribe_concurrency``: clips at once unless the job says otherwise."""
+
+    vad: VoiceActivityDetector
+    stt: SpeechToText
+    analyzer: Analyzer
+    transcribe_concurrency: int = HOSTED_TRANSCRIBE_CONCURRENCY
+
+
+def default_providers(settings: Settings) -> AudioProviders:
+    """The providers ``settings`` choose (``INGESTD_VAD_PROVIDER``, ``_STT_PROVIDER``, ``_LLM_PROVIDER``).
+
+    The offline speech-to-text model uses every core for one clip, so clips are transcribed one at a time.
+    """
+    from ingestd.providers.registry import build_providers
+
+    providers = build_providers(settings)
+    analyzer: Analyzer = ChatAnalyzer(providers.chat) if providers.chat is not None else ExtractiveAnalyzer()
+    offline = settings.stt_provider.strip().lower() == "offline"
+    return AudioProviders(providers.vad, providers.stt, analyzer, 1 if offline else HOSTED_TRANSCRIBE_CONCURRENCY)
+
+
+def _without_calls(transcript: Transcript) -> Transcript:
+    # Context.call counts the call itself; the answer's own ``calls`` would count it twice.
+    return dataclasses.replace(transcript, usage={k: v for k, v in transcript.usage.items() if k != "calls"})
+
+
+class AudioRun:
+    """``run(ctx, inp)`` of the pipeline; providers are built on first use (models load lazily)."""
+
+    def __init__(self, settings: Settings, providers: AudioProviders | None = None) -> None:
+        self.settings = settings
+        self._providers = providers
+
+    @property
+    def providers(self) -> AudioProviders:
+        if self._providers is None:
+            self._providers = default_providers(self.settings)
+        return self._providers
+
+    async def run(self, ctx: Context, inp: AudioInput) -> JSON:
+        """decode → speech → transcribe[i] → structure[i] → the result."""
+        workspace = Workspace(ctx)
+        try:
+            return await self._run(ctx, inp, workspace)
+        finally:
+            workspace.close()
+
+    async def _run(self, ctx: Context, inp: AudioInput, workspace: Workspace) -> JSON:
+        providers = self.providers
+
+        async def decode() -> list[JSON]:
+            for file in ctx.job.files:
+                captured_at(file)  # a malformed time fails here, at decode, naming the file
+            return [d.as_json() for d in await workspace.decode_all()]
+
+        files: list[JSON] = await ctx.step("decode", decode)
+        plan: JSON = await ctx.step("speech", lambda: self._speech(ctx, inp, workspace, files))
+        clips: list[JSON] = plan["clips"]
+        concurrency = inp.transcribe_concurrency or providers.transcribe_concurrency
+        transcribed = await ctx.map(
+            "transcribe", clips, lambda i, clip: self._transcribe(ctx, inp, workspace, i, clip), concurrency=concurrency
+        )
+        conversations = results.conversations(ctx.job.files, inp, plan, transcribed)
+        structured = await ctx.map(
+            "structure",
+            conversations,
+            lambda i, conv: self._structure(ctx, inp, i, conv),
+            concurrency=STRUCTURE_CONCURRENCY,
+        )
+        names = {"vad": providers.vad.name, "stt": providers.stt.name, "structure": providers.analyzer.provider}
+        return results.assemble(
+            ctx.job.files, files, plan, transcribed, conversations, structured, names, providers.analyzer.method
+        )
+
+    async def _speech(self, ctx: Context, inp: AudioInput, workspace: Workspace, files: list[JSON]) -> JSON:
+        """Speech spans of every file, then conversations (spans closer than the gap) and clips."""
+        vad: Any = self.providers.vad  # hosted detectors take a request key; the protocol leaves it out
+
+        async def detect(index: int) -> list[list[float]]:
+            path = await workspace.ensure(index)
+            spans = await ctx.call(vad.name, lambda: vad.detect(path, request_key=f"{ctx.job.id}:speech[{index}]"))
+            ctx.add_usage(vad.name, audio_seconds=float(files[index]["samples"]) / SAMPLE_RATE)
+            return [[round(s.start, 3), round(s.end, 3)] for s in spans]
+
+        speech = [await detect(i) for i in range(len(files))]
+        plan = plan_work(
+            [[(s, e) for s, e in spans] for spans in speech],
+            [captured_at(f) for f in ctx.job.files],
+            gap_seconds=inp.conversation_gap_seconds,
+            max_clip_seconds=inp.max_clip_seconds,
+        )
+        return {**plan, "speech": speech}
+
+    async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, index: int, clip: JSON) -> JSON:
+        """One clip: its speech spans joined, transcribed, the segments put back on the file's timeline."""
+        stt = self.providers.stt
+        pcm = await workspace.clip(int(clip["file"]), clip["spans"])
+
+        async def transcribe() -> Transcript:
+            answer = await stt.transcribe(
+                pcm,
+                language=inp.language,
+                speakers=inp.speakers,
+                vocabulary=inp.vocabulary,
+                request_key=f"{ctx.job.id}:transcribe[{index}]",
+            )
+            return _without_calls(answer)
+
+        transcript = await ctx.call(stt.name, transcribe)
+        timeline = ClipMap(clip["spans"])
+        segments = [
+            {
+                "file": clip["file"],
+                "start": timeline.to_file(s.start),
+                "end": timeline.to_file(s.end, is_end=True),
+                "speaker": s.speaker,
+                "text": s.text.strip(),
+            }
+            for s in transcript.segments
+            if s.text.strip()
+        ]
+        seconds = round(len(pcm) / 2 / SAMPLE_RATE, 3)
+        return {
+            "segments": segments,
+            "language": transcript.language,
+            "provider": transcript.provider,
+            "audio_seconds": seconds,
+        }
+
+    async def _structure(self, ctx: Context, inp: AudioInput, index: int, conv: JSON) -> JSON:
+        """The three questions about one conversation, asked at once; each is a step of its own."""
+        if not conv["text"].strip():  # speech the transcriber heard no words in: nothing to ask a model
+            reason = "no words were transcribed"
+            return {
+                "structure": None,
+                "folder": {"folder": None, "reason": reason},
+                "discard": {"discard": True, "reason": reason},
+            }
+        analyzer = self.providers.analyzer
+        text = ConversationText(
+            conv["text"],
+            results.parse_time(conv.get("started_at")),
+            conv.get("language") or inp.language,
+            [f.model_dump() for f in inp.folders],
+        )
+
+        async def ask(question: str) -> JSON:
+            key = f"structure[{index}].{question}"
+            method = getattr(analyzer, question)
+            answer: JSON = await ctx.step(key, lambda: method(ctx, text, key))
+            return answer
+
+        answers = await asyncio.gather(*(ask(q) for q in QUESTIONS), return_exceptions=True)
+        for answer in answers:  # every question ran to its end (and was checkpointed) before we give up
+            if isinstance(answer, BaseException):
+                raise answer
+        return dict(zip(QUESTIONS, answers, strict=True))
+
+
+__all__ = ["AudioProviders", "AudioRun", "default_providers"]
