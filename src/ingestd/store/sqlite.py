@@ -45,7 +45,9 @@ from ingestd.store import sqlite_jobs as ops
 from ingestd.store.files import FileBlobStore
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
+from ingestd.store.sqlite_limits import SQLiteLimits
 from ingestd.store.sqlite_more import SQLiteQueries
+from ingestd.store.sqlite_webhooks import SQLiteWebhooks
 from ingestd.store.wakeup import Waiters, Wake, WakeSocket
 
 T = TypeVar("T")
@@ -61,7 +63,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteJobStore(SQLiteQueries):
+class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and webhooks: mixins
     """A ``JobStore`` on one SQLite file. Create with ``await SQLiteJobStore.open(url, path)``."""
 
     def __init__(self, url: str, path: str, blob_dir: str | None = None) -> None:
