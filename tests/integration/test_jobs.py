@@ -1,0 +1,173 @@
+"""Reading jobs: status with long-poll and 303, result, cancel, delete, list with cursors, events, pipelines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from api_support import ApiFactory, assert_problem, finished, parse_sse, submit
+
+
+async def test_status_long_poll_returns_on_a_change(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 1, "seconds": 0.3})).json()
+    started = time.monotonic()
+    seen = (await api.get(f"/v1/jobs/{job['id']}", params={"wait": 30})).json()
+    assert seen["status"] != job["status"] or seen["status"] != "queued"
+    assert time.monotonic() - started < 10
+
+
+async def test_long_poll_of_a_quiet_job_waits_then_answers(api_factory: ApiFactory) -> None:
+    api = await api_factory(run_worker=False)
+    job = (await submit(api, "noop")).json()
+    started = time.monotonic()
+    response = await api.get(f"/v1/jobs/{job['id']}", params={"wait": 0.5})
+    assert 0.4 <= time.monotonic() - started < 5
+    assert response.json()["status"] == "queued"
+    assert 1 <= int(response.headers["retry-after"]) <= 600
+
+
+async def test_a_finished_job_redirects_to_its_result_when_asked(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 1, "seconds": 0}, headers={"Prefer": "wait=10"})).json()
+    plain = await api.get(f"/v1/jobs/{job['id']}")
+    assert plain.status_code == 200 and "retry-after" not in plain.headers
+    assert plain.headers["expires"].endswith("GMT")
+    redirect = await api.get(f"/v1/jobs/{job['id']}", params={"redirect": "true"})
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == f"/v1/jobs/{job['id']}/result"
+    followed = await api.get(f"/v1/jobs/{job['id']}", params={"redirect": "true"}, follow_redirects=True)
+    assert followed.json() == {"ok": [0], "failed": []}
+
+
+async def test_result_of_a_running_job_is_a_problem_with_retry_after(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 1, "seconds": 5})).json()
+    response = await api.get(f"/v1/jobs/{job['id']}/result")
+    problem = assert_problem(response, 409, "job-not-finished")
+    assert problem["job_status"] in ("queued", "running")
+    assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_a_failed_item_makes_a_partial_job_naming_the_stage(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 3, "seconds": 0, "fail": [1]})).json()
+    done = await finished(api, job["id"])
+    assert done["status"] == "partial"
+    result = (await api.get(f"/v1/jobs/{job['id']}/result")).json()
+    assert result["ok"] == [0, 2] and result["failed"] == [1]
+    assert result["failed_items"][0]["error"]["stage"] == "work[1]"
+
+
+async def test_cancel_is_202_idempotent_and_stops_the_job(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 4, "seconds": 10, "concurrency": 1})).json()
+    while job["status"] == "queued":
+        job = (await api.get(f"/v1/jobs/{job['id']}", params={"wait": 0.2})).json()
+    assert job["status"] == "running"
+    started = time.monotonic()
+    first = await api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert first.status_code == 202
+    assert first.headers["location"] == f"/v1/jobs/{job['id']}"
+    answer = first.json()
+    # a queued job is canceled at once; a running one is asked to stop
+    assert answer["status"] == "canceled" or answer["cancel_requested"] is True, answer
+    again = await api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 202
+    done = await finished(api, job["id"])
+    assert done["status"] == "canceled"
+    assert time.monotonic() - started < 5  # the 10 s item was abandoned, not waited for
+    assert_problem(await api.get(f"/v1/jobs/{job['id']}/result"), 409, "result-unavailable")
+    assert (await api.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 202
+
+
+async def test_delete_only_finished_jobs_and_their_files(api: httpx.AsyncClient) -> None:
+    running = (await submit(api, body={"items": 1, "seconds": 10})).json()
+    assert_problem(await api.delete(f"/v1/jobs/{running['id']}"), 409)
+    files = {"file": ("notes.txt", b"some bytes")}
+    upload = await api.post("/v1/pipelines/checksum/jobs", files=files, data={"input": "{}"})
+    job = upload.json()
+    await finished(api, job["id"])
+    store = api.app.state.store  # type: ignore[attr-defined]
+    stored = await store.get_job(job["id"])
+    path = await store.blobs.local_path(stored.files[0].blob)
+    assert Path(path).read_bytes() == b"some bytes"
+    assert (await api.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+    assert_problem(await api.get(f"/v1/jobs/{job['id']}"), 404, "not-found")
+    assert_problem(await api.delete(f"/v1/jobs/{job['id']}"), 404)
+    assert not Path(path).exists()
+
+
+async def test_list_filters_and_cursor_pagination(api: httpx.AsyncClient) -> None:
+    ids = []
+    for _ in range(5):
+        ids.append((await submit(api, "noop", headers={"Prefer": "wait=10"})).json()["id"])
+    failing = (await submit(api, body={"items": 1, "seconds": 0, "fail": [0]}, headers={"Prefer": "wait=10"})).json()
+    seen: list[str] = []
+    url: str | None = "/v1/jobs?pipeline=noop&limit=2"
+    pages = 0
+    while url:
+        response = await api.get(url)
+        page = response.json()
+        seen += [j["id"] for j in page["jobs"]]
+        assert all(j["pipeline"] == "noop" for j in page["jobs"])
+        url = page.get("links", {}).get("next")
+        if url:
+            assert response.headers["link"] == f'<{url}>; rel="next"'
+        pages += 1
+    assert pages == 3
+    assert seen == sorted(ids, reverse=True)
+    partial = (await api.get("/v1/jobs", params={"status": "partial"})).json()["jobs"]
+    assert [j["id"] for j in partial] == [failing["id"]]
+    later = (await api.get("/v1/jobs", params={"created_after": "2999-01-01T00:00:00Z"})).json()["jobs"]
+    assert later == []
+    assert_problem(await api.get("/v1/jobs", params={"cursor": "!!!"}), 422)
+    assert_problem(await api.get("/v1/jobs", params={"status": "sleeping"}), 422)
+
+
+async def test_events_are_a_complete_ordered_sse_stream(api: httpx.AsyncClient) -> None:
+    job = (await submit(api, body={"items": 3, "seconds": 0.01})).json()
+    await finished(api, job["id"])
+    response = await api.get(f"/v1/jobs/{job['id']}/events")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "job.queued" and events[-1]["event"] == "job.finished"
+    assert orjson.loads(events[-1]["data"])["data"]["status"] == "succeeded"
+    middle = events[len(events) // 2]["id"]
+    resumed = parse_sse((await api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": str(middle)})).text)
+    assert [e["id"] for e in resumed] == [e["id"] for e in events if e["id"] > middle]
+    by_query = parse_sse((await api.get(f"/v1/jobs/{job['id']}/events", params={"after": middle})).text)
+    assert by_query == resumed
+    bad = await api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "abc"})
+    assert_problem(bad, 400)
+
+
+async def test_pipelines_list_their_input_schemas(api: httpx.AsyncClient) -> None:
+    pipelines = {p["name"]: p for p in (await api.get("/v1/pipelines")).json()["pipelines"]}
+    assert {"demo", "noop"} <= set(pipelines)
+    assert pipelines["demo"]["input_schema"]["properties"]["items"]["type"] == "integer"
+    one = (await api.get("/v1/pipelines/demo")).json()
+    assert one["links"]["jobs"] == "/v1/pipelines/demo/jobs"
+    assert_problem(await api.get("/v1/pipelines/nope"), 404)
+
+
+async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    deadline = time.monotonic() + 10
+    while (ready := await api.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, ready.text
+        await asyncio.sleep(0.1)
+    assert ready.json()["checks"]["workers"]["workers"] >= 1
+
+
+async def test_not_ready_without_a_worker(api_factory: ApiFactory) -> None:
+    api = await api_factory(run_worker=False)
+    problem = assert_problem(await api.get("/readyz"), 503, "not-ready")
+    assert problem["checks"]["workers"]["ok"] is False
+
+
+async def test_unknown_routes_and_methods_are_problems(api: httpx.AsyncClient) -> None:
+    assert_problem(await api.get("/v1/nothing-here"), 404)
+    response = await api.put("/v1/jobs")
+    assert_problem(response, 405)
+    assert "GET" in response.headers["allow"]
