@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from api_support import ApiFactory
+
 from ingestd.api.app import create_app
 from ingestd.settings import Settings
 from ingestd.store import open_store

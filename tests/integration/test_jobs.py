@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-
 from api_support import ApiFactory, assert_problem, finished, parse_sse, submit
 
 

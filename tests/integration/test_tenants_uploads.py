@@ -7,8 +7,8 @@ import json
 import os
 
 import httpx
-
 from api_support import ApiFactory, assert_problem, finished, submit
+
 from ingestd.api import auth
 
 
