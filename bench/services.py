@@ -1,0 +1,119 @@
+"""Processes for the replay and chaos benchmarks: ``ingestd serve``/``api``/``worker`` subprocesses wired to the
+provider simulator and to ``sim_pipelines``, and scratch PostgreSQL databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from ingestd.sim.testing import provider_env
+
+BENCH = Path(__file__).resolve().parent
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_env(sim_url: str, **settings: Any) -> dict[str, str]:
+    """The environment of an ingestd subprocess: the simulator as every provider, ``sim_pipelines`` loaded."""
+    env = dict(os.environ)
+    env.update(provider_env(sim_url))
+    env["PYTHONPATH"] = os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")])
+    env["INGESTD_PIPELINE_MODULES"] = json.dumps(["sim_pipelines:build"])
+    env["INGESTD_LOG_LEVEL"] = "WARNING"
+    for key, value in settings.items():
+        env[f"INGESTD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return env
+
+
+class Proc:
+    """One ingestd subprocess, its output in ``log_path``."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args, self.log_path = args, log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen([*self.command(), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def command() -> list[str]:
+        """The ``ingestd`` command of this interpreter."""
+        return [sys.executable, "-m", "ingestd.cli"]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL and reap: the process gets no chance to clean up."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (hand running jobs over), then SIGKILL if it lingers."""
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+def start_worker(database: str, env: dict[str, str], worker_id: str, log_dir: Path) -> Proc:
+    """``ingestd worker`` with a given id."""
+    return Proc(["worker", "--database", database, "--worker-id", worker_id], env, log_dir / "workers.log")
+
+
+def start_server(database: str, env: dict[str, str], log_dir: Path, *, with_worker: bool) -> tuple[Proc, str]:
+    """``ingestd serve`` (API + worker) or ``ingestd api`` on a free port; returns it and its base URL."""
+    port = free_port()
+    command = "serve" if with_worker else "api"
+    proc = Proc([command, "--host", "127.0.0.1", "--port", str(port), "--database", database], env, log_dir / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if not proc.alive or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"ingestd {command} did not start; see {proc.log_path}")
+        time.sleep(0.1)
+
+
+async def create_pg_database(name: str) -> str:
+    """A fresh, empty PostgreSQL database (dropped first if it exists); returns its URL."""
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(name: str) -> None:
+    """Drop a scratch database, disconnecting whoever still uses it."""
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
