@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+
+from ingestd.api.app import create_app
 from ingestd.models import Job, NewJob
 from ingestd.pipelines import build_pipelines, memory
 from ingestd.settings import Settings
@@ -90,4 +93,37 @@ async def wait_finished(store: JobStore, job_id: str, timeout: float = 60.0) -> 
         if job.terminal:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job.status} after {timeout} s"
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def api_client(
+    store: JobStore, settings: Settings, providers: memory.MemoryProviders | None = None, key: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app (API + a worker in process) over ``httpx.ASGITransport``, its lifespan running."""
+    app = create_app(settings, store=store, pipelines={"memory": memory.build(settings, providers)}, run_worker=True)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test", headers=headers) as client:
+            yield client
+
+
+async def post_session(client: httpx.AsyncClient, inp: dict[str, Any]) -> str:
+    response = await client.post("/v1/pipelines/memory/jobs", json=inp)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+async def job_done(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` until the job is terminal; its JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
         await asyncio.sleep(0.02)

@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS mem_aliases (tenant text NOT NULL, user_id text NOT N
 CREATE TABLE IF NOT EXISTS mem_facts (seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, tenant text NOT NULL,
     user_id text NOT NULL, subject_id text NOT NULL, predicate text NOT NULL, object_id text, object text NOT NULL,
     sentence text NOT NULL, valid_at timestamptz, invalid_at timestamptz, invalidated_by text,
-    created_at timestamptz NOT NULL, episode_id text NOT NULL, job_id text NOT NULL, search_text text NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED);
+    created_at timestamptz NOT NULL, episode_id text NOT NULL, job_id text NOT NULL, triple_text text NOT NULL,
+    sentence_text text NOT NULL, tsv tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', triple_text), 'A')
+    || setweight(to_tsvector('simple', sentence_text), 'B')) STORED);
 CREATE INDEX IF NOT EXISTS mem_facts_subject ON mem_facts (tenant, user_id, subject_id);
 CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, object_id);
 CREATE INDEX IF NOT EXISTS mem_facts_tsv ON mem_facts USING gin (tsv);
@@ -157,7 +158,7 @@ class PostgresGraphStore:
                     """SELECT id FROM mem_facts, to_tsquery('simple', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
                     ORDER BY ts_rank(tsv, q) DESC LIMIT $4""",
                     *_s(scope),
-                    " | ".join(terms),
+                    hybrid.tsquery(terms),
                     hybrid.CANDIDATES,
                 )
                 text_ids = [r[0] for r in rows]
@@ -216,8 +217,8 @@ class PostgresGraphStore:
         return [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]
 
 
-def _search_text(names: dict[str, str], fact: NewFact) -> str:
-    return hybrid.fact_search_text(names.get(fact.subject_id, ""), fact.predicate, fact.object, fact.sentence)
+def _search_texts(names: dict[str, str], fact: NewFact) -> tuple[str, str]:
+    return hybrid.fact_search_texts(names.get(fact.subject_id, ""), fact.predicate, fact.object, fact.sentence)
 
 
 def _s(scope: Scope) -> tuple[str, str]:
@@ -256,11 +257,11 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
     names |= {r[0]: r[1] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)}
     await c.executemany(
         """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
-        invalid_at, created_at, episode_id, job_id, search_text)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13)""",
+        invalid_at, created_at, episode_id, job_id, triple_text, sentence_text)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13,$14)""",
         [
             (f.id, t, u, f.subject_id, f.predicate, f.object_id, f.object, f.sentence, f.valid_at, f.invalid_at,
-             f.episode_id, ch.job_id, _search_text(names, f))
+             f.episode_id, ch.job_id, *_search_texts(names, f))
             for f in ch.facts
         ],
     )  # fmt: skip

@@ -27,6 +27,7 @@ from ingestd.pipelines.memory.graph import (
 )
 
 T = TypeVar("T")
+TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mem_users (tenant TEXT NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -50,7 +51,7 @@ CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, objec
 CREATE TABLE IF NOT EXISTS mem_embeddings (kind TEXT NOT NULL, owner_id TEXT NOT NULL, tenant TEXT NOT NULL,
     user_id TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (kind, owner_id));
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
-CREATE VIRTUAL TABLE IF NOT EXISTS mem_facts_fts USING fts5(scope, text, fact_id UNINDEXED,
+CREATE VIRTUAL TABLE IF NOT EXISTS mem_fact_text USING fts5(scope, triple, sentence, fact_id UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2');
 """
 
@@ -265,8 +266,11 @@ def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: st
             (f.id, scope.tenant, scope.user_id, f.subject_id, f.predicate, f.object_id, f.object, f.sentence,
              _ts(f.valid_at), _ts(f.invalid_at), now, f.episode_id, ch.job_id),
         )  # fmt: skip
-        text = hybrid.fact_search_text(names.get(f.subject_id, ""), f.predicate, f.object, f.sentence)
-        c.execute("INSERT INTO mem_facts_fts (scope, text, fact_id) VALUES (?,?,?)", (token, text, f.id))
+        triple, sentence = hybrid.fact_search_texts(names.get(f.subject_id, ""), f.predicate, f.object, f.sentence)
+        c.execute(
+            "INSERT INTO mem_fact_text (scope, triple, sentence, fact_id) VALUES (?,?,?,?)",
+            (token, triple, sentence, f.id),
+        )
 
 
 def _version(c: sqlite3.Connection, scope: Scope) -> int:
@@ -309,11 +313,12 @@ def _search(
     terms = hybrid.query_terms(query)
     text_ids: list[str] = []
     if terms:
-        match = f"scope:{scope_token(scope)} AND text:({' OR '.join(chr(34) + t + chr(34) for t in terms)})"
+        match = f"scope:{scope_token(scope)} AND {{triple sentence}}:({hybrid.fts5_match(terms)})"
         text_ids = [
             r[0]
             for r in c.execute(
-                "SELECT fact_id FROM mem_facts_fts WHERE mem_facts_fts MATCH ? ORDER BY bm25(mem_facts_fts) LIMIT ?",
+                "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? "
+                f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
                 (match, hybrid.CANDIDATES),
             )
         ]

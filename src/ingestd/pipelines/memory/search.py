@@ -25,7 +25,7 @@ Matrix = npt.NDArray[np.float32]
 
 def query_terms(query: str, limit: int = 12) -> list[str]:
     """Distinct lowercase words of ``query`` without stop words, safe to quote in FTS5 / tsquery syntax."""
-    text = unicodedata.normalize("NFKD", query).encode("ascii", "ignore").decode().lower()
+    text = _ascii(query).lower()
     terms: list[str] = []
     for word in _WORD.findall(text):
         if word not in _STOP and word not in terms:
@@ -33,9 +33,33 @@ def query_terms(query: str, limit: int = 12) -> list[str]:
     return terms[:limit]
 
 
-def fact_search_text(subject: str, predicate: str, obj: str, sentence: str) -> str:
-    """What full-text search indexes for a fact: its triple in words, then its sentence."""
-    return f"{subject} {predicate.replace('_', ' ')} {obj}. {sentence}"
+def fact_search_texts(subject: str, predicate: str, obj: str, sentence: str) -> tuple[str, str]:
+    """What full-text search indexes for a fact: its triple in words (weighted higher: a source sentence often
+    states several facts) and its sentence; each followed, when it differs, by its form without diacritics, so
+    that "Zurich" finds "Zürich" in PostgreSQL's accent-blind ``simple`` configuration too."""
+    return _with_ascii(f"{subject} {predicate.replace('_', ' ')} {obj}"), _with_ascii(sentence)
+
+
+def _with_ascii(text: str) -> str:
+    folded = _ascii(text)
+    return text if folded == text else f"{text} {folded}"
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+PREFIX_MIN = 4  # query words at least this long also match longer words ("live" finds "lives", "lived")
+
+
+def fts5_match(terms: Sequence[str]) -> str:
+    """The FTS5 expression for any of ``terms`` (quoted; long ones as prefixes, a poor man's stemming)."""
+    return " OR ".join(f'"{t}"*' if len(t) >= PREFIX_MIN else f'"{t}"' for t in terms)
+
+
+def tsquery(terms: Sequence[str]) -> str:
+    """The ``to_tsquery('simple', …)`` text for any of ``terms`` (long ones as prefixes)."""
+    return " | ".join(f"{t}:*" if len(t) >= PREFIX_MIN else t for t in terms)
 
 
 def vector_to_bytes(vector: Sequence[float]) -> bytes:

@@ -1,0 +1,164 @@
+"""The memory read API: search a user's knowledge graph, read an entity's history, build a prompt block.
+
+``GET /v1/memory/{user_id}/search?q=`` (hybrid full-text + embedding similarity, current facts first),
+``GET /v1/memory/{user_id}/entities/{entity_id}`` (the entity and its facts over time) and
+``GET /v1/memory/{user_id}/context?q=`` (a compact memory block to paste into an LLM prompt).
+
+Graphs are per tenant (the API key's) and user: another tenant's user, like an unknown one, is a 404. Queries are
+embedded by the same embedder the memory pipeline writes with, so query and fact vectors are comparable; when
+that embedder fails (a hosted endpoint down), search falls back to full text and says so (``vector_search``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from ingestd import errors
+from ingestd.api.auth import current_tenant
+from ingestd.models import JSON, utcnow
+from ingestd.pipelines.memory import recall
+from ingestd.pipelines.memory.graph import GraphStore, Scope, SearchResult, open_graph_store
+from ingestd.pipelines.memory.run import MemoryRun, default_providers
+from ingestd.providers.base import Embedder
+from ingestd.settings import Settings
+
+log = logging.getLogger("ingestd.api.memory")
+
+_USER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"  # as the memory pipeline's input accepts it
+UserId = Annotated[str, Path(min_length=1, max_length=200, pattern=_USER_ID, description="The user whose memory")]
+Tenant = Annotated[str, Depends(current_tenant)]
+QueryText = Annotated[str, Query(min_length=1, max_length=2000, description="What to recall, in words")]
+
+
+class _MemoryState:
+    """The graph store (opened on first use, closed with the app) and the query embedder of one app."""
+
+    def __init__(self) -> None:
+        self.graph: GraphStore | None = None
+        self.embedder: Embedder | None = None
+        self.lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        if self.graph is not None:
+            await self.graph.close()
+            self.graph = None
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state = _MemoryState()
+    app.state.memory = state
+    try:
+        yield
+    finally:
+        await state.close()
+
+
+router = APIRouter(prefix="/v1/memory", tags=["memory"], lifespan=_lifespan)
+
+
+def _state(request: Request) -> _MemoryState:
+    state = getattr(request.app.state, "memory", None)
+    if state is None:  # an app whose lifespan did not run this router's (tests that skip lifespans)
+        state = request.app.state.memory = _MemoryState()
+    return state
+
+
+async def _graph(request: Request) -> GraphStore:
+    state = _state(request)
+    async with state.lock:
+        if state.graph is None:
+            settings: Settings = request.app.state.settings
+            state.graph = await open_graph_store(settings.database_url)
+        return state.graph
+
+
+def _embedder(request: Request) -> Embedder:
+    """The memory pipeline's own embedder when this app runs it, else one built from the settings."""
+    state = _state(request)
+    if state.embedder is None:
+        pipeline = (getattr(request.app.state, "pipelines", None) or {}).get("memory")
+        owner: Any = getattr(pipeline.run, "__self__", None) if pipeline is not None else None
+        if isinstance(owner, MemoryRun):
+            state.embedder = owner.providers.embedder
+        else:
+            state.embedder = default_providers(request.app.state.settings).embedder
+    return state.embedder
+
+
+async def _known_user(request: Request, scope: Scope) -> GraphStore:
+    graph = await _graph(request)
+    if not await graph.user_exists(scope):
+        raise errors.NotFound(f"no memory for user {scope.user_id!r}", user_id=scope.user_id)
+    return graph
+
+
+async def _query_vector(request: Request, query: str) -> list[float] | None:
+    try:
+        answer = await _embedder(request).embed([query])
+    except errors.IngestdError as exc:
+        # Full text still answers; a recall that degrades beats a 503 in the middle of a conversation.
+        log.warning("memory search without vectors: the embedder failed: %s", exc)
+        return None
+    return answer.vectors[0] if answer.vectors else None
+
+
+async def _search(request: Request, scope: Scope, query: str, limit: int) -> tuple[SearchResult, bool]:
+    graph = await _known_user(request, scope)
+    vector = await _query_vector(request, query)
+    return await graph.search(scope, query, vector, limit), vector is not None
+
+
+@router.get("/{user_id}/search", summary="Search a user's memory (full text + embeddings, current facts first)")
+async def search_memory(
+    request: Request,
+    tenant: Tenant,
+    user_id: UserId,
+    q: QueryText,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> JSON:
+    result, vector_search = await _search(request, Scope(tenant, user_id), q, limit)
+    return recall.search_json(user_id, q, result, vector_search)
+
+
+@router.get("/{user_id}/entities/{entity_id}", summary="One entity of a user's memory with its facts over time")
+async def get_memory_entity(
+    request: Request,
+    tenant: Tenant,
+    user_id: UserId,
+    entity_id: Annotated[str, Path(min_length=1, max_length=300)],
+) -> JSON:
+    scope = Scope(tenant, user_id)
+    graph = await _graph(request)
+    entity = await graph.get_entity(scope, entity_id)
+    if entity is None:
+        raise errors.NotFound(f"no entity {entity_id!r} in the memory of user {user_id!r}", entity_id=entity_id)
+    facts = await graph.entity_facts(scope, entity_id)
+    return recall.entity_with_facts_json(user_id, entity, facts)
+
+
+@router.get(
+    "/{user_id}/context",
+    summary="A compact memory block to paste into an LLM prompt",
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+)
+async def memory_context(
+    request: Request,
+    tenant: Tenant,
+    user_id: UserId,
+    q: QueryText,
+    limit: Annotated[int, Query(ge=1, le=50)] = recall.CONTEXT_FACTS,
+    format: Annotated[str, Query(pattern="^(json|text)$", description="json (default) or text")] = "json",
+) -> Any:
+    result, _ = await _search(request, Scope(tenant, user_id), q, limit)
+    body = recall.context_json(user_id, q, result, utcnow(), limit)
+    if format == "text":
+        return PlainTextResponse(body["context"])
+    return body
