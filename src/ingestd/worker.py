@@ -67,6 +67,7 @@ class _Running:
     runner: JobRunner
     task: asyncio.Task[None] | None = None
     reason: str | None = None  # why we cancelled it: "canceled", "deadline", "lost", "shutdown"
+    finishing: bool = False  # its outcome is being written: too late to cancel (a heartbeat may see it gone)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
 
@@ -190,7 +191,7 @@ class Worker:
 
     def _cancel(self, job_id: str, reason: str) -> None:
         entry = self._running.get(job_id)
-        if entry is None or entry.reason is not None or entry.task is None:
+        if entry is None or entry.reason is not None or entry.task is None or entry.finishing:
             return
         entry.reason = reason
         entry.runner.cancel_requested = True
@@ -262,6 +263,7 @@ class Worker:
 
     async def _finish(self, entry: _Running, status: JobStatus, result: JSON | None, error: JSON | None) -> None:
         usage = entry.runner.usage_summary()
+        entry.finishing = True
         done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
         telemetry.set_job_status(status if done else "lost")
         if not done:
@@ -294,8 +296,10 @@ class Worker:
             try:
                 beat = await self.store.heartbeat(self.worker_id, list(self._running), self.settings.lease_seconds)
                 for job_id in beat.lost:
-                    log.warning("job %s: lease lost; dropping it", job_id)
-                    self._cancel(job_id, "lost")
+                    entry = self._running.get(job_id)
+                    if entry is not None and not entry.finishing:  # else it just finished: not lost
+                        log.warning("job %s: lease lost; dropping it", job_id)
+                        self._cancel(job_id, "lost")
                 for job_id in beat.cancel_requested:
                     self._cancel(job_id, "canceled")
                 if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:

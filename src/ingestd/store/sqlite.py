@@ -20,8 +20,9 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -77,6 +78,8 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         self._socket = WakeSocket(f"{path}.wake", self._waiters.notify)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
+        self._pending: list[_Write] = []  # writes waiting for the next group commit
+        self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, path: str, *, blob_dir: str | None = None, migrate: bool = True) -> SQLiteJobStore:
@@ -91,6 +94,8 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         return store
 
     async def close(self) -> None:
+        if self._drainer is not None:  # let the writes already asked for commit
+            await asyncio.gather(asyncio.shield(self._drainer), return_exceptions=True)
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -109,31 +114,62 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def _tx(self, fn: Callable[..., T], wake: Wake, args: tuple[Any, ...]) -> T:
-        """Run ``fn`` in one write transaction (in the database thread), then tell other processes."""
+    def _tx(self, batch: list[_Write]) -> list[tuple[bool, Any]]:
+        """Run a batch of writes in one transaction (in the database thread), then tell other processes.
+
+        Group commit: writes requested while the previous batch was running share one ``BEGIN IMMEDIATE`` ...
+        ``COMMIT`` (one thread hop, one commit). Each runs under its own savepoint, so one that raises (a lease
+        lost, an idempotency conflict) is rolled back alone and its caller gets the error; the others commit.
+        Returns (ok, result or exception) per write, in order."""
         conn = self._conn
         if conn is None:
             raise errors.StoreUnavailable("the store is closed")
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn, wake, *args)
+                outcomes = [_run_one(conn, w) for w in batch] if len(batch) > 1 else [_run_alone(conn, batch[0])]
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        wake = _merged(w.wake for w in batch)
         if wake:
             self._socket.send(wake)
-        return result
+        return outcomes
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        wake = Wake()
-        result: T = await self._in_thread(self._tx, fn, wake, args)
-        if wake:
-            self._waiters.notify(wake)
-        return result
+        """Run ``fn(conn, wake, *args)`` in a write transaction, grouped with the writes queued meanwhile."""
+        write = _Write(fn, args, Wake(), asyncio.get_running_loop().create_future())
+        write.future.add_done_callback(_retrieve)
+        self._pending.append(write)
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="ingestd-sqlite-commit")
+        return await asyncio.shield(write.future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    outcomes = await self._in_thread(self._tx, batch)
+                except Exception as exc:  # the transaction as a whole failed: every write in it did
+                    for write in batch:
+                        if not write.future.done():
+                            write.future.set_exception(exc)
+                    continue
+                except asyncio.CancelledError:
+                    for write in [*batch, *self._pending]:
+                        write.future.cancel()
+                    raise
+                for write, (ok, value) in zip(batch, outcomes, strict=True):
+                    if ok:
+                        self._waiters.notify(write.wake)
+                    if not write.future.done():
+                        write.future.set_result(value) if ok else write.future.set_exception(value)
+        finally:
+            self._drainer = None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._conn is None:
@@ -290,6 +326,49 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
     async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
         row = await self._write(_save_step, step, worker_id, list(events), time.time())
         return records.step_from_row(row)
+
+
+@dataclass
+class _Write:
+    """One write waiting for a group commit: ``fn(conn, wake, *args)``, and the future of its caller."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    wake: Wake
+    future: asyncio.Future[Any]
+
+
+def _run_alone(conn: sqlite3.Connection, write: _Write) -> tuple[bool, Any]:
+    """The only write of its transaction: no savepoint needed, an error rolls the whole transaction back."""
+    return True, write.fn(conn, write.wake, *write.args)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # A caller cancelled while its write was committing never reads the outcome: mark it read (no loop warning).
+    if not future.cancelled():
+        future.exception()
+
+
+def _run_one(conn: sqlite3.Connection, write: _Write) -> tuple[bool, Any]:
+    """One write of a group, under a savepoint: if it raises, only its own changes are undone."""
+    conn.execute("SAVEPOINT w")
+    try:
+        value = write.fn(conn, write.wake, *write.args)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO w")
+        conn.execute("RELEASE w")
+        write.wake.work, write.wake.jobs = False, []
+        return False, _translate(exc) if isinstance(exc, sqlite3.Error) else exc
+    conn.execute("RELEASE w")
+    return True, value
+
+
+def _merged(wakes: Iterable[Wake]) -> Wake:
+    merged = Wake()
+    for wake in wakes:
+        merged.work = merged.work or wake.work
+        merged.jobs.extend(wake.jobs)
+    return merged
 
 
 def _save_step(
