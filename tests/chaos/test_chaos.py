@@ -1,0 +1,61 @@
+"""A short chaos run (10 SIGKILLs of worker processes on SQLite, an idempotency storm): nothing lost, no finished
+step run twice, every job terminal. The full run (100 kills, both databases, a PostgreSQL restart) is
+``bench/chaos.py``."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from chaos import Options, Report, run_chaos, tally_steps
+
+from ingestd.models import NewJob, Step, utcnow
+from ingestd.store.protocol import JobStore
+
+pytestmark = pytest.mark.slow
+
+FAST = {"lease_seconds": 2.0, "heartbeat_seconds": 0.3, "poll_seconds": 0.2, "shutdown_grace_seconds": 0.5}
+
+
+async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Path) -> None:
+    options = Options(
+        kills=10,
+        kill_every=(0.3, 0.9),
+        submit_every=0.1,
+        storm_requests=40,
+        storm_keys=4,
+        time_scale=0.02,
+        settings=FAST,
+        drain_seconds=40.0,
+    )
+    report = await run_chaos(options, tmp_path)
+    assert report.kills == 10
+    assert report.resume_waits, "no kill hit a running job: the run proved nothing"
+    assert report.provider_steps > 0
+    assert report.jobs_lost == []
+    assert report.never_resumed == []
+    assert report.finished_steps_run_twice == []
+    assert report.statuses == {"succeeded": report.jobs_accepted}
+    assert report.max_resume_wait < 2.0 + 5.0  # the lease, plus a claim on a loaded machine
+    # The storm: 40 concurrent submissions under 4 keys made 4 jobs, and a different payload under a used key
+    # is refused; no other surplus job appears in the store.
+    assert report.storm["jobs_created"] == 4
+    assert report.storm["conflicts_answered"] == {"422": 4}
+    assert report.jobs_in_store == report.jobs_accepted
+
+
+async def test_a_call_after_the_checkpoint_counts_as_a_finished_step_run_twice(store: JobStore) -> None:
+    job = (await store.submit(NewJob(pipeline="simaudio", input={}))).job
+    claimed = await store.claim_jobs("w1", pipelines=None, limit=1, lease_seconds=30)
+    assert [j.id for j in claimed] == [job.id]
+    now = utcnow()
+    step = Step(job.id, "vad", True, 1, None, 1, now - timedelta(seconds=1), now)
+    await store.save_step(step, "w1")
+    before, after = now.timestamp() - 0.5, time.time() + 0.5
+    calls = [(f"{job.id}:vad", before), (f"{job.id}:transcribe[0]", after), (f"{job.id}:vad", after)]
+    report = Report("test")
+    await tally_steps(store, calls, report)
+    assert report.finished_steps_run_twice == [f"{job.id}:vad"]
+    assert (report.provider_calls, report.provider_steps) == (3, 2)
