@@ -51,6 +51,7 @@ _MEDIA_TYPES = {
 _MAGIC = {b"RIFF": "wav", b"OggS": "ogg", b"fLaC": "flac", b"ID3": "mp3", b"\x1a\x45\xdf\xa3": "webm"}
 MAX_BAD_PACKET_SHARE = 0.02  # a dropped Bluetooth frame is tolerated; a damaged file is not
 MIN_DECODED_SHARE = 0.95  # of the duration the header declares
+_OGG_TAIL = 70_000  # an Ogg page is at most 65,307 bytes: the last one lies within this many
 
 
 @dataclass(frozen=True)
@@ -150,11 +151,13 @@ def _decode_container(container: Any, dst: str, spec: SourceSpec, family: str) -
             packets += 1
             try:
                 frames = packet.decode()
-            except av.FFmpegError:
-                bad += 1  # decoders conceal a damaged packet; too many of them is a damaged file
+                resampled = [r for frame in frames for r in resampler.resample(frame)]
+            except (av.FFmpegError, ValueError):
+                # Decoders conceal a damaged packet; too many of them is a damaged file. Garbage that parses as
+                # a frame of another rate or layout makes the resampler raise ValueError: damage too.
+                bad += 1
                 continue
-            for frame in frames:
-                written += _write(out, resampler.resample(frame))
+            written += _write(out, resampled)
         written += _write(out, resampler.resample(None))
     if written == 0:
         raise _fail(spec, f"contains no audio samples ({family}/{codec})")
@@ -163,6 +166,8 @@ def _decode_container(container: Any, dst: str, spec: SourceSpec, family: str) -
     _check_complete(spec, written / SAMPLE_RATE, _declared_seconds(container, stream))
     if family == "wav":
         _check_wav_header(container.name, spec)
+    elif family == "ogg":
+        _check_ogg_end(container.name, spec)
     return DecodedAudio(spec.name, written, f"{family}/{codec}", stream.sample_rate, stream.codec_context.channels)
 
 
@@ -199,6 +204,24 @@ def _check_wav_header(path: str, spec: SourceSpec) -> None:
     present = os.path.getsize(path) - (at + 8)
     if 0 < claimed < 0xFFFFFFFF and present < claimed:  # 0 / 0xFFFFFFFF: written by a streaming recorder
         raise _fail(spec, f"truncated: {present} of the {claimed} data bytes its WAV header declares")
+
+
+def _check_ogg_end(path: str, spec: SourceSpec) -> None:
+    """An Ogg file declares no duration, so a cut one decodes silently: its last page must be whole and end the
+    stream (the end-of-stream flag, 0x04)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - _OGG_TAIL))
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or at + 27 > len(tail):
+        raise _fail(spec, "truncated: the Ogg stream's last page is cut off")
+    segments = tail[at + 26]
+    table = tail[at + 27 : at + 27 + segments]
+    if len(table) < segments or at + 27 + segments + sum(table) > len(tail):
+        raise _fail(spec, "truncated: the Ogg stream's last page is cut off")
+    if not tail[at + 5] & 0x04:
+        raise _fail(spec, "truncated: the Ogg stream ends without its end-of-stream page")
 
 
 def _decode_raw(src: str, dst: str, spec: SourceSpec, size: int) -> DecodedAudio:
