@@ -1,0 +1,124 @@
+"""``ingestd serve`` / ``ingestd api`` / ``ingestd worker`` / any ``ingestd`` command as subprocesses, the way a
+user runs them, with settings fast enough for tests (short leases, quick polls) and the test pipelines of
+``tests/integration/api_pipelines.py`` loaded through ``INGESTD_PIPELINE_MODULES``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TESTS = Path(__file__).parent.parent
+FAST: dict[str, Any] = {
+    "lease_seconds": 2.0,
+    "heartbeat_seconds": 0.2,
+    "poll_seconds": 0.2,
+    "shutdown_grace_seconds": 0.5,
+    "worker_concurrency": 8,
+    "webhook_dispatch": False,
+    "sse_keepalive_seconds": 0.5,
+    "pipeline_modules": ["api_pipelines:PIPELINES"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def environment(**settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in {**FAST, **settings}.items():
+        env[f"INGESTD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "integration"), env.get("PYTHONPATH", "")])
+    env.pop("INGESTD_API_KEY", None)
+    return env
+
+
+def ingestd(*args: str, timeout: float = 60, **settings: Any) -> subprocess.CompletedProcess[str]:
+    """Run one ``ingestd`` command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "ingestd.cli", *args],
+        env=environment(**settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Process:
+    """One long-running ``ingestd`` command (serve, api, worker), its output in a log file."""
+
+    def __init__(self, args: list[str], log: Path, **settings: Any) -> None:
+        self.args, self.log_path, self.settings = args, log, settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ingestd.cli", *self.args],
+                env=environment(**self.settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+class Server(Process):
+    """``ingestd serve`` (or ``api``) on a free loopback port; ``url`` is its base URL."""
+
+    def __init__(self, database_url: str, log: Path, command: str = "serve", **settings: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__([command, "--port", str(self.port), "--database", database_url], log, **settings)
+        self.wait_ready()
+
+    def restart(self) -> None:
+        self.start()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the server did not start:\n{self.output()}"
+            time.sleep(0.05)
+
+
+def wait_finished(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    """Long-poll ``GET /v1/jobs/{id}?wait`` until the job is terminal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", params={"wait": 2}).json()
+        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
