@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import httpx
+from standardwebhooks.webhooks import WebhookVerificationError  # re-exported for webhook receivers
 
 __all__ = [
     "ApiError",
@@ -45,6 +46,8 @@ __all__ = [
     "ServerHint",
     "WaitStrategy",
     "WaitTimeout",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]
 
 TERMINAL = frozenset({"succeeded", "partial", "failed", "canceled"})
@@ -509,3 +512,24 @@ class AsyncClient:
             await asyncio.sleep(min(left, strategy.delay(attempt, job.retry_after)))
             attempt += 1
         return job
+
+
+# --- webhooks (owned by ops) ------------------------------------------------------------------------------------
+def verify_webhook(payload: bytes | str, headers: Mapping[str, str], secret: str) -> dict[str, Any]:
+    """Check a webhook ingestd sent (Standard Webhooks) and return its body; raise ``WebhookVerificationError``.
+
+    ``payload`` is the raw request body (verify before parsing it), ``headers`` the request headers (any case),
+    ``secret`` the tenant's ``whsec_...`` secret (``GET /v1/webhooks/secret``). The signature must match and the
+    ``webhook-timestamp`` be within 5 minutes of now (replays of old deliveries fail). Deliveries are retried
+    with the same ``webhook-id``: drop ids you have already handled::
+
+        body = verify_webhook(request.body, request.headers, secret)
+        if body["data"]["status"] == "succeeded": ...
+    """
+    from standardwebhooks.webhooks import Webhook
+
+    data = payload.decode() if isinstance(payload, bytes) else payload
+    verified = Webhook(secret).verify(data, dict(headers.items()))
+    if not isinstance(verified, dict):
+        raise WebhookVerificationError("the webhook body is not a JSON object")
+    return verified

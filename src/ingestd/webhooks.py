@@ -61,9 +61,9 @@ def refusal_reason(address: IPAddress) -> str | None:
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
         (isinstance(address, ipaddress.IPv4Address) and address in _SHARED, "a shared (CGNAT) address"),
-        (address.is_private, "a private address"),
-        (address.is_multicast, "a multicast address"),
         (address.is_unspecified, "an unspecified address"),
+        (address.is_multicast, "a multicast address"),
+        (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
     ]
     return next((why for hit, why in checks if hit), None)
@@ -134,8 +134,9 @@ async def check_target(url: str, settings: Settings) -> Target:
         for address in addresses:
             why = refusal_reason(address)
             if why is not None and not _allowed(address, settings.webhook_allow_networks):
+                where = f"{address} is" if host.strip("[]") == str(address) else f"{host} resolves to {address},"
                 detail = (
-                    f"webhook target {url!r} refused: {host} resolves to {address}, {why} "
+                    f"webhook target {url!r} refused: {where} {why} "
                     "(an operator can allow it with INGESTD_WEBHOOK_ALLOW_HOSTS or INGESTD_WEBHOOK_ALLOW_NETWORKS)"
                 )
                 raise errors.WebhookTargetRefused(detail, host=host, address=str(address), reason=why)
@@ -216,7 +217,9 @@ class Dispatcher:
 
     async def deliver_due(self) -> int:
         """Claim one batch of due messages and attempt each (concurrently); returns how many were claimed."""
-        lease = self._settings.webhook_timeout_seconds * 2 + 10
+        # Longer than one attempt can take (resolution, connect, send, read); a killed worker's messages are
+        # sent by another worker after it.
+        lease = 3 * self._settings.webhook_timeout_seconds + self._settings.lease_seconds
         messages = await self._store.claim_webhooks(self._worker_id, limit=CLAIM_BATCH, lease_seconds=lease)
         if messages:
             await asyncio.gather(*(self._attempt(m) for m in messages))

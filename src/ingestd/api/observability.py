@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ingestd import errors
 from ingestd.api import views
+from ingestd.api import webhooks as webhook_routes
 from ingestd.api.auth import current_tenant
 from ingestd.models import Event
 from ingestd.telemetry import health, metrics, stats, timeline
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
 
 router = APIRouter()
+router.include_router(webhook_routes.router)  # secret, endpoints, a job's deliveries
 
 MAX_TIMELINE_EVENTS = 20_000  # a job with more events (a huge fan-out) shows its first 20k
 _ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}

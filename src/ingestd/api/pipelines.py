@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
-from ingestd import errors, telemetry
+from ingestd import errors, telemetry, webhooks
 from ingestd.api import uploads, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import NewJob, SubmitOutcome
@@ -177,6 +177,8 @@ async def submit_job(
     wait = parse_prefer_wait(prefer)
     state = request.app.state
     store: JobStore = state.store
+    if webhook_url is not None:  # 422 problem for a loopback/private/metadata target (after DNS resolution)
+        await webhooks.check_target(webhook_url, state.settings)
     if await store.count_queued(tenant) >= state.settings.max_queued_per_tenant:
         raise errors.TooManyRequests(
             f"tenant {tenant!r} has {state.settings.max_queued_per_tenant} queued jobs already",

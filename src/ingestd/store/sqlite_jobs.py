@@ -15,6 +15,7 @@ from ingestd import errors
 from ingestd.models import JSON, JobStatus, NewJob, Progress
 from ingestd.store import records
 from ingestd.store.records import JOB_COLUMNS, dumps
+from ingestd.store.sqlite_webhooks import webhook_targets
 from ingestd.store.wakeup import Wake
 
 Row = tuple[Any, ...]
@@ -122,7 +123,7 @@ def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[Row], status: 
     outbox = [
         (f"{r[0]}-{i}", r[0], r[2], url, dumps(records.webhook_payload(r[0], r[2], r[3], status, at)), now, now)
         for r in rows
-        for i, url in enumerate(records.webhook_urls(r[4]))
+        for i, url in enumerate(webhook_targets(conn, r[2], r[4]))  # the job's URL, then the tenant's endpoints
     ]
     if outbox:
         conn.executemany(
