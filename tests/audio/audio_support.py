@@ -18,7 +18,7 @@ import numpy as np
 
 from ingestd.api.app import create_app
 from ingestd.pipeline import Pipeline
-from ingestd.pipelines import build_pipelines
+from ingestd.pipelines import audio, build_pipelines
 from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore
 
@@ -49,14 +49,26 @@ def fast_settings(url: str, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def api(
-    store: JobStore, settings: Settings, pipelines: dict[str, Pipeline] | None = None
+    store: JobStore, settings: Settings, pipelines: dict[str, Pipeline] | None = None, *, worker: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API with a worker in the same process, driven through ``httpx.ASGITransport``."""
-    app = create_app(settings, store=store, pipelines=pipelines or build_pipelines(settings), run_worker=True)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test") as client:
-            yield client
+    """The HTTP API with a worker in the same process, driven through ``httpx.ASGITransport``.
+
+    Without ``pipelines``: every registered pipeline, with the audio pipeline's providers built here so that
+    their HTTP connections are closed at the end (a test's event loop ends with it).
+    """
+    providers = None
+    if pipelines is None:
+        providers = audio.default_providers(settings)
+        pipelines = {**build_pipelines(settings), "audio": audio.build(settings, providers)}
+    app = create_app(settings, store=store, pipelines=pipelines, run_worker=worker)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test") as client:
+                yield client
+    finally:
+        if providers is not None:
+            await providers.aclose()
 
 
 async def submit(

@@ -22,6 +22,7 @@ from ingestd.pipelines.audio.inputs import AudioInput, captured_at
 from ingestd.pipelines.audio.plan import ClipMap, plan_work
 from ingestd.pipelines.audio.workspace import Workspace
 from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceActivityDetector
+from ingestd.providers.registry import Providers, build_providers
 from ingestd.settings import Settings
 
 HOSTED_TRANSCRIBE_CONCURRENCY = 8
@@ -37,6 +38,12 @@ class AudioProviders:
     stt: SpeechToText
     analyzer: Analyzer
     transcribe_concurrency: int = HOSTED_TRANSCRIBE_CONCURRENCY
+    hosted: Providers | None = None  # owns the hosted clients' shared HTTP client
+
+    async def aclose(self) -> None:
+        """Close the hosted clients' HTTP connections (a process that exits need not)."""
+        if self.hosted is not None:
+            await self.hosted.aclose()
 
 
 def default_providers(settings: Settings) -> AudioProviders:
@@ -44,12 +51,11 @@ def default_providers(settings: Settings) -> AudioProviders:
 
     The offline speech-to-text model uses every core for one clip, so clips are transcribed one at a time.
     """
-    from ingestd.providers.registry import build_providers
-
     providers = build_providers(settings)
     analyzer: Analyzer = ChatAnalyzer(providers.chat) if providers.chat is not None else ExtractiveAnalyzer()
     offline = settings.stt_provider.strip().lower() == "offline"
-    return AudioProviders(providers.vad, providers.stt, analyzer, 1 if offline else HOSTED_TRANSCRIBE_CONCURRENCY)
+    concurrency = 1 if offline else HOSTED_TRANSCRIBE_CONCURRENCY
+    return AudioProviders(providers.vad, providers.stt, analyzer, concurrency, providers)
 
 
 def _without_calls(transcript: Transcript) -> Transcript:

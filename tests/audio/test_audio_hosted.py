@@ -1,0 +1,114 @@
+"""The audio pipeline on hosted providers (the simulator on loopback): Deepgram or OpenAI-compatible speech to
+text, hosted VAD, chat completions with structured output; and a worker killed with SIGKILL during
+``transcribe``, after which no clip is paid for twice except the one in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audio_support import FAST, api, example, fast_settings, result_of, submit, wait_job
+
+from ingestd.sim.testing import provider_env, provider_settings, running_simulator
+from ingestd.store import open_store
+
+FOLDERS = [{"name": "Work", "description": "projects and clients"}]
+
+
+@pytest.mark.parametrize("stt", ["deepgram", "openai"])
+async def test_hosted_providers_each_call_paid_once(tmp_path: Path, stt: str) -> None:
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    try:
+        with running_simulator({"time_scale": 0.01}) as sim:
+            settings = fast_settings(url, **provider_settings(sim, stt=stt, embedding="offline"))
+            files = [("meeting.ogg", example("team-meeting.ogg")), ("two.webm", example("two-conversations.webm"))]
+            async with api(store, settings) as client:
+                job_id = await submit(client, files, {"folders": FOLDERS, "speakers": 2})
+                job = await wait_job(client, job_id)
+                result = await result_of(client, job_id)
+            stats = sim.stats()
+    finally:
+        await store.close()
+    assert job["status"] == "succeeded", job["error"]
+    route = "deepgram" if stt == "deepgram" else "transcriptions"
+    assert result["providers"] == {"vad": "hosted-vad", "stt": stt, "structure": "openai", "structure_method": "llm"}
+    conversations = result["conversations"]
+    assert len(conversations) == 3 and result["clips"] == 3
+    for conv in conversations:
+        assert conv["structured_by"] == "llm" and conv["title"] and conv["transcript"]
+        assert conv["folder"] in (None, "Work")
+        assert set(conv["usage"]["llm_calls"]) == {"structure", "folder", "discard"}
+        assert all(call["tokens_in"] > 0 for call in conv["usage"]["llm_calls"].values())
+        if stt == "deepgram":  # diarised utterances carry speakers
+            assert all(s["speaker"].startswith("speaker_") for s in conv["transcript"])
+    calls: dict[str, Counter[str]] = {r: Counter(stats["route_keys"].get(r, {})) for r in (route, "chat", "vad")}
+    assert calls[route] == {f"{job_id}:transcribe[{i}]": 1 for i in range(3)}
+    assert calls["vad"] == {f"{job_id}:speech[0]": 1, f"{job_id}:speech[1]": 1}
+    questions = ("structure", "folder", "discard")
+    assert calls["chat"] == {f"{job_id}:structure[{i}].{q}": 1 for i in range(3) for q in questions}
+    stages = job["usage"]["stages"]
+    assert stages["transcribe"][stt]["calls"] == 3 and stages["transcribe"][stt]["audio_seconds"] > 20
+    assert stages["structure"]["openai"]["calls"] == 9 and stages["structure"]["openai"]["tokens_out"] > 0
+
+
+def _worker(url: str, name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    full = {**os.environ, **{f"INGESTD_{k.upper()}": str(v) for k, v in FAST.items()}, **env}
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingestd.cli", "worker", "--database", url, "--worker-id", name],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _transcribed(store: Any, job_id: str) -> int:
+    events = await store.read_events(job_id)
+    return sum(1 for e in events if e.type == "step.finished" and e.data["key"].startswith("transcribe["))
+
+
+async def test_sigkill_during_transcribe_pays_each_clip_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    fixed = {"median_seconds": 0.25, "p95_seconds": 0.25, "per_audio_second": 0.0}
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        with running_simulator({"routes": {"deepgram": fixed, "vad": {**fixed, "median_seconds": 0.01}}}) as sim:
+            env = provider_env(sim, llm="offline", embedding="offline")
+            async with api(store, fast_settings(url), worker=False) as client:  # the workers are processes
+                options = {"max_clip_seconds": 2, "transcribe_concurrency": 1}
+                job_id = await submit(client, [("meeting.ogg", example("team-meeting.ogg"))], options)
+                workers.append(_worker(url, "doomed", env, tmp_path / "doomed.log"))
+                deadline = time.monotonic() + 60
+                while await _transcribed(store, job_id) < 3:
+                    assert time.monotonic() < deadline, (tmp_path / "doomed.log").read_text()
+                    await asyncio.sleep(0.02)
+                workers[0].send_signal(signal.SIGKILL)
+                workers[0].wait()
+                done_before = await _transcribed(store, job_id)
+                workers.append(_worker(url, "heir", env, tmp_path / "heir.log"))
+                job = await wait_job(client, job_id, timeout=90)
+                result = await result_of(client, job_id)
+            stats = sim.stats()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        await store.close()
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempt"] == 2 and 3 <= done_before < result["clips"]
+    paid = Counter(stats["route_keys"]["deepgram"])
+    assert set(paid) == {f"{job_id}:transcribe[{i}]" for i in range(result["clips"])}
+    twice = [key for key, n in paid.items() if n > 1]
+    assert len(twice) <= 1 and max(paid.values()) <= 2, paid  # at most the clip in flight at the kill
+    assert result["clips"] >= 8
