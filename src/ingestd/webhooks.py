@@ -89,7 +89,11 @@ class Target:
 
 
 def _parse(url: str) -> tuple[SplitResult, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises for a port out of range or not a number
+    except ValueError as exc:  # also an unbalanced IPv6 bracket
+        raise errors.WebhookTargetRefused(f"webhook URL {url!r} is malformed: {exc}", url=url) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise errors.WebhookTargetRefused(f"webhook URL {url!r} is not an http(s) URL with a host", url=url)
     if parts.username or parts.password:
@@ -105,7 +109,7 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
         raise errors.WebhookTargetRefused(f"webhook host {host!r} does not resolve: {exc}", host=host) from exc
     found: list[IPAddress] = []
     for info in infos:
