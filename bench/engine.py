@@ -43,6 +43,7 @@ from ingestd.pipeline import Context, Pipeline
 from ingestd.pipelines import build_pipelines
 from ingestd.settings import Settings
 from ingestd.store import open_store, sqlite_path
+from ingestd.store.protocol import JobStore
 from ingestd.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -124,6 +125,7 @@ async def bulk_queue(url: str, n: int, pipeline: str = "noop") -> None:
             "INSERT INTO events (job_id, seq, type, data, at) SELECT id, 1, 'job.queued', '{}', created_at FROM jobs"
         )
         await conn.execute("ANALYZE")
+        await conn.execute("CHECKPOINT")  # the bulk load's writeback is not what is measured
     finally:
         await conn.close()
 
@@ -206,48 +208,47 @@ async def throughput(url: str, n: int, concurrency: int | None = None) -> float:
     return float(n / (last - first))
 
 
-async def _trickle(url: str, n: int, rate: float) -> list[float]:
+async def _trickle(store: JobStore, n: int, rate: float) -> list[float]:
     """Submit ``n`` stamp jobs at ``rate``/s, one at a time; enqueue→start of each, in milliseconds.
 
     One job first, waited for: the worker is then up (imports, connections, wake-up sockets) and idle."""
-    store = await open_store(url, migrate=False)
-    try:
-        await store.submit(NewJob(pipeline="stamp", input={}))
-        await wait_drained(url, timeout=60)
-        submitted: list[tuple[str, float]] = []
-        for _ in range(n):
-            before = time.time()
-            outcome = await store.submit(NewJob(pipeline="stamp", input={}))
-            submitted.append((outcome.job.id, before))
-            await asyncio.sleep(1 / rate)
-        await wait_drained(url, timeout=60)
-        latencies = []
-        for job_id, before in submitted:
-            job = await store.get_job(job_id)
-            assert job is not None and job.result is not None, job
-            latencies.append((job.result["t"] - before) * 1000)
-        return latencies
-    finally:
-        await store.close()
+    await store.submit(NewJob(pipeline="stamp", input={}))
+    await wait_drained(store.url, timeout=60)
+    submitted: list[tuple[str, float]] = []
+    for _ in range(n):
+        before = time.time()
+        outcome = await store.submit(NewJob(pipeline="stamp", input={}))
+        submitted.append((outcome.job.id, before))
+        await asyncio.sleep(1 / rate)
+    await wait_drained(store.url, timeout=60)
+    latencies = []
+    for job_id, before in submitted:
+        job = await store.get_job(job_id)
+        assert job is not None and job.result is not None, job
+        latencies.append((job.result["t"] - before) * 1000)
+    return latencies
 
 
 async def latency(url: str, n: int, rate: float, *, in_process: bool = False) -> tuple[float, float]:
-    """Enqueue→start p50 and p99 (ms) with a worker in this process or in an ``ingestd worker`` process."""
-    if not in_process:
-        with worker_process(url, "stamp"):
-            lat = await _trickle(url, n, rate)
-        return percentile(lat, 50), percentile(lat, 99)
-    settings = Settings(database_url=url, pipelines=["stamp"])
+    """Enqueue→start p50 and p99 (ms) with a worker in this process (sharing the submitter's store, as
+    ``ingestd serve`` runs them) or in a separate ``ingestd worker`` process."""
     store = await open_store(url, migrate=False)
-    worker = Worker(store, {**build_pipelines(settings), "stamp": PIPELINES[0]}, settings)
-    task = asyncio.create_task(worker.run())
     try:
-        lat = await _trickle(url, n, rate)
+        if not in_process:
+            with worker_process(url, "stamp"):
+                lat = await _trickle(store, n, rate)
+            return percentile(lat, 50), percentile(lat, 99)
+        settings = Settings(database_url=url, pipelines=["stamp"])
+        worker = Worker(store, {**build_pipelines(settings), "stamp": PIPELINES[0]}, settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            lat = await _trickle(store, n, rate)
+        finally:
+            await worker.stop(grace=0)
+            await task
+        return percentile(lat, 50), percentile(lat, 99)
     finally:
-        await worker.stop(grace=0)
-        await task
         await store.close()
-    return percentile(lat, 50), percentile(lat, 99)
 
 
 async def claim_time(url: str, queued: int, claims: int) -> float:
