@@ -70,6 +70,9 @@ def worker(
     """Run a worker: claim jobs and run them until SIGTERM/SIGINT (then hand running jobs over)."""
     settings = settings_from(database_url=database, worker_concurrency=concurrency, pipelines=pipeline or None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ingestd import telemetry
+
+    telemetry.configure_process(settings, worker=True)  # log format, OTEL_* tracing, metrics_port
     run_async(lambda: run_worker(settings, worker_id))
 
 

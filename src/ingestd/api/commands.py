@@ -69,6 +69,9 @@ def _run_server(settings: Settings, run_worker: bool) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise at start-up
+    from ingestd import telemetry
+
+    telemetry.configure_process(settings, worker=False)  # log format, OTEL_* tracing (the API serves /metrics)
     _prepare_database(settings)
     app = create_app(settings, run_worker=run_worker)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -10,6 +10,8 @@ settings and the ``OTEL_*`` environment; tests call ``install_memory_exporter`` 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ingestd.telemetry.logs import configure_logging, log_context
 from ingestd.telemetry.metrics import (
     observe_job_submitted,
@@ -31,6 +33,9 @@ from ingestd.telemetry.spans import (
 )
 from ingestd.telemetry.tracing import configure_tracing, install_memory_exporter, shutdown_tracing
 
+if TYPE_CHECKING:
+    from ingestd.settings import Settings
+
 
 def configure(log_format: str = "text", log_level: str = "INFO") -> None:
     """Set logging and tracing up for a server or worker process (called once by the CLI)."""
@@ -38,11 +43,24 @@ def configure(log_format: str = "text", log_level: str = "INFO") -> None:
     configure_tracing()
 
 
+def configure_process(settings: Settings, *, worker: bool) -> None:
+    """What ``ingestd worker`` / ``serve`` / ``api`` call at start: ``configure`` from the settings (log format
+    and level; tracing from ``OTEL_*``), and for a worker with ``metrics_port`` its own ``/metrics`` server (the
+    API process serves ``/metrics`` itself). Spans are flushed at exit (``shutdown_tracing`` via ``atexit``)."""
+    import atexit
+
+    configure(settings.log_format, settings.log_level)
+    atexit.register(shutdown_tracing)
+    if worker and settings.metrics_port is not None:
+        start_metrics_server(settings.metrics_port, settings.metrics_host)
+
+
 __all__ = [
     "JobRun",
     "StepRun",
     "configure",
     "configure_logging",
+    "configure_process",
     "configure_tracing",
     "current_span",
     "current_step",
