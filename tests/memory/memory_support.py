@@ -71,6 +71,7 @@ async def running_worker(store: JobStore, settings: Settings, worker_id: str | N
     finally:
         await worker.stop(grace=0)
         await task
+        await pipelines["memory"].run.__self__.aclose()  # type: ignore[attr-defined]
 
 
 async def submit(store: JobStore, inp: dict[str, Any], tenant: str = "default") -> Job:
@@ -101,12 +102,14 @@ async def api_client(
     store: JobStore, settings: Settings, providers: memory.MemoryProviders | None = None, key: str | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app (API + a worker in process) over ``httpx.ASGITransport``, its lifespan running."""
-    app = create_app(settings, store=store, pipelines={"memory": memory.build(settings, providers)}, run_worker=True)
+    pipeline = memory.build(settings, providers)
+    app = create_app(settings, store=store, pipelines={"memory": pipeline}, run_worker=True)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test", headers=headers) as client:
             yield client
+    await pipeline.run.__self__.aclose()  # type: ignore[attr-defined]
 
 
 async def post_session(client: httpx.AsyncClient, inp: dict[str, Any]) -> str:

@@ -25,8 +25,11 @@ EXTRACT_CONCURRENCY = 8
 
 @dataclass(frozen=True)
 class MemoryProviders:
+    """Who extracts and who embeds; ``closing`` is what to close with them (the registry's shared HTTP client)."""
+
     extractor: Extractor
     embedder: Embedder
+    closing: Any = None  # an object with ``async aclose()``
 
 
 def default_providers(settings: Settings) -> MemoryProviders:
@@ -35,6 +38,7 @@ def default_providers(settings: Settings) -> MemoryProviders:
     ``openai``: the registry's embedder."""
     extractor: Extractor = SpacyExtractor()
     embedder: Embedder = HashingEmbedder()
+    providers = None
     hosted = settings.llm_provider != "offline" or settings.embedding_provider != "offline"
     if hosted:
         from ingestd.providers.registry import build_providers
@@ -48,7 +52,7 @@ def default_providers(settings: Settings) -> MemoryProviders:
         from ingestd.providers.minilm import MiniLMEmbedder
 
         embedder = MiniLMEmbedder()
-    return MemoryProviders(extractor, embedder)
+    return MemoryProviders(extractor, embedder, closing=providers)
 
 
 def embedding_model(embedder: Embedder) -> str:
@@ -67,6 +71,16 @@ class MemoryRun:
         if self._providers is None:
             self._providers = default_providers(self.settings)
         return self._providers
+
+    async def aclose(self) -> None:
+        """Close the providers' HTTP clients, if any were built (for embedders of ingestd and for tests)."""
+        if self._providers is None:
+            return
+        chat = getattr(self._providers.extractor, "chat", None)
+        for provider in (chat, self._providers.embedder, self._providers.closing):
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
 
     async def run(self, ctx: Context, inp: MemoryInput) -> JSON:
         async def episodes() -> list[JSON]:
