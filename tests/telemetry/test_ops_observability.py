@@ -181,6 +181,8 @@ async def test_metrics_parse_and_show_queues_steps_providers_and_usage(store: Jo
     assert value("ingestd_provider_call_seconds_count", provider="openai") >= 1
     assert value("ingestd_limiter_wait_seconds_count", provider="openai") >= 1
     assert value("ingestd_usage_calls_total", pipeline="embed", provider="openai") >= 1
+    in_flight = [s for s in families["ingestd_provider_in_flight"].samples if s.labels == {"provider": "openai"}]
+    assert [s.value for s in in_flight] == [0.0]  # the fleet-wide limiter's slots, all given back
 
 
 async def test_readyz_turns_red_for_an_old_queue_and_says_which(store: JobStore, sim: SimulatorURL) -> None:

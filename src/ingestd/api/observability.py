@@ -40,7 +40,10 @@ def _live_window(settings: Settings) -> float:
 async def prometheus_metrics(request: Request) -> Response:
     state = request.app.state
     body = await metrics.render_metrics(
-        state.store, pipelines=sorted(state.pipelines), live_within_seconds=_live_window(state.settings)
+        state.store,
+        pipelines=sorted(state.pipelines),
+        providers=sorted(state.settings.provider_limits),
+        live_within_seconds=_live_window(state.settings),
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

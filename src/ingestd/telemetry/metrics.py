@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ingestd.models import JSON
-from ingestd.store.protocol import JobStore
+from ingestd.store.protocol import JobStore, LimiterStore
 from ingestd.telemetry.logs import LOG_CONTEXT
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class FleetSnapshot:
     store_up: bool
     queues: list[JSON] = field(default_factory=list)
     live_workers: list[JSON] = field(default_factory=list)
+    limiters: list[JSON] = field(default_factory=list)  # per provider: in_flight, waiting, concurrency
 
 
 async def fleet_snapshot(store: JobStore, *, live_within_seconds: float) -> FleetSnapshot:
@@ -139,19 +140,21 @@ async def fleet_snapshot(store: JobStore, *, live_within_seconds: float) -> Flee
     try:
         queues = await store.queue_stats()
         workers = await store.live_workers(live_within_seconds)
+        limiters = await store.provider_limiter_stats() if isinstance(store, LimiterStore) else []
     except Exception:  # the scrape must answer whatever the store does; the log says why
         log.warning("metrics: the store did not answer", exc_info=True)
         return FleetSnapshot(store_up=False)
-    return FleetSnapshot(store_up=True, queues=queues, live_workers=workers)
+    return FleetSnapshot(store_up=True, queues=queues, live_workers=workers, limiters=limiters)
 
 
 class FleetCollector(Collector):
     """Turns a ``FleetSnapshot`` into gauges; pipelines with nothing queued report 0 rather than vanishing, so
     autoscaler queries never see a gap."""
 
-    def __init__(self, snapshot: FleetSnapshot, pipelines: Sequence[str] = ()) -> None:
+    def __init__(self, snapshot: FleetSnapshot, pipelines: Sequence[str] = (), providers: Sequence[str] = ()) -> None:
         self.snapshot = snapshot
         self.pipelines = pipelines
+        self.providers = providers  # limited providers: reported at 0 when nothing holds or waits for a slot
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ingestd_store_up", "1 when the store answered this scrape.")
@@ -163,6 +166,28 @@ class FleetCollector(Collector):
         workers = GaugeMetricFamily("ingestd_workers_live", "Worker processes that heartbeat recently.")
         workers.add_metric([], float(len(self.snapshot.live_workers)))
         yield workers
+        yield from self._limiter_gauges()
+
+    def _limiter_gauges(self) -> Iterable[Metric]:
+        in_flight = GaugeMetricFamily(
+            "ingestd_provider_in_flight", "Provider calls holding a fleet-wide slot now.", labels=["provider"]
+        )
+        waiting = GaugeMetricFamily(
+            "ingestd_provider_waiting", "Provider calls waiting for a fleet-wide slot now.", labels=["provider"]
+        )
+        limit = GaugeMetricFamily(
+            "ingestd_provider_concurrency_limit",
+            "The adaptive concurrency limit in force (absent when not adaptive).",
+            labels=["provider"],
+        )
+        rows: dict[str, JSON] = {p: {"in_flight": 0, "waiting": 0, "concurrency": None} for p in self.providers}
+        rows.update({str(row["provider"]): row for row in self.snapshot.limiters})
+        for provider, row in sorted(rows.items()):
+            in_flight.add_metric([provider], float(row.get("in_flight") or 0))
+            waiting.add_metric([provider], float(row.get("waiting") or 0))
+            if row.get("concurrency") is not None:
+                limit.add_metric([provider], float(row["concurrency"]))
+        return (in_flight, waiting, limit)
 
     def _queue_gauges(self) -> Iterable[Metric]:
         by_pipeline = {p: {"queued": 0, "running": 0, "oldest_queued_age": 0.0} for p in self.pipelines}
@@ -184,14 +209,18 @@ class FleetCollector(Collector):
 
 
 async def render_metrics(
-    store: JobStore | None, *, pipelines: Sequence[str] = (), live_within_seconds: float = 60.0
+    store: JobStore | None,
+    *,
+    pipelines: Sequence[str] = (),
+    providers: Sequence[str] = (),
+    live_within_seconds: float = 60.0,
 ) -> bytes:
     """The ``/metrics`` body (Prometheus text format 0.0.4): this process' metrics, then the fleet's."""
     body = generate_latest(REGISTRY)
     if store is not None:
         snapshot = await fleet_snapshot(store, live_within_seconds=live_within_seconds)
         fleet = CollectorRegistry(auto_describe=False)
-        fleet.register(FleetCollector(snapshot, pipelines))
+        fleet.register(FleetCollector(snapshot, pipelines, providers))
         body += generate_latest(fleet)
     return body
 
