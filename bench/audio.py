@@ -237,7 +237,8 @@ async def incident(scale: float, tmp: Path) -> None:
     # (reading the upload, its energy VAD) and the transfer, which a real provider also takes.
     measured = decode + max(calls["vad"]) + max(calls["stt"]) + max(calls["chat"])
     print(
-        f"\nIncident replay: {sum(SPANS):.0f} s of speech in {len(SPANS)} spans, {total:.0f} s of audio, time scale {scale}"
+        f"\nIncident replay: {sum(SPANS):.0f} s of speech in {len(SPANS)} spans, {total:.0f} s of audio,"
+        f" time scale {scale}"
     )
     print(f"  ingestd found {len(clips)} conversations, {sum(clips):.1f} s of speech sent to speech-to-text")
     _table(
