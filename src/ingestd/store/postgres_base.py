@@ -8,13 +8,16 @@ Every query goes through ``_acquire`` (or the one-statement helpers), where driv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from ingestd import errors
 from ingestd.store.wakeup import Waiters
+
+if TYPE_CHECKING:
+    from ingestd.store.pg_listen import Listener
 
 # Connection-level trouble: the server restarted, refused us, or the socket broke. Callers may retry later.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -40,6 +43,11 @@ class PostgresBase:
     url: str
     _pool: asyncpg.Pool | None
     _waiters: Waiters
+    _listener: Listener
+
+    def _wake(self, *, work: bool = False, jobs: Iterable[str] = (), slots: Iterable[str] = ()) -> None:
+        """After a commit: wake sleepers here and in every other process (see ``pg_listen``)."""
+        self._listener.send(work=work, jobs=jobs, slots=slots)
 
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:

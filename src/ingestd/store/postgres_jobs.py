@@ -3,13 +3,17 @@
 The hot path (submit, claim, heartbeat, save_step, finish, append_events) is one statement each from
 ``postgres_sql``: one round trip, atomic without BEGIN/COMMIT, planned once per pooled connection (asyncpg caches
 prepared statements). Cancel, delete and purge are rarer and read-then-write, so they run in a transaction that
-locks the job row first. Workers and followers are woken by the NOTIFY triggers of migration 0001.
+locks the job row first. After each commit that matters, ``_wake`` wakes workers and followers (``pg_listen``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
 
 from ingestd import errors
 from ingestd.models import (
@@ -28,7 +32,6 @@ from ingestd.store import pg_blobs, records
 from ingestd.store import postgres_sql as sql
 from ingestd.store.postgres_base import PostgresBase
 from ingestd.store.records import dumps
-from ingestd.store.wakeup import Wake
 
 _PURGE_BATCH = 500
 _EMPTY = "{}"
@@ -50,7 +53,7 @@ class PostgresJobs(PostgresBase):
         for _ in range(3):  # only loops if the existing job is deleted between the two statements
             row = await self._fetchrow(sql.SUBMIT, new_job_id(), *args)
             if row is not None:
-                self._waiters.notify(Wake(work=True, jobs=[row[0]]))  # in process at once; NOTIFY for the others
+                self._wake(work=True, jobs=[row[0]])
                 return SubmitOutcome(records.job_from_row(row), created=True)
             existing = await self._fetchrow(sql.BY_IDEMPOTENCY_KEY, new.tenant, new.idempotency_key)
             if existing is not None:
@@ -78,13 +81,16 @@ class PostgresJobs(PostgresBase):
             lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
             if lock is None:
                 return None
-            if lock[0] == JobStatus.QUEUED:
+            changed = lock[0] == JobStatus.QUEUED or (lock[0] == JobStatus.RUNNING and not lock[1])
+            if changed:
                 await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.cancel_requested"], [_EMPTY])
-                await conn.fetch(sql.CANCEL_QUEUED, job_id)
-            elif lock[0] == JobStatus.RUNNING and not lock[1]:
-                await conn.execute(sql.MARK_CANCEL, job_id)
-                await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.cancel_requested"], [_EMPTY])
+                if lock[0] == JobStatus.QUEUED:
+                    await conn.fetch(sql.CANCEL_QUEUED, job_id)
+                else:
+                    await conn.execute(sql.MARK_CANCEL, job_id)
             row = await conn.fetchrow(sql.GET_JOB, job_id, None)
+        if changed:  # a canceled queued job may have held back same-key successors
+            self._wake(work=lock[0] == JobStatus.QUEUED, jobs=[job_id])
         return records.job_from_row(row)
 
     # --- workers ----------------------------------------------------------------------------
@@ -93,6 +99,8 @@ class PostgresJobs(PostgresBase):
     ) -> list[Job]:
         names = None if pipelines is None else list(pipelines)
         rows = await self._fetch(sql.CLAIM, worker_id, names, limit, lease_seconds)
+        if rows:
+            self._wake(jobs=[r[0] for r in rows])
         return [records.job_from_row(r) for r in rows]
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
@@ -105,10 +113,15 @@ class PostgresJobs(PostgresBase):
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
         if job_ids:
             await self._execute(sql.RELEASE, list(job_ids), worker_id, dumps({"worker": worker_id}))
+            self._wake(work=True, jobs=job_ids)
 
     async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
         data = dumps({"stage": progress.stage, "done": progress.done, "total": progress.total})
-        await self._execute(sql.SET_PROGRESS, job_id, worker_id, progress.stage, progress.done, progress.total, data)
+        status = await self._execute(
+            sql.SET_PROGRESS, job_id, worker_id, progress.stage, progress.done, progress.total, data
+        )
+        if status != "INSERT 0 0":
+            self._wake(jobs=[job_id])
 
     async def finish(
         self,
@@ -124,11 +137,64 @@ class PostgresJobs(PostgresBase):
         if not status.terminal:
             raise ValueError(f"finish needs a terminal status, not {status}")
         encoded = (_or_none(result), _or_none(error), _or_none(usage))
-        return await self._fetchrow(sql.FINISH, job_id, worker_id, status.value, *encoded) is not None
+        return await self._finish_grouped((job_id, worker_id, status.value, *encoded))
+
+    # Group commit of finishes (engine-bench): finishes asked for while one statement is in flight go together
+    # in the next one, so a busy worker pays one round trip and one WAL flush for many jobs, not one each.
+    _finish_pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] | None = None
+    _finish_task: asyncio.Task[None] | None = None
+
+    async def _finish_grouped(self, row: tuple[Any, ...]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        if self._finish_pending is None:
+            self._finish_pending = []
+        self._finish_pending.append((row, future))
+        if self._finish_task is None:
+            self._finish_task = asyncio.create_task(self._finish_drain(), name="ingestd-pg-finish")
+        return await asyncio.shield(future)
+
+    async def _finish_drain(self) -> None:
+        try:
+            while self._finish_pending:
+                batch, self._finish_pending = self._finish_pending, []
+                try:
+                    finished = await self._finish_rows([row for row, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for row, future in batch:
+                    if not future.done():
+                        future.set_result(row[0] in finished)
+        finally:
+            self._finish_task = None
+
+    async def _finish_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        if len(rows) == 1:
+            return self._finished(await self._fetch(sql.FINISH, *rows[0]))
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        for attempt in range(3):
+            try:
+                return self._finished(await self._fetch(sql.FINISH_MANY, *columns))
+            except errors.StoreError as exc:  # rows locked in another order by a heartbeat: run it again
+                if attempt == 2 or not isinstance(exc.__cause__, asyncpg.exceptions.DeadlockDetectedError):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _finished(self, rows: list[asyncpg.Record]) -> set[str]:
+        """The ids of jobs just finished; wakes their followers, and workers if a keyed job's successor may run."""
+        if rows:
+            self._wake(work=any(r[1] is not None for r in rows), jobs=[r[0] for r in rows])
+        return {r[0] for r in rows}
 
     async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
         data = dumps({"retry_at": run_at.astimezone(UTC).isoformat(), "error": error})
-        return await self._fetchrow(sql.RETRY_LATER, job_id, worker_id, run_at, dumps(error), data) is not None
+        if await self._fetchrow(sql.RETRY_LATER, job_id, worker_id, run_at, dumps(error), data) is None:
+            return False
+        self._wake(work=True, jobs=[job_id])
+        return True
 
     # --- steps and events ----------------------------------------------------------------------
     async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
@@ -137,6 +203,8 @@ class PostgresJobs(PostgresBase):
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
         counts = await self._fetchrow(sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8])
         if counts is not None and counts[0]:
+            if events:
+                self._wake(jobs=[step.job_id])
             return records.step_from_row(row)
         existing = await self._fetchrow(
             f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1 AND key = $2", step.job_id, step.key
@@ -151,6 +219,8 @@ class PostgresJobs(PostgresBase):
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
         rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
         rows = sorted(rows, key=lambda r: r[0])
+        if rows:
+            self._wake(jobs=[job_id])
         return [Event(job_id, r[0], etype, value, r[1]) for r, (etype, value) in zip(rows, events, strict=True)]
 
     # --- housekeeping ----------------------------------------------------------------------------
@@ -166,6 +236,12 @@ class PostgresJobs(PostgresBase):
             purged += len(rows)
             if len(rows) < _PURGE_BATCH:
                 return purged
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # A caller cancelled while its finish was in flight never reads the outcome: mark it read (no loop warning).
+    if not future.cancelled():
+        future.exception()
 
 
 __all__ = ["PostgresJobs"]

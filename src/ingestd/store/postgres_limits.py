@@ -3,8 +3,7 @@
 Each decision runs in one transaction holding a per-provider advisory transaction lock (the lock
 ``ingestd.slots`` asks for), reads the provider's rows, asks ``plan_grants`` and writes the answer. Limiter times
 are Unix seconds on both backends; here they are the server's clock (``now()``), the same for every machine.
-A freed slot or queue place sends ``NOTIFY ingestd_slots`` with the provider, which wakes the sleepers of
-``wait_for_provider_slots`` in every process.
+A freed slot or queue place wakes the sleepers of ``wait_for_provider_slots`` in every process (``pg_listen``).
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ INSERT INTO provider_state (provider, {_STATE_COLUMNS}) VALUES ($1, $2, $3, $4, 
 ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at,
     concurrency = excluded.concurrency, paused_until = excluded.paused_until, decreased_at = excluded.decreased_at
 """
-_NOTIFY = "SELECT pg_notify('ingestd_slots', $1)"
 _STATS = f"""
 SELECT p.provider,
     (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= {_EPOCH}),
@@ -103,8 +101,7 @@ class PostgresLimits(PostgresBase):
     ) -> Plan:
         async with self._acquire() as conn, conn.transaction():
             now = float(await conn.fetchval(_LOCK, provider))
-            if await _expire_and_register(conn, provider, waiters, gone, now):
-                await conn.execute(_NOTIFY, provider)  # delivered at commit
+            freed = await _expire_and_register(conn, provider, waiters, gone, now)
             held = {r[0]: int(r[1]) for r in await conn.fetch(
                 "SELECT tenant, count(*) FROM provider_slots WHERE provider = $1 GROUP BY tenant", provider
             )}  # fmt: skip
@@ -122,17 +119,16 @@ class PostgresLimits(PostgresBase):
                 await conn.execute(_GRANT, provider, granted, [tenant_of[h] for h in granted], now, lease_seconds)
                 if limit.rate is not None:
                     await _save_state(conn, provider, plan.state)
+        if freed:  # a place in the queue opened up: waiters behind it may go now
+            self._wake(slots=[provider])
         return plan
 
     async def release_provider_slot(
         self, provider: str, holder_id: str, limit: SlotLimit, feedback: Feedback | None = None
     ) -> None:
         if feedback is None or not (limit.adaptive or feedback.pause_seconds or feedback.extra_cost):
-            await self._execute(
-                "WITH d AS (DELETE FROM provider_slots WHERE holder_id = $1) SELECT pg_notify('ingestd_slots', $2)",
-                holder_id,
-                provider,
-            )
+            await self._execute("DELETE FROM provider_slots WHERE holder_id = $1", holder_id)
+            self._wake(slots=[provider])
             return
         async with self._acquire() as conn, conn.transaction():
             now = float(await conn.fetchval(_LOCK, provider))
@@ -141,7 +137,7 @@ class PostgresLimits(PostgresBase):
             new = apply_feedback(limit, state, feedback, now=now)
             if new != state:
                 await _save_state(conn, provider, new)
-            await conn.execute(_NOTIFY, provider)
+        self._wake(slots=[provider])
 
     async def renew_provider_slots(self, holder_ids: Sequence[str], lease_seconds: float) -> None:
         if holder_ids:

@@ -1,6 +1,6 @@
 """The PostgreSQL store's statements. Most protocol methods are ONE statement (data-modifying CTEs), so they cost
 one round trip and commit atomically without BEGIN/COMMIT. Times come from the server's clock (``now()``), so
-leases mean the same thing to every machine of a fleet. Wake-ups are sent by triggers (see migration 0001).
+leases mean the same thing to every machine of a fleet. Wake-ups are sent by the store after commit (pg_listen).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ TERMINAL_SET = (
     f"finished_at = now(), updated_at = now(), expires_at = now() + retention_seconds {SECONDS}, "
     "lease_owner = NULL, lease_expires_at = NULL, last_seq = last_seq + 1"
 )
-DONE_RETURNING = "RETURNING id, last_seq, tenant, pipeline, webhook_url, status"
+DONE_RETURNING = "RETURNING id, last_seq, tenant, pipeline, webhook_url, status, ordering_key"
 
 SUBMIT = f"""
 WITH ins AS (
@@ -124,7 +124,22 @@ WITH done AS (
     UPDATE jobs SET status = $3, result = $4, error = $5, usage = coalesce($6, usage), {TERMINAL_SET}
     WHERE id = $1 AND status = 'running' AND lease_owner = $2 {DONE_RETURNING}
 ){TERMINAL_CTES}
-SELECT id FROM done
+SELECT id, ordering_key FROM done
+"""
+
+# The finishes of one worker process grouped into one statement (one round trip, one commit, one WAL flush):
+# $1 ids, $2 workers, $3 statuses, $4 results, $5 errors, $6 usages (parallel arrays). Returns the finished ids.
+FINISH_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        AS i(id, worker, new_status, new_result, new_error, new_usage)
+), done AS (
+    UPDATE jobs AS j SET status = i.new_status, result = i.new_result, error = i.new_error,
+        usage = coalesce(i.new_usage, j.usage), {TERMINAL_SET}
+    FROM input AS i WHERE j.id = i.id AND j.status = 'running' AND j.lease_owner = i.worker
+    RETURNING j.id, j.last_seq, j.tenant, j.pipeline, j.webhook_url, j.status, j.ordering_key
+){TERMINAL_CTES}
+SELECT id, ordering_key FROM done
 """
 
 RETRY_LATER = """
