@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,11 @@ from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver, fact_
 from ingestd.providers.base import Embedder, Embeddings
 from ingestd.settings import Settings
 
-EXTRACT_CONCURRENCY = 8
+# Episodes extracted at once per job: high, because the real bound is the provider's, set fleet-wide with
+# INGESTD_PROVIDER_LIMITS (a job's episodes then wait for a slot instead of for each other).
+EXTRACT_CONCURRENCY = 64
+
+ProviderCall = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class MemoryRun:
         scope = Scope(ctx.job.tenant, inp.user_id)
 
         async def resolve() -> JSON:
-            return changes_to_json(await self._resolve(ctx.job.id, scope, extracted))
+            return changes_to_json(await self.resolve_changes(ctx.job.id, scope, extracted))
 
         changes = changes_from_json(await ctx.step("resolve", resolve))
 
@@ -109,14 +114,18 @@ class MemoryRun:
         return _result(inp, parts, extracted, applied, len(done.failed))
 
     async def _extract(self, ctx: Context, index: int, episode: JSON) -> JSON:
-        key = f"{ctx.job.id}:extract[{index}]"
+        return await self.extract_episode(ctx.call, f"{ctx.job.id}:extract[{index}]", episode)
+
+    async def extract_episode(self, call: ProviderCall, key: str, episode: JSON) -> JSON:
+        """Entities and facts of one episode, with their embeddings; provider calls go through ``call``
+        (``Context.call`` in a job: limits and usage), under request keys derived from ``key``."""
         extractor = self.providers.extractor
 
         async def extract() -> JSON:
             answer = await extractor.extract(episode, request_key=key)
             return {**answer, "usage": _without_calls(answer.get("usage") or {})}
 
-        found: JSON = await ctx.call(extractor.name, extract)
+        found: JSON = await call(extractor.name, extract)
         texts = [e["name"] for e in found["entities"]] + [_fact_text(f) for f in found["facts"]]
         embedder = self.providers.embedder
 
@@ -124,14 +133,15 @@ class MemoryRun:
             answer = await embedder.embed(texts, request_key=f"{key}:embed")
             return dataclasses.replace(answer, usage=_without_calls(answer.usage))
 
-        vectors = await ctx.call(embedder.name, embed) if texts else None
+        vectors = await call(embedder.name, embed) if texts else None
         n = len(found["entities"])
         found["entity_vectors"] = vectors.vectors[:n] if vectors else []
         found["fact_vectors"] = vectors.vectors[n:] if vectors else []
         found["embedding_model"] = vectors.model if vectors else embedding_model(embedder)
         return found
 
-    async def _resolve(self, job_id: str, scope: Scope, extracted: list[tuple[JSON, JSON]]) -> GraphChanges:
+    async def resolve_changes(self, job_id: str, scope: Scope, extracted: list[tuple[JSON, JSON]]) -> GraphChanges:
+        """What ``extracted`` (episode, extraction with vectors) changes in the user's graph as it is now."""
         graph = await open_graph_store(self.settings.database_url)
         try:
             resolver = EntityResolver(await graph.known_entities(scope), id_prefix=f"{job_id}-e")

@@ -1,0 +1,330 @@
+"""The memory pipeline's numbers: a long chat session fed two ways, and search latency on a large graph.
+
+    .venv/bin/python bench/memory.py                  # 300 messages, chat at 1/4 of real latency, 100k facts
+    .venv/bin/python bench/memory.py --quick          # fewer facts and a faster clock (~20 s)
+    .venv/bin/python bench/memory.py --database postgresql://postgres@127.0.0.1:5432/test
+
+Printed:
+
+* **feed**: one 300-message session against the provider simulator (OpenAI-compatible chat with a fixed
+  latency of ``4 s x time_scale`` per extraction, embeddings ``0.2 s x time_scale``; contention off), fed
+
+  - *serially*, the way such graphs are commonly fed (Graphiti's ``add_episode`` in a loop): one episode at a
+    time, its chat call, then its embeddings call, then resolve + write, then the next episode;
+  - by *ingestd*: one job through the HTTP API with a worker in process; episodes are extracted in parallel
+    (bounded by provider limits), then resolved and applied once.
+
+  For ingestd, makespan = the job's ``finished_at - created_at``; critical path = the longest chain of its
+  checkpointed steps: ``episodes`` + the slowest ``extract[i]`` + ``resolve`` + ``apply`` (target: makespan /
+  critical path <= 1.10);
+* **search**: p50/p99 of ``GET /v1/memory/{user}/search`` (HTTP in process) and of the graph's ``search`` alone,
+  on one user's graph of N facts (default 100,000) bulk-loaded in one ``apply`` with random 256-d vectors
+  (the default embedder's size; random, because only the latency is measured here).
+
+Results also go to bench/out/memory.json. On a shared 2-core machine the numbers are noisy: run twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ingestd.api.app import create_app
+from ingestd.models import JSON
+from ingestd.pipelines import memory
+from ingestd.pipelines.memory.embedder import HashingEmbedder
+from ingestd.pipelines.memory.episodes import split_episodes
+from ingestd.pipelines.memory.graph import GraphChanges, NewEntity, NewEpisode, NewFact, Scope, open_graph_store
+from ingestd.pipelines.memory.inputs import MemoryInput
+from ingestd.pipelines.memory.run import MemoryRun
+from ingestd.settings import Settings
+from ingestd.sim.testing import provider_settings, running_simulator
+from ingestd.store import open_store
+
+OUT = Path(__file__).resolve().parent / "out"
+CHAT_SECONDS, EMBED_SECONDS = 4.0, 0.2  # the simulator's real-world medians, fixed here (p95 = median)
+PEOPLE = ["Emma Schmidt", "Tom Becker", "Anna Müller", "Luis García", "Mei Chen", "Omar Haddad", "Sara Rossi"]
+PLACES = ["Lisbon", "Porto", "Berlin", "Zürich", "São Paulo", "Osaka", "Nairobi", "Toronto"]
+ORGS = ["Stripe", "Acme", "Google", "the city library", "Siemens", "a bakery"]
+VERBS = ["lives in", "works at", "visited", "moved to", "likes", "met", "called", "studies at"]
+
+
+def chat_session(messages: int, user: str = "bench-user") -> JSON:
+    """A deterministic session of ``messages`` alternating user and assistant messages."""
+    rng = random.Random(7)
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    lines: list[JSON] = []
+    for i in range(messages):
+        at = (start + timedelta(minutes=i)).isoformat()
+        if i % 2:
+            lines.append({"role": "assistant", "content": "Noted, I will remember that.", "timestamp": at})
+            continue
+        who, where, org = rng.choice(PEOPLE), rng.choice(PLACES), rng.choice(ORGS)
+        text = f"{who} {rng.choice(VERBS)} {where} last week, and now works at {org}."
+        lines.append({"role": "user", "content": text, "timestamp": at})
+    return {"user_id": user, "session_id": "bench", "messages": lines, "reference_time": start.isoformat()}
+
+
+def hosted_settings(url: str, sim: str) -> Settings:
+    return Settings(database_url=url, **provider_settings(sim, stt="offline", vad="offline"))
+
+
+async def feed_with_ingestd(url: str, sim: str, session: JSON) -> JSON:
+    """One job through the API, a worker in process; makespan and the critical path of its steps."""
+    settings = hosted_settings(url, sim)
+    store = await open_store(url)
+    pipeline = memory.build(settings)
+    app = create_app(settings, store=store, pipelines={"memory": pipeline}, run_worker=True)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                job_id = (await client.post("/v1/pipelines/memory/jobs", json=session)).json()["id"]
+                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["status"] in ("queued", "running"):
+                    await asyncio.sleep(0.01)
+        steps = await store.load_steps(job_id)
+    finally:
+        await _close(pipeline)
+        await store.close()
+    assert job["status"] == "succeeded", job
+    seconds = {key: (s.finished_at - s.started_at).total_seconds() for key, s in steps.items()}
+    extract = max(v for k, v in seconds.items() if k.startswith("extract["))
+    critical = seconds["episodes"] + extract + seconds["resolve"] + seconds["apply"]
+    makespan = (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])).total_seconds()
+    episodes = sum(1 for k in seconds if k.startswith("extract["))
+    return {"makespan_s": makespan, "critical_path_s": critical, "episodes": episodes, "slowest_extract_s": extract}
+
+
+async def feed_serially(url: str, sim: str, session: JSON) -> JSON:
+    """The same session, one episode at a time: extract, embed, resolve, write; then the next."""
+    run = MemoryRun(hosted_settings(url, sim))
+    inp = MemoryInput.model_validate(session)
+    scope = Scope("default", inp.user_id)
+
+    async def direct(_provider: str, fn: Any) -> Any:
+        return await fn()
+
+    graph = await open_graph_store(url)
+    started = time.perf_counter()
+    try:
+        for episode in split_episodes(inp.session_id, inp.messages, inp.reference_time):
+            key = f"serial:extract[{episode['index']}]"
+            found = await run.extract_episode(direct, key, episode)
+            changes = await run.resolve_changes(f"serial-{episode['index']}", scope, [(episode, found)])
+            await graph.apply(scope, changes)
+    finally:
+        await graph.close()
+        await run.aclose()
+    return {"makespan_s": time.perf_counter() - started}
+
+
+async def _close(pipeline: Any) -> None:
+    await pipeline.run.__self__.aclose()
+
+
+def big_graph(facts: int, dims: int = 256) -> GraphChanges:
+    """One user's graph of ``facts`` facts about 2,000 entities, with random unit vectors."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((facts + 2000, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    names = [f"{p.split()[0]} {i}" for i, p in zip(range(2000), PEOPLE * 300, strict=False)]
+    entities = [NewEntity(f"e{i}", n, "person", "", vectors[facts + i].tolist()) for i, n in enumerate(names)]
+    new_facts = []
+    for i in range(facts):
+        subject, place, verb = names[i % 2000], PLACES[i % len(PLACES)], VERBS[(i // 7) % len(VERBS)]
+        sentence = f"{subject} {verb} {place} ({ORGS[i % len(ORGS)]}, note {i})."
+        new_facts.append(
+            NewFact(f"f{i}", f"e{i % 2000}", verb.replace(" ", "_"), None, place, sentence, when, None, "ep0",
+                    vectors[i].tolist())
+        )  # fmt: skip
+    return GraphChanges(
+        job_id="bulk",
+        embedding_model="bench-random-256",
+        episodes=[NewEpisode("ep0", "bulk", 0, "bulk load", when, when)],
+        entities=entities,
+        facts=new_facts,
+    )
+
+
+def _percentiles(samples: list[float]) -> JSON:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "n": len(ordered),
+    }
+
+
+def _queries(n: int) -> list[str]:
+    rng = random.Random(11)
+    shapes = ["where does {p} live", "{p} {o}", "who visited {c}", "{p} moved to {c}", "what does {p} like"]
+    return [
+        rng.choice(shapes).format(p=rng.choice(PEOPLE).split()[0], o=rng.choice(ORGS), c=rng.choice(PLACES))
+        for _ in range(n)
+    ]
+
+
+async def search_latency(url: str, facts: int, queries: int) -> JSON:
+    scope = Scope("default", "big-user")
+    graph = await open_graph_store(url)
+    started = time.perf_counter()
+    changes = big_graph(facts)
+    await graph.apply(scope, changes)
+    load_s = time.perf_counter() - started
+    embedder = HashingEmbedder()
+    texts = _queries(queries)
+    vectors = [(await embedder.embed([t])).vectors[0] for t in texts]
+    cold = time.perf_counter()
+    await graph.search(scope, texts[0], vectors[0], 10)  # loads the user's vector matrix once
+    cold_s = time.perf_counter() - cold
+    direct = []
+    for text, vector in zip(texts, vectors, strict=True):
+        t0 = time.perf_counter()
+        await graph.search(scope, text, vector, 10)
+        direct.append(time.perf_counter() - t0)
+    await graph.close()
+    return {"facts": facts, "load_s": load_s, "cold_ms": cold_s * 1000, "graph": _percentiles(direct),
+            "http": await _http_search(url, scope, texts)}  # fmt: skip
+
+
+async def _http_search(url: str, scope: Scope, texts: list[str]) -> JSON:
+    settings = Settings(database_url=url)
+    store = await open_store(url)
+    app = create_app(settings, store=store, pipelines={"memory": memory.build(settings)})
+    samples = []
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                path = f"/v1/memory/{scope.user_id}/search"
+                await client.get(path, params={"q": texts[0]})  # warm: opens the graph, loads the vectors
+                for text in texts:
+                    t0 = time.perf_counter()
+                    response = await client.get(path, params={"q": text})
+                    samples.append(time.perf_counter() - t0)
+                    assert response.status_code == 200, response.text
+    finally:
+        await store.close()
+    return _percentiles(samples)
+
+
+class Databases:
+    """Fresh databases for each measurement: SQLite files in a temporary directory, or PostgreSQL databases."""
+
+    def __init__(self, postgres: str | None) -> None:
+        self.postgres = postgres
+        self.tmp = tempfile.TemporaryDirectory(prefix="ingestd-bench-memory-")
+        self.made: list[str] = []
+
+    async def new(self, name: str) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.tmp.name}/{name}.db"
+        import asyncpg
+
+        database = f"ingestd_bench_mem_{name}_{random.randrange(16**6):06x}"
+        admin = await asyncpg.connect(self.postgres)
+        try:
+            await admin.execute(f"CREATE DATABASE {database}")
+        finally:
+            await admin.close()
+        self.made.append(database)
+        return self.postgres.rsplit("/", 1)[0] + "/" + database
+
+    async def drop(self) -> None:
+        if self.postgres is not None and self.made:
+            import asyncpg
+
+            admin = await asyncpg.connect(self.postgres)
+            try:
+                for database in self.made:
+                    await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            finally:
+                await admin.close()
+        self.tmp.cleanup()
+
+
+async def run(args: argparse.Namespace) -> JSON:
+    databases = Databases(args.database)
+    session = chat_session(args.messages)
+    fixed = {"chat": {"median_seconds": CHAT_SECONDS, "p95_seconds": CHAT_SECONDS},
+             "embeddings": {"median_seconds": EMBED_SECONDS, "p95_seconds": EMBED_SECONDS},
+             "*": {"contention_k": 0.0}}  # fmt: skip
+    try:
+        with running_simulator({"time_scale": args.time_scale, "routes": fixed}) as sim:
+            ingestd = await feed_with_ingestd(await databases.new("ingestd"), sim, session)
+            serial = await feed_serially(await databases.new("serial"), sim, session)
+        search = await search_latency(await databases.new("search"), args.facts, args.queries)
+    finally:
+        await databases.drop()
+    return {
+        "backend": "PostgreSQL" if args.database else "SQLite",
+        "messages": args.messages,
+        "time_scale": args.time_scale,
+        "chat_seconds": CHAT_SECONDS * args.time_scale,
+        "embeddings_seconds": EMBED_SECONDS * args.time_scale,
+        "serial": serial,
+        "ingestd": ingestd,
+        "search": search,
+    }
+
+
+def report(r: JSON) -> str:
+    ing, ser, s = r["ingestd"], r["serial"], r["search"]
+    ratio = ing["makespan_s"] / ing["critical_path_s"]
+    speedup = ser["makespan_s"] / ing["makespan_s"]
+    verdict = "target <= 1.10 " + ("OK" if ratio <= 1.10 else "MISSED")
+    g, h = s["graph"], s["http"]
+    rows = [
+        (f"feed {r['messages']} messages ({ing['episodes']} episodes)", "", ""),
+        ("  one episode at a time, calls in series", f"{ser['makespan_s']:.2f} s", ""),
+        ("  ingestd (API + worker)", f"{ing['makespan_s']:.2f} s", f"{speedup:.1f}x faster"),
+        (
+            "  ingestd critical path",
+            f"{ing['critical_path_s']:.2f} s",
+            f"slowest extract {ing['slowest_extract_s']:.2f} s",
+        ),
+        ("  ingestd makespan / critical path", f"{ratio:.3f}", verdict),
+        (f"search, {s['facts']:,} facts (bulk load {s['load_s']:.1f} s)", "", ""),
+        ("  first search (loads vectors)", f"{s['cold_ms']:.1f} ms", ""),
+        ("  graph.search p50 / p99", f"{g['p50_ms']:.1f} / {g['p99_ms']:.1f} ms", f"n={g['n']}"),
+        ("  GET /search p50 / p99 (HTTP)", f"{h['p50_ms']:.1f} / {h['p99_ms']:.1f} ms", f"n={h['n']}"),
+    ]
+    width = max(len(row[0]) for row in rows)
+    head = (
+        f"memory bench on {r['backend']}: chat {r['chat_seconds']:.2f} s, embeddings {r['embeddings_seconds']:.3f} s"
+        f" per call (time scale {r['time_scale']})"
+    )
+    return "\n".join([head, *(f"{a:<{width}}  {b:>16}  {c}" for a, b, c in rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--time-scale", type=float, default=0.25, help="simulator clock (1.0 = real latencies)")
+    parser.add_argument("--facts", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--database", help="a PostgreSQL admin URL (default: SQLite files)")
+    parser.add_argument("--quick", action="store_true", help="10,000 facts and time scale 0.05")
+    args = parser.parse_args()
+    if args.quick:
+        args.facts, args.time_scale = min(args.facts, 10_000), 0.05
+    result = asyncio.run(run(args))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "memory.json").write_text(json.dumps(result, indent=2))
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()
