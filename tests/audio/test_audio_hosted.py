@@ -112,3 +112,30 @@ async def test_sigkill_during_transcribe_pays_each_clip_once(tmp_path: Path) -> 
     twice = [key for key, n in paid.items() if n > 1]
     assert len(twice) <= 1 and max(paid.values()) <= 2, paid  # at most the clip in flight at the kill
     assert result["clips"] >= 8
+
+
+async def test_every_format_on_the_simulator(tmp_path: Path) -> None:
+    """One job, one file per format (and a silent one): each decodes, and each is heard and transcribed."""
+    from audio_support import pcm16k, wav_bytes
+
+    names = ["team-meeting.ogg", "two-conversations.webm", "voice-memo.mp3", "voice-memo.m4a", "voice-memo.flac"]
+    files = [(n, example(n)) for n in names]
+    files += [("voice-memo.wav", wav_bytes(pcm16k("voice-memo.flac"))), ("memo.s16le", example("voice-memo-8k.s16le"))]
+    files += [("quiet-room.wav", example("quiet-room.wav"))]
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    try:
+        with running_simulator({"time_scale": 0.01}) as sim:
+            settings = fast_settings(url, **provider_settings(sim, embedding="offline"))
+            async with api(store, settings) as client:
+                job_id = await submit(client, files, meta={"memo.s16le": {"sample_rate": 8000}})
+                job = await wait_job(client, job_id)
+                result = await result_of(client, job_id)
+    finally:
+        await store.close()
+    assert job["status"] == "succeeded", job["error"]
+    formats = [f["format"].split("/")[0] for f in result["files"]]
+    assert formats == ["ogg", "webm", "mp3", "mp4", "flac", "wav", "raw", "wav"]
+    per_file = Counter(c["file"] for c in result["conversations"])
+    assert per_file == {0: 1, 1: 2, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}  # nothing from the quiet room
+    assert all(c["transcript"] and c["structured_by"] == "llm" for c in result["conversations"])

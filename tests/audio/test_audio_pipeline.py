@@ -195,3 +195,21 @@ async def test_a_clip_that_fails_for_good_leaves_the_job_partial(tmp_path: Path)
     assert kept["complete"] and "home team" in kept["text"] and kept["title"]
     assert not lost["complete"] and lost["failed_clips"] == [1] and lost["transcript"] == []
     assert lost["discard"] and lost["structured_by"] is None
+
+
+async def test_bad_options_are_refused_and_a_job_without_files_fails_at_decode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    try:
+        async with api(store, fast_settings(url)) as client:
+            for bad in ({"colour": "red"}, {"language": "english please"}, {"conversation_gap_seconds": -1}):
+                response = await client.post("/v1/pipelines/audio/jobs", json=bad)
+                assert response.status_code == 422, response.text
+                assert response.headers["content-type"].startswith("application/problem+json")
+            response = await client.post("/v1/pipelines/audio/jobs", json={"language": "en"})
+            assert response.status_code == 202, response.text
+            job = await wait_job(client, response.json()["id"])
+    finally:
+        await store.close()
+    assert job["status"] == "failed" and job["error"]["stage"] == "decode"
+    assert "no recordings" in job["error"]["detail"]
