@@ -99,3 +99,7 @@ async def test_queued_cap_per_tenant_answers_429_with_retry_after(api_factory: A
     assert "2 queued" in problem["detail"]
     refused = await submit(api, "noop")
     assert int(refused.headers["retry-after"]) >= 1
+    queued = (await api.get("/v1/jobs")).json()["jobs"]
+    assert (await api.post(f"/v1/jobs/{queued[0]['id']}/cancel")).json()["status"] == "canceled"
+    assert (await submit(api, "noop")).status_code == 202  # room again: the cap counts afresh before refusing
+    assert_problem(await submit(api, "noop"), 429)

@@ -111,6 +111,7 @@ def create_app(
     app.state.settings = settings
     app.state.key_cache = auth.KeyCache()
     app.state.estimator = views.Estimator()
+    app.state.queue_cap = pipeline_routes.QueueCap()
     app.state.worker = None
     problems.install(app)
     for router in (health.router, pipeline_routes.router, jobs.router, events.router, observability.router):

@@ -6,6 +6,7 @@ Submitting stores the job and its files and answers; nothing slow happens before
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -43,6 +44,40 @@ SUBMIT_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+class QueueCap:
+    """The per-tenant cap on queued jobs, without a count query on every submit.
+
+    The store's count is read again when the one known here is older than ``RECOUNT_SECONDS``, or when it plus
+    the jobs this process created since reaches the cap, so a 429 always rests on a fresh count. Submits through
+    other API processes are seen within ``RECOUNT_SECONDS``: fleet-wide, the cap may be overshot by what they
+    accept in that window (it protects the queue from a runaway client, it is not a quota).
+    """
+
+    RECOUNT_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, int]] = {}  # tenant -> (when counted, count + created since)
+
+    async def check(self, store: JobStore, tenant: str, cap: int) -> None:
+        """Raise ``TooManyRequests`` (429 with Retry-After) when ``tenant`` has ``cap`` queued jobs."""
+        now = time.monotonic()
+        counted_at, count = self._known.get(tenant, (-1e9, 0))
+        if now - counted_at > self.RECOUNT_SECONDS or count >= cap:
+            counted_at, count = now, await store.count_queued(tenant)
+            if len(self._known) > 100_000:  # many tenants: forget them all rather than grow without bound
+                self._known.clear()
+            self._known[tenant] = (counted_at, count)
+        if count >= cap:
+            raise errors.TooManyRequests(
+                f"tenant {tenant!r} has {cap} queued jobs already", retry_after=QUEUE_FULL_RETRY_AFTER
+            )
+
+    def created(self, tenant: str) -> None:
+        """Count a job this process just created."""
+        counted_at, count = self._known.get(tenant, (-1e9, 0))
+        self._known[tenant] = (counted_at, count + 1)
 
 
 def pipeline_out(p: Pipeline) -> dict[str, Any]:
@@ -150,6 +185,7 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
     if not outcome.created and collector is not None:
         await collector.discard()  # a replay: the first request's files are the job's
     if outcome.created:
+        state.queue_cap.created(tenant)
         telemetry.observe_job_submitted(pipe.name)
     return outcome
 
@@ -179,11 +215,7 @@ async def submit_job(
     store: JobStore = state.store
     if webhook_url is not None:  # 422 problem for a loopback/private/metadata target (after DNS resolution)
         await webhooks.check_target(webhook_url, state.settings)
-    if await store.count_queued(tenant) >= state.settings.max_queued_per_tenant:
-        raise errors.TooManyRequests(
-            f"tenant {tenant!r} has {state.settings.max_queued_per_tenant} queued jobs already",
-            retry_after=QUEUE_FULL_RETRY_AFTER,
-        )
+    await state.queue_cap.check(store, tenant, state.settings.max_queued_per_tenant)
     opts = {
         "priority": priority,
         "ordering_key": ordering_key,
