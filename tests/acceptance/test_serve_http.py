@@ -135,3 +135,13 @@ def test_upload_is_stored_and_read_back(acme: httpx.Client) -> None:
     wait_finished(acme, response.json()["id"])
     result = acme.get(f"/v1/jobs/{response.json()['id']}/result").json()
     assert result["files"][0]["size"] == len(data)
+
+
+def test_an_idle_stream_gets_keep_alive_comments_and_ends_after_the_last_event(acme: httpx.Client) -> None:
+    job = acme.post("/v1/pipelines/demo/jobs", json={"items": 1, "seconds": 1.5}).json()
+    lines = []
+    with acme.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+        lines = list(response.iter_lines())  # returns only because the server closes the stream
+    assert lines[0] == "retry: 1000"
+    assert ": keep-alive" in lines  # the server's keep-alive interval is 0.5 s here; the item sleeps 1.5 s
+    assert [line for line in lines if line.startswith("event:")][-1] == "event: job.finished"
