@@ -1,0 +1,66 @@
+"""PostgreSQL only: the store survives its connections being cut (what a server restart does to it).
+
+Every backend connection to the test database is terminated with ``pg_terminate_backend``; the store must answer
+again within seconds (pooled connections are replaced) and its listener must reconnect, so cross-process wake-ups
+work again without waiting for the fallback poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from ingestd import errors
+from ingestd.models import NewJob
+from ingestd.store import open_store
+from ingestd.store.protocol import JobStore
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _cut_connections(url: str) -> int:
+    admin = await asyncpg.connect(url)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await admin.close()
+
+
+async def _eventually(store: JobStore, seconds: float = 10.0) -> str:
+    """Submit until the store answers again (the first calls may meet a dead connection: StoreUnavailable)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return (await store.submit(NewJob("demo", {}))).job.id
+        except errors.StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_store_and_listener_come_back_after_connections_are_cut(backend: str, store: JobStore) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL connections only")
+    other = await open_store(store.url, migrate=False)
+    try:
+        job_id = (await store.submit(NewJob("demo", {}))).job.id
+        assert await _cut_connections(store.url) >= 2  # pools and listeners of both stores
+        await _eventually(store)
+        await _eventually(other)
+        await asyncio.sleep(0.5)  # the listeners reconnect with backoff in well under this
+        waiter = asyncio.create_task(other.wait_for_events(job_id, 1, 30.0))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await store.append_events(job_id, [("job.progress", {"after": "restart"})])
+        assert await asyncio.wait_for(waiter, 0.5)  # a NOTIFY, not the 1 s poll
+        assert time.monotonic() - started < 0.5
+    finally:
+        await other.close()
