@@ -139,3 +139,25 @@ async def test_every_format_on_the_simulator(tmp_path: Path) -> None:
     per_file = Counter(c["file"] for c in result["conversations"])
     assert per_file == {0: 1, 1: 2, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}  # nothing from the quiet room
     assert all(c["transcript"] and c["structured_by"] == "llm" for c in result["conversations"])
+
+
+async def test_rate_limited_calls_are_retried_and_each_step_succeeds_once(tmp_path: Path) -> None:
+    """Every first call per request key answers 429 with Retry-After: each step is retried once, then done."""
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    first_fails = {"fail_first_per_key": 1, "fail_first_status": 429, "retry_after_seconds": 0.5}
+    try:
+        with running_simulator({"time_scale": 0.01, "routes": {"deepgram": first_fails, "chat": first_fails}}) as sim:
+            settings = fast_settings(url, **provider_settings(sim, embedding="offline"))
+            async with api(store, settings) as client:
+                job_id = await submit(client, [("two.webm", example("two-conversations.webm"))])
+                job = await wait_job(client, job_id)
+            events = [e.type for e in await store.read_events(job_id)]
+            stats = sim.stats()
+    finally:
+        await store.close()
+    assert job["status"] == "succeeded", job["error"]
+    assert set(stats["route_keys"]["deepgram"].values()) == {2}  # the 429, then the answer
+    assert len(stats["route_keys"]["chat"]) == 4 and set(stats["route_keys"]["chat"].values()) == {2}  # no folders
+    assert stats["routes"]["deepgram"]["outcomes"] == {"429": 2, "ok": 2}
+    assert events.count("step.retrying") == 6
