@@ -57,7 +57,8 @@ def is_pushback(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError):
         return True
     if isinstance(exc, errors.TransientError):
-        return exc.retry_after is not None or exc.extra.get("status") == 429
+        status = exc.extra.get("status_code", exc.extra.get("status"))  # providers.http names it status_code
+        return exc.retry_after is not None or status == 429
     return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 429
 
 
@@ -121,7 +122,9 @@ class Limiter:
         tasks = [g.pump for g in self._gates.values() if g.pump] + ([self._renewer] if self._renewer else [])
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        while self._background:  # releases, including any a pump started while it was being stopped
+            await asyncio.gather(*list(self._background), return_exceptions=True)
         for holder, provider in list(self._held.items()):
             with contextlib.suppress(Exception):
                 await self._store.release_provider_slot(provider, holder, self._slot_limit(provider))
