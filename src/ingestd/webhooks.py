@@ -55,6 +55,8 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not "priva
 # --- where a webhook may go ------------------------------------------------------------------
 def refusal_reason(address: IPAddress) -> str | None:
     """Why a webhook must not go to ``address`` (None: a public address)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 to the kernel
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     checks = [

@@ -202,6 +202,8 @@ async def test_readyz_turns_red_for_an_old_queue_and_says_which(store: JobStore,
         and "limit 0.3 s" in body["checks"]["queue_age"]["detail"]
     )
     assert body["checks"]["failure_rate"]["ok"] is True
+    assert body["checks"]["workers"]["ok"] is True  # INGESTD_READY_REQUIRE_WORKER=false: no worker is fine
+    assert body["detail"] == "not ready: queue_age"
 
 
 async def test_readyz_turns_red_when_a_pipeline_keeps_failing(store: JobStore, sim: SimulatorURL) -> None:

@@ -31,7 +31,7 @@ async def _check_workers(request: Request) -> dict[str, Any]:
     store: JobStore = request.app.state.store
     settings = request.app.state.settings
     workers = await store.live_workers(within_seconds=settings.lease_seconds)
-    return {"ok": bool(workers), "workers": len(workers)}
+    return {"ok": bool(workers) or not settings.ready_require_worker, "workers": len(workers)}
 
 
 async def _check_store(request: Request) -> dict[str, Any]:
