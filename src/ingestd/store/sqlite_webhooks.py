@@ -76,6 +76,12 @@ def _claim(
     ).fetchall()
 
 
+_DUE = (
+    "SELECT 1 FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? AND failed_at IS NULL"
+    " AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1"
+)
+
+
 def _record(
     conn: sqlite3.Connection,
     wake: Wake,
@@ -153,7 +159,11 @@ class SQLiteWebhooks:
         return await self._write(_delete_endpoint, tenant, endpoint_id)
 
     async def claim_webhooks(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[WebhookMessage]:
-        rows = await self._write(_claim, worker_id, limit, lease_seconds, time.time())
+        # Every worker polls the outbox: look first (a read does not take the write lock), claim only when due.
+        now = time.time()
+        if not await self._read(_DUE, (now, now)):
+            return []
+        rows = await self._write(_claim, worker_id, limit, lease_seconds, now)
         return [message_from_row(r) for r in rows]
 
     async def record_webhook_attempt(
