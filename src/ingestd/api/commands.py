@@ -74,6 +74,15 @@ def _run_server(settings: Settings, run_worker: bool) -> None:
     telemetry.configure_process(settings, worker=False)  # log format, OTEL_* tracing (the API serves /metrics)
     _prepare_database(settings)
     app = create_app(settings, run_worker=run_worker)
+    base = f"http://{settings.host}:{settings.port}"
+    logging.getLogger("ingestd.api").info(
+        "ingestd %s on %s (database %s): API docs %s/docs, dashboard %s/ui",
+        "API + worker" if run_worker else "API",
+        base,
+        settings.database_url,
+        base,
+        base,
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 
 
