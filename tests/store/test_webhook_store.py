@@ -94,3 +94,16 @@ async def test_delivered_messages_are_done(store: JobStore) -> None:
     [delivered] = await hooks.webhook_deliveries(job_id)
     assert delivered["status"] == "delivered" and delivered["delivered_at"] and delivered["attempts"] == 1
     assert await hooks.claim_webhooks("d3", limit=5, lease_seconds=30) == []
+
+
+async def test_finish_notifies_the_jobs_url_then_each_tenant_endpoint_once(store: JobStore) -> None:
+    hooks = _hooks(store)
+    await hooks.add_webhook_endpoint("acme", HOOK)  # the same URL as the job's own: notified once
+    second = await hooks.add_webhook_endpoint("acme", HOOK + "/second")
+    await hooks.add_webhook_endpoint("someone-else", HOOK + "/theirs")
+    job_id = await _finished(store, webhook_url=HOOK)
+    assert [d["url"] for d in await hooks.webhook_deliveries(job_id)] == [HOOK, second["url"]]
+    bare = await _finished(store)  # no URL of its own: the tenant's endpoints still hear of it
+    assert sorted(d["url"] for d in await hooks.webhook_deliveries(bare)) == [HOOK, second["url"]]
+    messages = await hooks.claim_webhooks("d", limit=10, lease_seconds=30)
+    assert len(messages) == 4 and len({m.id for m in messages}) == 4

@@ -13,20 +13,29 @@ SECONDS = "* interval '1 second'"
 TERMINAL = "('succeeded', 'partial', 'failed', 'canceled')"
 
 # CTEs appended after a CTE ``done`` that moved jobs to a terminal status and returned
-# (id, last_seq, tenant, pipeline, webhook_url, status): the job.finished event and the webhook outbox row.
-# The outbox body mirrors records.webhook_payload.
+# (id, last_seq, tenant, pipeline, webhook_url, status, ordering_key): the job.finished event and one webhook
+# outbox row per target: the job's own URL, then each endpoint of its tenant (by id, duplicates once), numbered
+# from 0 like ``sqlite_webhooks.webhook_targets``. The outbox body mirrors records.webhook_payload.
 TERMINAL_CTES = """
 , finished_events AS (
     INSERT INTO events (job_id, seq, type, data, at)
     SELECT id, last_seq, 'job.finished', json_build_object('status', status)::text, now() FROM done
+), hook_targets AS (
+    SELECT done.id, done.tenant, done.pipeline, done.status, t.url, t.ord FROM done, LATERAL (
+        SELECT u.url, row_number() OVER (ORDER BY min(u.prio), min(u.eid)) - 1 AS ord FROM (
+            SELECT done.webhook_url AS url, 0 AS prio, '' AS eid WHERE done.webhook_url IS NOT NULL
+            UNION ALL
+            SELECT e.url, 1, e.id FROM webhook_endpoints AS e WHERE e.tenant = done.tenant
+        ) AS u GROUP BY u.url
+    ) AS t
 ), finished_hooks AS (
     INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, created_at)
-    SELECT id || '-0', id, tenant, webhook_url, 'job.finished', json_build_object(
+    SELECT id || '-' || ord, id, tenant, url, 'job.finished', json_build_object(
         'type', 'job.finished',
         'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
         'data', json_build_object('id', id, 'tenant', tenant, 'pipeline', pipeline, 'status', status))::text,
         0, now(), now()
-    FROM done WHERE webhook_url IS NOT NULL
+    FROM hook_targets
     ON CONFLICT (id) DO NOTHING
 )"""
 TERMINAL_SET = (
