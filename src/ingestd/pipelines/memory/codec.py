@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from ingestd.models import JSON
 from ingestd.pipelines.memory.graph import (
@@ -29,6 +33,20 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def pack_vector(vector: Sequence[float] | None) -> str | None:
+    """A vector as base64 of its float32 bytes: a quarter of its JSON size in a checkpoint, and faster to parse."""
+    if vector is None:
+        return None
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def unpack_vector(packed: str | Sequence[float] | None) -> list[float] | None:
+    """The inverse of ``pack_vector``; a plain list (a checkpoint written before packing) passes through."""
+    if packed is None or not isinstance(packed, str):
+        return None if packed is None else [float(x) for x in packed]
+    return [float(x) for x in np.frombuffer(base64.b64decode(packed), dtype="<f4")]
+
+
 def changes_to_json(changes: GraphChanges) -> JSON:
     """A JSON-serialisable form of ``changes``."""
     return {
@@ -38,11 +56,17 @@ def changes_to_json(changes: GraphChanges) -> JSON:
             {**e.__dict__, "started_at": _iso(e.started_at), "reference_time": _iso(e.reference_time)}
             for e in changes.episodes
         ],
-        "entities": [dict(e.__dict__) for e in changes.entities],
+        "entities": [{**e.__dict__, "embedding": pack_vector(e.embedding)} for e in changes.entities],
         "aliases": [dict(a.__dict__) for a in changes.aliases],
         "summaries": dict(changes.summaries),
         "facts": [
-            {**f.__dict__, "valid_at": _iso(f.valid_at), "invalid_at": _iso(f.invalid_at)} for f in changes.facts
+            {
+                **f.__dict__,
+                "valid_at": _iso(f.valid_at),
+                "invalid_at": _iso(f.invalid_at),
+                "embedding": pack_vector(f.embedding),
+            }
+            for f in changes.facts
         ],
         "invalidations": [{**i.__dict__, "invalid_at": _iso(i.invalid_at)} for i in changes.invalidations],
         "stats": dict(changes.stats),
@@ -60,11 +84,18 @@ def changes_from_json(data: JSON) -> GraphChanges:
             )
             for e in data["episodes"]
         ],
-        entities=[NewEntity(**e) for e in data["entities"]],
+        entities=[NewEntity(**{**e, "embedding": unpack_vector(e["embedding"])}) for e in data["entities"]],
         aliases=[NewAlias(**a) for a in data["aliases"]],
         summaries=dict(data["summaries"]),
         facts=[
-            NewFact(**{**f, "valid_at": parse_time(f["valid_at"]), "invalid_at": parse_time(f["invalid_at"])})
+            NewFact(
+                **{
+                    **f,
+                    "valid_at": parse_time(f["valid_at"]),
+                    "invalid_at": parse_time(f["invalid_at"]),
+                    "embedding": unpack_vector(f["embedding"]),
+                }
+            )
             for f in data["facts"]
         ],
         invalidations=[

@@ -152,16 +152,7 @@ class PostgresGraphStore:
     async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
         terms = hybrid.query_terms(query)
         async with self._pool.acquire() as c:
-            text_ids: list[str] = []
-            if terms:
-                rows = await c.fetch(
-                    """SELECT id FROM mem_facts, to_tsquery('simple', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
-                    ORDER BY ts_rank(tsv, q) DESC LIMIT $4""",
-                    *_s(scope),
-                    hybrid.tsquery(terms),
-                    hybrid.CANDIDATES,
-                )
-                text_ids = [r[0] for r in rows]
+            text_ids = await _text_ranking(c, scope, terms)
             vector_ids = [i for i, _ in await self._nearest(c, scope, "fact", query_vector)]
             scores = hybrid.fuse(text_ids, vector_ids)
             rows = await c.fetch(
@@ -215,6 +206,32 @@ class PostgresGraphStore:
             )
         }
         return [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]
+
+
+async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -> list[str]:
+    """Facts matching every term ranked by ts_rank, then facts matching any term, newest first."""
+    if not terms:
+        return []
+    ranked = [
+        r[0]
+        for r in await c.fetch(
+            """SELECT id FROM mem_facts, to_tsquery('simple', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
+            ORDER BY ts_rank(tsv, q) DESC LIMIT $4""",
+            *_s(scope),
+            hybrid.tsquery(terms, "&"),
+            hybrid.CANDIDATES,
+        )
+    ]
+    if len(ranked) >= hybrid.CANDIDATES or len(terms) == 1:
+        return ranked
+    newest = await c.fetch(
+        """SELECT id FROM mem_facts WHERE tenant=$1 AND user_id=$2 AND tsv @@ to_tsquery('simple', $3)
+        ORDER BY seq DESC LIMIT $4""",
+        *_s(scope),
+        hybrid.tsquery(terms),
+        hybrid.CANDIDATES,
+    )
+    return hybrid.merge_rankings(ranked, [r[0] for r in newest])
 
 
 def _search_texts(names: dict[str, str], fact: NewFact) -> tuple[str, str]:

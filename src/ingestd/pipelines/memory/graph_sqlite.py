@@ -168,7 +168,7 @@ class SqliteGraphStore:
         def read(c: sqlite3.Connection) -> Entity | None:
             row = c.execute(
                 "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
-                "WHERE id=? AND tenant=? AND user_id=?",
+                "WHERE id=? AND +tenant=? AND +user_id=?",
                 (entity_id, scope.tenant, scope.user_id),
             ).fetchone()
             if row is None:
@@ -302,6 +302,28 @@ def _vector_ranking(
     return hybrid.nearest(entry, vector)
 
 
+def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list[str]:
+    """Facts matching every term ranked by bm25, then facts matching any term, newest first."""
+    if not terms:
+        return []
+    prefix = f"scope:{scope_token(scope)} AND {{triple sentence}}:"
+    ranked = [
+        r[0]
+        for r in c.execute(
+            "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? "
+            f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
+            (f"{prefix}({hybrid.fts5_match(terms, 'AND')})", hybrid.CANDIDATES),
+        )
+    ]
+    if len(ranked) >= hybrid.CANDIDATES or len(terms) == 1:
+        return ranked
+    newest = c.execute(
+        "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? ORDER BY rowid DESC LIMIT ?",
+        (f"{prefix}({hybrid.fts5_match(terms)})", hybrid.CANDIDATES),
+    )
+    return hybrid.merge_rankings(ranked, [r[0] for r in newest])
+
+
 def _search(
     c: sqlite3.Connection,
     cache: hybrid.VectorCache,
@@ -311,25 +333,16 @@ def _search(
     limit: int,
 ) -> SearchResult:
     terms = hybrid.query_terms(query)
-    text_ids: list[str] = []
-    if terms:
-        match = f"scope:{scope_token(scope)} AND {{triple sentence}}:({hybrid.fts5_match(terms)})"
-        text_ids = [
-            r[0]
-            for r in c.execute(
-                "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? "
-                f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
-                (match, hybrid.CANDIDATES),
-            )
-        ]
+    text_ids = _text_ranking(c, scope, terms)
     vector_ids = [i for i, _ in _vector_ranking(c, cache, scope, "fact", vector)]
     scores = hybrid.fuse(text_ids, vector_ids)
     ids = list(scores)
     facts: list[Fact] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND f.id IN ({','.join('?' * len(chunk))})"
-        facts += [_fact(r) for r in c.execute(sql, (scope.tenant, scope.user_id, *chunk))]
+        # "+" keeps SQLite on the id index: the (tenant, user_id) indexes would scan the user's whole graph.
+        sql = f"{_FACT_SELECT} WHERE f.id IN ({','.join('?' * len(chunk))}) AND +f.tenant=? AND +f.user_id=?"
+        facts += [_fact(r) for r in c.execute(sql, (*chunk, scope.tenant, scope.user_id))]
     hits = [SearchHit(f, s) for f, s in hybrid.rank_facts(facts, scores, limit)]
     return SearchResult(facts=hits, entities=_entity_hits(c, cache, scope, terms, vector))
 
@@ -351,7 +364,7 @@ def _entity_hits(
     for entity_id, score in sorted(scores.items(), key=lambda kv: -kv[1])[:5]:
         row = c.execute(
             "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
-            "WHERE id=? AND tenant=? AND user_id=?",
+            "WHERE id=? AND +tenant=? AND +user_id=?",
             (entity_id, scope.tenant, scope.user_id),
         ).fetchone()
         if row is not None:

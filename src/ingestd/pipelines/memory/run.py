@@ -10,7 +10,13 @@ from typing import Any
 from ingestd.models import JSON
 from ingestd.pipeline import Context
 from ingestd.pipelines.memory import names
-from ingestd.pipelines.memory.codec import changes_from_json, changes_to_json, parse_time
+from ingestd.pipelines.memory.codec import (
+    changes_from_json,
+    changes_to_json,
+    pack_vector,
+    parse_time,
+    unpack_vector,
+)
 from ingestd.pipelines.memory.embedder import HashingEmbedder
 from ingestd.pipelines.memory.episodes import EpisodeLimits, split_episodes
 from ingestd.pipelines.memory.extract import Extractor, LLMExtractor
@@ -135,8 +141,8 @@ class MemoryRun:
 
         vectors = await call(embedder.name, embed) if texts else None
         n = len(found["entities"])
-        found["entity_vectors"] = vectors.vectors[:n] if vectors else []
-        found["fact_vectors"] = vectors.vectors[n:] if vectors else []
+        packed = [pack_vector(v) for v in vectors.vectors] if vectors else []
+        found["entity_vectors"], found["fact_vectors"] = packed[:n], packed[n:]
         found["embedding_model"] = vectors.model if vectors else embedding_model(embedder)
         return found
 
@@ -187,7 +193,7 @@ def _resolve_mentions(resolver: EntityResolver, extracted: list[tuple[JSON, JSON
     """Resolve every entity mention, full names first so that "Ms. Schmidt" finds "Emma Schmidt"."""
     mentions: list[tuple[JSON, list[float] | None]] = []
     for _, found in extracted:
-        vectors = found.get("entity_vectors") or []
+        vectors = [unpack_vector(v) for v in found.get("entity_vectors") or []]
         mentions += [(e, vectors[i] if i < len(vectors) else None) for i, e in enumerate(found["entities"])]
     mentions.sort(key=lambda m: -len(names.normalise_name(m[0]["name"]).split()))
     resolved: dict[str, str] = {}
@@ -200,7 +206,7 @@ def _resolve_mentions(resolver: EntityResolver, extracted: list[tuple[JSON, JSON
 
 def _new_facts(resolver: EntityResolver, job_id: str, episode: JSON, found: JSON) -> list[NewFact]:
     start = parse_time(episode["started_at"])
-    vectors = found.get("fact_vectors") or []
+    vectors = [unpack_vector(v) for v in found.get("fact_vectors") or []]
     out: list[NewFact] = []
     for i, fact in enumerate(found["facts"]):
         subject_id = resolver.lookup(fact["subject"]) or resolver.resolve(fact["subject"], names.THING, "", None)

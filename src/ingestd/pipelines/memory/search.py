@@ -52,14 +52,24 @@ def _ascii(text: str) -> str:
 PREFIX_MIN = 4  # query words at least this long also match longer words ("live" finds "lives", "lived")
 
 
-def fts5_match(terms: Sequence[str]) -> str:
-    """The FTS5 expression for any of ``terms`` (quoted; long ones as prefixes, a poor man's stemming)."""
-    return " OR ".join(f'"{t}"*' if len(t) >= PREFIX_MIN else f'"{t}"' for t in terms)
+def fts5_match(terms: Sequence[str], operator: str = "OR") -> str:
+    """The FTS5 expression joining ``terms`` with ``operator`` (quoted; long ones as prefixes, a poor man's
+    stemming)."""
+    return f" {operator} ".join(f'"{t}"*' if len(t) >= PREFIX_MIN else f'"{t}"' for t in terms)
 
 
-def tsquery(terms: Sequence[str]) -> str:
-    """The ``to_tsquery('simple', …)`` text for any of ``terms`` (long ones as prefixes)."""
-    return " | ".join(f"{t}:*" if len(t) >= PREFIX_MIN else t for t in terms)
+def tsquery(terms: Sequence[str], operator: str = "|") -> str:
+    """The ``to_tsquery('simple', …)`` text joining ``terms`` with ``operator`` (long ones as prefixes)."""
+    return f" {operator} ".join(f"{t}:*" if len(t) >= PREFIX_MIN else t for t in terms)
+
+
+def merge_rankings(best: Sequence[str], more: Sequence[str], limit: int = CANDIDATES) -> list[str]:
+    """``best`` (facts matching every term, ranked), then ``more`` (any term, newest first) up to ``limit``.
+
+    Ranking every fact that shares one word with the query costs a sort of a large part of the graph; the facts
+    matching all the words are few and the best ones, so only they are ranked (bm25 / ts_rank).
+    """
+    return list(dict.fromkeys([*best, *more]))[:limit]
 
 
 def vector_to_bytes(vector: Sequence[float]) -> bytes:
