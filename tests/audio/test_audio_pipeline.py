@@ -194,7 +194,7 @@ async def test_a_clip_that_fails_for_good_leaves_the_job_partial(tmp_path: Path)
     kept, lost = result["conversations"]
     assert kept["complete"] and "home team" in kept["text"] and kept["title"]
     assert not lost["complete"] and lost["failed_clips"] == [1] and lost["transcript"] == []
-    assert lost["discard"] and lost["structured_by"] is None
+    assert lost["discard"] is None and "failed" in lost["discard_reason"] and lost["structured_by"] is None
 
 
 async def test_bad_options_are_refused_and_a_job_without_files_fails_at_decode(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ class AudioRun:
             path = await workspace.ensure(index)
             spans = await ctx.call(vad.name, lambda: vad.detect(path, request_key=f"{ctx.job.id}:speech[{index}]"))
             ctx.add_usage(vad.name, audio_seconds=float(files[index]["samples"]) / SAMPLE_RATE)
-            return [[round(s.start, 3), round(s.end, 3)] for s in spans]
+            return [[round(s.start, 3), round(s.end, 3)] for s in spans if s.end > s.start]
 
         speech = [await detect(i) for i in range(len(files))]
         plan = plan_work(
@@ -168,13 +168,8 @@ class AudioRun:
 
     async def _structure(self, ctx: Context, inp: AudioInput, index: int, conv: JSON) -> JSON:
         """The three questions about one conversation, asked at once; each is a step of its own."""
-        if not conv["text"].strip():  # speech the transcriber heard no words in: nothing to ask a model
-            reason = "no words were transcribed"
-            return {
-                "structure": None,
-                "folder": {"folder": None, "reason": reason},
-                "discard": {"discard": True, "reason": reason},
-            }
+        if not conv["text"].strip():  # nothing to ask a model about
+            return _unstructured(conv)
         analyzer = self.providers.analyzer
         text = ConversationText(
             conv["text"],
@@ -194,6 +189,20 @@ class AudioRun:
             if isinstance(answer, BaseException):
                 raise answer
         return dict(zip(QUESTIONS, answers, strict=True))
+
+
+def _unstructured(conv: JSON) -> JSON:
+    """The answers for a conversation without words: empty speech is chatter; failed clips are unknown."""
+    if conv["failed_clips"]:
+        reason = f"not transcribed: clip(s) {conv['failed_clips']} failed"
+        discard: bool | None = None
+    else:
+        reason, discard = "no words were transcribed", True
+    return {
+        "structure": None,
+        "folder": {"folder": None, "reason": reason},
+        "discard": {"discard": discard, "reason": reason},
+    }
 
 
 __all__ = ["AudioProviders", "AudioRun", "default_providers"]
