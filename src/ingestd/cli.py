@@ -97,6 +97,14 @@ async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
         await store.close()
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sim(ctx: typer.Context) -> None:
+    """Run the provider simulator (the options of ``python -m ingestd.sim --help``; docs/providers.md)."""
+    from ingestd.sim.server import main as sim_main
+
+    sim_main(ctx.args)
+
+
 api_commands.register(app)  # serve, api, keys, submit, jobs, status, result, cancel
 
 
