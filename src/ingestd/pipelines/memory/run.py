@@ -151,15 +151,17 @@ class MemoryRun:
         graph = await open_graph_store(self.settings.database_url)
         try:
             resolver = EntityResolver(await graph.known_entities(scope), id_prefix=f"{job_id}-e")
-            mentions = _resolve_mentions(resolver, extracted)
-            existing = sorted({m for m in mentions.values() if m not in {e.id for e in resolver.new_entities}})
-            current = await graph.current_facts(scope, existing)
+            _resolve_mentions(resolver, extracted)
+            # Subjects are resolved with the facts (a subject need not be a recognised entity mention: "Anna
+            # lives in Zurich"), so the current facts to compare with are read for every subject, after.
+            new_facts = [f for episode, found in extracted for f in _new_facts(resolver, job_id, episode, found)]
+            created = {e.id for e in resolver.new_entities}
+            current = await graph.current_facts(scope, sorted({f.subject_id for f in new_facts} - created))
         finally:
             await graph.close()
         facts = FactResolver(current, id_prefix=f"{job_id}-f")
-        for episode, found in extracted:
-            for fact in _new_facts(resolver, job_id, episode, found):
-                facts.add(fact)
+        for fact in new_facts:
+            facts.add(fact)
         stats = {
             "episodes": len(extracted),
             "entities_added": len(resolver.new_entities),
