@@ -94,7 +94,7 @@ class Limiter:
         store: a store implementing ``LimiterStore``.
         limits: per provider name, its limits (``Settings.provider_limits``); providers not named are unlimited.
         lease_seconds: slot lease; a dead process's slots free up after it. Renewed while calls run.
-        default_timeout: per-call timeout when the provider's configuration names none.
+        default_timeout: per-call timeout of a configured provider whose configuration names none.
     """
 
     def __init__(
@@ -147,7 +147,9 @@ class Limiter:
             cost_of: rate units the answer used (tokens), for providers limited in tokens.
         """
         cfg = self._limits.get(provider)
-        timeout = (cfg.timeout_seconds if cfg else None) or self._default_timeout
+        # A provider that is not configured keeps its client's own timeouts (offline models run on the CPU
+        # for as long as the input needs; hosted clients time out after provider_timeout_seconds themselves).
+        timeout = None if cfg is None else cfg.timeout_seconds or self._default_timeout
         if cfg is None or not is_limited(cfg):
             return Called(await self._timed(fn, timeout), 0.0)
         asked = time.monotonic()
@@ -169,7 +171,9 @@ class Limiter:
 
     # --- around the call ------------------------------------------------------------------------
     @staticmethod
-    async def _timed(fn: Callable[[], Awaitable[R]], timeout: float) -> R:
+    async def _timed(fn: Callable[[], Awaitable[R]], timeout: float | None) -> R:
+        if timeout is None:
+            return await fn()
         try:
             async with asyncio.timeout(timeout):
                 return await fn()
@@ -177,7 +181,7 @@ class Limiter:
             raise errors.TransientError(f"provider call timed out after {timeout:g} s") from exc
 
     async def _run(
-        self, provider: str, cfg: ProviderLimit, fn: Callable[[], Awaitable[R]], timeout: float, tenant: str
+        self, provider: str, cfg: ProviderLimit, fn: Callable[[], Awaitable[R]], timeout: float | None, tenant: str
     ) -> tuple[R, bool]:
         if cfg.hedge_after_seconds is None:
             return await self._timed(fn, timeout), False

@@ -151,3 +151,16 @@ async def test_a_cancelled_waiter_leaves_nothing_behind(limiters: Any) -> None:
         assert time.monotonic() < deadline, await store.provider_limiter_stats()
         await asyncio.sleep(0.05)
     assert (await a.call("p", Probe().call, tenant="t")).answer == "ok"
+
+
+async def test_the_default_timeout_applies_to_configured_providers_only(database_url: str) -> None:
+    store = await open_store(database_url, migrate=False)
+    limiter = Limiter(store, {"named": ProviderLimit()}, default_timeout=0.1)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(errors.TransientError, match="timed out"):
+            await limiter.call("named", lambda: asyncio.sleep(0.3), tenant="t")
+        # an offline model that is not named runs as long as it needs (its client has its own timeouts)
+        assert (await limiter.call("offline-model", lambda: Probe().call(0.3), tenant="t")).answer == "ok"
+    finally:
+        await limiter.close()
+        await store.close()
