@@ -7,23 +7,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from server_process import Server, ingestd
-
-
-@dataclass
-class Served:
-    server: Server
-    database_url: str
-    keys: dict[str, str]
-
-    def client(self, tenant: str = "acme") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.keys[tenant]}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
+from server_process import Served, Server, ingestd
 
 
 def make_key(database_url: str, tenant: str) -> str:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,16 @@ def wait_finished(client: httpx.Client, job_id: str, timeout: float = 30) -> dic
         if job["status"] in ("succeeded", "partial", "failed", "canceled"):
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+
+
+@dataclass
+class Served:
+    """A running server with API keys for tenants ``acme`` and ``globex`` (the ``served`` fixture)."""
+
+    server: Server
+    database_url: str
+    keys: dict[str, str]
+
+    def client(self, tenant: str = "acme") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[tenant]}"}
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Served
-from server_process import ingestd
+from server_process import Served, ingestd
 
 from ingestd.client import (
     ApiError,

@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
-from conftest import Served
-from server_process import wait_finished
+from server_process import Served, wait_finished
 
 PROBLEM = "application/problem+json"
 
