@@ -15,12 +15,12 @@ each; the best of ``--repeat`` runs):
 Each worker process holds up to 10 pooled connections plus one for LISTEN: 8 processes need 88 of the default
 ``max_connections = 100`` (asyncpg.TooManyConnectionsError once anything else is connected), hence 1..6 here.
 
-Alongside: PostgreSQL's commits/s (``pg_stat_database.xact_commit``) and the CPU the database server and the
-workers used over the run, in cores (from /proc: both run on this machine), which says which side saturates.
-PostgreSQL as configured (fsync and synchronous_commit on). On a shared machine the numbers are noisy: the
-database server, the workers and anything else running share the same cores. Results also go to
-bench/out/pg_capacity.json. Reuses ``fresh_database``, ``bulk_queue``, ``sql`` and ``wait_drained`` from
-bench/engine.py.
+Alongside: PostgreSQL's commits/s (``pg_stat_database.xact_commit``: read-only transactions too) and the CPU
+the database server and the workers used over the run, in cores (from /proc: both run on this machine), which
+says which side saturates, and per job. PostgreSQL as configured (fsync and synchronous_commit on). On a shared
+machine the numbers are noisy: the database server, the workers and anything else running share the same cores.
+Results also go to bench/out/pg_capacity.json. Reuses ``fresh_database``, ``bulk_queue``, ``sql`` and
+``wait_drained`` from bench/engine.py.
 """
 
 from __future__ import annotations
@@ -161,8 +161,10 @@ class Run:
     jobs_per_s: float
     events_per_s: float
     commits_per_s: float
-    pg_cores: float
+    pg_cores: float  # CPU used over the run / its wall time
     worker_cores: float
+    pg_ms_per_job: float  # CPU used over the run / jobs
+    worker_ms_per_job: float
 
 
 async def one_run(workload: str, n_workers: int, jobs: int) -> Run:
@@ -192,6 +194,8 @@ async def one_run(workload: str, n_workers: int, jobs: int) -> Run:
         round((c1 - c0) / wall, 1),
         round((pg1 - pg0) / wall, 2),
         round((wk1 - wk0) / wall, 2),
+        round(1000 * (pg1 - pg0) / jobs, 3),
+        round(1000 * (wk1 - wk0) / jobs, 3),
     )
 
 
@@ -200,7 +204,7 @@ def print_table(runs: Sequence[Run]) -> None:
     print(f"\n{'workload':<8} {'workers':>7} {'jobs':>6} {'seconds':>8} {'jobs/s':>8} {'events/s':>9} "
           f"{'commits/s':>9} {'pg cores':>8} {'wk cores':>8} {'pg ms/job':>9} {'wk ms/job':>9}")  # fmt: skip
     for r in runs:
-        pg_ms, wk_ms = 1000 * r.pg_cores / r.jobs_per_s, 1000 * r.worker_cores / r.jobs_per_s
+        pg_ms, wk_ms = r.pg_ms_per_job, r.worker_ms_per_job
         print(f"{r.workload:<8} {r.workers:>7} {r.jobs:>6} {r.seconds:>8.2f} {r.jobs_per_s:>8.1f} "
               f"{r.events_per_s:>9.1f} {r.commits_per_s:>9.1f} {r.pg_cores:>8.2f} {r.worker_cores:>8.2f} "
               f"{pg_ms:>9.2f} {wk_ms:>9.2f}")  # fmt: skip
@@ -210,8 +214,8 @@ def print_table(runs: Sequence[Run]) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1,2,4,6", help="comma-separated worker process counts")
-    ap.add_argument("--jobs", type=int, default=3000, help="no-op jobs per claims run")
-    ap.add_argument("--fanout-jobs", type=int, default=150, help="fan-out jobs per events run")
+    ap.add_argument("--jobs", type=int, default=20000, help="no-op jobs per claims run")
+    ap.add_argument("--fanout-jobs", type=int, default=400, help="fan-out jobs per events run")
     ap.add_argument("--items", type=int, default=20, help="no-op items per fan-out job")
     ap.add_argument("--workloads", default="claims,events", help="comma-separated: claims, events")
     ap.add_argument("--repeat", type=int, default=2, help="runs per configuration (best kept)")
