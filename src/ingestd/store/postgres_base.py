@@ -26,6 +26,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,  # the protocol state broke, e.g. the server cut us mid-query
 )
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
 
@@ -57,7 +58,11 @@ class PostgresBase:
             raise errors.StoreUnavailable("the store is closed")
         try:
             async with pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except _UNAVAILABLE:
+                    conn.terminate()  # never hand a broken connection out again: the pool opens a new one
+                    raise
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
