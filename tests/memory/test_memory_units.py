@@ -1,0 +1,87 @@
+"""Pure parts of the memory pipeline (no I/O): resolution rules, the context block, search helpers, packing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from ingestd.pipelines.memory import recall, search
+from ingestd.pipelines.memory.codec import pack_vector, unpack_vector
+from ingestd.pipelines.memory.embedder import hash_embed
+from ingestd.pipelines.memory.graph import Entity, EntityHit, Fact, KnownEntity, NewFact, SearchHit
+from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver
+
+T1, T2, T3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
+EMMA = KnownEntity("emma", "Emma Schmidt", "person", ("emma schmidt",), hash_embed("Emma Schmidt"))
+
+
+def _fact(fid: str, obj: str, valid: datetime, invalid: datetime | None = None, predicate: str = "lives_in") -> Fact:
+    sentence = f"Emma Schmidt {predicate.replace('_', ' ')} {obj}."
+    return Fact(fid, "emma", "Emma Schmidt", predicate, None, obj, sentence, valid, invalid, valid, "ep", "job")
+
+
+def _new(obj: str, valid: datetime, predicate: str = "lives_in") -> NewFact:
+    return NewFact("", "emma", predicate, None, obj, f"She {predicate} {obj}.", valid, None, "ep", None)
+
+
+def test_spellings_of_one_person_resolve_to_her() -> None:
+    resolver = EntityResolver([EMMA], id_prefix="j-e")
+    ids = [resolver.resolve(n, "person", "", None) for n in ("emma schmidt", "Ms. Schmidt", "EMMA", "Schmidt")]
+    assert ids == ["emma"] * 4 and resolver.new_entities == []
+    assert {a.alias for a in resolver.new_aliases} == {"schmidt", "emma"}
+    assert resolver.resolve("Emma Watson", "person", "", None) == "j-e0"  # another Emma: a new person
+
+
+def test_a_lone_name_shared_by_two_people_stays_apart() -> None:
+    anna = KnownEntity("anna", "Anna Schmidt", "person", ("anna schmidt",), None)
+    resolver = EntityResolver([EMMA, anna], id_prefix="j-e")
+    assert resolver.resolve("Schmidt", "person", "", None) == "j-e0"  # ambiguous: not guessed
+
+
+def test_contradiction_closes_the_older_fact_and_duplicates_are_skipped() -> None:
+    facts = FactResolver([_fact("f-lisbon", "Lisbon", T1)], id_prefix="j-f")
+    facts.add(_new("Lisbon", T2))  # said again: nothing new
+    facts.add(_new("Porto", T2))  # moved: Lisbon closes at T2
+    facts.add(_new("Stripe", T2, "works_at"))  # another predicate: no conflict
+    assert facts.duplicates == 1
+    assert [(f.object, f.invalid_at) for f in facts.facts] == [("Porto", None), ("Stripe", None)]
+    assert [(i.fact_id, i.invalid_at, i.by_fact_id) for i in facts.invalidations] == [("f-lisbon", T2, "j-f0")]
+
+
+def test_a_fact_told_late_about_an_older_state_is_stored_closed() -> None:
+    facts = FactResolver([_fact("f-porto", "Porto", T2)], id_prefix="j-f")
+    facts.add(_new("Lisbon", T1))
+    assert [(f.object, f.invalid_at) for f in facts.facts] == [("Lisbon", T2)] and facts.invalidations == []
+
+
+def test_context_block_lists_current_then_a_little_history_once_each() -> None:
+    hits = [SearchHit(_fact("a", "Porto", T2), 0.9), SearchHit(_fact("a2", "Porto", T2), 0.8)]
+    hits += [SearchHit(_fact(f"p{i}", f"Town{i}", T1, T2), 0.5) for i in range(6)]
+    emma = Entity("emma", "Emma Schmidt", "person", "A friend.", (), T1, T1)
+    block = recall.render_context("alice", 'where "is" Emma', hits, [EntityHit(emma, 1.0)], T3)
+    lines = block.splitlines()
+    assert lines[0] == '<memory user="alice" as_of="2026-09-01T00:00:00+00:00" query="where \'is\' Emma">'
+    assert lines[1:3] == ["Facts that hold now:", "- Emma Schmidt lives in Porto (since 2026-06-01)"]
+    assert lines[3] == "No longer true:" and len([x for x in lines if " to 2026-06-01)" in x]) == 4
+    assert lines[-3:] == ["Entities:", "- Emma Schmidt (person): A friend.", "</memory>"]
+    assert "Nothing relevant" in recall.render_context("alice", "x", [], [], T3)
+
+
+def test_query_terms_and_full_text_expressions() -> None:
+    terms = search.query_terms("Where does Émma LIVE, and who is Tom?")
+    assert terms == ["emma", "live", "tom"]
+    assert search.fts5_match(terms) == '"emma"* OR "live"* OR "tom"'
+    assert search.tsquery(terms, "&") == "emma:* & live:* & tom"
+    assert search.merge_rankings(["a", "b"], ["b", "c", "d"], limit=3) == ["a", "b", "c"]
+    assert search.fact_search_texts("Anna", "lives_in", "Zürich", "Anna lives in Zürich.") == (
+        "Anna lives in Zürich Anna lives in Zurich",
+        "Anna lives in Zürich. Anna lives in Zurich.",
+    )
+
+
+def test_vectors_pack_to_float32_and_back() -> None:
+    vector = [0.5, -1.25, 3.0]
+    assert unpack_vector(pack_vector(vector)) == vector
+    assert unpack_vector([1, 2]) == [1.0, 2.0] and unpack_vector(None) is None and pack_vector(None) is None
+    embedding = [i / 7 - 18.0 for i in range(256)]  # floats as models return them, ~18 digits in JSON
+    assert len(pack_vector(embedding) or "") < len(json.dumps(embedding)) / 3
