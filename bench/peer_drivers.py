@@ -3,6 +3,7 @@
     python peer_drivers.py PEER worker                 # one worker process, concurrency 10
     python peer_drivers.py PEER enqueue N              # enqueue N no-op jobs as fast as the peer allows
     python peer_drivers.py PEER trickle N RATE         # enqueue N jobs at RATE/s (for enqueue→start latency)
+    python peer_drivers.py procrastinate schema        # create procrastinate's tables
 
 Every no-op task records, in the bench's own Redis (REDIS_URL), one INCR and its start time, so the figures of
 every peer are taken the same way: jobs/s = (n - 1) / (last start - first start), and enqueue→start latency =
@@ -19,7 +20,7 @@ import time
 import redis
 import redis.asyncio as aioredis
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6390/0")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_URL = os.environ.get("BENCH_PROCRASTINATE_URL", "postgresql://postgres@127.0.0.1:5432/bench_procrastinate")
 CONCURRENCY = 10
 
@@ -49,12 +50,13 @@ def record_sync(enqueued_at: float) -> None:
 # --- arq ----------------------------------------------------------------------------------------
 def arq_settings() -> type:
     from arq.connections import RedisSettings
+    from arq.worker import func
 
     async def noop(ctx: dict, enqueued_at: float) -> None:
         await record_async(enqueued_at)
 
     class WorkerSettings:
-        functions = [noop]
+        functions = (func(noop, name="noop"),)
         redis_settings = RedisSettings.from_dsn(REDIS_URL)
         max_jobs = CONCURRENCY
 
@@ -127,9 +129,6 @@ def procrastinate_worker() -> None:
 async def procrastinate_enqueue(n: int, rate: float | None) -> None:
     app = procrastinate_app()
     async with app.open_async():
-        if os.environ.get("BENCH_APPLY_SCHEMA"):
-            await app.schema_manager.apply_schema_async()
-            return
         task = app.tasks["noop"]
         if rate is None:  # batch the bulk load: it is not what is timed
             for start in range(0, n, 1000):
@@ -139,6 +138,12 @@ async def procrastinate_enqueue(n: int, rate: float | None) -> None:
         for _ in range(n):
             await task.defer_async(enqueued_at=time.time())
             await asyncio.sleep(1 / rate)
+
+
+async def procrastinate_schema() -> None:
+    app = procrastinate_app()
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
 
 
 WORKERS = {"arq": arq_worker, "celery": celery_worker, "procrastinate": procrastinate_worker}
@@ -153,6 +158,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(ENQUEUERS[peer](int(rest[0]), None))
     elif action == "trickle":
         asyncio.run(ENQUEUERS[peer](int(rest[0]), float(rest[1])))
+    elif action == "schema" and peer == "procrastinate":
+        asyncio.run(procrastinate_schema())
     else:
         raise SystemExit(f"unknown action {action!r}")
 
