@@ -101,7 +101,12 @@ def _load(path: str) -> Any:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--replay", default="bench/out/replay.json")
-    ap.add_argument("--chaos", default="bench/out/chaos.json")
+    ap.add_argument(
+        "--chaos",
+        nargs="*",
+        default=["bench/out/chaos-both.json", "bench/out/chaos-sqlite.json", "bench/out/chaos-postgres.json"],
+        help="chaos.py outputs; a later file's run on a database replaces an earlier one's",
+    )
     ap.add_argument("--out", default="docs/img")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -111,8 +116,11 @@ def main(argv: list[str] | None = None) -> None:
         replay_done(replay, out / "replay-done.png")
         replay_costs(replay, out / "replay-costs.png")
         written += ["replay-done.png", "replay-costs.png"]
-    if (chaos := _load(args.chaos)) is not None:
-        chaos_resume(chaos, out / "chaos-resume.png")
+    runs: dict[str, Any] = {}
+    for path in args.chaos:
+        runs.update({report["database"]: report for report in _load(path) or []})
+    if runs:
+        chaos_resume(list(runs.values()), out / "chaos-resume.png")
         written.append("chaos-resume.png")
     for name in written:
         print(f"wrote {out / name}")
