@@ -32,6 +32,7 @@ JUNE = session(
     "Ms. Schmidt now lives in Porto.",
     "Tom Becker works in Sao Paulo.",
     "Anna lives in Zurich now.",
+    "Anna Mueller works at Stripe.",
 )
 
 
@@ -79,12 +80,15 @@ async def _assert_each_entity_once(url: str, scope: Scope) -> None:
     finally:
         await graph.close()
     names = sorted(e.name for e in entities)
-    # "emma schmidt", "Ms. Schmidt", "São Paulo"/"Sao Paulo", "Zürich"/"Zurich", "Anna": no second entity.
+    # "emma schmidt", "Ms. Schmidt", "Sao Paulo", "Zurich", "Anna", "Anna Mueller": no second entity.
     assert names == sorted(["Emma Schmidt", "Lisbon", "Stripe", "Tom Becker", "São Paulo", "Anna Müller", "Zürich",
                             "User", "Porto"]), names  # fmt: skip
     # Said in both sessions, stored once; "Anna lives in Zurich now" is Anna Müller's fact, already known.
     assert [(f.predicate, f.object, f.current) for f in tom_facts] == [("work_in", "São Paulo", True)]
-    assert [(f.predicate, f.object, f.current) for f in anna_facts] == [("lives_in", "Zürich", True)]
+    assert [(f.predicate, f.object, f.current) for f in anna_facts] == [
+        ("lives_in", "Zürich", True),
+        ("works_at", "Stripe", True),
+    ]
 
 
 async def test_context_block_json_and_search_with_past_and_current(store: JobStore) -> None:

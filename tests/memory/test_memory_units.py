@@ -32,6 +32,16 @@ def test_spellings_of_one_person_resolve_to_her() -> None:
     assert resolver.resolve("Emma Watson", "person", "", None) == "j-e0"  # another Emma: a new person
 
 
+def test_near_spellings_merge_and_look_alikes_do_not() -> None:
+    anna = KnownEntity("anna", "Anna Müller", "person", ("anna muller",), hash_embed("Anna Müller"))
+    resolver = EntityResolver([EMMA, anna], id_prefix="j-e")
+    typos = [resolver.resolve(n, "person", "", hash_embed(n)) for n in ("Emma Schmit", "Anna Mueller")]
+    assert typos == ["emma", "anna"]
+    others = [resolver.resolve(n, "person", "", hash_embed(n)) for n in ("Anna Miller", "Emma Schmidt-Lee")]
+    assert others == ["j-e0", "j-e1"]  # 91 % alike, or another number of words: other people
+    assert resolver.resolve("Emma Schmit", "place", "", hash_embed("Emma Schmit")) == "j-e2"  # not a person
+
+
 def test_a_lone_name_shared_by_two_people_stays_apart() -> None:
     anna = KnownEntity("anna", "Anna Schmidt", "person", ("anna schmidt",), None)
     resolver = EntityResolver([EMMA, anna], id_prefix="j-e")

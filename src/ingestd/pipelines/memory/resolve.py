@@ -3,8 +3,9 @@
 Pure functions over plain data (no I/O), so every rule is unit-tested:
 
 * an entity mention joins an existing entity when its normalised name is a known alias, when it is a lone
-  first or last name (or an honorific + surname) that fits exactly one known person, or when its name embedding
-  is very close to one of the same type; otherwise it is new;
+  first or last name (or an honorific + surname) that fits exactly one known person, when its name embedding
+  is very close to one of the same type, or when it is a near-spelling of exactly one known name of that type
+  (same initials, characters >= 92 % alike, embeddings not disagreeing); otherwise it is new;
 * a fact already current (same subject, predicate and object) is not added again;
 * a fact with a functional predicate (``lives_in``, ``works_at``...) and another object closes the current one
   (``invalid_at`` = the new fact's ``valid_at``) instead of deleting it.
@@ -12,6 +13,7 @@ Pure functions over plain data (no I/O), so every rule is unit-tested:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +25,8 @@ from ingestd.pipelines.memory.codec import parse_time
 from ingestd.pipelines.memory.graph import Fact, Invalidation, KnownEntity, NewAlias, NewEntity, NewFact
 
 SIMILARITY_THRESHOLD = 0.9  # cosine of name embeddings above which two same-type names are one entity
+SPELLING_RATIO = 0.92  # difflib similarity of two normalised names for a near-spelling ("Emma Schmit")...
+SPELLING_COSINE = 0.6  # ...when their embeddings agree this much (Anna Miller / Anna Muller: 0.91, kept apart)
 
 
 @dataclass
@@ -97,14 +101,34 @@ class EntityResolver:
             people = [c for c in self._candidates if c.type == names.PERSON and _part_of_name(words[0], c, raw)]
             if len(people) == 1:
                 return people[0]
-        if vector is None:
-            return None
-        best = max(
-            ((c, _cosine(vector, c.vector)) for c in self._candidates if c.vector and c.type == kind),
-            key=lambda pair: pair[1],
-            default=None,
-        )
-        return best[0] if best is not None and best[1] >= self.threshold else None
+        if vector is not None:
+            best = max(
+                ((c, _cosine(vector, c.vector)) for c in self._candidates if c.vector and c.type == kind),
+                key=lambda pair: pair[1],
+                default=None,
+            )
+            if best is not None and best[1] >= self.threshold:
+                return best[0]
+        return self._near_spelling(norm, kind, vector)
+
+    def _near_spelling(self, norm: str, kind: str, vector: list[float] | None) -> _Candidate | None:
+        """One known name of the same type spelt almost the same ("Emma Schmit", "Anna Mueller"): same number of
+        words with the same initials, character similarity >= 0.92, and (with embeddings) cosine >= 0.6."""
+        found = [
+            c
+            for c in self._candidates
+            if c.type == kind
+            and any(_spelt_alike(norm, a) for a in c.aliases)
+            and (vector is None or c.vector is None or _cosine(vector, c.vector) >= SPELLING_COSINE)
+        ]
+        return found[0] if len(found) == 1 else None  # two look-alikes: not guessed
+
+
+def _spelt_alike(a: str, b: str) -> bool:
+    wa, wb = a.split(), b.split()
+    if len(wa) != len(wb) or any(x[0] != y[0] for x, y in zip(wa, wb, strict=True)):
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= SPELLING_RATIO
 
 
 def _part_of_name(word: str, candidate: _Candidate, raw: str) -> bool:
