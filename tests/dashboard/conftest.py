@@ -11,26 +11,36 @@ import pytest
 from dashboard_support import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip, running_server
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """Base URL of a running ingestd (API + worker) on a fresh SQLite database, open mode on loopback."""
-    with running_server(tmp_path) as url:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a running ingestd (API + worker) on its own SQLite database, open mode on loopback; shared by
+    a module's tests (each submits its own jobs and looks only at those)."""
+    with running_server(tmp_path_factory.mktemp("server")) as url:
         yield url
 
 
-@pytest.fixture
-def page() -> Iterator[Any]:
-    """A playwright page in Debian's headless Chromium (1300x900), closed after the test."""
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, launched once per session."""
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        launched = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1300, "height": 900})
-            yield context.new_page()
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (its own context: no shared storage) at 1300x900, closed after the test."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
 """Helpers of the dashboard tests: a real ingestd server (API + worker, SQLite) and Debian's headless Chromium.
 
-The server is a subprocess on a free loopback port, built exactly like ``ingestd serve`` (``create_app`` with
-``run_worker=True`` under uvicorn), on a SQLite file in ``tmp_path``. The browser is the system's
-``/usr/bin/chromium`` driven by playwright (never a downloaded browser): where it is missing the tests skip with a
-clear message, unless ``CI=true``, where they fail.
+The server is ``ingestd serve`` (API + worker in one process) as a subprocess on a free loopback port, on a
+SQLite file in ``tmp_path``. The browser is the system's ``/usr/bin/chromium`` driven by playwright (never a
+downloaded browser): where it is missing the tests skip with a clear message, unless ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
@@ -34,13 +33,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-# What `ingestd serve` does, without depending on the CLI wiring: the API with a worker in the same process.
-_SERVE = """
-import sys, uvicorn
-from ingestd.api.app import create_app
-uvicorn.run(create_app(run_worker=True), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -63,14 +55,37 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"the server did not answer /healthz within 30 s:\n{log.read_text()[-3000:]}")
 
 
+def database_url(tmp_path: Path) -> str:
+    """The SQLite database of the server started in ``tmp_path``."""
+    return f"sqlite:///{tmp_path / 'ingestd.sqlite'}"
+
+
+def ingestd(*args: str) -> list[str]:
+    """The command line of ``ingestd ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "ingestd.cli", *args]
+
+
+def create_key(tmp_path: Path, tenant: str) -> str:
+    """``ingestd keys create --tenant TENANT`` on the database of the server in ``tmp_path``: the new key."""
+    done = subprocess.run(
+        ingestd("keys", "create", "--tenant", tenant, "--database", database_url(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 @contextlib.contextmanager
 def running_server(tmp_path: Path, **env: str) -> Iterator[str]:
-    """Run ingestd (API + worker) on a fresh SQLite file in ``tmp_path`` with ``env`` added; yield its URL."""
+    """``ingestd serve`` (API + worker) on a free loopback port and a SQLite file in ``tmp_path``, with ``env``
+    added to the environment; yields its URL and stops it (SIGTERM) afterwards."""
     port = _free_port()
     log = tmp_path / "server.log"
-    full_env = {**os.environ, "INGESTD_DATABASE_URL": f"sqlite:///{tmp_path / 'ingestd.sqlite'}", **env}
+    full_env = {**os.environ, "INGESTD_DATABASE_URL": database_url(tmp_path), "INGESTD_HOST": "127.0.0.1", **env}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=full_env, stdout=out, stderr=out)
+        proc = subprocess.Popen(ingestd("serve", "--port", str(port)), env=full_env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)

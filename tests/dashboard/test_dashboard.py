@@ -1,7 +1,8 @@
 """The dashboard at /ui, in headless Chromium against a real server: what an operator sees.
 
 A running job's page draws its waterfall and keeps adding rows as fan-out items start; the jobs table updates
-live and its pipeline and status filters narrow it. Screenshots land in ``test-artifacts/``.
+live and its pipeline and status filters narrow it; a job can be canceled from its page; a server with API keys
+asks for one and shows that tenant's jobs only. Screenshots land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from dashboard_support import create_key, running_server
 from playwright.sync_api import expect
 
 ITEMS = 10  # demo items, 2 at a time, 1 s each: about 5 s of running to watch
 
 
-def submit(server: str, pipeline: str, body: dict[str, Any]) -> str:
-    answer = httpx.post(f"{server}/v1/pipelines/{pipeline}/jobs", json=body, timeout=10)
+def submit(server: str, pipeline: str, body: dict[str, Any], key: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    answer = httpx.post(f"{server}/v1/pipelines/{pipeline}/jobs", json=body, headers=headers, timeout=10)
     assert answer.status_code == 202, answer.text
     job_id: str = answer.json()["id"]
     return job_id
@@ -73,7 +76,12 @@ def row(page: Any, job: str) -> Any:
     return page.locator(f'#jobs-body tr[data-job="{job}"]')
 
 
-def test_jobs_table_is_live_and_filters(server: str, page: Any, artifacts: Path) -> None:
+def test_jobs_table_is_live_and_filters(tmp_path: Path, page: Any, artifacts: Path) -> None:
+    with running_server(tmp_path) as server:
+        check_jobs_table(server, page, artifacts)
+
+
+def check_jobs_table(server: str, page: Any, artifacts: Path) -> None:
     page.goto(f"{server}/ui/")
     expect(page.locator("#jobs-count")).to_have_text("0 jobs")
 
@@ -126,3 +134,31 @@ def test_a_large_fan_out_is_summarised_until_expanded(server: str, page: Any) ->
     expect(page.locator("#waterfall .wf-row.item")).to_have_count(80)
     page.get_by_role("button", name="collapse").click()
     expect(page.locator("#waterfall .wf-row.item")).to_have_count(0)
+
+
+def test_cancel_from_the_job_page(server: str, page: Any) -> None:
+    job = submit(server, "demo", {"items": 20, "seconds": 1.0, "concurrency": 1})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+    expect(page.locator("#job-status")).to_have_text("running", timeout=10_000)
+
+    page.locator("#cancel").click()
+    expect(page.locator("#job-status")).to_have_text("canceled", timeout=20_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#result-title")).to_have_text("error")
+    assert httpx.get(f"{server}/v1/jobs/{job}", timeout=10).json()["status"] == "canceled"
+
+
+def test_a_server_with_keys_asks_for_one_and_shows_only_that_tenants_jobs(tmp_path: Path, page: Any) -> None:
+    acme, other = create_key(tmp_path, "acme"), create_key(tmp_path, "other")
+    with running_server(tmp_path) as url:
+        mine = submit(url, "noop", {}, key=acme)
+        theirs = submit(url, "noop", {}, key=other)
+        page.goto(f"{url}/ui/")
+        expect(page.locator("#banner")).to_contain_text("needs an API key")
+        expect(page.locator("#jobs-body tr")).to_have_count(0)
+
+        page.once("dialog", lambda dialog: dialog.accept(acme))
+        page.locator("#key-button").click()
+        expect(row(page, mine).locator(".status")).to_have_text("succeeded", timeout=20_000)
+        expect(page.locator("#banner")).to_be_hidden()
+        expect(row(page, theirs)).to_have_count(0)

@@ -36,11 +36,11 @@ function svgEl(tag, attrs, text) {
 }
 
 // --- fetching --------------------------------------------------------------------------------------------------
-async function api(path) {
+async function api(path, method) {
   const headers = { Accept: "application/json" };
   const key = localStorage.getItem("ingestd.key");
   if (key) headers.Authorization = "Bearer " + key;
-  const response = await fetch(path, { headers });
+  const response = await fetch(path, { headers, method: method || "GET" });
   if (response.status === 401) {
     showBanner("This server needs an API key: click “API key” and paste one (`ingestd keys create --tenant NAME`).");
     throw new Error("unauthorized");
@@ -254,6 +254,7 @@ function renderHead(job, elapsed) {
   const status = $("job-status");
   status.textContent = job.status;
   status.className = "status " + job.status;
+  $("cancel").hidden = job.status !== "queued" && job.status !== "running";
   const p = job.progress || {};
   $("job-facts").replaceChildren(
     fact("pipeline", job.pipeline),
@@ -409,6 +410,9 @@ function showJob(id) {
   document.title = "ingestd · " + id;
   $("waterfall").replaceChildren();
   expanded.clear();
+  $("cancel").hidden = true;
+  $("cancel").disabled = false;
+  $("cancel").textContent = "cancel";
   every(JOB_EVERY_MS, async () => {
     const timeline = await api("/v1/jobs/" + encodeURIComponent(id) + "/timeline");
     renderHead(timeline.job, timeline.elapsed);
@@ -431,6 +435,17 @@ function route() {
 $("f-pipeline").addEventListener("change", () => route());
 $("f-status").addEventListener("change", () => route());
 $("more").addEventListener("click", () => moreJobs().catch(() => {}));
+$("cancel").addEventListener("click", async () => {
+  const id = $("job-id").textContent;
+  $("cancel").disabled = true;
+  try {
+    await api("/v1/jobs/" + encodeURIComponent(id) + "/cancel", "POST");
+    $("cancel").textContent = "cancel requested";
+  } catch (err) {
+    showBanner("could not cancel " + id + ": " + err.message);
+    $("cancel").disabled = false;
+  }
+});
 $("key-button").addEventListener("click", () => {
   const key = prompt("API key for this dashboard (empty: none)", localStorage.getItem("ingestd.key") || "");
   if (key === null) return;
