@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "pipelines" / "writing.md"
+
+
+def extract_examples(target: Path) -> None:
+    """Write each ``<!-- example: NAME -->`` code block of docs/pipelines/writing.md to ``target/NAME``."""
+    blocks = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)\n```", DOC.read_text(), re.DOTALL)
+    assert {name for name, _ in blocks} == {"wordcount.py", "try_wordcount.py"}
+    for name, code in blocks:
+        (target / name).write_text(code + "\n")
 
 
 def _free_port() -> int:

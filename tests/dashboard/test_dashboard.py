@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from dashboard_support import create_key, running_server
+from dashboard_support import create_key, extract_examples, running_server
 from playwright.sync_api import expect
 
 ITEMS = 10  # demo items, 2 at a time, 1 s each: about 5 s of running to watch
@@ -162,3 +162,19 @@ def test_a_server_with_keys_asks_for_one_and_shows_only_that_tenants_jobs(tmp_pa
         expect(row(page, mine).locator(".status")).to_have_text("succeeded", timeout=20_000)
         expect(page.locator("#banner")).to_be_hidden()
         expect(row(page, theirs)).to_have_count(0)
+
+
+def test_usage_and_result_of_a_finished_job(tmp_path: Path, page: Any) -> None:
+    extract_examples(tmp_path)  # the wordcount pipeline of docs/pipelines/writing.md records usage
+    env = {"PYTHONPATH": str(tmp_path), "INGESTD_PIPELINE_MODULES": '["wordcount:WORDCOUNT"]'}
+    with running_server(tmp_path, **env) as url:
+        job = submit(url, "wordcount", {"documents": ["a b a", "c a", "d"]})
+        page.goto(f"{url}/ui/#/jobs/{job}")
+        expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+
+        usage = page.locator("#usage table")
+        expect(usage.locator("th")).to_have_text(["", "tokens in"])
+        expect(usage.locator("tr.provider")).to_have_text("provider tokenizer6")
+        expect(usage.locator("tr.stage")).to_have_text("count · tokenizer6")
+        expect(usage.locator("tr.total")).to_have_text("total6")
+        expect(page.locator("#result")).to_contain_text('"documents": 3')

@@ -4,25 +4,15 @@ through ``INGESTD_PIPELINE_MODULES`` on a real server."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from dashboard_support import running_server
+from dashboard_support import DOC, extract_examples, running_server
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "pipelines" / "writing.md"
 DOCUMENTS = ["the cat sat", "the cat ran", "   "]
-
-
-def extract_examples(target: Path) -> None:
-    """Write each ``<!-- example: NAME -->`` code block of the page to ``target/NAME``."""
-    blocks = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)\n```", DOC.read_text(), re.DOTALL)
-    assert {name for name, _ in blocks} == {"wordcount.py", "try_wordcount.py"}
-    for name, code in blocks:
-        (target / name).write_text(code + "\n")
 
 
 def test_the_in_process_example_prints_what_the_page_says(tmp_path: Path) -> None:
