@@ -85,6 +85,7 @@ class StepRun:
 # The job execution and the step running in this task (map items and tasks a step starts inherit them).
 _CURRENT_JOB: ContextVar[JobRun | None] = ContextVar("ingestd_job_run", default=None)
 _CURRENT_STEP: ContextVar[StepRun | None] = ContextVar("ingestd_step_run", default=None)
+_TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)  # once, not per job (the engine's hot path)
 
 
 def set_job_status(status: JobStatus | str) -> None:
@@ -150,7 +151,7 @@ def _end_job(run: JobRun, seconds: float) -> None:
     if status in (JobStatus.FAILED, "error"):
         run.span.set_status(Status(StatusCode.ERROR, status))
     metrics.JOB_RUNS.labels(run.job.pipeline, status).observe(seconds)
-    if status in {s.value for s in JobStatus if s.terminal}:
+    if status in _TERMINAL:
         metrics.JOBS_FINISHED.labels(run.job.pipeline, status).inc()
     log.info("job %s", status, extra={"outcome": status, "duration_ms": round(seconds * 1000, 1)})
 
