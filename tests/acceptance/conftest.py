@@ -1,6 +1,6 @@
 """Acceptance tests: ``ingestd`` commands as subprocesses, driven over real HTTP on loopback.
 
-``served``: one ``ingestd serve`` on a SQLite file for the module, with two tenants' API keys made by
+``served``: one ``ingestd serve`` on a SQLite file for the session, with two tenants' API keys made by
 ``ingestd keys create`` (``acme`` and ``globex``) before it starts.
 """
 
@@ -22,7 +22,7 @@ def make_key(database_url: str, tenant: str) -> str:
     return key
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root: Path = tmp_path_factory.mktemp("served")
     url = f"sqlite:///{root}/var/ingestd.db"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from server_process import Process, Server, free_port, ingestd, wait_finished
 
 
@@ -18,6 +19,7 @@ def _events(client: httpx.Client, job_id: str) -> list[dict[str, object]]:
     return [orjson.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
 
 
+@pytest.mark.slow
 def test_a_job_survives_kill_9_of_serve_and_a_restart(database_url: str, tmp_path: Path) -> None:
     server = Server(database_url, tmp_path / "serve.log")
     try:
@@ -41,6 +43,7 @@ def test_a_job_survives_kill_9_of_serve_and_a_restart(database_url: str, tmp_pat
         server.stop()
 
 
+@pytest.mark.slow
 def test_api_and_worker_as_two_processes(database_url: str, tmp_path: Path) -> None:
     api = Server(database_url, tmp_path / "api.log", command="api")
     worker = None
