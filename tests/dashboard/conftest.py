@@ -3,19 +3,30 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dash_pipelines import LIMITED_PROVIDER
 from dashboard_support import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip, running_server
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running ingestd (API + worker) on its own SQLite database, open mode on loopback; shared by
-    a module's tests (each submits its own jobs and looks only at those)."""
-    with running_server(tmp_path_factory.mktemp("server")) as url:
+    """Base URL of a running ingestd (API + worker) on its own SQLite database, open mode on loopback, with the
+    ``dash_pipelines`` registered and provider ``slowapi`` limited to 1 call at a time; shared by a module's tests
+    (each submits its own jobs and looks only at those)."""
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "INGESTD_PIPELINE_MODULES": json.dumps(["dash_pipelines:PIPELINES"]),
+        "INGESTD_PROVIDER_LIMITS": json.dumps({LIMITED_PROVIDER: {"concurrency": 1}}),
+    }
+    with running_server(tmp_path_factory.mktemp("server"), **env) as url:
         yield url
 
 

@@ -178,3 +178,25 @@ def test_usage_and_result_of_a_finished_job(tmp_path: Path, page: Any) -> None:
         expect(usage.locator("tr.stage")).to_have_text("count · tokenizer6")
         expect(usage.locator("tr.total")).to_have_text("total6")
         expect(page.locator("#result")).to_contain_text('"documents": 3')
+
+
+def test_retries_and_limiter_waits_are_marked_on_the_waterfall(server: str, page: Any, artifacts: Path) -> None:
+    flaky = submit(server, "flaky", {"failures": 2})
+    page.goto(f"{server}/ui/#/jobs/{flaky}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+    retries = page.locator('#waterfall .wf-row[data-key="fetch"] .wf-mark.retry')
+    expect(retries).to_have_count(2)
+    expect(retries.first).to_have_attribute("title", re.compile("attempt 1 failed: .*provider hiccup 1"))
+
+    limited = submit(server, "limited", {"items": 3, "seconds": 0.3})
+    page.goto(f"{server}/ui/#/jobs/{limited}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+    # one call at a time: two of the three items waited for the slot, about 0.3 s and 0.6 s (the marks' tooltips
+    # say how long; even the first call's uncontended slot takes a few milliseconds to get)
+    waits = page.locator("#waterfall .wf-row.item .wf-mark.limiter")
+    expect(waits).to_have_count(3)
+    titles = [waits.nth(i).get_attribute("title") or "" for i in range(3)]
+    seconds = sorted(float(re.findall(r"waited ([0-9.]+) s", title)[0]) for title in titles)
+    assert seconds[0] < 0.25 <= seconds[1] and seconds[2] >= 0.5, titles
+    expect(page.locator("#usage tr.total")).to_contain_text("3")  # three calls
+    page.screenshot(path=str(artifacts / "dashboard-job-limiter.png"), full_page=True)
