@@ -4,12 +4,14 @@ user runs them, with settings fast enough for tests (short leases, quick polls) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +138,54 @@ class Served:
     def client(self, tenant: str = "acme") -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[tenant]}"}
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
+
+
+class CuttingProxy:
+    """A TCP proxy in front of a server whose first connection breaks: the request reaches the server, at most
+    ``answer_bytes`` of the answer come back, then the proxy hangs up (0: the answer is lost whole). Later
+    connections pass through."""
+
+    def __init__(self, upstream_port: int, answer_bytes: int = 0) -> None:
+        self.upstream_port, self.answer_bytes = upstream_port, answer_bytes
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            if self.connections == 1:
+                self._cut(client, upstream)
+            else:
+                threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _cut(self, client: socket.socket, upstream: socket.socket) -> None:
+        left = self.answer_bytes
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536 if left else 1):
+                client.sendall(data[:left])
+                left -= min(left, len(data))
+                if not left:
+                    break
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pump thread blocked on it, unlike close()
+            sock.close()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from server_process import Served, ingestd
+from server_process import CuttingProxy, Served, ingestd
 
 from ingestd.client import (
     ApiError,
@@ -120,48 +117,8 @@ def test_async_client(served: Served) -> None:
     asyncio.run(go())
 
 
-class LoseFirstAnswer:
-    """A TCP proxy in front of the server: the first connection's request reaches the server, but its answer is
-    lost (the proxy hangs up instead); later connections pass through."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            if self.connections == 1:
-                upstream.recv(1)  # the server answered: the job exists now; lose the answer
-                for sock in (client, upstream):
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the pump thread blocked on it, unlike close()
-                    sock.close()
-            else:
-                threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_a_retried_submit_reuses_its_idempotency_key(served: Served) -> None:
-    proxy = LoseFirstAnswer(served.server.port)
+    proxy = CuttingProxy(served.server.port, answer_bytes=0)
     direct = Client(served.server.url, api_key=served.keys["globex"])
     try:
         before = len(direct.jobs(pipeline="noop", limit=200)["jobs"])
@@ -172,4 +129,18 @@ def test_a_retried_submit_reuses_its_idempotency_key(served: Served) -> None:
         assert len(listed) == before + 1 and listed[0]["id"] == job.id  # one job, not two
     finally:
         direct.close()
+        proxy.close()
+
+
+def test_client_events_resume_after_the_stream_is_cut(served: Served) -> None:
+    with Client(served.server.url, api_key=served.keys["acme"]) as direct:
+        job = direct.submit("demo", {"items": 4, "seconds": 0.2, "concurrency": 1})
+    proxy = CuttingProxy(served.server.port, answer_bytes=700)  # the headers and an event or two, then cut
+    try:
+        with Client(proxy.url, api_key=served.keys["acme"]) as client:
+            events = list(client.events(job.id, deadline=30))
+        assert proxy.connections >= 2
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))  # each event once, none lost
+        assert events[-1].type == "job.finished" and events[-1].data["status"] == "succeeded"
+    finally:
         proxy.close()

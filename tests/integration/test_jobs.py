@@ -176,3 +176,31 @@ async def test_unknown_routes_and_methods_are_problems(api: httpx.AsyncClient) -
     response = await api.put("/v1/jobs")
     assert_problem(response, 405)
     assert "GET" in response.headers["allow"]
+
+
+async def test_retry_after_follows_how_long_the_pipeline_took_per_unit(api_factory: ApiFactory) -> None:
+    history = await api_factory()
+    for _ in range(3):  # 0.2 s per item, one at a time
+        body = {"items": 2, "seconds": 0.2, "concurrency": 1}
+        assert (await submit(history, body=body, headers={"Prefer": "wait=20"})).json()["status"] == "succeeded"
+    fresh = await api_factory(run_worker=False)  # a new process's estimator: nothing cached yet
+    hints = {}
+    for items in (1, 100, 100_000):
+        answer = await submit(fresh, body={"items": items, "seconds": 0.2, "concurrency": 1})
+        hints[items] = int(answer.headers["retry-after"])
+        status = await fresh.get(f"/v1/jobs/{answer.json()['id']}")
+        assert abs(int(status.headers["retry-after"]) - hints[items]) <= 1
+    assert hints[1] == 1  # ~0.2 s, clamped up to 1
+    assert 12 <= hints[100] <= 40  # ~20 s expected; the history's timings vary on a busy machine
+    assert hints[100_000] == 600  # ~20,000 s, clamped down to 600
+
+
+async def test_an_unexpected_error_is_a_500_problem_without_internals(api: httpx.AsyncClient) -> None:
+    async def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    api.app.add_api_route("/v1/broken", broken)  # type: ignore[attr-defined]
+    response = await api.get("/v1/broken")
+    problem = assert_problem(response, 500, "internal")
+    assert "secret" not in response.text
+    assert problem["instance"] == "/v1/broken"
