@@ -61,20 +61,22 @@ function setLive(ok) {
 }
 
 // Run fn now and every `ms` while this view is shown; a failure keeps the loop going (the server may be back).
+// fn returns false to stop, or a number of milliseconds to wait before the next run instead of `ms`.
 function every(ms, fn) {
   const mine = generation;
   const tick = async () => {
     if (mine !== generation) return;
-    let again = true;
+    let next = ms;
     if (!document.hidden) {
       try {
-        again = (await fn()) !== false;
+        const answer = await fn();
+        next = answer === false ? null : typeof answer === "number" ? answer : ms;
         setLive(true);
       } catch (err) {
         if (err.message !== "unauthorized") setLive(false);
       }
     }
-    if (again && mine === generation) setTimeout(tick, ms);
+    if (next !== null && mine === generation) setTimeout(tick, next);
   };
   tick();
 }
@@ -419,7 +421,9 @@ function showJob(id) {
     renderWaterfall(timeline);
     $("usage").replaceChildren(usageTable(timeline.job.usage));
     renderResult(timeline.job);
-    return !timeline.terminal; // a finished job does not change any more: stop polling
+    if (timeline.terminal) return false; // a finished job does not change any more: stop polling
+    // the timeline is rebuilt from every event on each request: poll a job with a long log less often
+    return Math.min(10000, Math.max(JOB_EVERY_MS, timeline.last_seq));
   });
 }
 
