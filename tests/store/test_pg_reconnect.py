@@ -64,3 +64,13 @@ async def test_store_and_listener_come_back_after_connections_are_cut(backend: s
         assert time.monotonic() - started < 0.5
     finally:
         await other.close()
+
+
+async def test_unreachable_server_or_database_is_store_unavailable(backend: str, database_url: str) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL connections only")
+    base = database_url.rsplit("/", 1)[0]
+    with pytest.raises(errors.StoreUnavailable):
+        await open_store("postgresql://postgres@127.0.0.1:1/ingestd", migrate=False)  # nothing listens there
+    with pytest.raises(errors.StoreUnavailable):
+        await open_store(base + "/ingestd_no_such_database")

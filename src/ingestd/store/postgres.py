@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import asyncpg
+import sqlalchemy.exc
 
 from ingestd.store import migrations
 from ingestd.store.pg_blobs import PostgresBlobStore
@@ -75,6 +76,9 @@ class PostgresJobStore(PostgresJobs, PostgresReads, PostgresLimits, PostgresWebh
             await migrations.upgrade_postgres(self.url)
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
+        except sqlalchemy.exc.DBAPIError as exc:  # Alembic runs on SQLAlchemy, which wraps the driver's errors
+            cause = exc.orig.__cause__ if exc.orig is not None else None
+            raise translate(cause if isinstance(cause, DRIVER_ERRORS) else exc) from exc
 
     # --- waiting ---------------------------------------------------------------------------------
     def _poll_interval(self, remaining: float) -> float:

@@ -27,6 +27,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InternalClientError,  # the protocol state broke, e.g. the server cut us mid-query
+    asyncpg.exceptions.InvalidCatalogNameError,  # no such database
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # no such role, or a wrong password
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
 
