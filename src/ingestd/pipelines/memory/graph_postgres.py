@@ -259,7 +259,7 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
     await c.executemany(
         """INSERT INTO mem_embeddings VALUES ($1,$2,$3,$4,$5,$6)
         ON CONFLICT (kind, owner_id) DO UPDATE SET vector = excluded.vector, model = excluded.model""",
-        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if v],
+        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if hybrid.has_vector(v)],
     )
     await c.executemany(
         "INSERT INTO mem_aliases VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",

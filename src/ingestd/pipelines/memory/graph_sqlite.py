@@ -222,7 +222,7 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
     vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
     c.executemany(
         "INSERT OR REPLACE INTO mem_embeddings VALUES (?,?,?,?,?,?)",
-        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if v],
+        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if hybrid.has_vector(v)],
     )
     c.executemany(
         "INSERT OR IGNORE INTO mem_aliases VALUES (?,?,?,?)", [(t, u, a.alias, a.entity_id) for a in ch.aliases]

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,11 @@ def merge_rankings(best: Sequence[str], more: Sequence[str], limit: int = CANDID
     matching all the words are few and the best ones, so only they are ranked (bm25 / ts_rank).
     """
     return list(dict.fromkeys([*best, *more]))[:limit]
+
+
+def has_vector(vector: Sequence[float] | None) -> TypeGuard[Sequence[float]]:
+    """A vector with values (a numpy row is accepted too, where ``if vector`` would be ambiguous)."""
+    return vector is not None and len(vector) > 0
 
 
 def vector_to_bytes(vector: Sequence[float]) -> bytes:
