@@ -92,6 +92,7 @@ class Worker:
         self._names = sorted(self.pipelines)
         self._running: dict[str, _Running] = {}
         self._slot_freed = asyncio.Event()
+        self._finishing = 0  # jobs whose outcome is being written: they no longer hold a slot
         self._stop_requested = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -150,7 +151,9 @@ class Worker:
     # --- claiming -------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         while not self._stop_requested.is_set():
-            free = self.settings.worker_concurrency - len(self._running)
+            # A finishing job does no more work, so its slot is free while its commit is in flight: the next
+            # claim overlaps the previous finishes instead of waiting for them (a busy worker stays busy).
+            free = self.settings.worker_concurrency - (len(self._running) - self._finishing)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._first_of(self._slot_freed.wait())
@@ -211,6 +214,8 @@ class Worker:
         finally:
             for timer in entry.timers:
                 timer.cancel()
+            if entry.finishing:
+                self._finishing -= 1
             self._running.pop(job.id, None)
             self.jobs_run += 1
             self._slot_freed.set()
@@ -264,6 +269,8 @@ class Worker:
     async def _finish(self, entry: _Running, status: JobStatus, result: JSON | None, error: JSON | None) -> None:
         usage = entry.runner.usage_summary()
         entry.finishing = True
+        self._finishing += 1
+        self._slot_freed.set()
         done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
         telemetry.set_job_status(status if done else "lost")
         if not done:
