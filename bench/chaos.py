@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 from services import Proc, bench_env, create_pg_database, drop_pg_database, start_server, start_worker
 from sim_pipelines import SEGMENT_ROUTES
+from starlette.requests import ClientDisconnect
 
 from ingestd.models import JobFilter, JobStatus
 from ingestd.sim.testing import SimulatorURL, running_simulator
@@ -52,7 +53,7 @@ class Options:
     kills: int = 100
     workers: int = 3
     kill_every: tuple[float, float] = (1.0, 3.0)  # seconds between kills, uniform (a worker starts in ~2 s)
-    submit_every: float = 0.15  # seconds between submissions while the kills go on
+    submit_every: float = 0.25  # seconds between submissions while the kills go on (below the fleet's capacity)
     storm_requests: int = 200
     storm_keys: int = 5
     pg_restart: bool = False
@@ -421,9 +422,13 @@ def options_from(args: argparse.Namespace, database: str) -> Options:
     return options
 
 
+def _not_a_disconnect(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and record.exc_info[0] is ClientDisconnect)
+
+
 async def main(args: argparse.Namespace) -> None:
     # A worker killed mid-upload leaves the simulator a ClientDisconnect, which uvicorn logs as a traceback.
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+    logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     reports = []
     for database in databases:
