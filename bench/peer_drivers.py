@@ -59,6 +59,7 @@ def arq_settings() -> type:
         functions = (func(noop, name="noop"),)
         redis_settings = RedisSettings.from_dsn(REDIS_URL)
         max_jobs = CONCURRENCY
+        poll_delay = 0.01  # default 0.5 s caps arq at ~200 jobs/s and ~250 ms latency here: give it its best
 
     return WorkerSettings
 
