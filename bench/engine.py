@@ -347,10 +347,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, help="throughput runs per backend (default 2; quick 1)")
     ap.add_argument("--latency-jobs", type=int, help="jobs per latency run (default 500; quick 150)")
     ap.add_argument("--rate", type=float, default=100.0, help="submits per second in the latency runs")
-    ap.add_argument("--big", type=int, help="queued jobs of the large claim run (default 1,000,000; quick 200,000)")
+    ap.add_argument("--big", type=int, help="queued jobs of the large claim run (default 1,000,000)")
     ap.add_argument("--claims", type=int, default=200, help="claims timed per queue size")
     args = ap.parse_args(argv)
-    defaults = {"jobs": (20_000, 5_000), "repeat": (2, 1), "latency_jobs": (500, 150), "big": (1_000_000, 200_000)}
+    defaults = {"jobs": (20_000, 5_000), "repeat": (2, 1), "latency_jobs": (500, 150), "big": (1_000_000, 1_000_000)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
