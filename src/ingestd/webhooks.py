@@ -218,6 +218,9 @@ class Dispatcher:
                 except errors.StoreError as exc:
                     log.warning("webhooks: claiming failed: %s", exc)
                     sent = 0
+                except Exception:  # a bug must not stop deliveries for the life of the process
+                    log.exception("webhooks: delivery round failed")
+                    sent = 0
                 if sent < CLAIM_BATCH:  # at most two claims a second: each is a write transaction
                     await asyncio.sleep(max(self._settings.poll_seconds, MIN_POLL_SECONDS))
 
@@ -232,7 +235,13 @@ class Dispatcher:
         return len(messages)
 
     async def _attempt(self, message: WebhookMessage) -> None:
-        error, final = await self._send(message)
+        try:
+            error, final = await self._send(message)
+        except errors.StoreError as exc:  # the secret could not be read: the lease expires, another try later
+            log.warning("webhook %s: %s", message.id, exc)
+            return
+        except Exception as exc:  # anything else about this message is its error, retried like a failure
+            error, final = f"{type(exc).__name__}: {exc}"[:500], False
         now = utcnow()
         retry_at = None if error is None or final else next_attempt(message, self._settings, now)
         if error is None:
