@@ -105,10 +105,15 @@ WITH exhausted AS (
 SELECT claimed.* FROM claimed, {NO_FSYNC} ORDER BY rank, priority DESC, run_at, id
 """
 
+# Statements that lock several job rows lock them in id order first (``ORDERED_LOCK``): a heartbeat and a grouped
+# finish of one worker then cannot deadlock (which PostgreSQL would only break after deadlock_timeout, 1 s).
+ORDERED_LOCK = "SELECT id FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+
 HEARTBEAT = f"""
-WITH held AS (
+WITH locked AS ({ORDERED_LOCK}), held AS (
     UPDATE jobs SET lease_expires_at = now() + $3::float8 {SECONDS}
-    WHERE id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2 RETURNING id, cancel_requested
+    FROM locked WHERE jobs.id = locked.id AND status = 'running' AND lease_owner = $2
+    RETURNING jobs.id, cancel_requested
 ), seen AS (
     INSERT INTO workers (id, last_seen, jobs) VALUES ($2, now(), (SELECT count(*) FROM held))
     ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, jobs = excluded.jobs
@@ -116,11 +121,12 @@ WITH held AS (
 SELECT id, cancel_requested FROM held, {NO_FSYNC}
 """
 
-RELEASE = """
-WITH back AS (
+RELEASE = f"""
+WITH locked AS ({ORDERED_LOCK}), back AS (
     UPDATE jobs SET status = 'queued', attempt = greatest(attempt - 1, 0), lease_owner = NULL,
         lease_expires_at = NULL, updated_at = now(), last_seq = last_seq + 1
-    WHERE id = ANY($1::text[]) AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+    FROM locked WHERE jobs.id = locked.id AND status = 'running' AND lease_owner = $2
+    RETURNING jobs.id, last_seq
 )
 INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.released', $3, now() FROM back
 """
@@ -145,9 +151,10 @@ SELECT id, ordering_key FROM done
 # The finishes of one worker process grouped into one statement (one round trip, one commit, one WAL flush):
 # $1 ids, $2 workers, $3 statuses, $4 results, $5 errors, $6 usages (parallel arrays). Returns the finished ids.
 FINISH_MANY = f"""
-WITH input AS (
+WITH locked AS ({ORDERED_LOCK}), input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
         AS i(id, worker, new_status, new_result, new_error, new_usage)
+    WHERE i.id IN (SELECT id FROM locked)
 ), done AS (
     UPDATE jobs AS j SET status = i.new_status, result = i.new_result, error = i.new_error,
         usage = coalesce(i.new_usage, j.usage), {TERMINAL_SET}
