@@ -120,3 +120,13 @@ async def test_search_fuses_text_and_vectors_current_first(graph: GraphStore) ->
     assert [h.entity.name for h in found.entities] == ["Emma Schmidt"]
     by_text_only = await graph.search(ALICE, "Lisbon", None, 10)
     assert [h.fact.object for h in by_text_only.facts] == ["Lisbon"]
+
+
+async def test_vector_search_sees_facts_applied_after_it_was_warmed(graph: GraphStore) -> None:
+    await graph.apply(ALICE, _changes("j1", lives="Lisbon", when=T1))
+    query = hash_embed("Emma Schmidt lives in Porto.")
+    before = await graph.search(ALICE, "", query, 10)  # vectors only; loads the user's matrix
+    await graph.apply(ALICE, _changes("j2", lives="Porto", when=T2, close="j1-f0", new_entity=False))
+    after = await graph.search(ALICE, "", query, 10)
+    assert [h.fact.object for h in before.facts] == ["Lisbon"]
+    assert [(h.fact.object, h.fact.current) for h in after.facts] == [("Porto", True), ("Lisbon", False)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ingestd.pipelines.memory import recall, search
 from ingestd.pipelines.memory.codec import pack_vector, unpack_vector
 from ingestd.pipelines.memory.embedder import hash_embed
-from ingestd.pipelines.memory.graph import Entity, EntityHit, Fact, KnownEntity, NewFact, SearchHit
+from ingestd.pipelines.memory.graph import Entity, EntityHit, Fact, KnownEntity, NewFact, Scope, SearchHit
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver
 
 T1, T2, T3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
@@ -95,3 +95,18 @@ def test_vectors_pack_to_float32_and_back() -> None:
     assert unpack_vector([1, 2]) == [1.0, 2.0] and unpack_vector(None) is None and pack_vector(None) is None
     embedding = [i / 7 - 18.0 for i in range(256)]  # floats as models return them, ~18 digits in JSON
     assert len(pack_vector(embedding) or "") < len(json.dumps(embedding)) / 3
+
+
+def test_vector_cache_appends_new_rows_and_rereads_on_a_replaced_one() -> None:
+    cache, scope = search.VectorCache(), Scope("t", "u")
+
+    def row(seq: int, owner: str, vector: list[float]) -> tuple[int, str, bytes]:
+        return seq, owner, search.vector_to_bytes(vector)
+
+    first = cache.refresh(scope, "fact", "m", 1, [row(1, "a", [1, 0]), row(2, "b", [0, 1])], since=0)
+    assert first is not None and first.last_seq == 2
+    grown = cache.refresh(scope, "fact", "m", 2, [row(5, "c", [1, 1])], since=first.last_seq)
+    assert grown is not None and grown.ids == ["a", "b", "c"] and grown.last_seq == 5
+    assert [i for i, _ in search.nearest(grown, [1.0, 0.9], k=2)] == ["c", "a"]
+    assert cache.refresh(scope, "fact", "m", 3, [row(6, "a", [0, 1])], since=5) is None  # "a" re-embedded
+    assert cache.get(scope, "fact", "m") is grown and cache.get(scope, "entity", "m") is None

@@ -54,6 +54,7 @@ CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, objec
 CREATE INDEX IF NOT EXISTS mem_facts_tsv ON mem_facts USING gin (tsv);
 CREATE TABLE IF NOT EXISTS mem_embeddings (kind text NOT NULL, owner_id text NOT NULL, tenant text NOT NULL,
     user_id text NOT NULL, model text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (kind, owner_id));
+ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
 """
 
@@ -173,15 +174,19 @@ class PostgresGraphStore:
         )
         if model is None:
             return []
-        entry = self._vectors.get(scope, kind, model, version)
-        if entry is None:
-            rows = await c.fetch(
-                "SELECT owner_id, vector FROM mem_embeddings WHERE tenant=$1 AND user_id=$2 AND kind=$3 AND model=$4",
-                *_s(scope),
-                kind,
-                model,
-            )
-            entry = self._vectors.put(scope, kind, model, version, [r[0] for r in rows], [bytes(r[1]) for r in rows])
+        entry = self._vectors.get(scope, kind, model)
+        if entry is None or entry.version != version:
+            # One user's applies hold an advisory lock until they commit, so for one user seq order is commit
+            # order: the rows after the cached ones are exactly the new ones.
+            sql = """SELECT seq, owner_id, vector FROM mem_embeddings
+                WHERE tenant=$1 AND user_id=$2 AND kind=$3 AND model=$4 AND seq > $5 ORDER BY seq"""
+            since = entry.last_seq if entry is not None else 0
+            rows = [(r[0], r[1], bytes(r[2])) for r in await c.fetch(sql, *_s(scope), kind, model, since)]
+            entry = self._vectors.refresh(scope, kind, model, version, rows, since)
+            if entry is None:  # a vector was replaced: read them all again
+                rows = [(r[0], r[1], bytes(r[2])) for r in await c.fetch(sql, *_s(scope), kind, model, 0)]
+                entry = self._vectors.refresh(scope, kind, model, version, rows, 0)
+        assert entry is not None
         return hybrid.nearest(entry, vector)
 
     async def _entity_hits(
@@ -257,8 +262,9 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
     )
     vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
     await c.executemany(
-        """INSERT INTO mem_embeddings VALUES ($1,$2,$3,$4,$5,$6)
-        ON CONFLICT (kind, owner_id) DO UPDATE SET vector = excluded.vector, model = excluded.model""",
+        """INSERT INTO mem_embeddings (kind, owner_id, tenant, user_id, model, vector) VALUES ($1,$2,$3,$4,$5,$6)
+        ON CONFLICT (kind, owner_id) DO UPDATE SET vector = excluded.vector, model = excluded.model,
+        seq = nextval(pg_get_serial_sequence('mem_embeddings', 'seq'))""",
         [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if hybrid.has_vector(v)],
     )
     await c.executemany(

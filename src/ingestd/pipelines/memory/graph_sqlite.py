@@ -292,13 +292,19 @@ def _vector_ranking(
     ).fetchone()
     if row is None:
         return []
-    entry = cache.get(scope, kind, row[0], version)
-    if entry is None:
-        rows = c.execute(
-            "SELECT owner_id, vector FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=? AND model=?",
-            (scope.tenant, scope.user_id, kind, row[0]),
-        ).fetchall()
-        entry = cache.put(scope, kind, row[0], version, [r[0] for r in rows], [r[1] for r in rows])
+    model = row[0]
+    entry = cache.get(scope, kind, model)
+    if entry is None or entry.version != version:
+        # rowid order is commit order (one writer), so the rows after the cached ones are the new ones.
+        sql = """SELECT rowid, owner_id, vector FROM mem_embeddings
+            WHERE tenant=? AND user_id=? AND kind=? AND model=? AND rowid > ? ORDER BY rowid"""
+        since = entry.last_seq if entry is not None else 0
+        rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, since)).fetchall()
+        entry = cache.refresh(scope, kind, model, version, rows, since)
+        if entry is None:  # a vector was replaced: read them all again
+            rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, 0)).fetchall()
+            entry = cache.refresh(scope, kind, model, version, rows, 0)
+    assert entry is not None
     return hybrid.nearest(entry, vector)
 
 

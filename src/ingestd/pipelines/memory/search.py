@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeGuard
 
 import numpy as np
@@ -91,34 +91,62 @@ class _Cached:
     version: int
     ids: list[str]
     matrix: Matrix  # rows L2-normalised
+    last_seq: int = 0  # the highest row sequence number read into the matrix
+    known: set[str] = field(default_factory=set)
+
+
+VectorRow = tuple[int, str, bytes]  # (sequence number, owner id, float32 bytes)
 
 
 class VectorCache:
-    """Per (scope, kind, model) matrix of embeddings, reloaded when the user's graph version changes.
+    """Per (scope, kind, model) matrix of embeddings, kept in step with the user's graph version.
 
-    A search then costs one matrix-vector product instead of reading every vector from the database.
+    A search then costs one matrix-vector product instead of reading every vector from the database; after a
+    job adds to the graph, only the rows written since (higher sequence numbers) are read and appended.
     """
 
     def __init__(self, max_users: int = 64) -> None:
         self._cached: dict[tuple[str, str, str, str], _Cached] = {}
         self._max_users = max_users
 
-    def get(self, scope: Scope, kind: str, model: str, version: int) -> _Cached | None:
-        hit = self._cached.get((scope.tenant, scope.user_id, kind, model))
-        return hit if hit is not None and hit.version == version else None
+    def get(self, scope: Scope, kind: str, model: str) -> _Cached | None:
+        """The cached matrix, whatever graph version it was read at."""
+        return self._cached.get((scope.tenant, scope.user_id, kind, model))
 
-    def put(self, scope: Scope, kind: str, model: str, version: int, ids: list[str], blobs: list[bytes]) -> _Cached:
-        if len(self._cached) >= self._max_users:
+    def refresh(
+        self, scope: Scope, kind: str, model: str, version: int, rows: Sequence[VectorRow], since: int
+    ) -> _Cached | None:
+        """Store the matrix for ``version`` from ``rows`` (those after sequence ``since``; 0: all of them).
+
+        None when a row replaces one already cached (an owner embedded again): read everything (``since=0``).
+        """
+        key = (scope.tenant, scope.user_id, kind, model)
+        base = self._cached.get(key) if since else None
+        if base is not None and any(r[1] in base.known for r in rows):
+            return None
+        if base is None and len(self._cached) >= self._max_users and key not in self._cached:
             self._cached.pop(next(iter(self._cached)))
-        matrix = _normalised(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1) if ids else None)
-        entry = _Cached(version, ids, matrix)
-        self._cached[(scope.tenant, scope.user_id, kind, model)] = entry
+        ids = [r[1] for r in rows]
+        fresh = _matrix(rows)
+        last_seq = max((r[0] for r in rows), default=since)
+        if base is None or not base.ids:
+            entry = _Cached(version, ids, fresh, last_seq, set(ids))
+        elif not ids:
+            entry = _Cached(version, base.ids, base.matrix, last_seq, base.known)
+        else:
+            matrix: Matrix = np.vstack([base.matrix, fresh])
+            entry = _Cached(version, base.ids + ids, matrix, last_seq, base.known | set(ids))
+        self._cached[key] = entry
         return entry
 
 
-def _normalised(matrix: Matrix | None) -> Matrix:
-    if matrix is None:
+def _matrix(rows: Sequence[VectorRow]) -> Matrix:
+    if not rows:
         return np.zeros((0, 1), dtype=np.float32)
+    return _normalised(np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1))
+
+
+def _normalised(matrix: Matrix) -> Matrix:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     normalised: Matrix = (matrix / norms).astype(np.float32)
