@@ -28,7 +28,13 @@ from ingestd.store.sqlite_limits import stats_from_rows
 
 _EPOCH = "extract(epoch FROM now())::float8"
 # The lock key: a 64-bit hash of the provider, namespaced so it cannot collide with the migration lock.
-_LOCK = f"SELECT {_EPOCH} FROM pg_advisory_xact_lock(hashtextextended('ingestd-slots:' || $1, 0))"
+# Limiter transactions commit without waiting for their WAL flush (like claims, ``postgres_sql.NO_FSYNC``):
+# slots and waiters are leased and short-lived, so losing the last few in a server crash only frees a slot
+# early or holds one until its lease ends; an fsync per grant and per release would halve the limiter's pace.
+_LOCK = (
+    f"SELECT {_EPOCH}, set_config('synchronous_commit', 'off', true)"
+    " FROM pg_advisory_xact_lock(hashtextextended('ingestd-slots:' || $1, 0))"
+)
 _STATE_COLUMNS = "tokens, tokens_at, concurrency, paused_until, decreased_at"
 
 # $1 provider, $2 now, $3 gone ids: drop expired slots and waiters and the gone waiters; returns how many.
