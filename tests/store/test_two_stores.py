@@ -120,3 +120,13 @@ async def test_canceled_queued_job_is_never_claimed_elsewhere(store: JobStore, o
     assert await store.claim_jobs("w", pipelines=None, limit=5, lease_seconds=30) == []
     types = [e.type for e in await store.read_events(job_id)]
     assert types == ["job.queued", "job.cancel_requested", "job.finished"]
+
+
+async def test_a_burst_of_events_wakes_every_follower_on_another_connection(store: JobStore, other: JobStore) -> None:
+    ids = [(await store.submit(NewJob("demo", {"i": i}))).job.id for i in range(300)]  # > one NOTIFY payload
+    created = time.monotonic()
+    followers = [asyncio.create_task(other.wait_for_events(job_id, 1, 30.0)) for job_id in ids]
+    await asyncio.sleep(1.2)  # past the followers' first 1 s re-check: the next one is due at about 2 s
+    await asyncio.gather(*(store.append_events(job_id, [("job.progress", {})]) for job_id in ids))
+    assert all(await asyncio.wait_for(asyncio.gather(*followers), 5.0))
+    assert time.monotonic() - created < 1.9  # every one woken by a notification, none by the fallback re-check
