@@ -165,7 +165,7 @@ async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"  {name:<14} {tput:8,.0f} jobs/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms", flush=True)
     for backend in args.backends:
         async with engine.fresh_database(backend) as url:
-            tput = await engine.throughput(url, args.jobs, concurrency=10)
+            tput, _cpu = await engine.throughput(url, args.jobs, concurrency=10)
         async with engine.fresh_database(backend) as url:
             p50, p99 = await engine.latency(url, args.latency_jobs, args.rate)
         rows.append({"system": "ingestd", "store": backend, "jobs_per_s": tput, "p50_ms": p50, "p99_ms": p99})

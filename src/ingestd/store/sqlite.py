@@ -146,7 +146,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         self._pending.append(write)
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain(), name="ingestd-sqlite-commit")
-        return await write.future  # a cancelled caller still gets its write committed (it may be in flight)
+        return await write.future  # a cancelled caller's write is committed all the same (it may be in flight)
 
     async def _drain(self) -> None:
         try:
