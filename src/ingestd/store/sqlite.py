@@ -146,7 +146,8 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         self._pending.append(write)
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain(), name="ingestd-sqlite-commit")
-        return await write.future  # a cancelled caller's write is committed all the same (it may be in flight)
+        result: T = await write.future  # a cancelled caller's write is committed all the same (it may be in flight)
+        return result
 
     async def _drain(self) -> None:
         try:
