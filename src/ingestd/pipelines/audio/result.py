@@ -7,7 +7,7 @@ times, given when the file's ``captured_at`` was. See docs/pipelines/audio.md fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,37 +27,39 @@ def _at(file: StoredFile, seconds: float) -> str | None:
     return (start + timedelta(seconds=seconds)).isoformat() if start is not None else None
 
 
-def conversations(files: Sequence[StoredFile], inp: AudioInput, plan: JSON, transcribed: MapResult[JSON]) -> list[JSON]:
-    """What each conversation said: its transcript (from the clips that were transcribed) and its times."""
-    out: list[JSON] = []
+def conversation(
+    files: Sequence[StoredFile], inp: AudioInput, plan: JSON, conv: JSON, done: Mapping[int, JSON]
+) -> JSON:
+    """What one conversation of the plan said: its transcript (from the clips in ``done``) and its times."""
     clips: list[JSON] = plan["clips"]
-    for conv in plan["conversations"]:
-        own = [clips[i] for i in conv["clips"]]
-        first, last = own[0], own[-1]
-        segments = [
-            {**seg, "at": _at(files[seg["file"]], seg["start"])}
-            for clip in own
-            if clip["index"] in transcribed.ok
-            for seg in transcribed.ok[clip["index"]]["segments"]
-        ]
-        languages = [transcribed.ok[c["index"]]["language"] for c in own if c["index"] in transcribed.ok]
-        out.append(
-            {
-                "index": conv["index"],
-                "clips": conv["clips"],
-                "failed_clips": [c["index"] for c in own if c["index"] not in transcribed.ok],
-                "file": first["file"],
-                "start": first["spans"][0][0],
-                "end_file": last["file"],
-                "end": last["spans"][-1][1],
-                "started_at": _at(files[first["file"]], first["spans"][0][0]),
-                "ended_at": _at(files[last["file"]], last["spans"][-1][1]),
-                "language": inp.language or next((lang for lang in languages if lang), None),
-                "segments": segments,
-                "text": " ".join(s["text"] for s in segments),
-            }
-        )
-    return out
+    own = [clips[i] for i in conv["clips"]]
+    first, last = own[0], own[-1]
+    segments = [
+        {**seg, "at": _at(files[seg["file"]], seg["start"])}
+        for clip in own
+        if clip["index"] in done
+        for seg in done[clip["index"]]["segments"]
+    ]
+    languages = [done[c["index"]]["language"] for c in own if c["index"] in done]
+    return {
+        "index": conv["index"],
+        "clips": conv["clips"],
+        "failed_clips": [c["index"] for c in own if c["index"] not in done],
+        "file": first["file"],
+        "start": first["spans"][0][0],
+        "end_file": last["file"],
+        "end": last["spans"][-1][1],
+        "started_at": _at(files[first["file"]], first["spans"][0][0]),
+        "ended_at": _at(files[last["file"]], last["spans"][-1][1]),
+        "language": inp.language or next((lang for lang in languages if lang), None),
+        "segments": segments,
+        "text": " ".join(s["text"] for s in segments),
+    }
+
+
+def conversations(files: Sequence[StoredFile], inp: AudioInput, plan: JSON, transcribed: MapResult[JSON]) -> list[JSON]:
+    """Every conversation of the plan (see ``conversation``), from the clips that were transcribed."""
+    return [conversation(files, inp, plan, conv, transcribed.ok) for conv in plan["conversations"]]
 
 
 def _structured(conv: JSON, answer: JSON | None, error: JSON | None, method: str) -> JSON:
@@ -92,6 +94,7 @@ def _conversation(
         "end_file": conv["end_file"],
         "end": conv["end"],
         "language": conv["language"],
+        "clips": conv["clips"],
         "complete": not conv["failed_clips"] and error is None,
         "failed_clips": conv["failed_clips"],
         "transcript": conv["segments"],
@@ -143,4 +146,4 @@ def assemble(
     }
 
 
-__all__ = ["assemble", "conversations", "parse_time"]
+__all__ = ["assemble", "conversation", "conversations", "parse_time"]

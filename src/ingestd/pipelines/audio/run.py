@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ingestd.models import JSON
-from ingestd.pipeline import Context
+from ingestd.pipeline import Context, MapResult
 from ingestd.pipelines.audio import result as results
 from ingestd.pipelines.audio.analysis import Analyzer, ChatAnalyzer, ConversationText, ExtractiveAnalyzer
 from ingestd.pipelines.audio.inputs import AudioInput, captured_at
@@ -25,6 +26,8 @@ from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceA
 from ingestd.providers.registry import Providers, build_providers
 from ingestd.settings import Settings
 
+A = TypeVar("A")
+B = TypeVar("B")
 HOSTED_TRANSCRIBE_CONCURRENCY = 8
 STRUCTURE_CONCURRENCY = 8
 QUESTIONS = ("structure", "folder", "discard")
@@ -94,22 +97,45 @@ class AudioRun:
 
         files: list[JSON] = await ctx.step("decode", decode)
         plan: JSON = await ctx.step("speech", lambda: self._speech(ctx, inp, workspace, files))
-        clips: list[JSON] = plan["clips"]
-        concurrency = inp.transcribe_concurrency or providers.transcribe_concurrency
-        transcribed = await ctx.map(
-            "transcribe", clips, lambda i, clip: self._transcribe(ctx, inp, workspace, i, clip), concurrency=concurrency
-        )
+        transcribed, structured = await self._transcribe_and_structure(ctx, inp, workspace, plan)
         conversations = results.conversations(ctx.job.files, inp, plan, transcribed)
-        structured = await ctx.map(
-            "structure",
-            conversations,
-            lambda i, conv: self._structure(ctx, inp, i, conv),
-            concurrency=STRUCTURE_CONCURRENCY,
-        )
         names = {"vad": providers.vad.name, "stt": providers.stt.name, "structure": providers.analyzer.provider}
         return results.assemble(
             ctx.job.files, files, plan, transcribed, conversations, structured, names, providers.analyzer.method
         )
+
+    async def _transcribe_and_structure(
+        self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON
+    ) -> tuple[MapResult[JSON], MapResult[JSON]]:
+        """The ``transcribe`` and ``structure`` maps, overlapped: a conversation is structured as soon as its own
+        clips are transcribed, not when every clip is (a slow clip delays only its own conversation)."""
+        clips: list[JSON] = plan["clips"]
+        loop = asyncio.get_running_loop()
+        ready: dict[int, asyncio.Future[JSON | None]] = {i: loop.create_future() for i in range(len(clips))}
+
+        async def transcribe(index: int, clip: JSON) -> JSON:
+            out = await self._transcribe(ctx, inp, workspace, index, clip)
+            if not ready[index].done():
+                ready[index].set_result(out)
+            return out
+
+        async def transcribe_all() -> MapResult[JSON]:
+            concurrency = inp.transcribe_concurrency or self.providers.transcribe_concurrency
+            done = await ctx.map("transcribe", clips, transcribe, concurrency=concurrency)
+            for index, future in ready.items():  # clips restored from checkpoints, and clips that failed
+                if not future.done():
+                    future.set_result(done.ok.get(index))
+            return done
+
+        async def structure(index: int, conv: JSON) -> JSON:
+            outputs = {i: await ready[i] for i in conv["clips"]}
+            done = {i: out for i, out in outputs.items() if out is not None}
+            return await self._structure(ctx, inp, index, results.conversation(ctx.job.files, inp, plan, conv, done))
+
+        async def structure_all() -> MapResult[JSON]:
+            return await ctx.map("structure", plan["conversations"], structure, concurrency=STRUCTURE_CONCURRENCY)
+
+        return await _both(transcribe_all(), structure_all())
 
     async def _speech(self, ctx: Context, inp: AudioInput, workspace: Workspace, files: list[JSON]) -> JSON:
         """Speech spans of every file, then conversations (spans closer than the gap) and clips."""
@@ -189,6 +215,24 @@ class AudioRun:
             if isinstance(answer, BaseException):
                 raise answer
         return dict(zip(QUESTIONS, answers, strict=True))
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Run two coroutines at once; when one fails, cancel the other and raise the failure as it is (an
+    ``asyncio.TaskGroup`` would wrap it in an ``ExceptionGroup``, which the worker does not expect)."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        await asyncio.wait([one, two], return_when=asyncio.FIRST_EXCEPTION)
+    finally:  # also when this task is cancelled (the job was canceled, the lease lost)
+        for task in (one, two):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(one, two, return_exceptions=True)
+    for task in (one, two):
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
+    return one.result(), two.result()
 
 
 def _unstructured(conv: JSON) -> JSON:
