@@ -142,7 +142,7 @@ def webhook_payload(job_id: str, tenant: str, pipeline: str, status: str, at: da
     """The Standard Webhooks body stored in the outbox when a job finishes.
 
     Kept small on purpose: the deliverer may enrich it from the job at send time. PostgreSQL builds the same
-    document in SQL (``postgres_jobs._FINISH``); keep the two in step.
+    document in SQL (``postgres_sql.TERMINAL_CTES``); keep the two in step.
     """
     return {
         "type": "job.finished",
@@ -154,8 +154,9 @@ def webhook_payload(job_id: str, tenant: str, pipeline: str, status: str, at: da
 def webhook_urls(job_webhook_url: str | None) -> list[str]:
     """Where a finished job's webhook goes. Today only the job's own ``webhook_url``.
 
-    Extension point for per-tenant endpoints: return them here too (SQLite), and join them in PostgreSQL's finish
-    statement; each URL becomes one outbox row, written in the finishing transaction.
+    The tenant's endpoints are added by ``sqlite_webhooks.webhook_targets`` (SQLite) and joined in PostgreSQL's
+    finishing statement (``postgres_sql.TERMINAL_CTES``); each URL becomes one outbox row, written in the finishing
+    transaction.
     """
     return [job_webhook_url] if job_webhook_url else []
 
