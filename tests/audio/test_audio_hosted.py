@@ -5,10 +5,12 @@ text, hosted VAD, chat completions with structured output; and a worker killed w
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -112,6 +114,7 @@ async def test_sigkill_during_transcribe_pays_each_clip_once(tmp_path: Path) -> 
     twice = [key for key, n in paid.items() if n > 1]
     assert len(twice) <= 1 and max(paid.values()) <= 2, paid  # at most the clip in flight at the kill
     assert result["clips"] >= 8
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), f"ingestd-audio-{job_id}-*"))  # no decoded audio left
 
 
 async def test_every_format_on_the_simulator(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ Checkpoints hold only what decoding found out (durations, formats), never the PC
 tens of megabytes). A job resumed by another worker, or on another machine, finds no PCM file and decodes the
 input again (a few hundred milliseconds per minute of audio), then reads its clips from it. The folder is
 per execution (``mkdtemp``), so two executions of one job never share files, and is removed when the
-execution ends, however it ends. The input files themselves are never touched: the store deletes them with the
+execution ends, however it ends (the folder of a killed worker is removed by the job's next execution on the
+same machine). The input files themselves are never touched: the store deletes them with the
 job, only once the job is terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import shutil
 import tempfile
@@ -32,7 +34,11 @@ class Workspace:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.dir = tempfile.mkdtemp(prefix=f"ingestd-audio-{ctx.job.id}-")
+        prefix = f"ingestd-audio-{ctx.job.id}-"
+        # A worker killed on this machine left its folder behind; this job runs here now, so the folder is stale.
+        for stale in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(prefix) + "*")):
+            shutil.rmtree(stale, ignore_errors=True)
+        self.dir = tempfile.mkdtemp(prefix=prefix)
         self._locks: dict[int, asyncio.Lock] = {}
 
     def close(self) -> None:
