@@ -164,3 +164,29 @@ async def test_rate_limited_calls_are_retried_and_each_step_succeeds_once(tmp_pa
     assert len(stats["route_keys"]["chat"]) == 4 and set(stats["route_keys"]["chat"].values()) == {2}  # no folders
     assert stats["routes"]["deepgram"]["outcomes"] == {"429": 2, "ok": 2}
     assert events.count("step.retrying") == 6
+
+
+async def test_a_job_canceled_during_transcribe_stops_and_the_worker_goes_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ingestd.db"
+    store = await open_store(url)
+    slow = {"median_seconds": 30.0, "p95_seconds": 30.0, "per_audio_second": 0.0}
+    try:
+        with running_simulator({"routes": {"deepgram": slow}}) as sim:
+            settings = fast_settings(url, **provider_settings(sim, llm="offline", embedding="offline"))
+            async with api(store, settings) as client:
+                job_id = await submit(client, [("meeting.ogg", example("team-meeting.ogg"))])
+                deadline = time.monotonic() + 30
+                while sim.stats()["routes"]["deepgram"]["in_flight"] == 0:
+                    assert time.monotonic() < deadline, "transcription never started"
+                    await asyncio.sleep(0.02)
+                asked = time.monotonic()
+                assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 202
+                job = await wait_job(client, job_id, timeout=10)
+                stopped = time.monotonic() - asked
+                sim.configure({"routes": {"deepgram": {"median_seconds": 0.01, "p95_seconds": 0.01}}})
+                after = await wait_job(client, await submit(client, [("memo.flac", example("voice-memo.flac"))]))
+    finally:
+        await store.close()
+    assert job["status"] == "canceled" and stopped < 5  # not after the 30 s call
+    assert after["status"] == "succeeded", after["error"]
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), f"ingestd-audio-{job_id}-*"))
