@@ -123,3 +123,22 @@ async def test_a_worker_killed_during_extract_costs_at_most_the_episode_in_fligh
     repeated = {k: n for k, n in calls.items() if n > 1}
     assert len(repeated) <= 1 and all(n == 2 for n in repeated.values()), calls  # only the one in flight, once
     assert set(repeated) <= set(before), "only an episode the killed worker had started may be extracted again"
+
+
+async def test_provider_errors_are_retried_or_reported_per_episode(store: JobStore, sim: SimulatorURL) -> None:
+    chat = OpenAIChat(sim.openai_base_url, API_KEY, "sim-chat", timeout=30)
+    providers = MemoryProviders(LLMExtractor(chat), HashingEmbedder())
+    sim.configure({"routes": {"chat": {"fail_first_per_key": 1, "fail_first_status": 503}}})
+    async with api_client(store, fast_settings(store.url), providers) as client:
+        flaky = await job_done(client, await post_session(client, _session("dora", "d0", 8)))
+        sim.configure({"routes": {"chat": {"fail_first_per_key": 0, "malformed_rate": 1.0}}})
+        broken = await job_done(client, await post_session(client, _session("dora", "d1", 8)))
+        result = (await client.get(f"/v1/jobs/{broken['id']}/result")).json()
+    calls = sim.state.route_keys["chat"]
+    assert flaky["status"] == "succeeded"  # a 503 is retried...
+    assert sorted(n for k, n in calls.items() if k.startswith(flaky["id"])) == [2, 2]  # ...once per episode
+    assert broken["status"] == "partial", broken  # a garbled answer fails its episode, named, not the worker
+    assert result["episodes_failed"] == 2 and result["graph"]["applied"] is True
+    failures = result["failed_items"]
+    assert [f["key"] for f in failures] == ["extract[0]", "extract[1]"], failures
+    assert all("not JSON" in f["error"]["detail"] for f in failures), failures  # the reason, for a human
