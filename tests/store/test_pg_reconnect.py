@@ -14,9 +14,12 @@ import asyncpg
 import pytest
 
 from ingestd import errors
-from ingestd.models import NewJob
+from ingestd.models import Job, JobStatus, NewJob
+from ingestd.pipelines import build_pipelines
+from ingestd.settings import Settings
 from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
+from ingestd.worker import Worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,3 +77,35 @@ async def test_unreachable_server_or_database_is_store_unavailable(backend: str,
         await open_store("postgresql://postgres@127.0.0.1:1/ingestd", migrate=False)  # nothing listens there
     with pytest.raises(errors.StoreUnavailable):
         await open_store(base + "/ingestd_no_such_database")
+
+
+async def test_a_worker_rides_out_cut_connections_without_failing_jobs(backend: str, store: JobStore) -> None:
+    """Connections cut while a worker runs map steps: every job still succeeds (statements that cannot have run,
+    or are safe to repeat, are retried) and none is left queued or running."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL connections only")
+    settings = Settings(database_url=store.url, lease_seconds=3.0, heartbeat_seconds=0.5, poll_seconds=0.5)
+    ids = [(await store.submit(NewJob("demo", {"items": 3, "seconds": 0.01}))).job.id for _ in range(80)]
+    worker = Worker(store, build_pipelines(settings), settings)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(4):
+            await asyncio.sleep(0.3)
+            await _cut_connections(store.url)
+        deadline = time.monotonic() + 40
+        while any(j is None or not j.status.terminal for j in [await _get(store, i) for i in ids]):
+            assert time.monotonic() < deadline, "jobs still unfinished"
+            await asyncio.sleep(0.3)
+    finally:
+        await worker.stop(grace=1)
+        await running
+    assert {j.status if j else None for j in [await _get(store, i) for i in ids]} == {JobStatus.SUCCEEDED}
+
+
+async def _get(store: JobStore, job_id: str) -> Job | None:
+    for _ in range(100):
+        try:
+            return await store.get_job(job_id)
+        except errors.StoreUnavailable:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the store never came back")

@@ -3,11 +3,15 @@
 Every query goes through ``_acquire`` (or the one-statement helpers), where driver errors become
 ``ingestd.errors``: a lost or refused connection is ``StoreUnavailable``, anything else the server rejects is
 ``StoreError``. Our own errors (``LeaseLost``, ``IdempotencyConflict``...) raised inside pass through unchanged.
+The one-statement helpers retry through a server restart (up to ``RETRY_SECONDS``) when that is safe
+(``retryable``), so a restart delays workers instead of failing their jobs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +22,9 @@ from ingestd.store.wakeup import Waiters
 
 if TYPE_CHECKING:
     from ingestd.store.pg_listen import Listener
+
+# How long one statement keeps retrying through a lost connection or a restarting server before giving up.
+RETRY_SECONDS = 15.0
 
 # Connection-level trouble: the server restarted, refused us, or the socket broke. Callers may retry later.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -69,24 +76,54 @@ class PostgresBase:
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows
+    async def _call(self, method: str, sql: str, args: tuple[Any, ...], idempotent: bool) -> Any:
+        """Run one statement; ride out a lost connection or a restarting server (see ``retryable``)."""
+        delay, deadline = 0.05, time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                async with self._acquire() as conn:
+                    return await getattr(conn, method)(sql, *args)
+            except errors.StoreUnavailable as exc:
+                if not retryable(exc.__cause__, idempotent) or time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
-    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        async with self._acquire() as conn:
-            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
-            return row
+    async def _fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._call("fetch", sql, args, idempotent)
+        return rows
 
-    async def _fetchval(self, sql: str, *args: Any) -> Any:
-        async with self._acquire() as conn:
-            return await conn.fetchval(sql, *args)
+    async def _fetchrow(self, sql: str, *args: Any, idempotent: bool = False) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._call("fetchrow", sql, args, idempotent)
+        return row
 
-    async def _execute(self, sql: str, *args: Any) -> str:
-        async with self._acquire() as conn:
-            status: str = await conn.execute(sql, *args)
-            return status
+    async def _fetchval(self, sql: str, *args: Any, idempotent: bool = False) -> Any:
+        return await self._call("fetchval", sql, args, idempotent)
+
+    async def _execute(self, sql: str, *args: Any, idempotent: bool = False) -> str:
+        status: str = await self._call("execute", sql, args, idempotent)
+        return status
+
+
+def retryable(cause: BaseException | None, idempotent: bool) -> bool:
+    """Whether a statement that failed with the driver error ``cause`` may simply be run again.
+
+    Always when it cannot have run: the connection could not be made, the server said it is shutting down or
+    starting up (a terminated backend rolls its transaction back), or asyncpg found the connection closed or
+    broken before sending. When the connection broke mid-statement it may have committed, so only a statement
+    that is harmless to repeat (``idempotent``: reads, first-write-wins checkpoints, lease renewals) runs again.
+    """
+    if isinstance(cause, asyncpg.PostgresConnectionError | TimeoutError):
+        return idempotent  # broke in the middle: it may have committed
+    # InternalClientError: asyncpg refused to start the statement on a connection left in a broken state.
+    return isinstance(
+        cause,
+        OSError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.TooManyConnectionsError,
+    )
 
 
 async def no_reset(conn: asyncpg.Connection) -> None:
@@ -97,4 +134,4 @@ async def no_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-__all__ = ["DRIVER_ERRORS", "PostgresBase", "no_reset", "translate"]
+__all__ = ["DRIVER_ERRORS", "RETRY_SECONDS", "PostgresBase", "no_reset", "retryable", "translate"]

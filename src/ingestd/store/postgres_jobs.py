@@ -105,14 +105,14 @@ class PostgresJobs(PostgresBase):
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
         ids = list(dict.fromkeys(job_ids))
-        rows = await self._fetch(sql.HEARTBEAT, ids, worker_id, lease_seconds)
+        rows = await self._fetch(sql.HEARTBEAT, ids, worker_id, lease_seconds, idempotent=True)
         held = {r[0] for r in rows}
         cancel = {r[0] for r in rows if r[1]}
         return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
 
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
         if job_ids:
-            await self._execute(sql.RELEASE, list(job_ids), worker_id, dumps({"worker": worker_id}))
+            await self._execute(sql.RELEASE, list(job_ids), worker_id, dumps({"worker": worker_id}), idempotent=True)
             self._wake(work=True, jobs=job_ids)
 
     async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
@@ -201,13 +201,18 @@ class PostgresJobs(PostgresBase):
         row = (step.job_id, step.key, step.ok, dumps(step.output), _or_none(step.error), step.attempts,
                step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
-        counts = await self._fetchrow(sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8])
+        counts = await self._fetchrow(
+            sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8], idempotent=True
+        )
         if counts is not None and counts[0]:
             if events:
                 self._wake(jobs=[step.job_id])
             return records.step_from_row(row)
         existing = await self._fetchrow(
-            f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1 AND key = $2", step.job_id, step.key
+            f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1 AND key = $2",
+            step.job_id,
+            step.key,
+            idempotent=True,
         )
         if existing is not None:  # first write wins
             return records.step_from_row(existing)

@@ -151,10 +151,11 @@ class PostgresLimits(PostgresBase):
                 f"UPDATE provider_slots SET lease_expires_at = {_EPOCH} + $2 WHERE holder_id = ANY($1::text[])",
                 list(holder_ids),
                 lease_seconds,
+                idempotent=True,
             )
 
     async def provider_limiter_stats(self) -> list[JSON]:
-        return stats_from_rows(await self._fetch(_STATS))
+        return stats_from_rows(await self._fetch(_STATS, idempotent=True))
 
 
 __all__ = ["PostgresLimits"]

@@ -15,21 +15,28 @@ class PostgresReads(PostgresBase):
     """Single-statement queries of ``PostgresJobStore``."""
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
-        row = await self._fetchrow(sql.GET_JOB, job_id, tenant)
+        row = await self._fetchrow(sql.GET_JOB, job_id, tenant, idempotent=True)
         return records.job_from_row(row) if row is not None else None
 
     async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
         numbers = itertools.count(1)
         where, params = records.job_filter_sql(flt, cursor, lambda: f"${next(numbers)}", lambda d: d)
         rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ${next(numbers)}", *params, limit + 1
+            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ${next(numbers)}",
+            *params,
+            limit + 1,
+            idempotent=True,
         )
         jobs = [records.job_from_row(r) for r in rows[:limit]]
         next_cursor = records.encode_cursor(jobs[-1].id) if len(rows) > limit else None
         return JobPage(jobs, next_cursor)
 
     async def count_queued(self, tenant: str) -> int:
-        return int(await self._fetchval("SELECT count(*) FROM jobs WHERE tenant = $1 AND status = 'queued'", tenant))
+        return int(
+            await self._fetchval(
+                "SELECT count(*) FROM jobs WHERE tenant = $1 AND status = 'queued'", tenant, idempotent=True
+            )
+        )
 
     async def read_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         rows = await self._fetch(
@@ -37,26 +44,28 @@ class PostgresReads(PostgresBase):
             job_id,
             after,
             limit,
+            idempotent=True,
         )
         return [records.event_from_row(r) for r in rows]
 
     async def _last_seq(self, job_id: str) -> int:
-        value = await self._fetchval("SELECT last_seq FROM jobs WHERE id = $1", job_id)
+        value = await self._fetchval("SELECT last_seq FROM jobs WHERE id = $1", job_id, idempotent=True)
         return int(value) if value is not None else 0
 
     async def load_steps(self, job_id: str) -> dict[str, Step]:
-        rows = await self._fetch(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1", job_id)
+        rows = await self._fetch(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1", job_id, idempotent=True)
         return {r[1]: records.step_from_row(r) for r in rows}
 
     async def live_workers(self, within_seconds: float) -> list[JSON]:
         rows = await self._fetch(
             f"SELECT id, last_seen, jobs FROM workers WHERE last_seen >= now() - $1::float8 {sql.SECONDS} ORDER BY id",
             within_seconds,
+            idempotent=True,
         )
         return [{"id": r[0], "last_seen": r[1], "jobs": r[2]} for r in rows]
 
     async def queue_stats(self) -> list[JSON]:
-        rows = await self._fetch(sql.QUEUE_STATS)
+        rows = await self._fetch(sql.QUEUE_STATS, idempotent=True)
         return [
             {"pipeline": r[0], "queued": int(r[1]), "running": int(r[2]), "oldest_queued_age": float(r[3])}
             for r in rows
@@ -68,6 +77,7 @@ class PostgresReads(PostgresBase):
             "WHERE pipeline = $1 AND status = 'succeeded' ORDER BY finished_at DESC LIMIT $2",
             pipeline,
             limit,
+            idempotent=True,
         )
         return [(float(r[0]), float(r[1])) for r in rows]
 
@@ -77,14 +87,15 @@ class PostgresReads(PostgresBase):
             "ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant",
             key_hash,
             tenant,
+            idempotent=True,
         )
 
     async def tenant_for_key(self, key_hash: str) -> str | None:
-        value = await self._fetchval("SELECT tenant FROM api_keys WHERE key_hash = $1", key_hash)
+        value = await self._fetchval("SELECT tenant FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
         return None if value is None else str(value)
 
     async def has_api_keys(self) -> bool:
-        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)"))
+        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)", idempotent=True))
 
 
 __all__ = ["PostgresReads"]

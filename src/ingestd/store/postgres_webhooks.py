@@ -77,7 +77,7 @@ class PostgresWebhooks(PostgresBase):
 
     async def list_webhook_endpoints(self, tenant: str) -> list[JSON]:
         rows = await self._fetch(
-            "SELECT id, url, created_at FROM webhook_endpoints WHERE tenant = $1 ORDER BY id", tenant
+            "SELECT id, url, created_at FROM webhook_endpoints WHERE tenant = $1 ORDER BY id", tenant, idempotent=True
         )
         return [endpoint_from_row(r) for r in rows]
 
@@ -97,7 +97,9 @@ class PostgresWebhooks(PostgresBase):
 
     async def webhook_deliveries(self, job_id: str) -> list[JSON]:
         rows = await self._fetch(
-            f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE job_id = $1 ORDER BY created_at, id", job_id
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE job_id = $1 ORDER BY created_at, id",
+            job_id,
+            idempotent=True,
         )
         return [delivery_from_row(r) for r in rows]
 
