@@ -30,9 +30,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, launched once per session."""
+    """Debian's Chromium, headless, launched once per module (and closed with it, so playwright's own event
+    loop is gone before other directories' asyncio tests run)."""
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
