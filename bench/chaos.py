@@ -37,7 +37,7 @@ from services import Proc, bench_env, create_pg_database, drop_pg_database, star
 from sim_pipelines import SEGMENT_ROUTES
 from starlette.requests import ClientDisconnect
 
-from ingestd.models import JobFilter, JobStatus
+from ingestd.models import JSON, JobFilter, JobStatus
 from ingestd.sim.testing import SimulatorURL, running_simulator
 from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
@@ -59,7 +59,7 @@ class Options:
     pg_restart: bool = False
     time_scale: float = 0.1  # of the simulator's provider latencies
     settings: dict[str, Any] = field(default_factory=dict)  # INGESTD_* for api and workers (lease, heartbeat...)
-    drain_seconds: float = 90.0
+    drain_seconds: float = 300.0  # after the last kill, how long jobs may take to finish before they count as lost
     seed: int = 1
 
 
@@ -73,6 +73,7 @@ class Report:
     jobs_lost: list[str] = field(default_factory=list)
     jobs_in_store: int = 0
     finished_steps_run_twice: list[str] = field(default_factory=list)
+    run_twice_details: list[JSON] = field(default_factory=list)
     provider_calls: int = 0
     provider_steps: int = 0
     provider_429s: int = 0
@@ -85,6 +86,7 @@ class Report:
     submit_failures: int = 0
     pg_restarted: bool = False
     seconds: float = 0.0
+    drain_seconds: float = 0.0
 
     @property
     def max_resume_wait(self) -> float:
@@ -180,8 +182,9 @@ class Fleet:
         worker_id = f"chaos-w{self.generation}"
         self.procs[worker_id] = start_worker(self.database, self.env, worker_id, self.log_dir)
 
-    def kill_one(self, rng: random.Random) -> str:
-        worker_id = rng.choice(sorted(self.procs))
+    def kill_one(self, rng: random.Random, live: set[str]) -> str:
+        """Kill a random worker among the ``live`` ones (heartbeating: past its start-up), start another."""
+        worker_id = rng.choice(sorted(set(self.procs) & live) or sorted(self.procs))
         self.procs.pop(worker_id).kill9()
         self.start()
         return worker_id
@@ -202,13 +205,28 @@ async def held_by(store: JobStore, worker_id: str) -> list[str]:
     return []
 
 
+async def live_workers(store: JobStore, fleet: Fleet, settings: dict[str, Any]) -> set[str]:
+    """The fleet's workers that heartbeat (waiting up to 10 s for one: a worker takes a while to start)."""
+    within = 2 * float(settings.get("heartbeat_seconds", 2.0))
+    for _ in range(50):
+        try:
+            live = {str(w["id"]) for w in await store.live_workers(within)} & set(fleet.procs)
+        except Exception:  # the database may be restarting
+            live = set()
+        if live:
+            return live
+        await asyncio.sleep(0.2)
+    return set()
+
+
 async def kill_loop(store: JobStore, fleet: Fleet, options: Options, report: Report) -> list[tuple[float, str]]:
-    """Kill a random worker ``options.kills`` times; return (kill time, job id) for every job it held."""
+    """Kill a random live worker ``options.kills`` times; return (kill time, job id) for every job it held."""
     rng = random.Random(options.seed + 1)
     orphans: list[tuple[float, str]] = []
     for n in range(options.kills):
         await asyncio.sleep(rng.uniform(*options.kill_every))
-        victim = await asyncio.to_thread(fleet.kill_one, rng)
+        live = await live_workers(store, fleet, options.settings)
+        victim = await asyncio.to_thread(fleet.kill_one, rng, live)
         killed_at = time.time()
         report.kills += 1
         orphans += [(killed_at, job_id) for job_id in await held_by(store, victim)]
@@ -230,15 +248,17 @@ async def retrying(make: Callable[[], Any], attempts: int = 30) -> Any:
     return None
 
 
-async def drain(store: JobStore, ids: set[str], seconds: float) -> None:
-    """Wait until every accepted job is terminal (or ``seconds`` pass)."""
-    pending, deadline = set(ids), time.monotonic() + seconds
+async def drain(store: JobStore, ids: set[str], seconds: float) -> float:
+    """Wait until every accepted job is terminal (or ``seconds`` pass); returns the seconds waited."""
+    started = time.monotonic()
+    pending, deadline = set(ids), started + seconds
     while pending and time.monotonic() < deadline:
         for job_id in list(pending):
             job = await retrying(functools.partial(store.get_job, job_id))
             if job is not None and job.terminal:
                 pending.discard(job_id)
         await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 async def tally_jobs(store: JobStore, ids: set[str], report: Report) -> None:
@@ -272,8 +292,20 @@ async def tally_steps(store: JobStore, calls: list[tuple[str, float]], report: R
         step = steps[job_id].get(step_key)
         if step is not None and at > step.finished_at.timestamp():
             report.finished_steps_run_twice.append(key)
+            report.run_twice_details.append(await _run_twice_detail(store, key, step.finished_at.timestamp(), calls))
     report.provider_calls = len(calls)
     report.provider_steps = len({key for key, _ in calls})
+
+
+async def _run_twice_detail(store: JobStore, key: str, checkpoint: float, calls: list[tuple[str, float]]) -> JSON:
+    """What happened around a step run after its checkpoint: its calls and the job's starts, relative to it."""
+    job_id = key.partition(":")[0]
+    starts = [
+        {"t": round(e.at.timestamp() - checkpoint, 3), "type": e.type, **e.data}
+        for e in await store.read_events(job_id)
+        if e.type in ("job.started", "job.released", "job.finished")
+    ]
+    return {"key": key, "calls": [round(at - checkpoint, 3) for k, at in calls if k == key], "job": starts}
 
 
 def count_refusals(stats: dict[str, Any]) -> int:
@@ -362,7 +394,7 @@ async def _run(database: str, sim: SimulatorURL, options: Options, report: Repor
         orphans = await kills
         stop.set()
         await stream
-        await drain(store, client.accepted, options.drain_seconds)
+        report.drain_seconds = await drain(store, client.accepted, options.drain_seconds)
         report.jobs_accepted = len(client.accepted)
         await tally_jobs(store, client.accepted, report)
         await tally_resumes(store, orphans, report)
@@ -389,7 +421,7 @@ def table(reports: list[Report]) -> str:
         ("**final statuses**", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))),
         ("idempotency storm", _storm_cell),
         ("submits retried by the client", lambda r: str(r.submit_failures)),
-        ("run time", lambda r: f"{r.seconds:.0f} s"),
+        ("run time (of which draining)", lambda r: f"{r.seconds:.0f} s ({r.drain_seconds:.0f} s)"),
     ]
     head = ["", *(r.database for r in reports)]
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
@@ -418,7 +450,7 @@ def _storm_cell(r: Report) -> str:
 def options_from(args: argparse.Namespace, database: str) -> Options:
     options = Options(database=database, kills=args.kills, pg_restart=args.pg_restart and database == "postgres")
     if args.quick:
-        options.kills, options.storm_requests, options.drain_seconds = min(args.kills, 20), 50, 60.0
+        options.kills, options.storm_requests = min(args.kills, 20), 50
     return options
 
 
@@ -433,8 +465,10 @@ async def main(args: argparse.Namespace) -> None:
     reports = []
     for database in databases:
         with tempfile.TemporaryDirectory(prefix=f"bench-chaos-{database}-") as folder:
-            print(f"chaos on {database}: {args.kills} kills ...", flush=True)
-            reports.append(await run_chaos(options_from(args, database), Path(folder)))
+            logs = Path(args.logs) / database if args.logs else Path(folder)
+            logs.mkdir(parents=True, exist_ok=True)
+            print(f"chaos on {database}: {args.kills} kills (logs in {logs}) ...", flush=True)
+            reports.append(await run_chaos(options_from(args, database), logs))
     print()
     print(table(reports))
     if args.json:
@@ -450,6 +484,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--kills", type=int, default=100)
     ap.add_argument("--pg-restart", action="store_true", help="restart PostgreSQL once mid-run (disturbs others)")
+    ap.add_argument("--logs", help="keep the processes' logs (and the SQLite file) in this folder")
     ap.add_argument("--quick", action="store_true", help="at most 20 kills and a smaller storm")
     ap.add_argument("--json", default="bench/out/chaos-{database}.json", help="write the results here ('' to skip)")
     return ap.parse_args(argv)
