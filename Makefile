@@ -37,6 +37,9 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py --quick
+	$(BIN)/python bench/replay.py --uploads 12
+	$(BIN)/python bench/chaos.py --database sqlite --quick
+	$(BIN)/python bench/plots.py --out bench/out/img
 
 clean:
 	rm -rf $(VENV) var
