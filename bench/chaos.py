@@ -339,6 +339,8 @@ async def tally_resumes(store: JobStore, orphans: list[tuple[float, str]], repor
 async def run_chaos(options: Options, log_dir: Path) -> Report:
     """One chaos run on one database; the processes it starts are gone when it returns."""
     report = Report(options.database)
+    # A worker killed mid-upload leaves the simulator a ClientDisconnect, which uvicorn logs as a traceback.
+    logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
     routes = {**SEGMENT_ROUTES, "chat": {"error_rates": {429: 0.02}}}
     sim_config = {"time_scale": options.time_scale, "seed": options.seed, "routes": routes}
     pg_name = f"bench_chaos_{options.seed}"
@@ -459,8 +461,6 @@ def _not_a_disconnect(record: logging.LogRecord) -> bool:
 
 
 async def main(args: argparse.Namespace) -> None:
-    # A worker killed mid-upload leaves the simulator a ClientDisconnect, which uvicorn logs as a traceback.
-    logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     reports = []
     for database in databases:

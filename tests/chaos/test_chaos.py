@@ -16,7 +16,9 @@ from ingestd.store.protocol import JobStore
 
 pytestmark = pytest.mark.slow
 
-FAST = {"lease_seconds": 2.0, "heartbeat_seconds": 0.3, "poll_seconds": 0.2, "shutdown_grace_seconds": 0.5}
+# A short lease keeps the test short; not shorter than 4 s, or a worker starved of CPU on a loaded machine loses its
+# leases without being killed.
+FAST = {"lease_seconds": 4.0, "heartbeat_seconds": 0.5, "poll_seconds": 0.2, "shutdown_grace_seconds": 0.5}
 
 
 async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Path) -> None:
