@@ -1,6 +1,7 @@
 """A property-based run of the OpenAPI document with schemathesis against ``ingestd api`` over real HTTP:
-whatever the generated request (valid, and deliberately invalid), the answer is never a 5xx, and every error is
-``application/problem+json``.
+whatever the generated request (valid, and deliberately invalid), the answer is never a 5xx, every error is
+``application/problem+json``, and every answer of the core API (jobs, pipelines, health) has a status, content
+type and body the document declares.
 
 Bounded (a few examples per operation and generation mode) so it stays well under a minute; the worker runs
 only ``noop`` jobs, so the (possibly huge) demo jobs the fuzzer submits stay queued instead of loading the
@@ -17,9 +18,28 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, errors, given, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi import checks as openapi_checks
 from server_process import Server
 
 EXAMPLES = 20  # per operation and generation mode
+# The core API's operations are also checked against their documented statuses, content types and bodies.
+CONFORMING = {
+    "/healthz",
+    "/readyz",
+    "/v1/pipelines",
+    "/v1/pipelines/{pipeline}",
+    "/v1/pipelines/{pipeline}/jobs",
+    "/v1/jobs",
+    "/v1/jobs/{job_id}",
+    "/v1/jobs/{job_id}/result",
+    "/v1/jobs/{job_id}/cancel",
+    "/v1/jobs/{job_id}/events",
+}
+CONFORMANCE = [
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +72,8 @@ def _check(server: Server, operation: schemathesis.APIOperation, mode: Generatio
         assert response.status_code < 500 or not_ready, f"{where}: {response.status_code} {response.text}"
         if response.status_code >= 400:
             assert response.headers["content-type"][0].startswith("application/problem+json"), where
+        if operation.path in CONFORMING:  # the answer matches what the document says
+            case.validate_response(response, checks=CONFORMANCE)
 
     try:
         no_server_error()

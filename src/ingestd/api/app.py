@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from ingestd.api import auth, events, health, jobs, observability, problems, views
+from ingestd.api import auth, events, health, jobs, observability, problems, schemas, views
 from ingestd.api import pipelines as pipeline_routes
 from ingestd.settings import Settings
 
@@ -106,7 +106,12 @@ def create_app(
         version="0.1.0",
         summary="Durable background jobs for slow AI work behind a fast HTTP API",
         lifespan=_lifespan(settings, store, pipelines, run_worker),
-        responses={"default": {"description": "An RFC 9457 problem", "content": {problems.PROBLEM_JSON: {}}}},
+        responses={
+            "default": {
+                "description": "An RFC 9457 problem",
+                "content": {problems.PROBLEM_JSON: {"schema": schemas.ProblemOut.model_json_schema()}},
+            }
+        },
     )
     app.state.settings = settings
     app.state.key_cache = auth.KeyCache()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from ingestd import errors
-from ingestd.api import views
+from ingestd.api import schemas, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import Job, JobFilter, JobStatus
 
@@ -45,7 +45,10 @@ async def _job_answer(request: Request, job: Job, status_code: int = 200) -> vie
 @router.get(
     "/{job_id}",
     summary="A job's status, progress, usage and links",
-    responses={303: {"description": "With `?redirect=true`, once the job has a result: see Location"}},
+    responses={
+        200: schemas.JOB,
+        303: {"description": "With `?redirect=true`, once the job has a result: see Location"},
+    },
 )
 async def get_job(
     request: Request,
@@ -77,7 +80,12 @@ async def get_result(request: Request, job_id: str, tenant: Tenant) -> views.JSO
     raise errors.ResultUnavailable(f"job {job.id} {job.status.value}", job_status=job.status.value, error=job.error)
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="Ask a job to stop (idempotent)")
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    summary="Ask a job to stop (idempotent)",
+    responses={202: {"model": schemas.JobOut, "description": "Accepted"}},
+)
 async def cancel_job(request: Request, job_id: str, tenant: Tenant) -> views.JSONOut:
     job = await _store(request).request_cancel(job_id, tenant)
     if job is None:
@@ -94,7 +102,11 @@ async def delete_job(request: Request, job_id: str, tenant: Tenant) -> Response:
     return Response(status_code=204)
 
 
-@router.get("", summary="The tenant's jobs, newest first, filtered and cursor-paginated")
+@router.get(
+    "",
+    summary="The tenant's jobs, newest first, filtered and cursor-paginated",
+    responses={200: {"model": schemas.JobPageOut, "description": "One page of jobs"}},
+)
 async def list_jobs(
     request: Request,
     tenant: Tenant,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
 from ingestd import errors, telemetry, webhooks
-from ingestd.api import uploads, views
+from ingestd.api import schemas, uploads, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import NewJob, SubmitOutcome
 
@@ -98,13 +98,21 @@ def _pipeline(request: Request, name: str) -> Pipeline:
     return found
 
 
-@router.get("", summary="List pipelines with their input JSON schemas")
+@router.get(
+    "",
+    summary="List pipelines with their input JSON schemas",
+    responses={200: {"model": schemas.PipelineListOut, "description": "Every pipeline"}},
+)
 async def list_pipelines(request: Request, tenant: Annotated[str, Depends(current_tenant)]) -> views.JSONOut:
     pipes = request.app.state.pipelines
     return views.JSONOut({"pipelines": [pipeline_out(pipes[n]) for n in sorted(pipes)]})
 
 
-@router.get("/{pipeline}", summary="One pipeline and its input JSON schema")
+@router.get(
+    "/{pipeline}",
+    summary="One pipeline and its input JSON schema",
+    responses={200: {"model": schemas.PipelineOut, "description": "The pipeline"}},
+)
 async def get_pipeline(
     request: Request, pipeline: str, tenant: Annotated[str, Depends(current_tenant)]
 ) -> views.JSONOut:
@@ -195,7 +203,7 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
     status_code=202,
     summary="Submit a job (JSON input, or multipart: an `input` JSON part plus files)",
     openapi_extra=SUBMIT_BODY,
-    responses={200: {"description": "Finished within `Prefer: wait=N`"}, 202: {"description": "Accepted"}},
+    responses=schemas.SUBMITTED,
 )
 async def submit_job(
     request: Request,
