@@ -10,8 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from memory_support import api_client, fast_settings, job_done, post_session, session
+from memory_support import (
+    api_client,
+    fast_settings,
+    job_done,
+    post_session,
+    running_worker,
+    session,
+    submit,
+    wait_finished,
+)
 
+from ingestd.api.app import create_app
 from ingestd.api.auth import create_key
 from ingestd.pipelines.memory.graph import Scope, open_graph_store
 from ingestd.store.protocol import JobStore
@@ -149,3 +159,16 @@ async def test_bad_requests_get_problems(store: JobStore) -> None:
         assert response.headers["content-type"] == "application/problem+json" and problem["detail"], problem
     assert "messages" in submits[0].text and "reference_time" in submits[1].text
     assert listed["jobs"] == [], "a rejected session must not become a job"
+
+
+async def test_an_api_process_without_the_memory_pipeline_still_answers(store: JobStore) -> None:
+    settings = fast_settings(store.url)
+    async with running_worker(store, settings):
+        await wait_finished(store, (await submit(store, MARCH)).id)
+    app = create_app(settings, store=store, pipelines={})  # API only: it embeds queries with its own embedder
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test") as client:
+            found = await client.get("/v1/memory/alice/search", params={"q": "Where does Emma Schmidt live?"})
+    assert found.status_code == 200 and found.json()["vector_search"] is True
+    assert found.json()["facts"][0]["object"]["name"] == "Lisbon"

@@ -25,7 +25,7 @@ from ingestd.api.auth import current_tenant
 from ingestd.models import JSON, utcnow
 from ingestd.pipelines.memory import recall
 from ingestd.pipelines.memory.graph import GraphStore, Scope, SearchResult, open_graph_store
-from ingestd.pipelines.memory.run import MemoryRun, default_providers
+from ingestd.pipelines.memory.run import MemoryRun
 from ingestd.providers.base import Embedder
 from ingestd.settings import Settings
 
@@ -43,12 +43,16 @@ class _MemoryState:
     def __init__(self) -> None:
         self.graph: GraphStore | None = None
         self.embedder: Embedder | None = None
+        self.own_providers: MemoryRun | None = None  # built here (not the pipeline's): closed with the app
         self.lock = asyncio.Lock()
 
     async def close(self) -> None:
         if self.graph is not None:
             await self.graph.close()
             self.graph = None
+        if self.own_providers is not None:
+            await self.own_providers.aclose()
+            self.own_providers = None
 
 
 @contextlib.asynccontextmanager
@@ -86,10 +90,9 @@ def _embedder(request: Request) -> Embedder:
     if state.embedder is None:
         pipeline = (getattr(request.app.state, "pipelines", None) or {}).get("memory")
         owner: Any = getattr(pipeline.run, "__self__", None) if pipeline is not None else None
-        if isinstance(owner, MemoryRun):
-            state.embedder = owner.providers.embedder
-        else:
-            state.embedder = default_providers(request.app.state.settings).embedder
+        if not isinstance(owner, MemoryRun):
+            owner = state.own_providers = MemoryRun(request.app.state.settings)
+        state.embedder = owner.providers.embedder
     return state.embedder
 
 
