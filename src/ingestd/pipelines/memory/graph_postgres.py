@@ -248,6 +248,20 @@ def _s(scope: Scope) -> tuple[str, str]:
 
 
 async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
+    await _apply_entities(c, scope, ch)
+    await _apply_facts(c, scope, ch)
+    t, u = _s(scope)
+    await c.execute(
+        """INSERT INTO mem_users VALUES ($1,$2,1,now()) ON CONFLICT (tenant, user_id)
+        DO UPDATE SET version = mem_users.version + 1, updated_at = now()""",
+        t,
+        u,
+    )
+    await c.execute("INSERT INTO mem_applied_jobs VALUES ($1,$2,$3,now(),$4)", ch.job_id, t, u, json.dumps(ch.stats))
+
+
+async def _apply_entities(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
+    """Episodes, entities, their aliases and summaries, and every embedding (entities' and facts')."""
     t, u = _s(scope)
     await c.executemany(
         "INSERT INTO mem_episodes VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,now())",
@@ -275,6 +289,11 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
         "UPDATE mem_entities SET summary=$1, updated_at=now() WHERE id=$2 AND tenant=$3 AND user_id=$4",
         [(s, i, t, u) for i, s in ch.summaries.items()],
     )
+
+
+async def _apply_facts(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
+    """New facts (with their full-text columns) and the invalidations of older ones."""
+    t, u = _s(scope)
     names = {e.id: e.name for e in ch.entities}
     missing = list({f.subject_id for f in ch.facts} - names.keys())
     names |= {r[0]: r[1] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)}
@@ -293,10 +312,3 @@ async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
         WHERE id=$3 AND tenant=$4 AND user_id=$5 AND invalid_at IS NULL""",
         [(i.invalid_at, i.by_fact_id, i.fact_id, t, u) for i in ch.invalidations],
     )
-    await c.execute(
-        """INSERT INTO mem_users VALUES ($1,$2,1,now()) ON CONFLICT (tenant, user_id)
-        DO UPDATE SET version = mem_users.version + 1, updated_at = now()""",
-        t,
-        u,
-    )
-    await c.execute("INSERT INTO mem_applied_jobs VALUES ($1,$2,$3,now(),$4)", ch.job_id, t, u, json.dumps(ch.stats))

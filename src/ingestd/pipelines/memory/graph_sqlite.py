@@ -208,6 +208,26 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
         return ApplyOutcome(applied=False, stats=json.loads(done[0]))
     now = _ts(utcnow())
     t, u = scope.tenant, scope.user_id
+    _insert_entities(c, scope, ch, now)
+    _insert_facts(c, scope, ch, now)
+    c.executemany(
+        "UPDATE mem_facts SET invalid_at=?, invalidated_by=? "
+        "WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
+        [(_ts(i.invalid_at), i.by_fact_id, i.fact_id, t, u) for i in ch.invalidations],
+    )
+    c.execute(
+        """INSERT INTO mem_users VALUES (?,?,1,?) ON CONFLICT (tenant, user_id)
+        DO UPDATE SET version = version + 1, updated_at = excluded.updated_at""",
+        (t, u, now),
+    )
+    c.execute("INSERT INTO mem_applied_jobs VALUES (?,?,?,?,?)", (ch.job_id, t, u, now, json.dumps(ch.stats)))
+    c.execute("COMMIT")
+    return ApplyOutcome(applied=True, stats=ch.stats)
+
+
+def _insert_entities(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: str | None) -> None:
+    """Episodes, entities, their aliases and summaries, and every embedding (entities' and facts')."""
+    t, u = scope.tenant, scope.user_id
     c.executemany(
         "INSERT INTO mem_episodes VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
@@ -231,20 +251,6 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
         "UPDATE mem_entities SET summary=?, updated_at=? WHERE id=? AND tenant=? AND user_id=?",
         [(s, now, i, t, u) for i, s in ch.summaries.items()],
     )
-    _insert_facts(c, scope, ch, now)
-    c.executemany(
-        "UPDATE mem_facts SET invalid_at=?, invalidated_by=? "
-        "WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
-        [(_ts(i.invalid_at), i.by_fact_id, i.fact_id, t, u) for i in ch.invalidations],
-    )
-    c.execute(
-        """INSERT INTO mem_users VALUES (?,?,1,?) ON CONFLICT (tenant, user_id)
-        DO UPDATE SET version = version + 1, updated_at = excluded.updated_at""",
-        (t, u, now),
-    )
-    c.execute("INSERT INTO mem_applied_jobs VALUES (?,?,?,?,?)", (ch.job_id, t, u, now, json.dumps(ch.stats)))
-    c.execute("COMMIT")
-    return ApplyOutcome(applied=True, stats=ch.stats)
 
 
 def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: str | None) -> None:
