@@ -1,11 +1,12 @@
-"""Process shapes: a job survives ``kill -9`` of ``ingestd serve`` and a restart; ``ingestd api`` and
-``ingestd worker`` as two processes on one database; open mode refuses a non-loopback address.
+"""Process shapes: a job survives ``kill -9`` of ``ingestd serve`` and a restart; two ``ingestd api`` processes and an
+``ingestd worker`` on one database; open mode refuses a non-loopback address.
 
 These run on SQLite and PostgreSQL (the ``database_url`` fixture)."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -44,32 +45,36 @@ def test_a_job_survives_kill_9_of_serve_and_a_restart(database_url: str, tmp_pat
 
 
 @pytest.mark.slow
-def test_api_and_worker_as_two_processes(database_url: str, tmp_path: Path) -> None:
-    api = Server(database_url, tmp_path / "api.log", command="api")
+def test_two_api_processes_and_a_worker_on_one_database(database_url: str, tmp_path: Path) -> None:
+    api_a = Server(database_url, tmp_path / "api-a.log", command="api")
+    api_b = Server(database_url, tmp_path / "api-b.log", command="api")
     worker = None
     try:
-        with httpx.Client(base_url=api.url, timeout=30) as client:
-            job = client.post("/v1/pipelines/demo/jobs", json={"items": 4, "seconds": 0.1}).json()
-            time.sleep(0.5)
-            assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"  # no worker yet
-            worker = Process(["worker", "--database", database_url], tmp_path / "worker.log")
-            # the event stream of the API process follows what the worker process writes, to the end
-            events = _events(client, job["id"])
+        with httpx.Client(base_url=api_a.url, timeout=30) as a, httpx.Client(base_url=api_b.url, timeout=30) as b:
+            job = a.post("/v1/pipelines/demo/jobs", json={"items": 4, "seconds": 0.1}).json()
+            assert b.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"  # no worker yet
+            with ThreadPoolExecutor(1) as pool:
+                # B's event stream is open before the worker starts: it follows, live, what another process writes
+                streamed = pool.submit(_events, b, job["id"])
+                time.sleep(0.5)
+                worker = Process(["worker", "--database", database_url], tmp_path / "worker.log")
+                events = streamed.result(timeout=60)
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
             assert events[-1]["type"] == "job.finished" and events[-1]["data"]["status"] == "succeeded"
-            waited = client.post(
+            waited = b.post(
                 "/v1/pipelines/demo/jobs", json={"items": 2, "seconds": 0.05}, headers={"Prefer": "wait=20"}
             )
             assert waited.status_code == 200 and waited.json()["status"] == "succeeded"
             deadline = time.monotonic() + 10  # the worker's first heartbeat comes heartbeat_seconds after it starts
-            while (ready := client.get("/readyz")).status_code != 200:
+            while (ready := a.get("/readyz")).status_code != 200:
                 assert time.monotonic() < deadline, ready.text
                 time.sleep(0.1)
             assert ready.json()["checks"]["workers"]["workers"] == 1
     finally:
         if worker is not None:
             worker.stop()
-        api.stop()
+        api_a.stop()
+        api_b.stop()
 
 
 def test_open_mode_refuses_to_listen_off_loopback(tmp_path: Path) -> None:
