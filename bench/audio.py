@@ -214,7 +214,12 @@ async def run_job(path: Path, settings: Settings, options: dict[str, Any]) -> tu
 
 
 def step_seconds(events: list[Any], stage: str) -> float:
-    return sum(e.data["seconds"] for e in events if e.type == "step.finished" and e.data["key"].split("[")[0] == stage)
+    """Seconds spent in a stage's steps. For ``structure``, its questions' steps: a ``structure[i]`` step also
+    holds the wait for its conversation's clips (it starts while they are being transcribed)."""
+    keys = [(e.data["key"], e.data["seconds"]) for e in events if e.type == "step.finished"]
+    if stage == "structure":
+        return sum(s for k, s in keys if k.startswith("structure[") and "." in k)
+    return sum(s for k, s in keys if k.split("[")[0] == stage)
 
 
 def critical_path(scale: float, audio_seconds: float, clips: list[float], decode_seconds: float) -> float:
