@@ -40,7 +40,7 @@ async def _stats(lim: LimiterStore, provider: str) -> dict[str, object]:
 
 
 async def test_concurrency_is_shared_and_a_release_hands_the_slot_on(
-    pair: tuple[LimiterStore, LimiterStore],
+    slow_fallback: float, pair: tuple[LimiterStore, LimiterStore]
 ) -> None:
     a, b = pair
     limit = SlotLimit(concurrency=2)
@@ -54,9 +54,7 @@ async def test_concurrency_is_shared_and_a_release_hands_the_slot_on(
     sleeper = asyncio.create_task(b.wait_for_provider_slots("stt", 30.0))
     await asyncio.sleep(0.05)
     await a.release_provider_slot("stt", "a-t0", limit)
-    started = time.monotonic()
-    await asyncio.wait_for(sleeper, 0.5)  # woken by the other instance's release, not by a poll
-    assert time.monotonic() - started < 0.5
+    await asyncio.wait_for(sleeper, 5.0)  # woken by the other instance's release, not by a poll
     assert (await b.acquire_provider_slots("stt", limit, late, lease_seconds=30)).granted == ("b-t0",)
     assert (await _stats(a, "stt"))["waiting"] == 0
 
