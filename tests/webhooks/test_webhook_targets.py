@@ -136,7 +136,8 @@ async def test_tenant_endpoint_gets_jobs_without_their_own_url(store: JobStore) 
         task = asyncio.create_task(worker.run())
         try:
             deadline = time.monotonic() + 20
-            while not receiver.acknowledged():
+            # The receiver's ack comes before the dispatcher records it: wait for both before stopping.
+            while not receiver.acknowledged() or await _status(store, job.id) != "delivered":
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
         finally:
@@ -144,3 +145,8 @@ async def test_tenant_endpoint_gets_jobs_without_their_own_url(store: JobStore) 
             await task
     [delivery] = await store.webhook_deliveries(job.id)
     assert delivery["url"] == receiver.url and delivery["status"] == "delivered"
+
+
+async def _status(store: WebhookStore, job_id: str) -> str | None:
+    found = await store.webhook_deliveries(job_id)
+    return str(found[0]["status"]) if found else None
