@@ -153,3 +153,19 @@ async def test_queue_stats_and_recent_durations(store: JobStore) -> None:
     assert await store.finish(first, "w", JobStatus.SUCCEEDED)
     [(units, seconds)] = await store.recent_durations("demo")
     assert units == 10.0 and 0 <= seconds < 5
+
+
+async def test_used_up_jobs_are_failed_even_while_every_claim_is_full(store: JobStore) -> None:
+    dead = await _submit(store, max_attempts=1)
+    assert await _claim(store, "dead", lease=0.05) == [dead]
+    for _ in range(20):
+        await _submit(store)
+    await asyncio.sleep(0.1)
+    for _ in range(15):  # each claim takes one of the queued jobs: the queue never looks empty
+        assert len(await _claim(store, "busy", limit=1)) == 1
+        job = await store.get_job(dead)
+        assert job is not None
+        if job.status is JobStatus.FAILED:
+            break
+        await asyncio.sleep(0.2)
+    assert job.status is JobStatus.FAILED and job.error is not None and job.error["code"] == "attempts-exhausted"

@@ -9,6 +9,7 @@ locks the job row first. After each commit that matters, ``_wake`` wakes workers
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from ingestd.store.postgres_base import PostgresBase
 from ingestd.store.records import dumps
 
 _PURGE_BATCH = 500
+_EXHAUSTED_EVERY_SECONDS = 1.0
 _EMPTY = "{}"
 
 
@@ -43,6 +45,8 @@ def _or_none(value: JSON | None) -> str | None:
 
 class PostgresJobs(PostgresBase):
     """``JobStore``'s writes on PostgreSQL."""
+
+    _exhausted_due = 0.0  # when claim_jobs next fails used-up expired jobs even if it claimed some
 
     async def submit(self, new: NewJob) -> SubmitOutcome:
         args = (
@@ -101,6 +105,10 @@ class PostgresJobs(PostgresBase):
         rows = await self._fetch(sql.CLAIM, worker_id, names, limit, lease_seconds)
         if rows:
             self._wake(jobs=[r[0] for r in rows])
+        if not rows or time.monotonic() >= self._exhausted_due:
+            # Idle (no claimed job waits for this), or a second passed: fail dead workers' used-up jobs.
+            self._exhausted_due = time.monotonic() + _EXHAUSTED_EVERY_SECONDS
+            self._finished(await self._fetch(sql.FAIL_EXHAUSTED, names, limit))
         return [records.job_from_row(r) for r in rows]
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
