@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import logging
 import random
@@ -27,17 +26,17 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from chaos_tally import Report, count_refusals, drain, table, tally_jobs, tally_order, tally_resumes, tally_steps
 from services import Proc, bench_env, create_pg_database, drop_pg_database, start_server, start_worker
 from sim_pipelines import SEGMENT_ROUTES
 from starlette.requests import ClientDisconnect
 
-from ingestd.models import JSON, JobFilter, JobStatus
+from ingestd.models import JobFilter, JobStatus
 from ingestd.sim.testing import SimulatorURL, running_simulator
 from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
@@ -63,49 +62,18 @@ class Options:
     seed: int = 1
 
 
-@dataclass
-class Report:
-    """What a chaos run found."""
-
-    database: str
-    kills: int = 0
-    jobs_accepted: int = 0
-    jobs_lost: list[str] = field(default_factory=list)
-    jobs_in_store: int = 0
-    finished_steps_run_twice: list[str] = field(default_factory=list)
-    run_twice_details: list[JSON] = field(default_factory=list)
-    provider_calls: int = 0
-    provider_steps: int = 0
-    provider_429s: int = 0
-    resume_waits: list[float] = field(default_factory=list)
-    slowest_resumes: list[dict[str, Any]] = field(default_factory=list)  # the five longest, with their events
-    failures: dict[str, Any] = field(default_factory=dict)  # job id -> error, for jobs that did not succeed
-    never_resumed: list[str] = field(default_factory=list)
-    statuses: dict[str, int] = field(default_factory=dict)
-    storm: dict[str, Any] = field(default_factory=dict)
-    submit_failures: int = 0
-    pg_restarted: bool = False
-    seconds: float = 0.0
-    drain_seconds: float = 0.0
-
-    @property
-    def max_resume_wait(self) -> float:
-        return max(self.resume_waits, default=0.0)
-
-    @property
-    def all_terminal(self) -> bool:
-        return not self.jobs_lost and not self.never_resumed
-
-
-def job_inputs(rng: random.Random, scale: float) -> tuple[str, dict[str, Any]]:
-    """A random job of the mix: half audio-like through the simulator, the rest demo and noop."""
+def job_inputs(rng: random.Random, scale: float) -> tuple[str, dict[str, Any], str | None]:
+    """A random job of the mix: half audio-like through the simulator, the rest demo and noop. Some demo jobs
+    carry one of four ordering keys (one user's sessions, applied one at a time in submission order)."""
     kind = rng.random()
     if kind < 0.5:
         speech = rng.uniform(20, 150)
-        return "simaudio", {"megabytes": round(speech * 0.066, 1), "speech_seconds": speech, "time_scale": scale}
+        inp = {"megabytes": round(speech * 0.066, 1), "speech_seconds": speech, "time_scale": scale}
+        return "simaudio", inp, None
     if kind < 0.85:
-        return "demo", {"items": rng.randint(2, 6), "seconds": rng.uniform(0.2, 0.6), "concurrency": 3}
-    return "noop", {}
+        inp = {"items": rng.randint(2, 6), "seconds": rng.uniform(0.2, 0.6), "concurrency": 3}
+        return "demo", inp, f"user-{rng.randrange(4)}" if rng.random() < 0.3 else None
+    return "noop", {}, None
 
 
 class Client:
@@ -115,16 +83,23 @@ class Client:
         self.url, self.report = url, report
         self.http = httpx.AsyncClient(timeout=30)
         self.accepted: set[str] = set()
+        self.ordered: dict[str, list[str]] = {}  # ordering key -> its jobs
 
-    async def submit(self, pipeline: str, inp: dict[str, Any], key: str) -> str | None:
+    async def submit(self, pipeline: str, inp: dict[str, Any], key: str, order: str | None = None) -> str | None:
+        params = {"ordering_key": order} if order else {}
         for _ in range(40):  # about 20 s of retries, longer than a PostgreSQL restart
             try:
                 response = await self.http.post(
-                    f"{self.url}/v1/pipelines/{pipeline}/jobs", json=inp, headers={"Idempotency-Key": key}
+                    f"{self.url}/v1/pipelines/{pipeline}/jobs",
+                    json=inp,
+                    params=params,
+                    headers={"Idempotency-Key": key},
                 )
                 if response.status_code in (200, 202):
                     job_id = str(response.json()["id"])
                     self.accepted.add(job_id)
+                    if order:
+                        self.ordered.setdefault(order, []).append(job_id)
                     return job_id
             except httpx.TransportError:
                 pass
@@ -137,8 +112,8 @@ class Client:
         tasks: set[asyncio.Task[str | None]] = set()
         n = 0
         while not stop.is_set():
-            pipeline, inp = job_inputs(rng, options.time_scale)
-            task = asyncio.create_task(self.submit(pipeline, inp, f"chaos-{options.seed}-{n}"))
+            pipeline, inp, order = job_inputs(rng, options.time_scale)
+            task = asyncio.create_task(self.submit(pipeline, inp, f"chaos-{options.seed}-{n}", order))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -237,105 +212,6 @@ async def kill_loop(store: JobStore, fleet: Fleet, options: Options, report: Rep
     return orphans
 
 
-async def retrying(make: Callable[[], Any], attempts: int = 30) -> Any:
-    for attempt in range(attempts):
-        try:
-            return await make()
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.5)
-    return None
-
-
-async def drain(store: JobStore, ids: set[str], seconds: float) -> float:
-    """Wait until every accepted job is terminal (or ``seconds`` pass); returns the seconds waited."""
-    started = time.monotonic()
-    pending, deadline = set(ids), started + seconds
-    while pending and time.monotonic() < deadline:
-        for job_id in list(pending):
-            job = await retrying(functools.partial(store.get_job, job_id))
-            if job is not None and job.terminal:
-                pending.discard(job_id)
-        await asyncio.sleep(0.5)
-    return time.monotonic() - started
-
-
-async def tally_jobs(store: JobStore, ids: set[str], report: Report) -> None:
-    """Lost jobs, final statuses, and how many jobs the store holds in all (a duplicate submit would show)."""
-    statuses: Counter[str] = Counter()
-    for job_id in sorted(ids):
-        job = await store.get_job(job_id)
-        if job is None or not job.terminal:
-            report.jobs_lost.append(job_id)
-        elif job.status != JobStatus.SUCCEEDED:
-            report.failures[job_id] = job.error
-        statuses[job.status.value if job else "missing"] += 1
-    report.statuses = dict(statuses)
-    cursor, total = None, 0
-    while True:
-        page = await store.list_jobs(JobFilter(), limit=500, cursor=cursor)
-        total += len(page.jobs)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    report.jobs_in_store = total
-
-
-async def tally_steps(store: JobStore, calls: list[tuple[str, float]], report: Report) -> None:
-    """A finished step ran twice when the simulator saw a call for it after its checkpoint was committed."""
-    steps: dict[str, dict[str, Any]] = {}
-    for key, at in calls:
-        job_id, _, step_key = key.partition(":")
-        if job_id not in steps:
-            steps[job_id] = await store.load_steps(job_id)
-        step = steps[job_id].get(step_key)
-        if step is not None and at > step.finished_at.timestamp():
-            report.finished_steps_run_twice.append(key)
-            report.run_twice_details.append(await _run_twice_detail(store, key, step.finished_at.timestamp(), calls))
-    report.provider_calls = len(calls)
-    report.provider_steps = len({key for key, _ in calls})
-
-
-async def _run_twice_detail(store: JobStore, key: str, checkpoint: float, calls: list[tuple[str, float]]) -> JSON:
-    """What happened around a step run after its checkpoint: its calls and the job's starts, relative to it."""
-    job_id = key.partition(":")[0]
-    starts = [
-        {"t": round(e.at.timestamp() - checkpoint, 3), "type": e.type, **e.data}
-        for e in await store.read_events(job_id)
-        if e.type in ("job.started", "job.released", "job.finished")
-    ]
-    return {"key": key, "calls": [round(at - checkpoint, 3) for k, at in calls if k == key], "job": starts}
-
-
-def count_refusals(stats: dict[str, Any]) -> int:
-    """Calls the simulator refused with a 429 (each one retried by the step: a repeated call, not a re-run)."""
-    return sum(int(route["outcomes"].get("429", 0)) for route in stats["routes"].values())
-
-
-async def tally_resumes(store: JobStore, orphans: list[tuple[float, str]], report: Report) -> None:
-    """For every job a killed worker held: seconds from the kill until another worker started it (or it ended)."""
-    slowest: list[tuple[float, str, float]] = []
-    for killed_at, job_id in orphans:
-        after = [
-            e.at.timestamp()
-            for e in await store.read_events(job_id)
-            if e.type in ("job.started", "job.finished") and e.at.timestamp() > killed_at
-        ]
-        if after:
-            report.resume_waits.append(min(after) - killed_at)
-            slowest.append((min(after) - killed_at, job_id, killed_at))
-        else:
-            report.never_resumed.append(job_id)
-    for wait, job_id, killed_at in sorted(slowest, reverse=True)[:5]:
-        events = [
-            {"t": round(e.at.timestamp() - killed_at, 2), "type": e.type, "data": e.data}
-            for e in await store.read_events(job_id)
-            if e.type in ("job.started", "job.released", "job.finished", "step.retrying")
-        ]
-        report.slowest_resumes.append({"job": job_id, "wait": round(wait, 2), "events": events})
-
-
 async def run_chaos(options: Options, log_dir: Path) -> Report:
     """One chaos run on one database; the processes it starts are gone when it returns."""
     report = Report(options.database)
@@ -400,53 +276,12 @@ async def _run(database: str, sim: SimulatorURL, options: Options, report: Repor
         report.jobs_accepted = len(client.accepted)
         await tally_jobs(store, client.accepted, report)
         await tally_resumes(store, orphans, report)
+        await tally_order(store, client.ordered, report)
     finally:
         await client.http.aclose()
         await store.close()
         fleet.stop()
         api.stop()
-
-
-def table(reports: list[Report]) -> str:
-    rows: list[tuple[str, Callable[[Report], str]]] = [
-        ("workers killed with SIGKILL", lambda r: str(r.kills)),
-        ("PostgreSQL restarted mid-run", lambda r: "yes" if r.pg_restarted else "no"),
-        ("jobs accepted (202)", lambda r: str(r.jobs_accepted)),
-        ("**jobs lost**", lambda r: str(len(r.jobs_lost))),
-        ("jobs in the store", lambda r: str(r.jobs_in_store)),
-        ("**finished steps run twice**", lambda r: str(len(r.finished_steps_run_twice))),
-        ("provider calls / steps calling", lambda r: f"{r.provider_calls} / {r.provider_steps}"),
-        ("  repeats: 429 retries, killed mid-step", _repeats_cell),
-        ("jobs orphaned by a kill", lambda r: str(len(r.resume_waits) + len(r.never_resumed))),
-        ("**longest wait to resume**", lambda r: f"{r.max_resume_wait:.1f} s"),
-        ("median wait to resume", lambda r: f"{_median(r.resume_waits):.1f} s"),
-        ("**final statuses**", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))),
-        ("idempotency storm", _storm_cell),
-        ("submits retried by the client", lambda r: str(r.submit_failures)),
-        ("run time (of which draining)", lambda r: f"{r.seconds:.0f} s ({r.drain_seconds:.0f} s)"),
-    ]
-    head = ["", *(r.database for r in reports)]
-    lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
-    lines += [f"| {label} | {' | '.join(cell(r) for r in reports)} |" for label, cell in rows]
-    return "\n".join(lines)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else 0.0
-
-
-def _repeats_cell(r: Report) -> str:
-    killed = r.provider_calls - r.provider_steps - r.provider_429s - len(r.finished_steps_run_twice)
-    return f"{r.provider_429s}, {killed}"
-
-
-def _storm_cell(r: Report) -> str:
-    s = r.storm
-    if not s:
-        return "-"
-    conflicts = ", ".join(f"{v} x {k}" for k, v in s["conflicts_answered"].items())
-    return f"{s['requests']} requests, {s['keys']} keys → {s['jobs_created']} jobs; other payload → {conflicts}"
 
 
 def options_from(args: argparse.Namespace, database: str) -> Options:
@@ -467,16 +302,20 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix=f"bench-chaos-{database}-") as folder:
             logs = Path(args.logs) / database if args.logs else Path(folder)
             logs.mkdir(parents=True, exist_ok=True)
-            print(f"chaos on {database}: {args.kills} kills (logs in {logs}) ...", flush=True)
-            reports.append(await run_chaos(options_from(args, database), logs))
+            options = options_from(args, database)
+            print(f"chaos on {database}: {options.kills} kills (logs in {logs}) ...", flush=True)
+            reports.append(await run_chaos(options, logs))
     print()
     print(table(reports))
     if args.json:
         path = Path(args.json.format(database=args.database))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps([{**asdict(r), "max_resume_wait": r.max_resume_wait} for r in reports], indent=1))
-    goal = all(not r.jobs_lost and not r.finished_steps_run_twice and r.max_resume_wait < 15 for r in reports)
-    print("\ngoal (0 lost, 0 run twice, resume < 15 s, all terminal):", "met" if goal else "NOT met")
+    goal = all(
+        not r.jobs_lost and not r.finished_steps_run_twice and r.max_resume_wait < 15 and not r.order_violations
+        for r in reports
+    )
+    print("\ngoal (0 lost, 0 run twice, resume < 15 s, all terminal, in order):", "met" if goal else "NOT met")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from chaos import Options, Report, run_chaos, tally_steps
+from chaos import Options, run_chaos
+from chaos_tally import Report, tally_order, tally_steps
 
 from ingestd.models import NewJob, Step, utcnow
 from ingestd.store.protocol import JobStore
@@ -49,6 +50,9 @@ async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Pat
     assert report.storm["jobs_created"] == 4
     assert report.storm["conflicts_answered"] == {"422": 4}
     assert report.jobs_in_store == report.jobs_accepted
+    # Jobs sharing an ordering key ran one at a time, in submission order, kills notwithstanding.
+    assert report.ordered_jobs > 0
+    assert report.order_violations == []
 
 
 async def test_a_call_after_the_checkpoint_counts_as_a_finished_step_run_twice(store: JobStore) -> None:
@@ -64,3 +68,14 @@ async def test_a_call_after_the_checkpoint_counts_as_a_finished_step_run_twice(s
     await tally_steps(store, calls, report)
     assert report.finished_steps_run_twice == [f"{job.id}:vad"]
     assert (report.provider_calls, report.provider_steps) == (3, 2)
+
+
+async def test_a_job_starting_before_its_predecessor_finished_counts_as_out_of_order(store: JobStore) -> None:
+    first = (await store.submit(NewJob(pipeline="demo", input={}, ordering_key="u"))).job
+    second = (await store.submit(NewJob(pipeline="demo", input={"n": 2}, ordering_key="u"))).job
+    await store.append_events(first.id, [("job.started", {})])
+    await store.append_events(second.id, [("job.started", {})])
+    await store.append_events(first.id, [("job.finished", {"status": "succeeded"})])
+    report = Report("test")
+    await tally_order(store, {"u": [second.id, first.id]}, report)
+    assert (report.ordered_jobs, report.order_violations) == (2, [second.id])
