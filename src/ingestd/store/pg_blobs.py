@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from ingestd import errors
+from ingestd.store.postgres_base import RETRY_SECONDS, retryable
 
 CHUNK_SIZE = 1024 * 1024
 Acquire = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
@@ -50,8 +52,7 @@ class PostgresBlobStore:
         """Stream the blob chunk by chunk (one query per chunk: memory stays at one chunk)."""
         chunk_no = 0
         while True:
-            async with self._acquire() as conn:
-                data = await conn.fetchval("SELECT data FROM blobs WHERE ref = $1 AND chunk_no = $2", ref, chunk_no)
+            data = await self._chunk(ref, chunk_no)
             if data is None:
                 if chunk_no == 0:
                     raise errors.NotFound(f"no such blob: {ref}")
@@ -59,6 +60,22 @@ class PostgresBlobStore:
             if data:
                 yield bytes(data)
             chunk_no += 1
+
+    async def _chunk(self, ref: str, chunk_no: int) -> bytes | None:
+        """One chunk, read again through a lost connection or a server restart (a read is safe to repeat)."""
+        delay, deadline = 0.05, time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                async with self._acquire() as conn:
+                    data: bytes | None = await conn.fetchval(
+                        "SELECT data FROM blobs WHERE ref = $1 AND chunk_no = $2", ref, chunk_no
+                    )
+                    return data
+            except errors.StoreUnavailable as exc:
+                if not retryable(exc.__cause__, idempotent=True) or time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def local_path(self, ref: str) -> str:
         """A temporary file holding a copy of the blob; the caller deletes it when done."""
