@@ -207,8 +207,9 @@ async def kill_loop(store: JobStore, fleet: Fleet, options: Options, report: Rep
         orphans += [(killed_at, job_id) for job_id in await held_by(store, victim)]
         if options.pg_restart and n == options.kills // 2:
             print("restarting PostgreSQL ...", flush=True)
+            began = time.monotonic()
             await asyncio.to_thread(subprocess.run, PG_RESTART, check=True)
-            report.pg_restarted = True
+            report.pg_restarted, report.pg_restart_seconds = True, time.monotonic() - began
     return orphans
 
 

@@ -41,6 +41,7 @@ class Report:
     order_violations: list[str] = field(default_factory=list)  # jobs that started before their predecessor ended
     submit_failures: int = 0
     pg_restarted: bool = False
+    pg_restart_seconds: float = 0.0  # how long `pg_ctlcluster restart` took
     seconds: float = 0.0
     drain_seconds: float = 0.0
 
@@ -175,7 +176,7 @@ async def _first_start_and_finish(store: JobStore, job_id: str) -> tuple[float |
 def table(reports: list[Report]) -> str:
     rows: list[tuple[str, Callable[[Report], str]]] = [
         ("workers killed with SIGKILL", lambda r: str(r.kills)),
-        ("PostgreSQL restarted mid-run", lambda r: "yes" if r.pg_restarted else "no"),
+        ("PostgreSQL restarted mid-run", lambda r: f"yes ({r.pg_restart_seconds:.1f} s)" if r.pg_restarted else "no"),
         ("jobs accepted (202)", lambda r: str(r.jobs_accepted)),
         ("**jobs lost**", lambda r: str(len(r.jobs_lost))),
         ("jobs in the store", lambda r: str(r.jobs_in_store)),
