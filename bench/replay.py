@@ -265,7 +265,7 @@ def table(results: list[SideResult]) -> str:
         ("requests that timed out", lambda r: f"{r.timed_out} of {r.requests}"),
         ("provider calls made / needed", lambda r: f"{r.calls_made} / {r.calls_needed}"),
         ("  paid twice (duplicates)", lambda r: str(r.duplicates)),
-        ("connection-seconds held", lambda r: f"{r.connection_seconds:,.0f}"),
+        ("connection-seconds held", lambda r: f"{r.connection_seconds:,.{0 if r.connection_seconds >= 10 else 1}f}"),
         ("uploads processed", lambda r: f"{len(r.finished)} of {len(r.finished) + len(r.never_finished)}"),
         ("time until every upload is done", lambda r: _seconds(r.all_done_seconds)),
         ("p50 / p95 time to done", lambda r: _p50_p95(r)),
