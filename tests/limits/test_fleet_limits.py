@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from ops_workers import FAST, WorkerProcess, env_of
+from workers import FAST_WORKER, WorkerProcess, ingestd_env
 
 from ingestd.models import Job, NewJob
 from ingestd.sim.testing import provider_env, running_simulator
@@ -44,13 +44,13 @@ async def test_three_workers_keep_the_simulator_within_the_limit_and_share_it_be
     route = {"median_seconds": CALL_SECONDS, "p95_seconds": CALL_SECONDS}
     with running_simulator({"routes": {"embeddings": route}}) as sim:
         settings = {
-            **FAST,
+            **FAST_WORKER,
             **{k.removeprefix("INGESTD_").lower(): v for k, v in provider_env(sim, embedding="openai").items()},
             "pipeline_modules": ["limits_pipelines:PIPELINES"],
             "provider_limits": {"openai": {"concurrency": LIMIT}},
             "webhook_dispatch": False,
         }
-        env = env_of(settings, HERE)
+        env = ingestd_env(settings, HERE)
         workers = [WorkerProcess(database_url, tmp_path, f"limits-w{i}", env) for i in range(3)]
         store = await open_store(database_url, migrate=False)
         try:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from webhook_receiver import Receiver, running_receiver
+from workers import FAST_WORKER, WorkerProcess, ingestd_env, running_worker, wait_until
 
 from ingestd.client import verify_webhook
 from ingestd.models import Job, NewJob
-from ingestd.pipelines import build_pipelines
 from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore, WebhookStore
-from ingestd.worker import Worker
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "limits"))
-from ops_workers import FAST, WorkerProcess, env_of
 
 WEBHOOKS = {
     "webhook_allow_networks": ["127.0.0.1/32"],  # the receiver runs on loopback: the operator allows it
@@ -32,26 +24,7 @@ WEBHOOKS = {
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
-    return Settings(**{"database_url": url, **FAST, **WEBHOOKS, **overrides})
-
-
-@asynccontextmanager
-async def running_worker(store: JobStore, **overrides: Any) -> AsyncIterator[Worker]:
-    settings = settings_for(store.url, **overrides)
-    worker = Worker(store, build_pipelines(settings), settings)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        await worker.stop(grace=0)
-        await task
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+    return Settings(**{"database_url": url, **FAST_WORKER, **WEBHOOKS, **overrides})
 
 
 async def deliveries(store: JobStore, job_id: str) -> list[dict[str, Any]]:
@@ -78,8 +51,10 @@ def verified_bodies(receiver: Receiver, secret: str, message_id: str) -> list[di
 async def test_each_finished_job_gets_one_verified_delivery_after_two_failed_attempts(store: JobStore) -> None:
     with running_receiver(fail_first=2) as receiver:
         jobs = [await submit(store, receiver.url) for _ in range(3)]
-        async with running_worker(store):
-            await eventually(lambda: all_settled(store, [j.id for j in jobs]), "deliveries")
+        async with running_worker(store, settings_for(store.url)):
+            await wait_until(
+                lambda: all_settled(store, [j.id for j in jobs]), timeout=30, what="deliveries", interval=0.05
+            )
         assert isinstance(store, WebhookStore)
         secret = await store.webhook_secret("default")
         for job in jobs:
@@ -97,8 +72,8 @@ async def test_each_finished_job_gets_one_verified_delivery_after_two_failed_att
 async def test_a_wrong_secret_or_a_changed_body_does_not_verify(store: JobStore) -> None:
     with running_receiver() as receiver:
         job = await submit(store, receiver.url)
-        async with running_worker(store):
-            await eventually(lambda: all_settled(store, [job.id]), "delivery")
+        async with running_worker(store, settings_for(store.url)):
+            await wait_until(lambda: all_settled(store, [job.id]), timeout=30, what="delivery", interval=0.05)
     [request] = receiver.requests
     assert isinstance(store, WebhookStore)
     secret = await store.webhook_secret("default")
@@ -118,14 +93,16 @@ async def test_worker_killed_between_commit_and_delivery(database_url: str, tmp_
     flight; the receiver drops that request. A second worker delivers it once, after the first one's lease."""
     from ingestd.store import open_store
 
-    env = env_of({**FAST, **WEBHOOKS})
+    env = ingestd_env({**FAST_WORKER, **WEBHOOKS})
     with running_receiver(hold_first=True) as receiver:
         store = await open_store(database_url, migrate=False)
         first = WorkerProcess(database_url, tmp_path, "hooks-a", env)
         second: WorkerProcess | None = None
         try:
             job = await submit(store, receiver.url)
-            await eventually(lambda: asyncio.to_thread(receiver.held.wait, 0.05), "the first attempt", 60)
+            await wait_until(
+                lambda: asyncio.to_thread(receiver.held.wait, 0.05), timeout=60, what="the first attempt", interval=0.05
+            )
             first.proc.send_signal(signal.SIGKILL)
             first.proc.wait()
             receiver.release.set()  # the held request ends without an answer
@@ -134,7 +111,7 @@ async def test_worker_killed_between_commit_and_delivery(database_url: str, tmp_
             [pending] = await deliveries(store, job.id)
             assert pending["status"] == "pending" and pending["attempts"] == 0  # nobody recorded an attempt
             second = WorkerProcess(database_url, tmp_path, "hooks-b", env)
-            await eventually(lambda: all_settled(store, [job.id]), "redelivery", 60)
+            await wait_until(lambda: all_settled(store, [job.id]), timeout=60, what="redelivery", interval=0.05)
             [delivery] = await deliveries(store, job.id)
             assert isinstance(store, WebhookStore)
             secret = await store.webhook_secret("default")

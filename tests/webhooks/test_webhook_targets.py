@@ -3,8 +3,6 @@ registration and again at delivery; the API answers a refused target with a 422 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,15 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from webhook_receiver import running_receiver
+from workers import running_worker, wait_until
 
 from ingestd import errors
 from ingestd.api.app import create_app
 from ingestd.models import NewJob
-from ingestd.pipelines import build_pipelines
 from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore, WebhookStore
 from ingestd.webhooks import check_target
-from ingestd.worker import Worker
 
 FAST = {"lease_seconds": 2.0, "heartbeat_seconds": 0.2, "poll_seconds": 0.2, "webhook_timeout_seconds": 0.5}
 
@@ -106,18 +103,13 @@ async def test_a_target_refused_at_delivery_fails_with_a_clear_error(store: JobS
     """A job submitted while loopback was allowed, delivered by a worker whose operator no longer allows it."""
     with running_receiver() as receiver:
         job = (await store.submit(NewJob(pipeline="noop", input={}, webhook_url=receiver.url))).job
-        settings = Settings(database_url=store.url, **FAST)
-        worker = Worker(store, build_pipelines(settings), settings)
-        task = asyncio.create_task(worker.run())
-        try:
-            assert isinstance(store, WebhookStore)
-            deadline = time.monotonic() + 20
-            while (found := await store.webhook_deliveries(job.id)) == [] or found[0]["status"] == "pending":
-                assert time.monotonic() < deadline, found
-                await asyncio.sleep(0.05)
-        finally:
-            await worker.stop(grace=0)
-            await task
+        assert isinstance(store, WebhookStore)
+
+        async def settled() -> bool:
+            return await _status(store, job.id) not in (None, "pending")
+
+        async with running_worker(store, Settings(database_url=store.url, **FAST)):
+            await wait_until(settled, what="the delivery to be settled", interval=0.05)
         async with api(store) as client:
             shown = (await client.get(f"/v1/jobs/{job.id}/webhooks")).json()["deliveries"]
     assert receiver.requests == []
@@ -132,17 +124,13 @@ async def test_tenant_endpoint_gets_jobs_without_their_own_url(store: JobStore) 
         await store.add_webhook_endpoint("default", receiver.url)
         job = (await store.submit(NewJob(pipeline="noop", input={}))).job
         settings = Settings(database_url=store.url, webhook_allow_networks=["127.0.0.1/32"], **FAST)
-        worker = Worker(store, build_pipelines(settings), settings)
-        task = asyncio.create_task(worker.run())
-        try:
-            deadline = time.monotonic() + 20
+
+        async def delivered() -> bool:
             # The receiver's ack comes before the dispatcher records it: wait for both before stopping.
-            while not receiver.acknowledged() or await _status(store, job.id) != "delivered":
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
-        finally:
-            await worker.stop(grace=0)
-            await task
+            return receiver.acknowledged() and await _status(store, job.id) == "delivered"
+
+        async with running_worker(store, settings):
+            await wait_until(delivered, what="the delivery", interval=0.05)
     [delivery] = await store.webhook_deliveries(job.id)
     assert delivery["url"] == receiver.url and delivery["status"] == "delivered"
 
