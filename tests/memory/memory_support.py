@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import workers
+from workers import TERMINAL
 
 from ingestd.api.app import create_app
 from ingestd.models import Job, NewJob
@@ -17,13 +19,8 @@ from ingestd.settings import Settings
 from ingestd.store.protocol import JobStore
 from ingestd.worker import Worker
 
-FAST: dict[str, Any] = {
-    "lease_seconds": 2.0,
-    "heartbeat_seconds": 0.2,
-    "poll_seconds": 0.2,
-    "shutdown_grace_seconds": 1.0,
-    "worker_concurrency": 4,
-}
+FAST = workers.FAST_WORKER
+fast_settings = workers.fast_settings
 
 
 def message(content: str, at: str, role: str = "user") -> dict[str, str]:
@@ -57,20 +54,14 @@ SECOND = session(
 )
 
 
-def fast_settings(url: str, **overrides: Any) -> Settings:
-    return Settings(**{"database_url": url, **FAST, **overrides})
-
-
 @asynccontextmanager
 async def running_worker(store: JobStore, settings: Settings, worker_id: str | None = None) -> AsyncIterator[Worker]:
+    """A worker with the memory pipeline, whose providers' HTTP connections are closed after it stops."""
     pipelines = {**build_pipelines(settings), "memory": memory.build(settings)}
-    worker = Worker(store, pipelines, settings, worker_id)
-    task = asyncio.create_task(worker.run())
     try:
-        yield worker
+        async with workers.running_worker(store, settings, pipelines, worker_id) as worker:
+            yield worker
     finally:
-        await worker.stop(grace=0)
-        await task
         await pipelines["memory"].run.__self__.aclose()  # type: ignore[attr-defined]
 
 
@@ -87,14 +78,7 @@ async def submit(store: JobStore, inp: dict[str, Any], tenant: str = "default") 
 
 
 async def wait_finished(store: JobStore, job_id: str, timeout: float = 60.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = await store.get_job(job_id)
-        assert job is not None
-        if job.terminal:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job.status} after {timeout} s"
-        await asyncio.sleep(0.02)
+    return await workers.wait_finished(store, job_id, timeout)
 
 
 @asynccontextmanager
@@ -126,7 +110,7 @@ async def job_done(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0
         response = await client.get(f"/v1/jobs/{job_id}")
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+        if job["status"] in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
         await asyncio.sleep(0.02)

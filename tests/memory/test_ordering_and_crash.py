@@ -4,13 +4,6 @@ whose per-request-key counters show which episodes were extracted, and how often
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +12,7 @@ from typing import Any
 import pytest
 from memory_support import FAST, api_client, fast_settings, job_done, post_session, running_worker, session, submit
 from memory_support import wait_finished as wait_job
+from workers import WorkerProcess, ingestd_env, wait_until
 
 from ingestd.pipelines.memory import MemoryProviders
 from ingestd.pipelines.memory.embedder import HashingEmbedder
@@ -65,34 +59,6 @@ async def test_one_users_sessions_apply_in_order_while_another_user_runs(store: 
     assert {k.split(":")[0] for k in sim.state.route_keys["chat"]} == {j["id"] for j in jobs}
 
 
-class WorkerProcess:
-    """``ingestd worker`` as a subprocess, as an operator runs it."""
-
-    def __init__(self, url: str, log: Path, env: dict[str, str]) -> None:
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ingestd.cli", "worker", "--database", url, "--worker-id", "doomed"],
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_worker_killed_during_extract_costs_at_most_the_episode_in_flight(
     store: JobStore, sim: SimulatorURL, tmp_path: Path
 ) -> None:
@@ -100,19 +66,19 @@ async def test_a_worker_killed_during_extract_costs_at_most_the_episode_in_fligh
     # lease free up after 2 s.
     limits = {"provider_limits": {"openai": {"concurrency": 1}}, "limiter_lease_seconds": 2.0}
     hosted = {**provider_settings(sim, stt="offline", vad="offline", embedding="offline"), **limits}
-    env = {
-        f"INGESTD_{k.upper()}": json.dumps(v) if isinstance(v, dict) else str(v) for k, v in {**FAST, **hosted}.items()
-    }
+    env = ingestd_env({**FAST, **hosted})
     job = await submit(store, _session("carol", "c0", 32))  # 8 episodes of 4 turns
     chat = sim.state.routes["chat"]
-    doomed = WorkerProcess(store.url, tmp_path / "doomed.log", env)
+    doomed = WorkerProcess(store.url, tmp_path, "doomed", env)
+
+    async def started() -> bool:
+        return chat.calls >= 3 or doomed.proc.poll() is not None
+
     try:
-        await _wait_for(lambda: chat.calls >= 3 or doomed.proc.poll() is not None, 60, "extraction to start")
+        await wait_until(started, timeout=60, what="extraction to start", interval=0.01)
         assert doomed.proc.poll() is None, doomed.output()
-        doomed.kill()
     finally:
-        if doomed.proc.poll() is None:
-            doomed.kill()
+        doomed.stop()  # SIGKILL
     before = dict(sim.state.route_keys["chat"])
     async with running_worker(store, fast_settings(store.url, **hosted)):
         done = await wait_job(store, job.id)
