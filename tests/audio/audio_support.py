@@ -15,6 +15,7 @@ from typing import Any
 import av
 import httpx
 import numpy as np
+import workers
 
 from ingestd.api.app import create_app
 from ingestd.pipeline import Pipeline
@@ -25,13 +26,7 @@ from ingestd.store.protocol import JobStore
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MEMO = (EXAMPLES / "voice-memo.txt").read_text().strip()
 MEETING = (EXAMPLES / "team-meeting.txt").read_text().split("\n")
-FAST: dict[str, Any] = {
-    "lease_seconds": 2.0,
-    "heartbeat_seconds": 0.2,
-    "poll_seconds": 0.2,
-    "shutdown_grace_seconds": 0.5,
-    "worker_concurrency": 4,
-}
+FAST: dict[str, Any] = {**workers.FAST_WORKER, "shutdown_grace_seconds": 0.5}
 CONTENT_TYPES = {
     ".wav": "audio/wav",
     ".ogg": "audio/ogg",
@@ -44,7 +39,7 @@ CONTENT_TYPES = {
 
 
 def fast_settings(url: str, **overrides: Any) -> Settings:
-    return Settings(**{"database_url": url, **FAST, **overrides})
+    return workers.fast_settings(url, **{**FAST, **overrides})
 
 
 @asynccontextmanager
@@ -98,7 +93,7 @@ async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0
     deadline = time.monotonic() + timeout
     while True:
         job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
-        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+        if job["status"] in workers.TERMINAL:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
         await asyncio.sleep(0.05)

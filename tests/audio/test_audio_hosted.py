@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -18,6 +15,7 @@ from typing import Any
 
 import pytest
 from audio_support import FAST, api, example, fast_settings, result_of, submit, wait_job
+from workers import WorkerProcess, ingestd_env
 
 from ingestd.sim.testing import provider_env, provider_settings, running_simulator
 from ingestd.store import open_store
@@ -62,15 +60,8 @@ async def test_hosted_providers_each_call_paid_once(tmp_path: Path, stt: str) ->
     assert stages["structure"]["openai"]["calls"] == 9 and stages["structure"]["openai"]["tokens_out"] > 0
 
 
-def _worker(url: str, name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    full = {**os.environ, **{f"INGESTD_{k.upper()}": str(v) for k, v in FAST.items()}, **env}
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ingestd.cli", "worker", "--database", url, "--worker-id", name],
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def _worker(url: str, name: str, env: dict[str, str], log_dir: Path) -> WorkerProcess:
+    return WorkerProcess(url, log_dir, name, {**ingestd_env(FAST), **env})
 
 
 async def _transcribed(store: Any, job_id: str) -> int:
@@ -82,30 +73,27 @@ async def test_sigkill_during_transcribe_pays_each_clip_once(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path}/ingestd.db"
     store = await open_store(url)
     fixed = {"median_seconds": 0.25, "p95_seconds": 0.25, "per_audio_second": 0.0}
-    workers: list[subprocess.Popen[bytes]] = []
+    workers: list[WorkerProcess] = []
     try:
         with running_simulator({"routes": {"deepgram": fixed, "vad": {**fixed, "median_seconds": 0.01}}}) as sim:
             env = provider_env(sim, llm="offline", embedding="offline")
             async with api(store, fast_settings(url), worker=False) as client:  # the workers are processes
                 options = {"max_clip_seconds": 2, "transcribe_concurrency": 1}
                 job_id = await submit(client, [("meeting.ogg", example("team-meeting.ogg"))], options)
-                workers.append(_worker(url, "doomed", env, tmp_path / "doomed.log"))
+                workers.append(_worker(url, "doomed", env, tmp_path))
                 deadline = time.monotonic() + 60
                 while await _transcribed(store, job_id) < 3:
-                    assert time.monotonic() < deadline, (tmp_path / "doomed.log").read_text()
+                    assert time.monotonic() < deadline, workers[0].output()
                     await asyncio.sleep(0.02)
-                workers[0].send_signal(signal.SIGKILL)
-                workers[0].wait()
+                workers[0].stop()  # SIGKILL
                 done_before = await _transcribed(store, job_id)
-                workers.append(_worker(url, "heir", env, tmp_path / "heir.log"))
+                workers.append(_worker(url, "heir", env, tmp_path))
                 job = await wait_job(client, job_id, timeout=90)
                 result = await result_of(client, job_id)
             stats = sim.stats()
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+            worker.stop()
         await store.close()
     assert job["status"] == "succeeded", job["error"]
     assert job["attempt"] == 2 and 3 <= done_before < result["clips"]
