@@ -5,8 +5,6 @@ user runs them, with settings fast enough for tests (short leases, quick polls) 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,32 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from workers import FAST_API, TERMINAL, free_port, ingestd_env, wait_healthy
 
 TESTS = Path(__file__).parent.parent
-FAST: dict[str, Any] = {
-    "lease_seconds": 2.0,
-    "heartbeat_seconds": 0.2,
-    "poll_seconds": 0.2,
-    "shutdown_grace_seconds": 0.5,
-    "worker_concurrency": 8,
-    "webhook_dispatch": False,
-    "sse_keepalive_seconds": 0.5,
-    "pipeline_modules": ["api_pipelines:PIPELINES"],
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def environment(**settings: Any) -> dict[str, str]:
-    env = dict(os.environ)
-    for key, value in {**FAST, **settings}.items():
-        env[f"INGESTD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "integration"), env.get("PYTHONPATH", "")])
+    env = ingestd_env({**FAST_API, **settings}, TESTS / "integration")
     env.pop("INGESTD_API_KEY", None)
     return env
 
@@ -103,18 +82,8 @@ class Server(Process):
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server did not start:\n{self.output()}"
-            time.sleep(0.05)
+        assert self.proc is not None
+        wait_healthy(self.url, self.proc, self.log_path, timeout)
 
 
 def wait_finished(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
@@ -122,7 +91,7 @@ def wait_finished(client: httpx.Client, job_id: str, timeout: float = 30) -> dic
     deadline = time.monotonic() + timeout
     while True:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", params={"wait": 2}).json()
-        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+        if job["status"] in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
 

@@ -11,15 +11,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from workers import free_port, wait_healthy
 
 CHROMIUM = os.environ.get("INGESTD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,27 +40,6 @@ def extract_examples(target: Path) -> None:
     assert {name for name, _ in blocks} == {"wordcount.py", "try_wordcount.py"}
     for name, code in blocks:
         (target / name).write_text(code + "\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not answer /healthz within 30 s:\n{log.read_text()[-3000:]}")
 
 
 def database_url(tmp_path: Path) -> str:
@@ -91,14 +68,14 @@ def create_key(tmp_path: Path, tenant: str) -> str:
 def running_server(tmp_path: Path, **env: str) -> Iterator[str]:
     """``ingestd serve`` (API + worker) on a free loopback port and a SQLite file in ``tmp_path``, with ``env``
     added to the environment; yields its URL and stops it (SIGTERM) afterwards."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     full_env = {**os.environ, "INGESTD_DATABASE_URL": database_url(tmp_path), "INGESTD_HOST": "127.0.0.1", **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(ingestd("serve", "--port", str(port)), env=full_env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log)
+        wait_healthy(url, proc, log, timeout=30)
         yield url
     finally:
         proc.terminate()

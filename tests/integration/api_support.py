@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from workers import TERMINAL
 
 PROBLEM_JSON = "application/problem+json"
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -24,7 +25,7 @@ async def finished(api: httpx.AsyncClient, job_id: str, timeout: float = 20.0, *
         response = await api.get(f"/v1/jobs/{job_id}", params={"wait": 2}, **kwargs)
         assert response.status_code == 200, response.text
         job: dict[str, Any] = response.json()
-        if job["status"] in ("succeeded", "partial", "failed", "canceled"):
+        if job["status"] in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
 

@@ -14,21 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from api_support import ApiFactory
+from workers import FAST_API
 
 from ingestd.api.app import create_app
 from ingestd.settings import Settings
 from ingestd.store import open_store
-
-FAST = {
-    "lease_seconds": 2.0,
-    "heartbeat_seconds": 0.2,
-    "poll_seconds": 0.2,
-    "shutdown_grace_seconds": 0.5,
-    "worker_concurrency": 8,
-    "webhook_dispatch": False,
-    "sse_keepalive_seconds": 0.5,
-    "pipeline_modules": ["api_pipelines:PIPELINES"],
-}
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ async def api_factory(database_url: str) -> AsyncIterator[ApiFactory]:
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(run_worker: bool = True, **overrides: Any) -> httpx.AsyncClient:
-            settings = Settings(**{"database_url": database_url, **FAST, **overrides})
+            settings = Settings(**{"database_url": database_url, **FAST_API, **overrides})
             store = await open_store(database_url, migrate=False)
             stack.push_async_callback(store.close)
             app = create_app(settings, store=store, run_worker=run_worker)
