@@ -5,7 +5,6 @@ the reason. Both databases."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
+from workers import running_worker, wait_finished
 
 from ingestd import errors, telemetry
 from ingestd.api.app import create_app
@@ -23,7 +23,6 @@ from ingestd.providers.registry import Providers, build_providers
 from ingestd.settings import Settings
 from ingestd.sim.testing import SimulatorURL, provider_settings, running_simulator
 from ingestd.store.protocol import JobStore
-from ingestd.worker import Worker
 
 FAST: dict[str, Any] = {"lease_seconds": 2.0, "heartbeat_seconds": 0.2, "poll_seconds": 0.2, "webhook_dispatch": False}
 PRICES = {"openai": {"*": {"per_call": 0.5, "per_1k_tokens_in": 2.0}}}
@@ -74,17 +73,6 @@ def settings_for(store: JobStore, sim: str, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running(store: JobStore, settings: Settings, pipelines: dict[str, Pipeline]) -> AsyncIterator[None]:
-    worker = Worker(store, pipelines, settings)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield
-    finally:
-        await worker.stop(grace=0)
-        await task
-
-
-@asynccontextmanager
 async def api(store: JobStore, settings: Settings, pipelines: dict[str, Pipeline]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, store=store, pipelines=pipelines)
     async with app.router.lifespan_context(app):
@@ -93,22 +81,14 @@ async def api(store: JobStore, settings: Settings, pipelines: dict[str, Pipeline
             yield client
 
 
-async def finished(store: JobStore, job_id: str, timeout: float = 30.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while not (job := await store.get_job(job_id)) or not job.terminal:
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.02)
-    return job
-
-
 async def test_trace_nests_job_step_and_provider_call(store: JobStore, sim: SimulatorURL) -> None:
     exporter = telemetry.install_memory_exporter()
     providers = build_providers(settings_for(store, sim))
     settings = settings_for(store, sim, provider_limits={"openai": {"concurrency": 1}})
     try:
         job = (await store.submit(NewJob(pipeline="embed", input={"texts": ["a b", "c d e"]}))).job
-        async with running(store, settings, {"embed": embed_pipeline(providers)}):
-            assert (await finished(store, job.id)).status.value == "succeeded"
+        async with running_worker(store, settings, {"embed": embed_pipeline(providers)}):
+            assert (await wait_finished(store, job.id)).status.value == "succeeded"
     finally:
         await providers.aclose()
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == _job_span(exporter, job).trace_id]
@@ -134,8 +114,8 @@ async def test_usage_is_priced_per_step_and_totalled_in_the_job_view(store: JobS
     texts = ["one two three", "four five", "six"]
     try:
         job = (await store.submit(NewJob(pipeline="embed", input={"texts": texts}))).job
-        async with running(store, settings, pipelines):
-            await finished(store, job.id)
+        async with running_worker(store, settings, pipelines):
+            await wait_finished(store, job.id)
         steps = await store.load_steps(job.id)
         async with api(store, settings, pipelines) as client:
             view = (await client.get(f"/v1/jobs/{job.id}")).json()
@@ -159,8 +139,8 @@ async def test_metrics_parse_and_show_queues_steps_providers_and_usage(store: Jo
     pipelines = {"embed": embed_pipeline(providers)}
     try:
         job = (await store.submit(NewJob(pipeline="embed", input={"texts": ["x y"]}))).job
-        async with running(store, settings, pipelines):
-            await finished(store, job.id)
+        async with running_worker(store, settings, pipelines):
+            await wait_finished(store, job.id)
         await store.submit(NewJob(pipeline="embed", input={"texts": ["left queued"]}))
         async with api(store, settings, pipelines) as client:
             answer = await client.get("/metrics")
@@ -212,9 +192,9 @@ async def test_readyz_turns_red_when_a_pipeline_keeps_failing(store: JobStore, s
     jobs = [(await store.submit(NewJob(pipeline="failing", input={}))).job for _ in range(3)]
     async with api(store, settings, pipelines) as client:
         before = (await client.get("/readyz")).json()
-        async with running(store, settings, pipelines):
+        async with running_worker(store, settings, pipelines):
             for job in jobs:
-                assert (await finished(store, job.id)).status.value == "failed"
+                assert (await wait_finished(store, job.id)).status.value == "failed"
         after = await client.get("/readyz")
     assert before["checks"]["failure_rate"]["ok"] is True
     assert after.status_code == 503
