@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common import free_port, fresh_database, median_p99
 from pydantic import BaseModel
 
 from ingestd.models import JSON
@@ -46,7 +46,6 @@ from ingestd.pipeline import Context, Pipeline
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 UPLOAD_BYTES = 32 * 1024 * 1024
 TARGETS = {"SQLite": 5.0, "PostgreSQL": 10.0}
 RSS_TARGET_MB = 8.0
@@ -65,17 +64,10 @@ PIPELINES = [Pipeline(name="upload-sink", input_model=SinkInput, run=run_sink, a
 
 
 # --- the server -------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def api_server(database_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``ingestd api`` on a free port; yields (process, port) once ``/healthz`` answers."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     env["INGESTD_PIPELINE_MODULES"] = json.dumps(["api:PIPELINES"])
     env["INGESTD_MAX_QUEUED_PER_TENANT"] = "1000000"
@@ -104,30 +96,6 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
                 return
         time.sleep(0.05)
     raise SystemExit("the server did not start")
-
-
-@contextlib.asynccontextmanager
-async def database(kind: str, root: Path) -> Any:
-    """A fresh database URL of ``kind`` (the server migrates it at start); a PostgreSQL one is dropped after."""
-    if kind == "SQLite":
-        yield f"sqlite:///{root}/bench-api.db"
-        return
-    import asyncpg
-
-    name = f"ingestd_bench_api_{os.urandom(4).hex()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
 
 
 # --- a minimal keep-alive HTTP/1.1 client ------------------------------------------------------------------------
@@ -174,11 +142,11 @@ async def submit_latency(port: int, clients: int, per_client: int) -> dict[str, 
     started = time.perf_counter()
     await asyncio.gather(*(_client(port, per_client, latencies) for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    latencies.sort()
+    p50, p99 = median_p99(latencies)
     return {
         "n": len(latencies),
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p50_ms": p50,
+        "p99_ms": p99,
         "per_second": len(latencies) / elapsed,
     }
 
@@ -239,7 +207,7 @@ def upload_rss(pid: int, port: int) -> dict[str, float]:
 async def bench_backend(kind: str, root: Path, quick: bool) -> dict[str, Any]:
     sequential_n = 300 if quick else 2000
     per_client = 10 if quick else 40
-    async with database(kind, root) as url:
+    async with fresh_database(kind, "api", migrate=False) as url:
         with api_server(url, root / f"api-{kind}.log") as (proc, port):
             sequential = await submit_latency(port, 1, sequential_n)
             concurrent = await submit_latency(port, 50, per_client)

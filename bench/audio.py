@@ -26,22 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import wave
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import numpy as np
+from common import simulator_process
 
 from ingestd.models import Job, NewJob, StoredFile
 from ingestd.pipelines import audio
@@ -110,32 +107,6 @@ def incident_recording(path: Path) -> float:
     samples = np.concatenate(parts)
     write_wav(path, samples)
     return len(samples) / RATE
-
-
-@contextlib.contextmanager
-def simulator_process(config: dict[str, Any]) -> Iterator[str]:
-    """The simulator in its own process, as a real provider is: it never competes with ingestd for the GIL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "ingestd.sim", "--port", str(port), "--config", json.dumps(config)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the simulator did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # --- the old endpoint: everything in sequence ----------------------------------------------------------------

@@ -30,13 +30,13 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from common import fresh_database, percentile
 from pydantic import BaseModel
 
 from ingestd.models import JSON, NewJob
@@ -49,7 +49,6 @@ from ingestd.worker import Worker
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SQLITE, POSTGRES = "SQLite", "PostgreSQL"
 
 
@@ -65,14 +64,6 @@ async def run_stamp(_ctx: Context, _inp: StampInput) -> JSON:
 PIPELINES = [Pipeline(name="stamp", input_model=StampInput, run=run_stamp, description="bench: start time")]
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of ``values`` (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 # --- databases --------------------------------------------------------------------------------------------------
 def postgres_available() -> bool:
     try:
@@ -80,27 +71,6 @@ def postgres_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(backend: str) -> AsyncIterator[str]:
-    """A new, migrated, empty database of ``backend``; dropped (or deleted) afterwards."""
-    if backend == SQLITE:
-        with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
-            url = f"sqlite:///{folder}/ingestd.db"
-            await (await open_store(url)).close()
-            yield url
-        return
-    name = f"bench_engine_{os.urandom(4).hex()}"
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        await (await open_store(url)).close()
-        yield url
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 _COLUMNS = (
@@ -293,18 +263,18 @@ async def claim_time(url: str, queued: int, claims: int) -> float:
 async def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"backend": backend}
     for attempt in range(args.repeat):
-        async with fresh_database(backend) as url:
+        async with fresh_database(backend, "engine") as url:
             tput, cpu = await throughput(url, args.jobs)
         row.setdefault("jobs_per_s", []).append(tput)
         row.setdefault("worker_cpu_us_per_job", []).append(cpu)
         print(f"  {backend}: {tput:,.0f} no-op jobs/s, worker CPU {cpu:.0f} us/job (run {attempt + 1})", flush=True)
     for where, in_process in (("in_process", True), ("cross_process", False)):
-        async with fresh_database(backend) as url:
+        async with fresh_database(backend, "engine") as url:
             p50, p99 = await latency(url, args.latency_jobs, args.rate, in_process=in_process)
         row[f"{where}_p50_ms"], row[f"{where}_p99_ms"] = p50, p99
         print(f"  {backend}: enqueue->start {where.replace('_', ' ')} p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
     for queued in (1_000, args.big):
-        async with fresh_database(backend) as url:
+        async with fresh_database(backend, "engine") as url:
             row[f"claim_ms_{queued}"] = await claim_time(url, queued, args.claims)
         print(f"  {backend}: claim with {queued:,} queued: {row[f'claim_ms_{queued}']:.3f} ms", flush=True)
     return row

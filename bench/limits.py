@@ -19,40 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import asyncpg
+from common import fresh_database
 
 from ingestd.limits import Limiter
 from ingestd.settings import ProviderLimit
 from ingestd.store import open_store
-
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(backend: str) -> AsyncIterator[str]:
-    """A new, migrated, empty database; removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-limits-") as folder:
-            url = f"sqlite:///{folder}/ingestd.db"
-            await (await open_store(url)).close()
-            yield url
-        return
-    name = f"bench_limits_{os.urandom(4).hex()}"
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        await (await open_store(url)).close()
-        yield url
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 class Provider:
@@ -143,10 +118,10 @@ async def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
         for processes in (int(p) for p in args.processes.split(",")):
-            async with fresh_database(backend) as url:
+            async with fresh_database(backend, "limits") as url:
                 row = {"backend": backend, "processes": processes, "limit": args.limit}
                 row |= await throughput(url, processes, args)
-            async with fresh_database(backend) as url:
+            async with fresh_database(backend, "limits") as url:
                 row |= await fairness(url, processes, args)
             rows.append(row)
     print_table(rows)

@@ -28,22 +28,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from common import median_p99, simulator_process
 
 from ingestd.api.app import create_app
 from ingestd.models import JSON
@@ -187,12 +182,8 @@ def big_graph(facts: int, dims: int = 256) -> GraphChanges:
 
 
 def _percentiles(samples: list[float]) -> JSON:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": statistics.median(ordered) * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        "n": len(ordered),
-    }
+    p50, p99 = median_p99(samples)
+    return {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "n": len(samples)}
 
 
 def _queries(n: int) -> list[str]:
@@ -248,32 +239,6 @@ async def _http_search(url: str, scope: Scope, texts: list[str]) -> JSON:
     return _percentiles(samples)
 
 
-@contextlib.contextmanager
-def simulator_process(config: JSON) -> Iterator[str]:
-    """``python -m ingestd.sim`` in its own process, so its CPU (made-up JSON, 1536-d embeddings) does not
-    compete with ingestd's event loop for this process's GIL; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "ingestd.sim", "--port", str(port), "--config", json.dumps(config)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/_sim/stats", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the provider simulator did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 class Databases:
     """Fresh databases for each measurement: SQLite files in a temporary directory, or PostgreSQL databases."""
 
@@ -316,7 +281,7 @@ async def run(args: argparse.Namespace) -> JSON:
              "embeddings": {"median_seconds": EMBED_SECONDS, "p95_seconds": EMBED_SECONDS},
              "*": {"contention_k": 0.0}}  # fmt: skip
     try:
-        with simulator_process({"time_scale": args.time_scale, "routes": fixed}) as sim:
+        with simulator_process({"time_scale": args.time_scale, "routes": fixed}, quiet=True) as sim:
             ingestd = await feed_with_ingestd(await databases.new("ingestd"), sim, session)
             serial = await feed_serially(await databases.new("serial"), sim, session)
             alone = await calls_alone(await databases.new("alone"), sim, session)

@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import engine
+from common import PG_ADMIN, fresh_database, percentile
 
 HERE = Path(__file__).resolve().parent
 PEERS_ENV = HERE / ".peers"
@@ -84,7 +85,7 @@ def redis_durability(appendfsync: str) -> Iterator[None]:
 
 
 def procrastinate_url() -> str:
-    return engine.PG_ADMIN.rsplit("/", 1)[0] + "/" + PROCRASTINATE_DB
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + PROCRASTINATE_DB
 
 
 def peer(name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -102,7 +103,7 @@ async def reset_peer_state(name: str) -> None:
     redis_cmd("FLUSHDB")
     if name != "procrastinate":
         return
-    admin = await asyncpg.connect(engine.PG_ADMIN)
+    admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {PROCRASTINATE_DB} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {PROCRASTINATE_DB}")
@@ -151,7 +152,7 @@ async def peer_latency(name: str, n: int, rate: float) -> tuple[float, float]:
         run_peer(name, "trickle", str(n), str(rate))
         await wait_done(n, timeout=120)
     lat = [float(x) * 1000 for x in redis_cmd("LRANGE", "bench:lat", "0", "-1").split()]
-    return engine.percentile(lat, 50), engine.percentile(lat, 99)
+    return percentile(lat, 50), percentile(lat, 99)
 
 
 async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -164,9 +165,9 @@ async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             rows.append({"system": name, "store": STORES[name], "jobs_per_s": tput, "p50_ms": p50, "p99_ms": p99})
             print(f"  {name:<14} {tput:8,.0f} jobs/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms", flush=True)
     for backend in args.backends:
-        async with engine.fresh_database(backend) as url:
+        async with fresh_database(backend, "engine") as url:
             tput, _cpu = await engine.throughput(url, args.jobs, concurrency=10)
-        async with engine.fresh_database(backend) as url:
+        async with fresh_database(backend, "engine") as url:
             p50, p99 = await engine.latency(url, args.latency_jobs, args.rate)
         rows.append({"system": "ingestd", "store": backend, "jobs_per_s": tput, "p50_ms": p50, "p99_ms": p99})
         print(f"  ingestd        {tput:8,.0f} jobs/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms ({backend})", flush=True)

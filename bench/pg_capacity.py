@@ -19,8 +19,8 @@ Alongside: PostgreSQL's commits/s (``pg_stat_database.xact_commit``: read-only t
 the database server and the workers used over the run, in cores (from /proc: both run on this machine), which
 says which side saturates, and per job. PostgreSQL as configured (fsync and synchronous_commit on). On a shared
 machine the numbers are noisy: the database server, the workers and anything else running share the same cores.
-Results also go to bench/out/pg_capacity.json. Reuses ``fresh_database``, ``bulk_queue``, ``sql`` and
-``wait_drained`` from bench/engine.py.
+Results also go to bench/out/pg_capacity.json. Reuses ``bulk_queue``, ``sql`` and ``wait_drained``
+from bench/engine.py, ``fresh_database`` from bench/common.py.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from engine import POSTGRES, bulk_queue, fresh_database, sql, wait_drained
+from common import fresh_database
+from engine import POSTGRES, bulk_queue, sql, wait_drained
 from pydantic import BaseModel
 
 from ingestd.models import JSON
@@ -169,7 +170,7 @@ class Run:
 
 async def one_run(workload: str, n_workers: int, jobs: int) -> Run:
     pipeline = "noop" if workload == "claims" else "fanout"
-    async with fresh_database(POSTGRES) as url:
+    async with fresh_database(POSTGRES, "engine") as url:
         with workers(url, n_workers, pipeline) as procs:
             await wait_connected(url, n_workers)
             pg0, wk0, c0, t0 = postgres_cpu(), sum(cpu_seconds(p.pid) for p in procs), await commits(url), time.time()
