@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import asyncpg
@@ -89,17 +88,8 @@ class PostgresJobStore(PostgresJobs, PostgresReads, PostgresLimits, PostgresWebh
         return remaining if self._listener.connected.is_set() else min(remaining, _FALLBACK_POLL_SECONDS)
 
     async def wait_for_events(self, job_id: str, after: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._waiters.events_sleeper(job_id) as woken:
-                if await self._last_seq(job_id) > after:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                # A NOTIFY can only be missed while the listener reconnects; re-check each second regardless.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken, min(remaining, _FALLBACK_POLL_SECONDS))
+        # A NOTIFY can only be missed while the listener reconnects; re-check each second regardless.
+        return await self._waiters.wait_for_events(job_id, after, timeout, self._last_seq, _FALLBACK_POLL_SECONDS)
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._waiters.sleep_for_work(self._poll_interval(timeout))

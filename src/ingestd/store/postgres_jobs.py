@@ -32,15 +32,11 @@ from ingestd.models import (
 from ingestd.store import pg_blobs, records
 from ingestd.store import postgres_sql as sql
 from ingestd.store.postgres_base import PostgresBase
-from ingestd.store.records import dumps
+from ingestd.store.records import dumps, dumps_or_none, terminal_outcome
 
 _PURGE_BATCH = 500
 _EXHAUSTED_EVERY_SECONDS = 1.0
 _EMPTY = "{}"
-
-
-def _or_none(value: JSON | None) -> str | None:
-    return None if value is None else dumps(value)
 
 
 class PostgresJobs(PostgresBase):
@@ -141,10 +137,7 @@ class PostgresJobs(PostgresBase):
         error: JSON | None = None,
         usage: JSON | None = None,
     ) -> bool:
-        status = JobStatus(status)
-        if not status.terminal:
-            raise ValueError(f"finish needs a terminal status, not {status}")
-        encoded = (_or_none(result), _or_none(error), _or_none(usage))
+        status, encoded = terminal_outcome(status, result, error, usage)
         return await self._finish_grouped((job_id, worker_id, status.value, *encoded))
 
     # Group commit of finishes (engine-bench): finishes asked for while one statement is in flight go together
@@ -206,7 +199,7 @@ class PostgresJobs(PostgresBase):
 
     # --- steps and events ----------------------------------------------------------------------
     async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
-        row = (step.job_id, step.key, step.ok, dumps(step.output), _or_none(step.error), step.attempts,
+        row = (step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error), step.attempts,
                step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
         counts = await self._fetchrow(

@@ -32,6 +32,11 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def dumps_or_none(value: JSON | None) -> str | None:
+    """JSON text, or ``None`` (SQL NULL) for ``None``."""
+    return None if value is None else dumps(value)
+
+
 def loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
@@ -44,6 +49,17 @@ def as_datetime(value: float | datetime | None) -> datetime | None:
 
 def _dt(value: float | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromtimestamp(value, UTC)
+
+
+def terminal_outcome(
+    status: JobStatus, result: JSON | None, error: JSON | None, usage: JSON | None
+) -> tuple[JobStatus, tuple[str | None, str | None, str | None]]:
+    """What ``JobStore.finish`` stores: the status, which must be terminal (``ValueError`` otherwise), and the
+    result, error and usage as JSON text (``None`` stays NULL)."""
+    status = JobStatus(status)
+    if not status.terminal:
+        raise ValueError(f"finish needs a terminal status, not {status}")
+    return status, (dumps_or_none(result), dumps_or_none(error), dumps_or_none(usage))
 
 
 def encode_files(files: Sequence[StoredFile]) -> str:

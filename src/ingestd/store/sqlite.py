@@ -259,11 +259,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         error: JSON | None = None,
         usage: JSON | None = None,
     ) -> bool:
-        status = JobStatus(status)
-        if not status.terminal:
-            raise ValueError(f"finish needs a terminal status, not {status}")
-        values = (None if result is None else dumps(result), None if error is None else dumps(error))
-        encoded = (*values, None if usage is None else dumps(usage))
+        status, encoded = records.terminal_outcome(status, result, error, usage)
         return await self._write(ops.finish, job_id, worker_id, status, encoded, time.time())
 
     async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
@@ -292,18 +288,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and
         return int(rows[0][0]) if rows else 0
 
     async def wait_for_events(self, job_id: str, after: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._waiters.events_sleeper(job_id) as woken:
-                if await self._last_seq(job_id) > after:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(woken, min(remaining, _FALLBACK_POLL_SECONDS))
-                except TimeoutError:
-                    pass
+        return await self._waiters.wait_for_events(job_id, after, timeout, self._last_seq, _FALLBACK_POLL_SECONDS)
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._waiters.sleep_for_work(timeout)
@@ -386,7 +371,7 @@ def _save_step(
     ).fetchone()
     if leased is None:
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)
-    row = (step.job_id, step.key, step.ok, dumps(step.output), None if step.error is None else dumps(step.error),
+    row = (step.job_id, step.key, step.ok, dumps(step.output), records.dumps_or_none(step.error),
            step.attempts, step.started_at.timestamp(), step.finished_at.timestamp(), dumps(step.usage))  # fmt: skip
     conn.execute(f"INSERT INTO steps ({records.STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     ops.append_events(conn, wake, step.job_id, events, now)

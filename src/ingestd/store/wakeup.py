@@ -16,7 +16,8 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 _MAX_DATAGRAM = 4096
@@ -89,6 +90,24 @@ class Waiters:
             pass
         finally:
             self._work.discard(future)
+
+    async def wait_for_events(
+        self, job_id: str, after: int, timeout: float, last_seq: Callable[[str], Awaitable[int]], recheck: float
+    ) -> bool:
+        """``JobStore.wait_for_events`` for a backend whose ``last_seq`` reads a job's last event number: True once
+        it passes ``after``, False after ``timeout`` seconds. Between checks it sleeps until a wake-up for the job,
+        but re-checks at least every ``recheck`` seconds, since a wake-up can be lost (a full datagram buffer,
+        a NOTIFY while the listener reconnects)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.events_sleeper(job_id) as woken:
+                if await last_seq(job_id) > after:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken, min(remaining, recheck))
 
     @contextlib.contextmanager
     def events_sleeper(self, job_id: str) -> Iterator[asyncio.Future[None]]:
