@@ -91,6 +91,22 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def job_via_api(
+    client: httpx.AsyncClient, job_id: str, timeout: float = 60.0, interval: float = 0.02, **request: Any
+) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` (``request``: more arguments of ``client.get``, e.g. a long-poll ``params``)
+    until the job is terminal; the job as the API shows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/v1/jobs/{job_id}", **request)
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in TERMINAL:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
+        await asyncio.sleep(interval)
+
+
 def ingestd_env(settings: dict[str, Any], pythonpath: Path | None = None) -> dict[str, str]:
     """This process's environment plus ``settings`` as ``INGESTD_*`` variables (lists and dicts as JSON, the way
     pydantic-settings reads them), with ``pythonpath`` first on ``PYTHONPATH`` (where test pipelines live)."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -90,13 +88,7 @@ def _type_of(name: str) -> str:
 
 async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """Poll the job until it is terminal; returns the job as the API shows it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
-        if job["status"] in workers.TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
-        await asyncio.sleep(0.05)
+    return await workers.job_via_api(client, job_id, timeout, interval=0.05)
 
 
 async def result_of(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from workers import TERMINAL
+from workers import job_via_api
 
 PROBLEM_JSON = "application/problem+json"
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -20,14 +19,7 @@ async def submit(api: httpx.AsyncClient, pipeline: str = "demo", body: dict[str,
 
 async def finished(api: httpx.AsyncClient, job_id: str, timeout: float = 20.0, **kwargs: Any) -> dict[str, Any]:
     """Long-poll the job until it is terminal; the job as the API shows it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await api.get(f"/v1/jobs/{job_id}", params={"wait": 2}, **kwargs)
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        if job["status"] in TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+    return await job_via_api(api, job_id, timeout, interval=0, params={"wait": 2}, **kwargs)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import workers
-from workers import TERMINAL
 
 from ingestd.api.app import create_app
 from ingestd.models import Job, NewJob
@@ -105,12 +102,4 @@ async def post_session(client: httpx.AsyncClient, inp: dict[str, Any]) -> str:
 
 async def job_done(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """Poll ``GET /v1/jobs/{id}`` until the job is terminal; its JSON."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        if job["status"] in TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
-        await asyncio.sleep(0.02)
+    return await workers.job_via_api(client, job_id, timeout)
