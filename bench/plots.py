@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 
 TIMEOUT = 120.0
 COLOURS = {"sync": "#c0392b", "ingestd": "#2471a3", "sqlite": "#2471a3", "postgres": "#7d3c98"}
+COLOURS["postgres + restart"] = "#d68910"
 
 
 def _short(name: str) -> str:
@@ -68,17 +69,13 @@ def replay_costs(doc: dict[str, Any], path: Path) -> None:
 def chaos_resume(reports: list[dict[str, Any]], path: Path) -> None:
     """How long each job orphaned by a SIGKILL waited until another worker resumed it, per database."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    top = max([15.0, *(w for r in reports for w in r["resume_waits"])])
-    bins = [i * 0.5 for i in range(int(top / 0.5) + 2)]
+    waits = [w for r in reports for w in r["resume_waits"]] or [0.0]
+    low, top = min(5.0, min(waits)), max(16.0, max(waits) + 0.5)
+    bins = [low + i * 0.25 for i in range(int((top - low) / 0.25) + 2)]
     for report in reports:
         name = report["database"]
-        ax.hist(
-            report["resume_waits"],
-            bins=bins,
-            alpha=0.6,
-            label=f"{name} ({report['kills']} kills)",
-            color=COLOURS.get(name),
-        )
+        label = f"{name} ({report['kills']} kills, {len(report['resume_waits'])} jobs)"
+        ax.hist(report["resume_waits"], bins=bins, histtype="step", linewidth=1.6, label=label, color=COLOURS.get(name))
     ax.axvline(15.0, color="grey", linestyle="--", linewidth=1)
     ax.text(15.0, ax.get_ylim()[1] * 0.9, " goal: < 15 s", color="grey")
     ax.set_xlabel("seconds from the kill until the job was resumed (lease 10 s)")
