@@ -32,7 +32,8 @@ from typing import Any
 
 import httpx
 from chaos_tally import Report, count_refusals, drain, table, tally_jobs, tally_order, tally_resumes, tally_steps
-from services import Proc, bench_env, create_pg_database, drop_pg_database, start_server, start_worker
+from common import fresh_database
+from services import Proc, bench_env, start_server, start_worker
 from sim_pipelines import SEGMENT_ROUTES
 from starlette.requests import ClientDisconnect
 
@@ -220,26 +221,18 @@ async def run_chaos(options: Options, log_dir: Path) -> Report:
     logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
     routes = {**SEGMENT_ROUTES, "chat": {"error_rates": {429: 0.02}}}
     sim_config = {"time_scale": options.time_scale, "seed": options.seed, "routes": routes}
-    pg_name = f"bench_chaos_{options.seed}"
-    if options.database == "postgres":
-        database = await create_pg_database(pg_name)
-    else:
-        database = f"sqlite:///{log_dir}/chaos.db"
-    try:
+    async with fresh_database(options.database, "chaos") as database:
         with running_simulator(sim_config) as sim:
             calls = record_calls(sim)
             started = time.monotonic()
             await _run(database, sim, options, report, log_dir)
             report.seconds = time.monotonic() - started
-            store = await open_store(database)
+            store = await open_store(database, migrate=False)
             try:
                 await tally_steps(store, list(calls), report)
                 report.provider_429s = count_refusals(sim.stats())
             finally:
                 await store.close()
-    finally:
-        if options.database == "postgres":
-            await drop_pg_database(pg_name)
     return report
 
 
@@ -259,7 +252,6 @@ def record_calls(sim: SimulatorURL) -> list[tuple[str, float]]:
 
 async def _run(database: str, sim: SimulatorURL, options: Options, report: Report, log_dir: Path) -> None:
     env = bench_env(sim, worker_concurrency=8, **options.settings)
-    subprocess.run([*Proc.command(), "migrate", "--database", database], env=env, check=True, capture_output=True)
     api, url = await asyncio.to_thread(start_server, database, env, log_dir, with_worker=False)
     fleet = await asyncio.to_thread(Fleet, database, env, log_dir, options.workers)
     client = Client(url, report)
@@ -324,7 +316,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--kills", type=int, default=100)
     ap.add_argument("--pg-restart", action="store_true", help="restart PostgreSQL once mid-run (disturbs others)")
-    ap.add_argument("--logs", help="keep the processes' logs (and the SQLite file) in this folder")
+    ap.add_argument("--logs", help="keep the processes' logs in this folder")
     ap.add_argument("--quick", action="store_true", help="at most 20 kills and a smaller storm")
     ap.add_argument("--json", default="bench/out/chaos-{database}.json", help="write the results here ('' to skip)")
     return ap.parse_args(argv)

@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from common import percentile
 from services import bench_env, start_server
 from sim_pipelines import (
     DECODE_SECONDS_PER_MB,
@@ -245,18 +246,13 @@ async def side(name: str, uploads: list[Upload], args: argparse.Namespace) -> Si
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else float("nan")
-
-
 def describe_uploads(uploads: list[Upload]) -> str:
     work = [u.sync_seconds() for u in uploads]
     sizes = [u.megabytes for u in uploads]
     return (
         f"{len(uploads)} uploads in a burst: {min(sizes):g}-{max(sizes):g} MB, speech up to "
         f"{max(u.speech_seconds for u in uploads):g} s; processing time on idle providers "
-        f"p50 {percentile(work, 0.5):.0f} s, p90 {percentile(work, 0.9):.0f} s, max {max(work):.0f} s"
+        f"p50 {percentile(work, 50):.0f} s, p90 {percentile(work, 90):.0f} s, max {max(work):.0f} s"
     )
 
 
@@ -282,7 +278,7 @@ def _seconds(value: float | None) -> str:
 
 def _p50_p95(r: SideResult) -> str:
     done = list(r.finished.values())
-    return f"{percentile(done, 0.5):.0f} s / {percentile(done, 0.95):.0f} s" if done else "-"
+    return f"{percentile(done, 50):.0f} s / {percentile(done, 95):.0f} s" if done else "-"
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -1,33 +1,23 @@
 """Processes for the replay and chaos benchmarks: ``ingestd serve``/``api``/``worker`` subprocesses wired to the
-provider simulator and to ``sim_pipelines``, and scratch PostgreSQL databases."""
+provider simulator and to ``sim_pipelines``."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+from common import free_port
 
 from ingestd.sim.testing import provider_env
 
 BENCH = Path(__file__).resolve().parent
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def bench_env(sim_url: str, **settings: Any) -> dict[str, str]:
@@ -97,23 +87,3 @@ def start_server(database: str, env: dict[str, str], log_dir: Path, *, with_work
             proc.stop()
             raise RuntimeError(f"ingestd {command} did not start; see {proc.log_path}")
         time.sleep(0.1)
-
-
-async def create_pg_database(name: str) -> str:
-    """A fresh, empty PostgreSQL database (dropped first if it exists); returns its URL."""
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_pg_database(name: str) -> None:
-    """Drop a scratch database, disconnecting whoever still uses it."""
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
