@@ -69,7 +69,8 @@ def worker(
 ) -> None:
     """Run a worker: claim jobs and run them until SIGTERM/SIGINT (then hand running jobs over)."""
     settings = settings_from(database_url=database, worker_concurrency=concurrency, pipelines=pipeline or None)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries (httpx logs every request at INFO) say only warnings; ingestd.* follows INGESTD_LOG_LEVEL.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ingestd import telemetry
 
     telemetry.configure_process(settings, worker=True)  # log format, OTEL_* tracing, metrics_port

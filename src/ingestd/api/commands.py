@@ -67,7 +67,8 @@ def _run_server(settings: Settings, run_worker: bool) -> None:
 
     from ingestd.api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries (httpx logs every request at INFO) say only warnings; ingestd.* follows INGESTD_LOG_LEVEL.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise at start-up
     from ingestd import telemetry
 
