@@ -115,7 +115,9 @@ class Pipeline:
     input_model: type[BaseModel]
     run: Callable[[Context, Any], Awaitable[JSON]]
     description: str = ""
-    unit: str = "items"  # what ``units`` measures: "audio_seconds", "messages", "items"
+    # What ``units`` measures ("messages", "items"...). ``"input_megabytes"``: the API sizes the job by its uploaded
+    # files instead (an audio file's duration is only known after decoding, and nothing slow happens before the 202).
+    unit: str = "items"
     units: Callable[[Any], float] = lambda _inp: 1.0
     accepts_files: bool = False
     ordering_key: Callable[[Any], str | None] = lambda _inp: None

@@ -50,6 +50,8 @@ async def test_recordings_become_structured_conversations(store: JobStore) -> No
     files = [("team-meeting.ogg", example("team-meeting.ogg")), ("two.webm", example("two-conversations.webm"))]
     async with api(store, settings) as client:
         job_id = await submit(client, files, {"folders": FOLDERS, "vocabulary": ["Maria"]})
+        stored = await store.get_job(job_id)  # sized by its uploads, for the ETA behind Retry-After
+        assert stored is not None and stored.units == pytest.approx(sum(len(b) for _, b in files) / 1e6)
         job = await wait_job(client, job_id)
         assert job["status"] == "succeeded", job["error"]
         result = await result_of(client, job_id)

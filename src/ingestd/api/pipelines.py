@@ -15,9 +15,11 @@ from pydantic import ValidationError
 from ingestd import errors, telemetry, webhooks
 from ingestd.api import schemas, uploads, views
 from ingestd.api.auth import current_tenant
-from ingestd.models import NewJob, SubmitOutcome
+from ingestd.models import NewJob, StoredFile, SubmitOutcome
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ingestd.pipeline import Pipeline
     from ingestd.store.protocol import JobStore
 
@@ -165,6 +167,13 @@ def _validate(pipe: Pipeline, body: uploads.SubmitBody) -> Any:
         raise errors.InvalidInput(f"the input does not fit pipeline {pipe.name!r}", errors=errs) from exc
 
 
+def _units(pipe: Pipeline, inp: Any, files: Sequence[StoredFile]) -> float:
+    """How big the job is, for the ETA behind Retry-After (see ``Pipeline.unit``)."""
+    if pipe.unit == "input_megabytes":
+        return max(sum(f.size for f in files) / 1e6, 0.001)
+    return float(pipe.units(inp))
+
+
 async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | None, opts: dict[str, Any]) -> Any:
     state = request.app.state
     store: JobStore = state.store
@@ -181,7 +190,7 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
             idempotency_key=key,
             payload_hash=body.payload_hash(pipe.name),
             retention_seconds=state.settings.retention_seconds,
-            units=float(pipe.units(inp)),
+            units=_units(pipe, inp, body.files),
             ordering_key=opts.pop("ordering_key") or pipe.ordering_key(inp),
             **opts,
         )

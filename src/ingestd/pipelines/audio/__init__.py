@@ -23,7 +23,7 @@ def build(settings: Settings, providers: AudioProviders | None = None) -> Pipeli
         input_model=AudioInput,
         run=audio.run,
         description="Recordings into transcribed, structured conversations (title, overview, action items, folder).",
-        unit="jobs",
+        unit="input_megabytes",  # the API sizes a job by its uploads (duration is known only after decode)
         accepts_files=True,
     )
 
