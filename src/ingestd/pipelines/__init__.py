@@ -8,6 +8,7 @@ Built-in pipelines are listed in ``_builtin``; user pipelines come from ``Settin
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,11 @@ def _builtin(settings: Settings) -> list[Pipeline]:
     # Team pipelines: one line each, importing inside this function so a heavy model loads only when used.
     pipelines.append(importlib.import_module("ingestd.pipelines.audio").build(settings))  # audio engineer
     pipelines.append(importlib.import_module("ingestd.pipelines.memory").build(settings))  # memory engineer
+    if settings.graphiti_neo4j_uri or settings.graphiti_kuzu_path:  # graphiti engineer: optional, configured only
+        try:  # pip install 'ingestd[graphiti]'
+            pipelines.append(importlib.import_module("ingestd.pipelines.graphiti").build(settings))
+        except ImportError as exc:
+            logging.getLogger(__name__).warning("graphiti pipeline not registered: %s", exc)
     return pipelines
 
 
