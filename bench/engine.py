@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from common import fresh_database, percentile
+from common import fresh_database, percentile, stop_process
 from pydantic import BaseModel
 
 from ingestd.models import JSON, NewJob
@@ -154,12 +154,7 @@ def worker_process(url: str, pipeline: str, concurrency: int | None = None) -> I
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
 
 
 async def wait_drained(url: str, timeout: float) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 import engine
-from common import PG_ADMIN, fresh_database, percentile
+from common import PG_ADMIN, fresh_database, percentile, stop_process
 
 HERE = Path(__file__).resolve().parent
 PEERS_ENV = HERE / ".peers"
@@ -126,12 +126,7 @@ def peer_worker(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_process(worker, timeout=20)
 
 
 async def peer_throughput(name: str, n: int) -> float:
