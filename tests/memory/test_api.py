@@ -138,7 +138,7 @@ async def test_another_tenant_sees_no_memory(store: JobStore) -> None:
 
 async def test_bad_requests_get_problems(store: JobStore) -> None:
     empty = {**MARCH, "messages": []}
-    missing = {k: v for k, v in MARCH.items() if k != "reference_time"}
+    missing = {**MARCH, "messages": [{**MARCH["messages"][0], "timestamp": None}]}
     huge = {**MARCH, "messages": [{**MARCH["messages"][0], "content": "x" * 20_001}]}
     no_role = {**MARCH, "messages": [{"content": "hi", "timestamp": "2026-03-01T10:00:00Z"}]}
     async with api_client(store, fast_settings(store.url)) as client:
@@ -157,7 +157,7 @@ async def test_bad_requests_get_problems(store: JobStore) -> None:
     for response in submits + reads:
         problem = response.json()
         assert response.headers["content-type"] == "application/problem+json" and problem["detail"], problem
-    assert "messages" in submits[0].text and "reference_time" in submits[1].text
+    assert "messages" in submits[0].text and "timestamp" in submits[1].text
     assert listed["jobs"] == [], "a rejected session must not become a job"
 
 

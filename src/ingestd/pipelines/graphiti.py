@@ -226,7 +226,7 @@ class GraphitiRun:
 
     async def run(self, ctx: Context, inp: MemoryInput) -> JSON:
         async def split() -> list[JSON]:
-            return split_episodes(inp.session_id, inp.messages, inp.reference_time)
+            return split_episodes(inp.session_id, inp.messages, inp.reference)
 
         episodes: list[JSON] = await ctx.step("episodes", split)
         added = []

@@ -95,7 +95,7 @@ class MemoryRun:
 
     async def run(self, ctx: Context, inp: MemoryInput) -> JSON:
         async def episodes() -> list[JSON]:
-            return split_episodes(inp.session_id, inp.messages, inp.reference_time, EpisodeLimits())
+            return split_episodes(inp.session_id, inp.messages, inp.reference, EpisodeLimits())
 
         parts: list[JSON] = await ctx.step("episodes", episodes)
         await ctx.progress("extract", 0, len(parts))
