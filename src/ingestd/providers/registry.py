@@ -5,8 +5,12 @@
 - ``INGESTD_VAD_PROVIDER``: ``offline`` (``silero.SileroVAD``), ``hosted`` (``hosted_vad.HostedVAD``);
 - ``INGESTD_LLM_PROVIDER``: ``offline`` (None: pipelines use their own deterministic fallbacks), ``openai``
   (``openai_compat.OpenAIChat``);
-- ``INGESTD_EMBEDDING_PROVIDER``: ``offline`` (``minilm.MiniLMEmbedder``), ``openai``
-  (``openai_compat.OpenAIEmbedder``).
+- ``INGESTD_EMBEDDING_PROVIDER``: ``offline`` (``onnx_embedder.OnnxMiniLMEmbedder``), ``openai``
+  (``openai_compat.OpenAIEmbedder``);
+- ``INGESTD_MEMORY_EMBEDDING`` (with ``embedding_provider=offline``): ``offline_embedder(choice, fallback)`` gives
+  ``onnx`` (the default: ``OnnxMiniLMEmbedder``, torch-free), ``minilm`` (``minilm.MiniLMEmbedder``, the torch
+  extra) or ``hashing`` (the caller's ``fallback``, which ``onnx`` also falls back to, with one WARNING, when its
+  model package is not installed).
 
 Offline implementations are imported only when chosen, so a process using hosted providers never loads a local
 model. Hosted clients share one ``httpx.AsyncClient``; ``Providers.aclose()`` closes it.
@@ -14,6 +18,8 @@ model. Hosted clients share one ``httpx.AsyncClient``; ``Providers.aclose()`` cl
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -25,6 +31,10 @@ STT_PROVIDERS = ("offline", "deepgram", "openai")
 VAD_PROVIDERS = ("offline", "hosted")
 LLM_PROVIDERS = ("offline", "openai")
 EMBEDDING_PROVIDERS = ("offline", "openai")
+OFFLINE_EMBEDDINGS = ("onnx", "minilm", "hashing")
+
+log = logging.getLogger("ingestd.providers")
+_warned: set[str] = set()  # fallback reasons already logged by this process
 
 
 class ProviderConfigError(ValueError):
@@ -147,7 +157,36 @@ def _build_embedder(settings: Settings, kind: str, client: httpx.AsyncClient | N
             client,
             dimensions=settings.openai_embedding_dimensions,
         )
-    from ingestd.providers.minilm import MiniLMEmbedder
+    from ingestd.providers.onnx_embedder import OnnxMiniLMEmbedder
 
-    offline: Embedder = MiniLMEmbedder()
+    offline: Embedder = OnnxMiniLMEmbedder()
     return offline
+
+
+def offline_embedder(choice: str, fallback: Callable[[], Embedder]) -> Embedder:
+    """The offline embedder ``choice`` (``INGESTD_MEMORY_EMBEDDING``) names.
+
+    Args:
+        choice: ``onnx`` (all-MiniLM-L6-v2 int8 on onnxruntime), ``minilm`` (the same model on torch, the
+            ``minilm`` extra) or ``hashing`` (``fallback()``).
+        fallback: builds the no-model embedder (the memory pipeline's feature hashing); used for ``hashing``, and
+            for ``onnx`` when its model cannot load here (one WARNING per process says why).
+
+    Raises:
+        ProviderConfigError: an unknown choice.
+    """
+    kind = _check("memory_embedding", choice, OFFLINE_EMBEDDINGS)
+    if kind == "minilm":
+        from ingestd.providers.minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    if kind == "onnx":
+        from ingestd.providers.onnx_embedder import OnnxMiniLMEmbedder, missing
+
+        reason = missing()
+        if reason is None:
+            return OnnxMiniLMEmbedder()
+        if reason not in _warned:
+            _warned.add(reason)
+            log.warning("INGESTD_MEMORY_EMBEDDING=onnx: %s; falling back to feature hashing", reason)
+    return fallback()

