@@ -72,7 +72,8 @@ NUMBERS = {
         "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
         "seventeen eighteen nineteen twenty".split()
     )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "hundred": "100", "first": "1", "second": "2"}
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "hundred": "100"}
+NUMBERS |= {"first": "1", "second": "2", "third": "3"}
 _TOKEN = re.compile(r"[a-z0-9]+")
 _ORDINAL = re.compile(r"^(\d+)(st|nd|rd|th)$")
 _STEMMER = stemmer("english")
