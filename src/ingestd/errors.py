@@ -6,8 +6,10 @@ place (``ingestd.api.problems``) turns them into ``application/problem+json``.
 The tree::
 
     IngestdError
-    ├── StoreError                 the database failed (driver errors are wrapped into this at the boundary)
-    │   └── StoreUnavailable       cannot connect
+    ├── StoreError                 the database failed (driver errors are wrapped into this at the boundary);
+    │   │                          transient: a job retries it later, the API answers 503 with Retry-After
+    │   ├── StoreUnavailable       cannot connect, or the disk is full
+    │   └── StoreRejected          the database refused the data (retrying cannot help)
     ├── NotFound                   no such job / pipeline / entity (or another tenant's)
     ├── Conflict                   the request contradicts the stored state
     │   ├── IdempotencyConflict    same Idempotency-Key, different payload
@@ -67,6 +69,14 @@ class StoreError(IngestdError):
 class StoreUnavailable(StoreError):
     code = "store-unavailable"
     title = "The job store is unavailable"
+
+
+class StoreRejected(StoreError):
+    """The database refused a statement for its data (a bad value, a constraint): the same write fails again."""
+
+    code = "store-rejected"
+    status = 500
+    title = "The job store refused the data"
 
 
 class NotFound(IngestdError):

@@ -216,6 +216,10 @@ class JobRunner:
                     return await fn(), attempt
             except StepFailed:
                 raise  # a nested step already failed for good and said why
+            except errors.StoreError as exc:
+                if not isinstance(exc, errors.StoreRejected):
+                    raise  # transient: the whole job is queued again (the worker's _retry_later), not this step
+                raise StepFailed(key, describe(exc), cause=exc.code, attempts=attempt) from exc
             except Exception as exc:
                 if not is_transient(exc):
                     cause = exc.code if isinstance(exc, errors.IngestdError) else "internal"

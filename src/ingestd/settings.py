@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 2.0  # must stay well under lease_seconds
     poll_seconds: float = 1.0  # an idle worker looks for expired leases this often (submits wake it at once)
     shutdown_grace_seconds: float = 20.0
+    # A job whose store writes failed (an outage, a serialization failure) runs again after this, doubling per
+    # execution up to 5 min; it is never failed for it (a deadline still ends it).
+    store_retry_seconds: float = 5.0
     pipelines: list[str] | None = None  # None: every registered pipeline
     # User pipelines, "package.module:attribute" (a Pipeline, a list of them, or a function of Settings
     # returning either); env INGESTD_PIPELINE_MODULES='["myco.pipes:summarise"]'.

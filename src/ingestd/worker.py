@@ -25,7 +25,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -44,7 +44,7 @@ from ingestd.webhooks import dispatcher_for
 log = logging.getLogger("ingestd.worker")
 
 PURGE_EVERY_SECONDS = 60.0
-STORE_RETRY_SECONDS = 5.0  # a job whose store calls failed is queued again this much later
+STORE_RETRY_MAX_SECONDS = 300.0  # the longest wait before a job whose store calls failed runs again
 
 Outcome = tuple[JobStatus, JSON | None, JSON | None]  # status, result, error
 
@@ -248,13 +248,18 @@ class Worker:
 
     async def _run_pipeline(self, pipeline: Pipeline, runner: JobRunner, inp: Any) -> Outcome:
         try:
-            result = await pipeline.run(runner, inp)
+            try:
+                result = await pipeline.run(runner, inp)
+            except BaseExceptionGroup as group:  # a task group (ctx.map): answer for the error that matters most
+                raise surfaced(group) from group
         except StepFailed as exc:
             return _failed(exc.to_problem())
         except errors.JobCanceled:
             return JobStatus.CANCELED, None, _canceled_problem()
-        except errors.StoreError:
-            raise
+        except errors.StoreError as exc:
+            if not isinstance(exc, errors.StoreRejected):
+                raise  # transient: the job is queued again (_retry_later)
+            return _failed(_store_rejected_problem(exc))
         except Exception as exc:
             log.warning("job %s: pipeline %s raised %s", runner.job.id, pipeline.name, describe(exc))
             reason = describe(exc)
@@ -291,7 +296,9 @@ class Worker:
     async def _retry_later(self, job: Job, exc: errors.StoreError) -> None:
         log.warning("job %s: store failed (%s); retrying later", job.id, describe(exc))
         telemetry.set_job_status("retry")
-        run_at = utcnow() + timedelta(seconds=STORE_RETRY_SECONDS)
+        # Backoff per execution of the job, capped; a deadline, if the job has one, still ends it.
+        delay = min(STORE_RETRY_MAX_SECONDS, self.settings.store_retry_seconds * 2 ** max(0, job.attempt - 1))
+        run_at = utcnow() + timedelta(seconds=delay)
         with contextlib.suppress(errors.StoreError):  # the lease then expires and another worker resumes it
             await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem())
 
@@ -320,6 +327,31 @@ def _failed(error: JSON) -> Outcome:
     return JobStatus.FAILED, None, error
 
 
+def surfaced(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one error a failed task group stands for: a cancellation, else a transient store error (the job is
+    retried), else a step that failed for good, else the first."""
+    leaves = list(_leaves(group))
+    for kind in (errors.JobCanceled, asyncio.CancelledError, errors.StoreError, StepFailed):
+        for leaf in leaves:
+            if isinstance(leaf, kind) and not isinstance(leaf, errors.StoreRejected):
+                return leaf
+    return leaves[0]
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _store_rejected_problem(exc: errors.StoreError) -> JSON:
+    reason = describe(exc)
+    detail = f"the job store refused a write of this job: {reason}"
+    return problem("store-rejected", "The job store refused the data", detail, stage="pipeline", reason=reason)
+
+
 def _canceled_problem() -> JSON:
     return problem("canceled", "The job was canceled", "cancellation was requested", 409)
 
@@ -336,4 +368,4 @@ def _item_order(key: str) -> tuple[str, int]:
     return stage, int(index) if index.isdigit() else -1
 
 
-__all__ = ["Worker", "default_worker_id", "problem"]
+__all__ = ["Worker", "default_worker_id", "problem", "surfaced"]

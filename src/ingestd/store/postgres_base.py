@@ -39,13 +39,22 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
+# SQLSTATE classes of a statement the server refuses for what it says (the same statement fails again):
+# data exception, integrity violation, syntax error or access rule violation, program limit exceeded.
+# Everything else (serialization failures, deadlocks, a full disk, a read-only failover) is worth retrying.
+_REFUSED_CLASSES = ("22", "23", "42", "54")
+_FULL = "53100"  # disk_full
 
 
 def translate(exc: BaseException) -> errors.StoreError:
     """A driver error as the ``ingestd.errors`` the rest of the code understands."""
-    if isinstance(exc, _UNAVAILABLE):
-        return errors.StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}")
-    return errors.StoreError(f"postgresql: {type(exc).__name__}: {exc}")
+    message = f"postgresql: {type(exc).__name__}: {exc}"
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if isinstance(exc, _UNAVAILABLE) or sqlstate == _FULL:
+        return errors.StoreUnavailable(message)
+    if sqlstate[:2] in _REFUSED_CLASSES:
+        return errors.StoreRejected(message, sqlstate=sqlstate)
+    return errors.StoreError(message)
 
 
 class PostgresBase:

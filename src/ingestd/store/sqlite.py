@@ -378,7 +378,16 @@ def _save_step(
     return row
 
 
+# Result codes of a full disk or a failing device: the store cannot take writes now (503, retried later).
+_UNAVAILABLE_CODES = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
 def _translate(exc: sqlite3.Error) -> errors.StoreError:
-    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
-        return errors.StoreUnavailable(str(exc))
+    """A driver error as ``ingestd.errors``: a refused value is ``StoreRejected``, a full disk or a broken file
+    ``StoreUnavailable``, anything else (a busy database) a plain, transient ``StoreError``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_UNAVAILABLE_CODES) or "unable to open" in str(exc):
+        return errors.StoreUnavailable(f"sqlite: {exc}")
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError):
+        return errors.StoreRejected(f"sqlite: {exc}")
     return errors.StoreError(f"sqlite: {exc}")

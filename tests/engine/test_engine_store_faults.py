@@ -1,0 +1,80 @@
+"""A transient store error anywhere in a job is retried, never the job's end (issue 15, point 1).
+
+The fault is injected by the database itself: on PostgreSQL a trigger raising SQLSTATE 40001 (serialization
+failure) on the first insert of one checkpoint (a sequence counts the firings: sequences are not rolled back); on
+SQLite a temporary trigger calling a function that raises ``OperationalError`` once (what ``SQLITE_BUSY`` is).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+from engine_helpers import events_of, running_worker, submit, wait_finished
+from engine_pipelines import lines
+
+from ingestd.models import JobStatus
+from ingestd.store.protocol import JobStore
+
+_PG_FAULT = """
+CREATE SEQUENCE fault_fired;
+CREATE FUNCTION fault_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.key = '{key}' AND nextval('fault_fired') = 1 THEN
+        RAISE EXCEPTION 'injected: could not serialize access' USING ERRCODE = '40001';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fault_once BEFORE INSERT ON steps FOR EACH ROW EXECUTE FUNCTION fault_once();
+"""
+
+
+async def fail_first_checkpoint(store: JobStore, key: str) -> None:
+    """The first insert of the checkpoint ``key`` fails once with a transient database error."""
+    if store.url.startswith("postgresql"):
+        conn = await asyncpg.connect(store.url)
+        try:
+            await conn.execute(_PG_FAULT.format(key=key))
+        finally:
+            await conn.close()
+        return
+    fired: list[str] = []
+
+    def fault(step_key: str) -> int:
+        if step_key == key and not fired:
+            fired.append(step_key)
+            raise sqlite3.OperationalError("injected: database is locked")
+        return 0
+
+    conn = store._conn  # type: ignore[attr-defined]  # the store's own connection: the trigger lives there
+    await store._in_thread(conn.create_function, "fault_once", 1, fault)  # type: ignore[attr-defined]
+    trigger = "CREATE TEMP TRIGGER fault_once BEFORE INSERT ON steps BEGIN SELECT fault_once(NEW.key); END"
+    await store._in_thread(conn.execute, trigger)  # type: ignore[attr-defined]
+
+
+async def test_transient_error_on_a_map_item_checkpoint_retries_the_job(store: JobStore, tmp_path: Path) -> None:
+    await fail_first_checkpoint(store, "work[1]")
+    log = str(tmp_path / "log")
+    job = await submit(store, "count", {"log": log, "items": 3, "concurrency": 3})
+    async with running_worker(store, store_retry_seconds=0.05):
+        done = await wait_finished(store, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.result == {"ok": [0, 1, 2], "failed": []}
+    requeued = [e.data for e in await events_of(store, job.id) if e.type == "job.queued" and "retry_at" in e.data]
+    assert len(requeued) == 1  # the reason is visible to the client on the job's event stream
+    error = requeued[0]["error"]
+    backend = "postgresql" if store.url.startswith("postgresql") else "sqlite"
+    assert error["code"] == "store-error" and error["detail"].startswith(f"{backend}: ")
+    assert lines(log).count(f"{job.id} end prepare") == 1  # the checkpointed step did not run again
+
+
+async def test_transient_error_on_a_plain_step_checkpoint_retries_the_job(store: JobStore, tmp_path: Path) -> None:
+    await fail_first_checkpoint(store, "collect")
+    log = str(tmp_path / "log")
+    job = await submit(store, "count", {"log": log, "items": 2})
+    async with running_worker(store, store_retry_seconds=0.05):
+        done = await wait_finished(store, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    for key in ("prepare", "work[0]", "work[1]"):
+        assert lines(log).count(f"{job.id} end {key}") == 1
