@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
-from ingestd.pipelines.memory import recall, search
+from ingestd.pipelines.memory import block, recall, search
 from ingestd.pipelines.memory.codec import pack_vector, unpack_vector
 from ingestd.pipelines.memory.embedder import hash_embed
-from ingestd.pipelines.memory.graph import Entity, EntityHit, Fact, KnownEntity, NewFact, Scope, SearchHit
+from ingestd.pipelines.memory.graph import Fact, KnownEntity, Message, MessageHit, NewFact, Scope, SearchHit
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver
+from ingestd.pipelines.memory.retrieve import Recall
 
 T1, T2, T3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
 EMMA = KnownEntity("emma", "Emma Schmidt", "person", ("emma schmidt",), hash_embed("Emma Schmidt"))
@@ -64,17 +66,38 @@ def test_a_fact_told_late_about_an_older_state_is_stored_closed() -> None:
     assert [(f.object, f.invalid_at) for f in facts.facts] == [("Lisbon", T2)] and facts.invalidations == []
 
 
-def test_context_block_lists_current_then_a_little_history_once_each() -> None:
-    hits = [SearchHit(_fact("a", "Porto", T2), 0.9), SearchHit(_fact("a2", "Porto", T2), 0.8)]
-    hits += [SearchHit(_fact(f"p{i}", f"Town{i}", T1, T2), 0.5) for i in range(6)]
-    emma = Entity("emma", "Emma Schmidt", "person", "A friend.", (), T1, T1)
-    block = recall.render_context("alice", 'where "is" Emma', hits, [EntityHit(emma, 1.0)], T3)
-    lines = block.splitlines()
-    assert lines[0] == '<memory user="alice" as_of="2026-09-01T00:00:00+00:00" query="where \'is\' Emma">'
-    assert lines[1:3] == ["Facts that hold now:", "- Emma Schmidt lives in Porto (since 2026-06-01)"]
-    assert lines[3] == "No longer true:" and len([x for x in lines if " to 2026-06-01)" in x]) == 4
-    assert lines[-3:] == ["Entities:", "- Emma Schmidt (person): A friend.", "</memory>"]
-    assert "Nothing relevant" in recall.render_context("alice", "x", [], [], T3)
+def _said(key: str, speaker: str, content: str, day: int) -> MessageHit:
+    message = Message(key, f"s:{key}", "s", int(key), "user", speaker, content, datetime(2023, 5, day, tzinfo=UTC), ())
+    return MessageHit(message, 1.0 / int(key))
+
+
+def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_shows() -> None:
+    long = "We went hiking on Sunday. " * 3 + "My daughter painted a sunset with purple clouds. " + "It rained. " * 30
+    hits = [_said("1", "Melanie", long, 8), _said("2", "Caroline", "What did you paint last week?", 7)]
+    hits += [
+        _said(str(k), "Caroline", f"Filler words number {k} about nothing much at all here.", 9) for k in range(3, 60)
+    ]
+    reply = Message(
+        "99", "s:99", "s", 99, "user", "Melanie", "A lake at dawn, in oils.", datetime(2023, 5, 7, tzinfo=UTC), ()
+    )
+    fact = _fact("f1", "Porto", T2)
+    found = Recall(hits, [SearchHit(dataclasses.replace(fact, message_ids=("s:77",)), 1.0)], [], {"2": reply})
+    answer = recall.context_json("alice", "What did Melanie paint?", found, max_words=120)
+    lines = answer["context"].splitlines()
+    assert answer["words"] == len(answer["context"].split()) <= 120
+    assert lines[:2] == ['<memory user="alice">', "Conversation:"] and lines[-1] == "</memory>"
+    # The long message is cut to the sentence that matches (and what follows), with speaker and date.
+    melanie = next(line for line in lines if line.startswith("- Melanie, 8 May 2023: "))
+    assert "painted a sunset with purple clouds" in melanie and len(melanie.split()) <= block.TOP_CAP + 5
+    # A question brings its reply; lines are in time order; the fact from a message not shown comes last.
+    assert lines.index("- Caroline, 7 May 2023: What did you paint last week?") + 1 == lines.index(
+        "- Melanie, 7 May 2023: A lake at dawn, in oils."
+    )
+    assert lines[-3:-1] == ["Facts:", "- Emma Schmidt lives in Porto (1 June 2026)"]
+    shown = [m["id"] for m in answer["messages"]]
+    assert answer["message_ids"] == [*shown, "s:77"] and answer["fact_ids"] == ["f1"]
+    assert all(f"{m['speaker']}, {m['date']}: {m['shown']}" in answer["context"] for m in answer["messages"])
+    assert "Nothing relevant" in recall.context_json("alice", "x", Recall([], [], []))["context"]
 
 
 def test_query_terms_and_full_text_expressions() -> None:

@@ -1,8 +1,9 @@
 """The memory read API: search a user's knowledge graph, read an entity's history, build a prompt block.
 
-``GET /v1/memory/{user_id}/search?q=`` (hybrid full-text + embedding similarity, current facts first),
+``GET /v1/memory/{user_id}/search?q=`` (messages and facts: full text, embeddings and the graph, fused),
 ``GET /v1/memory/{user_id}/entities/{entity_id}`` (the entity and its facts over time) and
-``GET /v1/memory/{user_id}/context?q=`` (a compact memory block to paste into an LLM prompt).
+``GET /v1/memory/{user_id}/context?q=&max_words=`` (a memory block to paste into an LLM prompt, in at most
+``max_words`` words: the messages that answer, with speaker and date, and a few facts).
 
 Graphs are per tenant (the API key's) and user: another tenant's user, like an unknown one, is a 404. Queries are
 embedded by the same embedder the memory pipeline writes with, so query and fact vectors are comparable; when
@@ -22,9 +23,11 @@ from fastapi.responses import PlainTextResponse
 
 from ingestd import errors
 from ingestd.api.auth import current_tenant
-from ingestd.models import JSON, utcnow
+from ingestd.models import JSON
 from ingestd.pipelines.memory import recall
-from ingestd.pipelines.memory.graph import GraphStore, Scope, SearchResult, open_graph_store
+from ingestd.pipelines.memory.graph import GraphStore, Scope, open_graph_store
+from ingestd.pipelines.memory.retrieve import Recall
+from ingestd.pipelines.memory.retrieve import recall as recall_for
 from ingestd.pipelines.memory.run import MemoryRun
 from ingestd.providers.base import Embedder
 from ingestd.settings import Settings
@@ -113,10 +116,10 @@ async def _query_vector(request: Request, query: str) -> list[float] | None:
     return answer.vectors[0] if answer.vectors else None
 
 
-async def _search(request: Request, scope: Scope, query: str, limit: int) -> tuple[SearchResult, bool]:
+async def _recall(request: Request, scope: Scope, query: str, limit: int) -> tuple[Recall, bool]:
     graph = await _known_user(request, scope)
     vector = await _query_vector(request, query)
-    return await graph.search(scope, query, vector, limit), vector is not None
+    return await recall_for(graph, scope, query, vector, fact_limit=limit), vector is not None
 
 
 @router.get("/{user_id}/search", summary="Search a user's memory (full text + embeddings, current facts first)")
@@ -127,8 +130,8 @@ async def search_memory(
     q: QueryText,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSON:
-    result, vector_search = await _search(request, Scope(tenant, user_id), q, limit)
-    return recall.search_json(user_id, q, result, vector_search)
+    found, vector_search = await _recall(request, Scope(tenant, user_id), q, limit)
+    return recall.recall_json(user_id, q, found, vector_search, limit)
 
 
 @router.get("/{user_id}/entities/{entity_id}", summary="One entity of a user's memory with its facts over time")
@@ -157,11 +160,13 @@ async def memory_context(
     tenant: Tenant,
     user_id: UserId,
     q: QueryText,
-    limit: Annotated[int, Query(ge=1, le=50)] = recall.CONTEXT_FACTS,
+    max_words: Annotated[int, Query(ge=20, le=4000, description="The block's size limit in words")] = (
+        recall.CONTEXT_WORDS
+    ),
     format: Annotated[str, Query(pattern="^(json|text)$", description="json (default) or text")] = "json",
 ) -> Any:
-    result, _ = await _search(request, Scope(tenant, user_id), q, limit)
-    body = recall.context_json(user_id, q, result, utcnow(), limit)
+    found, _ = await _recall(request, Scope(tenant, user_id), q, 10)
+    body = recall.context_json(user_id, q, found, max_words)
     if format == "text":
         return PlainTextResponse(body["context"])
     return body

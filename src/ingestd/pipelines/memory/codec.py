@@ -17,6 +17,7 @@ from ingestd.pipelines.memory.graph import (
     NewEntity,
     NewEpisode,
     NewFact,
+    NewMessage,
 )
 
 
@@ -69,6 +70,7 @@ def changes_to_json(changes: GraphChanges) -> JSON:
             for f in changes.facts
         ],
         "invalidations": [{**i.__dict__, "invalid_at": _iso(i.invalid_at)} for i in changes.invalidations],
+        "messages": [{**m.__dict__, "at": _iso(m.at), "embedding": pack_vector(m.embedding)} for m in changes.messages],
         "stats": dict(changes.stats),
     }
 
@@ -103,6 +105,10 @@ def changes_from_json(data: JSON) -> GraphChanges:
                 fact_id=i["fact_id"], invalid_at=parse_time(i["invalid_at"]) or _never(), by_fact_id=i["by_fact_id"]
             )
             for i in data["invalidations"]
+        ],
+        messages=[
+            NewMessage(**{**m, "at": parse_time(m["at"]) or _never(), "embedding": unpack_vector(m["embedding"])})
+            for m in data.get("messages") or []
         ],
         stats=dict(data["stats"]),
     )

@@ -28,13 +28,20 @@ def _turns(messages: Sequence[Any]) -> list[list[Any]]:
 
 
 def split_episodes(
-    session_id: str, messages: Sequence[Any], reference_time: datetime, limits: EpisodeLimits | None = None
+    session_id: str,
+    messages: Sequence[Any],
+    reference_time: datetime,
+    limits: EpisodeLimits | None = None,
+    ids: Sequence[str] | None = None,
 ) -> list[JSON]:
     """Group whole turns into episodes of at most ``max_messages`` / ``max_chars`` (a longer turn stands alone,
-    cut at message boundaries). Each episode is JSON: index, session, text, started_at, reference_time."""
+    cut at message boundaries). Each episode is JSON: index, session, text, started_at, reference_time, and its
+    messages with their client ids (``ids``, default ``<session_id>:<index>``), speakers and positions."""
     limits = limits or EpisodeLimits()
+    ids = ids or [f"{session_id}:{i}" for i in range(len(messages))]
+    numbered = [_Numbered(m, ids[i], i) for i, m in enumerate(messages)]
     groups: list[list[Any]] = []
-    for turn in _turns(messages):
+    for turn in _turns(numbered):
         for piece in _cut(turn, limits):
             last = groups[-1] if groups else None
             if last is not None and _fits(last + piece, limits):
@@ -42,6 +49,28 @@ def split_episodes(
             else:
                 groups.append(list(piece))
     return [_episode(session_id, i, g, reference_time) for i, g in enumerate(groups)]
+
+
+@dataclass(frozen=True)
+class _Numbered:
+    """A message with its client id and position in the session."""
+
+    message: Any
+    id: str
+    index: int
+
+    @property
+    def role(self) -> str:
+        return str(self.message.role)
+
+    @property
+    def content(self) -> str:
+        return str(self.message.content)
+
+
+def speaker_of(message: Any) -> str:
+    """Who said it: the name given, else "User" or "Assistant" (or "System")."""
+    return str(getattr(message, "name", None) or str(message.role).capitalize())
 
 
 def _fits(messages: list[Any], limits: EpisodeLimits) -> bool:
@@ -57,12 +86,24 @@ def _cut(turn: list[Any], limits: EpisodeLimits) -> list[list[Any]]:
     return pieces
 
 
-def _episode(session_id: str, index: int, messages: list[Any], reference_time: datetime) -> JSON:
+def _episode(session_id: str, index: int, numbered: list[_Numbered], reference_time: datetime) -> JSON:
+    messages = [
+        {
+            "id": n.id,
+            "index": n.index,
+            "name": getattr(n.message, "name", None),
+            "speaker": speaker_of(n.message),
+            "role": n.role,
+            "content": n.content,
+            "timestamp": n.message.timestamp.isoformat(),
+        }
+        for n in numbered
+    ]
     return {
         "index": index,
         "session_id": session_id,
-        "text": "\n".join(f"{m.role}: {m.content}" for m in messages),
-        "messages": [{"role": m.role, "content": m.content, "timestamp": m.timestamp.isoformat()} for m in messages],
-        "started_at": messages[0].timestamp.isoformat(),
+        "text": "\n".join(f"{m['speaker'] if m['name'] else m['role']}: {m['content']}" for m in messages),
+        "messages": messages,
+        "started_at": messages[0]["timestamp"],
         "reference_time": reference_time.isoformat(),
     }

@@ -52,10 +52,32 @@ class Fact:
     created_at: datetime
     episode_id: str
     job_id: str
+    message_ids: tuple[str, ...] = ()  # the client ids of the messages it was read from
 
     @property
     def current(self) -> bool:
         return self.invalid_at is None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored chat message: who said what, when, in which session; ``content`` shows resolved dates."""
+
+    key: str  # the store's own key (search rankings are lists of keys)
+    id: str  # the client's id ("<session_id>:<index>" by default)
+    session_id: str
+    index: int
+    role: str
+    speaker: str  # the name given, else the role
+    content: str
+    at: datetime
+    dates: tuple[str, ...]  # the dates it mentions, resolved and labelled ("7 May 2023")
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    message: Message
+    score: float
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class EntityHit:
 class SearchResult:
     facts: list[SearchHit]
     entities: list[EntityHit]
+    messages: list[MessageHit] = field(default_factory=list)
 
 
 # --- the changes one job makes (computed by ``resolve``, checkpointed, written by ``apply``) -----------------
@@ -127,6 +150,20 @@ class NewFact:
     invalid_at: datetime | None
     episode_id: str
     embedding: list[float] | None
+    message_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    id: str  # the client's id
+    session_id: str
+    index: int
+    role: str
+    speaker: str
+    content: str  # with resolved dates shown ("yesterday [7 May 2023]")
+    at: datetime
+    dates: list[str]
+    embedding: list[float] | None
 
 
 @dataclass(frozen=True)
@@ -148,6 +185,7 @@ class GraphChanges:
     summaries: dict[str, str] = field(default_factory=dict)  # entity id -> longer summary learnt
     facts: list[NewFact] = field(default_factory=list)
     invalidations: list[Invalidation] = field(default_factory=list)
+    messages: list[NewMessage] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -192,6 +230,28 @@ class GraphStore(Protocol):
         ...
 
     async def user_exists(self, scope: Scope) -> bool: ...
+
+    async def message_ranking(
+        self, scope: Scope, terms: list[str], vector: list[float] | None
+    ) -> tuple[list[str], list[str]]:
+        """Message keys ranked by full text (bm25 / ts_rank over any of ``terms``) and by vector similarity."""
+        ...
+
+    async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
+        """The messages with these keys (any order; unknown keys are left out)."""
+        ...
+
+    async def messages_with_ids(self, scope: Scope, ids: list[str]) -> list[Message]:
+        """The messages with these client ids (any order; unknown ids are left out)."""
+        ...
+
+    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
+        """For each message key, the message that follows it in its session (when there is one)."""
+        ...
+
+    async def speakers(self, scope: Scope) -> list[str]:
+        """The distinct speakers of the user's messages."""
+        ...
 
 
 async def open_graph_store(url: str) -> GraphStore:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from ingestd import errors
+from ingestd.pipelines.memory import messages_postgres as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
     ApplyOutcome,
@@ -21,6 +22,7 @@ from ingestd.pipelines.memory.graph import (
     Fact,
     GraphChanges,
     KnownEntity,
+    Message,
     NewFact,
     Scope,
     SearchHit,
@@ -59,13 +61,13 @@ CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_
 """
 
 _FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
-    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id
+    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id, f.message_ids
     FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
 _ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
 
 
 def _fact(r: Sequence[Any]) -> Fact:
-    return Fact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+    return Fact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], tuple(json.loads(r[12])))
 
 
 def _entity(r: Sequence[Any], aliases: Sequence[str] = ()) -> Entity:
@@ -93,6 +95,7 @@ class PostgresGraphStore:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
             await conn.execute(SCHEMA)
+            await conn.execute(chat.SCHEMA)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -162,6 +165,29 @@ class PostgresGraphStore:
             hits = [SearchHit(f, s) for f, s in hybrid.rank_facts([_fact(r) for r in rows], scores, limit)]
             entities = await self._entity_hits(c, scope, terms, query_vector)
         return SearchResult(facts=hits, entities=entities)
+
+    async def message_ranking(
+        self, scope: Scope, terms: list[str], vector: list[float] | None
+    ) -> tuple[list[str], list[str]]:
+        async with self._pool.acquire() as c:
+            text = await chat.text_ranking(c, scope, terms)
+            return text, [k for k, _ in await self._nearest(c, scope, "message", vector)]
+
+    async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
+        async with self._pool.acquire() as c:
+            return await chat.get_messages(c, scope, keys)
+
+    async def messages_with_ids(self, scope: Scope, ids: list[str]) -> list[Message]:
+        async with self._pool.acquire() as c:
+            return await chat.messages_with_ids(c, scope, ids)
+
+    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
+        async with self._pool.acquire() as c:
+            return await chat.next_messages(c, scope, keys)
+
+    async def speakers(self, scope: Scope) -> list[str]:
+        async with self._pool.acquire() as c:
+            return await chat.speakers(c, scope)
 
     async def _nearest(
         self, c: asyncpg.Connection, scope: Scope, kind: str, vector: list[float] | None
@@ -250,6 +276,7 @@ def _s(scope: Scope) -> tuple[str, str]:
 async def _apply(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> None:
     await _apply_entities(c, scope, ch)
     await _apply_facts(c, scope, ch)
+    await chat.insert_messages(c, scope, ch)
     t, u = _s(scope)
     await c.execute(
         """INSERT INTO mem_users VALUES ($1,$2,1,now()) ON CONFLICT (tenant, user_id)
@@ -299,11 +326,11 @@ async def _apply_facts(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) ->
     names |= {r[0]: r[1] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)}
     await c.executemany(
         """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
-        invalid_at, created_at, episode_id, job_id, triple_text, sentence_text)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13,$14)""",
+        invalid_at, created_at, episode_id, job_id, triple_text, sentence_text, message_ids)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,now(),$11,$12,$13,$14,$15)""",
         [
             (f.id, t, u, f.subject_id, f.predicate, f.object_id, f.object, f.sentence, f.valid_at, f.invalid_at,
-             f.episode_id, ch.job_id, *_search_texts(names, f))
+             f.episode_id, ch.job_id, *_search_texts(names, f), json.dumps(f.message_ids))
             for f in ch.facts
         ],
     )  # fmt: skip

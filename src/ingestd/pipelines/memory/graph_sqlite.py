@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
+from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
     ApplyOutcome,
@@ -21,6 +23,7 @@ from ingestd.pipelines.memory.graph import (
     Fact,
     GraphChanges,
     KnownEntity,
+    Message,
     Scope,
     SearchHit,
     SearchResult,
@@ -56,7 +59,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS mem_fact_text USING fts5(scope, triple, sente
 """
 
 _FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
-    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id
+    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id, f.message_ids
     FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
 
 
@@ -88,6 +91,7 @@ def _fact(row: Sequence[Any]) -> Fact:
         created_at=_dt(row[9]) or utcnow(),
         episode_id=row[10],
         job_id=row[11],
+        message_ids=tuple(json.loads(row[12] or "[]")),
     )
 
 
@@ -125,7 +129,7 @@ class SqliteGraphStore:
         return await asyncio.to_thread(locked)
 
     async def migrate(self) -> None:
-        await self._run(lambda c: c.executescript(SCHEMA))
+        await self._run(_migrate)
 
     async def close(self) -> None:
         await self._run(lambda c: c.close())
@@ -199,6 +203,35 @@ class SqliteGraphStore:
     async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
         return await self._run(lambda c: _search(c, self._vectors, scope, query, query_vector, limit))
 
+    async def message_ranking(
+        self, scope: Scope, terms: list[str], vector: list[float] | None
+    ) -> tuple[list[str], list[str]]:
+        def rank(c: sqlite3.Connection) -> tuple[list[str], list[str]]:
+            text = chat.text_ranking(c, scope_token(scope), terms)
+            return text, [k for k, _ in _vector_ranking(c, self._vectors, scope, "message", vector)]
+
+        return await self._run(rank)
+
+    async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
+        return await self._run(lambda c: chat.get_messages(c, scope, keys))
+
+    async def messages_with_ids(self, scope: Scope, ids: list[str]) -> list[Message]:
+        return await self._run(lambda c: chat.messages_with_ids(c, scope, ids))
+
+    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
+        return await self._run(lambda c: chat.next_messages(c, scope, keys))
+
+    async def speakers(self, scope: Scope) -> list[str]:
+        return await self._run(lambda c: chat.speakers(c, scope))
+
+
+def _migrate(c: sqlite3.Connection) -> None:
+    c.executescript(SCHEMA + chat.SCHEMA)
+    columns = {r[1] for r in c.execute("PRAGMA table_info(mem_facts)")}
+    if "message_ids" not in columns:  # a graph written before facts kept their messages
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+            c.execute("ALTER TABLE mem_facts ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'")
+
 
 def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcome:
     c.execute("BEGIN IMMEDIATE")
@@ -210,6 +243,7 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
     t, u = scope.tenant, scope.user_id
     _insert_entities(c, scope, ch, now)
     _insert_facts(c, scope, ch, now)
+    chat.insert_messages(c, scope, scope_token(scope), ch, now or "")
     c.executemany(
         "UPDATE mem_facts SET invalid_at=?, invalidated_by=? "
         "WHERE id=? AND tenant=? AND user_id=? AND invalid_at IS NULL",
@@ -268,9 +302,9 @@ def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: st
     for f in ch.facts:
         c.execute(
             """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
-            invalid_at, created_at, episode_id, job_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            invalid_at, created_at, episode_id, job_id, message_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (f.id, scope.tenant, scope.user_id, f.subject_id, f.predicate, f.object_id, f.object, f.sentence,
-             _ts(f.valid_at), _ts(f.invalid_at), now, f.episode_id, ch.job_id),
+             _ts(f.valid_at), _ts(f.invalid_at), now, f.episode_id, ch.job_id, json.dumps(f.message_ids)),
         )  # fmt: skip
         triple, sentence = hybrid.fact_search_texts(names.get(f.subject_id, ""), f.predicate, f.object, f.sentence)
         c.execute(

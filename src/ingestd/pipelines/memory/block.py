@@ -1,0 +1,153 @@
+"""The prompt block of ``/context``: within a word budget, the messages that answer and a few facts.
+
+Each message shows who said it and when ("Caroline, 8 May 2023: …"), with relative dates resolved where the
+resolver found them, and only its sentences that match the question (and the ones right after, which often
+hold the answer) when it is long: a message cut to what matters leaves room for the next one. A message that
+asks a question brings the reply that follows it. Facts come last, only those whose messages are not shown.
+Every id cited in the JSON is shown in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory.dates import day_label
+from ingestd.pipelines.memory.graph import Fact, Message, SearchHit
+from ingestd.pipelines.memory.retrieve import Recall
+
+TOP_CAP = 60  # words of one of the first messages (the best hits are shown nearly whole)
+CAP = 32  # words of any later message
+TOP = 3
+REPLY_CAP = 40
+FACT_SHARE = 0.15  # at most this share of the budget goes to facts
+MAX_FACTS = 6
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+
+
+@dataclass
+class Block:
+    """A rendered block: its text, the messages and facts it shows, and its size in words."""
+
+    text: str
+    messages: list[tuple[Message, str]] = field(default_factory=list)  # (message, the text shown)
+    facts: list[Fact] = field(default_factory=list)
+    words: int = 0
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _matches(sentence: str, stems: set[str]) -> int:
+    return len({_stem(w) for w in hybrid.query_terms(sentence, limit=200)} & stems)
+
+
+def snippet(content: str, stems: set[str], cap: int) -> str:
+    """``content`` if it fits in ``cap`` words, else its best-matching sentence and those after it (then before
+    it) while they fit; a sentence longer than the cap is cut."""
+    if words(content) <= cap:
+        return content.strip()
+    sentences = [s for s in _SENTENCE.split(content.strip()) if s]
+    scores = [_matches(s, stems) for s in sentences]
+    best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
+    chosen, used = [best], words(sentences[best])
+    order = [*range(best + 1, len(sentences)), *range(best - 1, -1, -1)]
+    for i in sorted(order, key=lambda i: (-scores[i], abs(i - best))):
+        if used + words(sentences[i]) <= cap:
+            chosen.append(i)
+            used += words(sentences[i])
+    text = " ".join(sentences[i] for i in sorted(chosen))
+    return " ".join(text.split()[:cap]) + (" …" if words(text) > cap else "")
+
+
+def message_line(message: Message, text: str) -> str:
+    return f"- {message.speaker}, {day_label(message.at)}: {text}"
+
+
+def fact_line(fact: Fact) -> str:
+    when = f" ({day_label(fact.valid_at)})" if fact.valid_at else ""
+    past = f" (until {day_label(fact.invalid_at)})" if fact.invalid_at else ""
+    return f"- {fact.subject} {fact.predicate.replace('_', ' ')} {fact.object}{when}{past}"
+
+
+def _candidates(found: Recall) -> list[tuple[Message, int]]:
+    """Messages in the order they compete for room, each with its word cap; replies right after questions."""
+    out: list[tuple[Message, int]] = []
+    seen: set[str] = set()
+    for rank, hit in enumerate(found.messages):
+        for message, cap in [(hit.message, TOP_CAP if rank < TOP else CAP)] + (
+            [(found.replies[hit.message.key], REPLY_CAP)] if hit.message.key in found.replies else []
+        ):
+            if message.key not in seen:
+                seen.add(message.key)
+                out.append((message, cap))
+    return out
+
+
+def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
+    """The block for ``found`` in at most ``max_words`` words (the frame included)."""
+    head, tail = f'<memory user="{user_id}">', "</memory>"
+    budget = max_words - words(head) - words(tail) - 2  # the two section titles
+    stems = {_stem(t) for t in hybrid.query_terms(query, limit=32)}
+    candidates = _candidates(found)
+    shown: list[tuple[Message, str]] = []
+    used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown)
+    facts = _facts(found.facts, {m.id for m, _ in shown}, budget - used)
+    _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown)
+    return _render(head, tail, shown, facts)
+
+
+def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, shown: list[tuple[Message, str]]) -> int:
+    """Add to ``shown`` the candidates not in it that fit in ``room`` words, best first; the words added."""
+    taken = {m.key for m, _ in shown}
+    used = 0
+    for message, cap in candidates:
+        if message.key in taken:
+            continue
+        text = snippet(message.content, stems, cap)
+        size = words(message_line(message, text))
+        if used + size <= room:
+            shown.append((message, text))
+            used += size
+    return used
+
+
+def _facts(hits: Sequence[SearchHit], shown_ids: set[str], room: int) -> list[Fact]:
+    chosen: list[Fact] = []
+    lines: set[str] = set()
+    for hit in hits:
+        fact = hit.fact
+        line = fact_line(fact)
+        if set(fact.message_ids) <= shown_ids or line in lines or len(chosen) >= MAX_FACTS:
+            continue
+        if words(line) > room:
+            break
+        chosen.append(fact)
+        lines.add(line)
+        room -= words(line)
+    return chosen
+
+
+def _render(head: str, tail: str, shown: list[tuple[Message, str]], facts: list[Fact]) -> Block:
+    ordered = sorted(shown, key=lambda p: (p[0].at, p[0].session_id, p[0].index))
+    lines = [head]
+    if ordered:
+        lines += ["Conversation:", *(message_line(m, t) for m, t in ordered)]
+    if facts:
+        lines += ["Facts:", *(fact_line(f) for f in facts)]
+    if not ordered and not facts:
+        lines.append("Nothing relevant is remembered.")
+    lines.append(tail)
+    text = "\n".join(lines)
+    return Block(text, ordered, facts, words(text))

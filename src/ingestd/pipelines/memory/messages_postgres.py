@@ -1,0 +1,115 @@
+"""The chat messages of the memory graph in PostgreSQL: a table with an English tsvector (GIN), vectors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mem_messages (seq bigserial PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
+    id text NOT NULL, session_id text NOT NULL, idx integer NOT NULL, role text NOT NULL, speaker text NOT NULL,
+    content text NOT NULL, at timestamptz NOT NULL, dates text NOT NULL, job_id text NOT NULL,
+    created_at timestamptz NOT NULL, search_text text NOT NULL,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', search_text)) STORED, UNIQUE (tenant, user_id, id));
+CREATE INDEX IF NOT EXISTS mem_messages_session ON mem_messages (tenant, user_id, session_id, idx);
+CREATE INDEX IF NOT EXISTS mem_messages_tsv ON mem_messages USING gin (tsv);
+CREATE TABLE IF NOT EXISTS mem_speakers (tenant text NOT NULL, user_id text NOT NULL, speaker text NOT NULL,
+    PRIMARY KEY (tenant, user_id, speaker));
+ALTER TABLE mem_facts ADD COLUMN IF NOT EXISTS message_ids text NOT NULL DEFAULT '[]';
+"""
+
+_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
+
+
+def message(row: Sequence[Any]) -> Message:
+    return Message(
+        key=str(row[0]),
+        id=row[1],
+        session_id=row[2],
+        index=int(row[3]),
+        role=row[4],
+        speaker=row[5],
+        content=row[6],
+        at=row[7],
+        dates=tuple(json.loads(row[8])),
+    )
+
+
+async def insert_messages(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> int:
+    """Insert the job's messages (a client id already stored is kept as it was); how many were new."""
+    t, u = scope.tenant, scope.user_id
+    await c.executemany(
+        "INSERT INTO mem_speakers VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+        [(t, u, s) for s in sorted({m.speaker for m in ch.messages})],
+    )
+    added = 0
+    for m in ch.messages:
+        seq = await c.fetchval(
+            """INSERT INTO mem_messages (tenant, user_id, id, session_id, idx, role, speaker, content, at, dates,
+            job_id, created_at, search_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,now(),$12)
+            ON CONFLICT (tenant, user_id, id) DO NOTHING RETURNING seq""",
+            t, u, m.id, m.session_id, m.index, m.role, m.speaker, m.content, m.at, json.dumps(m.dates), ch.job_id,
+            f"{m.content} {' '.join(m.dates)}",
+        )  # fmt: skip
+        if seq is None:
+            continue
+        added += 1
+        if hybrid.has_vector(m.embedding):
+            await c.execute(
+                """INSERT INTO mem_embeddings (kind, owner_id, tenant, user_id, model, vector)
+                VALUES ('message',$1,$2,$3,$4,$5) ON CONFLICT (kind, owner_id) DO NOTHING""",
+                str(seq), t, u, ch.embedding_model, hybrid.vector_to_bytes(m.embedding),
+            )  # fmt: skip
+    return added
+
+
+async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -> list[str]:
+    """Message keys matching any of ``terms`` (English stemming), best ts_rank first."""
+    if not terms:
+        return []
+    rows = await c.fetch(
+        """SELECT seq FROM mem_messages, to_tsquery('english', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
+        ORDER BY ts_rank(tsv, q) DESC, seq LIMIT $4""",
+        scope.tenant,
+        scope.user_id,
+        " | ".join(terms),
+        hybrid.CANDIDATES,
+    )
+    return [str(r[0]) for r in rows]
+
+
+async def get_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> list[Message]:
+    sql = f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND seq = ANY($3)"
+    rows = await c.fetch(sql, scope.tenant, scope.user_id, [int(k) for k in keys])
+    return [message(r) for r in rows]
+
+
+async def messages_with_ids(c: asyncpg.Connection, scope: Scope, ids: list[str]) -> list[Message]:
+    rows = await c.fetch(f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", scope.tenant, scope.user_id, ids)
+    return [message(r) for r in rows]
+
+
+async def next_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> dict[str, Message]:
+    out: dict[str, Message] = {}
+    for m in await get_messages(c, scope, keys):
+        row = await c.fetchrow(
+            f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND session_id=$3 AND idx > $4 ORDER BY idx LIMIT 1",
+            scope.tenant,
+            scope.user_id,
+            m.session_id,
+            m.index,
+        )
+        if row is not None:
+            out[m.key] = message(row)
+    return out
+
+
+async def speakers(c: asyncpg.Connection, scope: Scope) -> list[str]:
+    rows = await c.fetch("SELECT speaker FROM mem_speakers WHERE tenant=$1 AND user_id=$2", scope.tenant, scope.user_id)
+    return sorted(r[0] for r in rows)

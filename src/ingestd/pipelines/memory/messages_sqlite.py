@@ -1,0 +1,126 @@
+"""The chat messages of the memory graph in SQLite: a table, an FTS5 index (porter stemming, bm25), vectors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mem_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL, idx INTEGER NOT NULL, role TEXT NOT NULL,
+    speaker TEXT NOT NULL, content TEXT NOT NULL, at TEXT NOT NULL, dates TEXT NOT NULL, job_id TEXT NOT NULL,
+    created_at TEXT NOT NULL, UNIQUE (tenant, user_id, id));
+CREATE TABLE IF NOT EXISTS mem_speakers (tenant TEXT NOT NULL, user_id TEXT NOT NULL, speaker TEXT NOT NULL,
+    PRIMARY KEY (tenant, user_id, speaker));
+CREATE INDEX IF NOT EXISTS mem_messages_session ON mem_messages (tenant, user_id, session_id, idx);
+CREATE VIRTUAL TABLE IF NOT EXISTS mem_message_text USING fts5(scope, speaker, content,
+    tokenize = 'porter unicode61 remove_diacritics 2');
+"""
+
+_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def message(row: Sequence[Any]) -> Message:
+    return Message(
+        key=str(row[0]),
+        id=row[1],
+        session_id=row[2],
+        index=int(row[3]),
+        role=row[4],
+        speaker=row[5],
+        content=row[6],
+        at=datetime.fromisoformat(row[7]),
+        dates=tuple(json.loads(row[8])),
+    )
+
+
+def insert_messages(c: sqlite3.Connection, scope: Scope, token: str, ch: GraphChanges, now: str) -> int:
+    """Insert the job's messages (a client id already stored is kept as it was); how many were new."""
+    added = 0
+    c.executemany(
+        "INSERT OR IGNORE INTO mem_speakers VALUES (?,?,?)",
+        [(scope.tenant, scope.user_id, s) for s in sorted({m.speaker for m in ch.messages})],
+    )
+    for m in ch.messages:
+        cursor = c.execute(
+            """INSERT OR IGNORE INTO mem_messages (tenant, user_id, id, session_id, idx, role, speaker, content, at,
+            dates, job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (scope.tenant, scope.user_id, m.id, m.session_id, m.index, m.role, m.speaker, m.content, _ts(m.at),
+             json.dumps(m.dates), ch.job_id, now),
+        )  # fmt: skip
+        if cursor.rowcount != 1:
+            continue
+        seq = cursor.lastrowid
+        added += 1
+        c.execute(
+            "INSERT INTO mem_message_text (rowid, scope, speaker, content) VALUES (?,?,?,?)",
+            (seq, token, m.speaker, f"{m.content} {' '.join(m.dates)}"),
+        )
+        if hybrid.has_vector(m.embedding):
+            c.execute(
+                "INSERT OR REPLACE INTO mem_embeddings VALUES ('message',?,?,?,?,?)",
+                (str(seq), scope.tenant, scope.user_id, ch.embedding_model, hybrid.vector_to_bytes(m.embedding)),
+            )
+    return added
+
+
+def text_ranking(c: sqlite3.Connection, token: str, terms: list[str]) -> list[str]:
+    """Message keys matching any of ``terms``, best bm25 first."""
+    if not terms:
+        return []
+    match = f"scope:{token} AND content:({' OR '.join(_quoted(t) for t in terms)})"
+    rows = c.execute(
+        "SELECT rowid FROM mem_message_text WHERE mem_message_text MATCH ? "
+        "ORDER BY bm25(mem_message_text, 0.0, 0.0, 1.0) LIMIT ?",
+        (match, hybrid.CANDIDATES),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _quoted(term: str) -> str:
+    return '"' + term.replace('"', "") + '"'
+
+
+def get_messages(c: sqlite3.Connection, scope: Scope, keys: list[str]) -> list[Message]:
+    out: list[Message] = []
+    for start in range(0, len(keys), 500):
+        chunk = [int(k) for k in keys[start : start + 500]]
+        sql = f"{_SELECT} WHERE seq IN ({','.join('?' * len(chunk))}) AND +tenant=? AND +user_id=?"
+        out += [message(r) for r in c.execute(sql, (*chunk, scope.tenant, scope.user_id))]
+    return out
+
+
+def messages_with_ids(c: sqlite3.Connection, scope: Scope, ids: list[str]) -> list[Message]:
+    out: list[Message] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = f"{_SELECT} WHERE tenant=? AND user_id=? AND id IN ({','.join('?' * len(chunk))})"
+        out += [message(r) for r in c.execute(sql, (scope.tenant, scope.user_id, *chunk))]
+    return out
+
+
+def next_messages(c: sqlite3.Connection, scope: Scope, keys: list[str]) -> dict[str, Message]:
+    out: dict[str, Message] = {}
+    for m in get_messages(c, scope, keys):
+        row = c.execute(
+            f"{_SELECT} WHERE tenant=? AND user_id=? AND session_id=? AND idx > ? ORDER BY idx LIMIT 1",
+            (scope.tenant, scope.user_id, m.session_id, m.index),
+        ).fetchone()
+        if row is not None:
+            out[m.key] = message(row)
+    return out
+
+
+def speakers(c: sqlite3.Connection, scope: Scope) -> list[str]:
+    rows = c.execute("SELECT speaker FROM mem_speakers WHERE tenant=? AND user_id=?", (scope.tenant, scope.user_id))
+    return sorted(r[0] for r in rows)
