@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import asyncpg
-from engine_helpers import events_of, running_worker, submit, wait_finished
+from engine_helpers import events_of, running_worker, submit, wait_finished, wait_until
 from engine_pipelines import lines
 
 from ingestd.models import JobStatus
@@ -78,3 +78,23 @@ async def test_transient_error_on_a_plain_step_checkpoint_retries_the_job(store:
     assert done.status == JobStatus.SUCCEEDED, done.error
     for key in ("prepare", "work[0]", "work[1]"):
         assert lines(log).count(f"{job.id} end {key}") == 1
+
+
+async def test_ordering_keys_are_scoped_by_tenant(store: JobStore, tmp_path: Path) -> None:
+    """Tenant B's job under the key ``memory:alice`` must not hold tenant A's job for its own alice (point 2)."""
+    log, gate = str(tmp_path / "log"), tmp_path / "gate"
+    key = "memory:alice"
+    theirs = await submit(store, "count", {"log": log, "items": 1, "gate": str(gate)}, tenant="b", ordering_key=key)
+    async with running_worker(store):
+        await wait_until(lambda: _status_is(store, theirs.id, JobStatus.RUNNING), what="tenant b's job to start")
+        mine = await submit(store, "count", {"log": log, "items": 1}, tenant="a", ordering_key=key)
+        done = await wait_finished(store, mine.id, timeout=15)
+        assert done.status == JobStatus.SUCCEEDED
+        assert await _status_is(store, theirs.id, JobStatus.RUNNING)  # still held at its gate
+        gate.touch()
+        assert (await wait_finished(store, theirs.id)).status == JobStatus.SUCCEEDED
+
+
+async def _status_is(store: JobStore, job_id: str, status: JobStatus) -> bool:
+    job = await store.get_job(job_id)
+    return job is not None and job.status == status

@@ -85,8 +85,8 @@ SELECT id, ordering_key FROM done
 """
 
 # $1 worker, $2 pipelines, $3 limit, $4 lease seconds. Expired jobs with attempts left are taken over first,
-# then queued jobs by priority, run_at, id. A keyed job waits while a same-key job runs or an earlier same-key job
-# is queued; SKIP LOCKED makes concurrent claimers pass over each other's rows.
+# then queued jobs by priority, run_at, id. A keyed job waits while a same-key job of its tenant runs or an earlier
+# one is queued (keys are scoped by tenant); SKIP LOCKED makes concurrent claimers pass over each other's rows.
 CLAIM = f"""
 WITH expired AS (
     SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < now() AND attempt < max_attempts
@@ -94,8 +94,9 @@ WITH expired AS (
 ), queued AS (
     SELECT id FROM jobs AS q WHERE status = 'queued' AND run_at <= now() AND {_PIPELINES}
         AND (ordering_key IS NULL OR (
-            NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key AND o.status = 'running')
-            AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key
+            NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key AND o.tenant = q.tenant
+                AND o.status = 'running')
+            AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = q.ordering_key AND o.tenant = q.tenant
                 AND o.status = 'queued' AND o.id < q.id)))
         ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
 ), picked AS (

@@ -7,9 +7,10 @@ Semantics every backend must honour:
   ``save_step`` of a worker that no longer holds the lease do nothing and say so.
 * ``claim_jobs`` takes queued jobs whose ``run_at`` has come, highest ``priority`` first then oldest, and also
   running jobs whose lease expired (a dead worker's). A job with an ``ordering_key`` is claimable only when no
-  other job with that key is running (with a live lease) and no job with that key submitted earlier is still
-  queued: same-key jobs run one at a time, in submission order. An expired job whose attempts are used up is
-  failed instead of claimed. Claiming increments ``attempt`` and appends ``job.started``.
+  other job of its tenant with that key is running (with a live lease) and no such job submitted earlier is still
+  queued: same-key jobs of one tenant run one at a time, in submission order (keys are scoped by tenant). An
+  expired job whose attempts are used up is failed instead of claimed. Claiming increments ``attempt``
+  and appends ``job.started``.
 * Events get per-job sequence numbers 1, 2, 3... with no gaps, appended in the same transaction as the state
   change they describe.
 * ``wait_for_events`` / ``wait_for_work`` wake promptly when another connection (or process) commits: in

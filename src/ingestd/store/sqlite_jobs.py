@@ -89,13 +89,15 @@ def _pipeline_filter(pipelines: Sequence[str] | None) -> tuple[str, list[str]]:
 
 
 def _queued_ids(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | None, limit: int) -> list[str]:
-    # A keyed job waits while a same-key job runs or an earlier same-key job is still queued (submission order).
+    # A keyed job waits while a same-key job of its tenant runs or an earlier one is still queued (submission
+    # order); keys are scoped by tenant, so one tenant cannot hold another's jobs.
     where, params = _pipeline_filter(pipelines)
     sql = (
         "SELECT id FROM jobs AS j WHERE status = 'queued' AND run_at <= ?" + where + " AND (ordering_key IS NULL OR ("
-        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.status = 'running') AND "
-        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.status = 'queued' "
-        "AND o.id < j.id))) ORDER BY priority DESC, run_at, id LIMIT ?"
+        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.tenant = j.tenant "
+        "AND o.status = 'running') AND "
+        "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.tenant = j.tenant "
+        "AND o.status = 'queued' AND o.id < j.id))) ORDER BY priority DESC, run_at, id LIMIT ?"
     )
     return [r[0] for r in conn.execute(sql, (now, *params, limit))]
 
