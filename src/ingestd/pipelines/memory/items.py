@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from ingestd.models import JSON
-from ingestd.pipelines.memory import dates
+from ingestd.pipelines.memory import dates, when
 from ingestd.pipelines.memory.codec import parse_time, unpack_vector
 from ingestd.pipelines.memory.graph import NewMessage
 
@@ -43,3 +45,11 @@ def new_message(session_id: str, message: JSON) -> NewMessage:
         dates=list(message["dates"]),
         embedding=unpack_vector(message.get("vector")),
     )
+
+
+def fact_day(sentence: str, said_at: datetime | None) -> datetime | None:
+    """When a fact became true: the day its sentence names ("I went there yesterday"), else when it was said."""
+    if said_at is None or not sentence:
+        return said_at
+    days = [m for m in when.resolve_times(sentence, said_at) if m.granularity == "day" and m.first <= said_at.date()]
+    return datetime.combine(days[0].first, time(12), said_at.tzinfo) if days else said_at

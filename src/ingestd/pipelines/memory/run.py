@@ -22,7 +22,7 @@ from ingestd.pipelines.memory.episodes import EpisodeLimits, split_episodes
 from ingestd.pipelines.memory.extract import Extractor, LLMExtractor
 from ingestd.pipelines.memory.graph import GraphChanges, NewEpisode, NewFact, Scope, open_graph_store
 from ingestd.pipelines.memory.inputs import MemoryInput
-from ingestd.pipelines.memory.items import dated_messages, new_message
+from ingestd.pipelines.memory.items import dated_messages, fact_day, new_message
 from ingestd.pipelines.memory.offline import SpacyExtractor
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver, fact_time
 from ingestd.providers.base import Embedder, Embeddings
@@ -228,7 +228,7 @@ def _new_facts(resolver: EntityResolver, job_id: str, episode: JSON, found: JSON
                 object_id=resolver.lookup(fact["object"]),
                 object=fact["object"],
                 sentence=fact["sentence"] or _fact_text(fact),
-                valid_at=fact_time(fact.get("valid_at"), start),
+                valid_at=fact_day(fact["sentence"], fact_time(fact.get("valid_at"), start)),
                 invalid_at=fact_time(fact.get("invalid_at"), None),
                 episode_id=_episode_id(job_id, episode),
                 embedding=vectors[i] if i < len(vectors) else None,
