@@ -18,12 +18,32 @@ from ingestd.settings import Settings
 
 T = TypeVar("T")
 
-app = typer.Typer(name="ingestd", help="Durable background ingestion for slow AI work.", no_args_is_help=True)
+# Plain click help (rich_markup_mode=None): typer's rich panels print every flag as `--follow <bool>`.
+app = typer.Typer(
+    name="ingestd", help="Durable background ingestion for slow AI work.", no_args_is_help=True, rich_markup_mode=None
+)
 
 DatabaseOption = Annotated[
     str | None,
     typer.Option("--database", "-d", envvar="INGESTD_DATABASE_URL", help="sqlite:///path or postgresql://..."),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"ingestd {version('ingestd')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Durable background ingestion for slow AI work."""
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -98,9 +118,10 @@ async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
         await store.close()
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+# --help goes to the simulator's own parser, which lists its options.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def sim(ctx: typer.Context) -> None:
-    """Run the provider simulator (the options of ``python -m ingestd.sim --help``; docs/providers.md)."""
+    """Run the provider simulator (`ingestd sim --help` lists its options; docs/providers.md)."""
     from ingestd.sim.server import main as sim_main
 
     sim_main(ctx.args)

@@ -34,6 +34,7 @@ class EventType(enum.StrEnum):
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
     STEP_RETRYING = "step.retrying"
+    STEP_FAILED = "step.failed"
     ITEM_FAILED = "item.failed"
     JOB_PROGRESS = "job.progress"
     JOB_CANCEL_REQUESTED = "job.cancel_requested"

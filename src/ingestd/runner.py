@@ -17,7 +17,6 @@ import contextvars
 import dataclasses
 import email.utils
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel
 
 from ingestd import errors, telemetry, usage
 from ingestd.limits import Limiter
+from ingestd.map_progress import ProgressBoard
 from ingestd.models import JSON, Job, Progress, Step, StoredFile, utcnow
 from ingestd.pipeline import MapResult, RetryPolicy
 from ingestd.settings import Price
@@ -35,7 +35,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_RETRY = RetryPolicy()
-PROGRESS_INTERVAL_SECONDS = 0.25  # at most ~4 job.progress events a second per map
 
 
 class StepFailed(errors.PermanentError):
@@ -155,6 +154,7 @@ class JobRunner:
         self._loose_usage: dict[str, dict[str, float]] = {}  # provider calls made outside any step
         self.failed_items: dict[str, JSON] = {}  # key -> {"key", "index", "error"}
         self.cancel_requested = False
+        self._progress = ProgressBoard(self._write_progress)
 
     @property
     def job(self) -> Job:
@@ -179,6 +179,12 @@ class JobRunner:
         retry: RetryPolicy | None = None,
     ) -> T:
         """Run ``fn`` once per job, checkpointed under ``key``; on resume return the stored output."""
+        return await self._step(key, fn, timeout, retry, item=False)
+
+    async def _step(
+        self, key: str, fn: Callable[[], Awaitable[T]], timeout: float | None, retry: RetryPolicy | None, *, item: bool
+    ) -> T:
+        """``step``; a plain step that fails for good writes ``step.failed`` (a map item: ``item.failed``)."""
         stored = (await self._checkpoints()).get(key)
         if stored is not None:
             if not stored.ok:
@@ -194,6 +200,12 @@ class JobRunner:
         try:
             with telemetry.step_span(key) as traced:  # span, duration metric, a log line with the timing
                 output, attempts = await self._attempts(key, fn, timeout, retry or DEFAULT_RETRY)
+        except StepFailed as exc:
+            if not item:  # an item's failure is checkpointed with item.failed by _map_item
+                seconds = round((utcnow() - started_at).total_seconds(), 6)
+                failed: JSON = {"key": key, "attempts": exc.extra.get("attempts", 1), "seconds": seconds}
+                await self._store.append_events(self._job.id, [("step.failed", {**failed, "error": exc.to_problem()})])
+            raise
         finally:
             _current_step.reset(token)
         finished_at = utcnow()
@@ -250,19 +262,21 @@ class JobRunner:
         ``item.failed`` event, left out of ``ok`` and listed in the job's result (the job ends ``partial``).
         """
         result: MapResult[T] = MapResult()
-        progress = _Throttle(self, name, len(items))
-        await progress.report(force=True)
+        checkpoints = await self._checkpoints()
+        restored = {i for i in range(len(items)) if f"{name}[{i}]" in checkpoints}  # a resumed job: done already
+        progress = self._progress.track(name, len(items), done=len(restored))
         indexes = iter(range(len(items)))
 
         async def drain() -> None:
             for index in indexes:  # one shared iterator: each index is taken by exactly one drainer
                 await self._map_item(name, index, items[index], fn, timeout, retry, result)
-                progress.done += 1
-                await progress.report(force=progress.done == len(items))
+                if index not in restored:
+                    progress.advance()
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(concurrency, len(items)))):
-                group.create_task(drain())
+        async with progress:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(max(1, min(concurrency, len(items)))):
+                    group.create_task(drain())
         return result
 
     async def _map_item(
@@ -282,7 +296,7 @@ class JobRunner:
             result.failed[index] = stored.error or {}
             return
         try:
-            result.ok[index] = await self.step(key, lambda: fn(index, item), timeout=timeout, retry=retry)
+            result.ok[index] = await self._step(key, lambda: fn(index, item), timeout, retry, item=True)
         except StepFailed as exc:
             problem = exc.to_problem()
             await self._save_failed_item(key, index, problem, exc.extra.get("attempts", 1))
@@ -339,6 +353,9 @@ class JobRunner:
 
     async def progress(self, stage: str, done: int = 0, total: int = 0) -> None:
         """Record the job's progress (``job.progress``)."""
+        await self._progress.write(stage, done, total)
+
+    async def _write_progress(self, stage: str, done: int, total: int) -> None:
         await self._store.set_progress(self._job.id, self._worker_id, Progress(stage, done, total))
 
     async def file_path(self, file: StoredFile) -> str:
@@ -370,23 +387,6 @@ class JobRunner:
 def _tokens_used(answer: Any) -> float:
     """Rate units of an answer for a provider limited in tokens per interval."""
     return usage.tokens_of(usage_of(answer))
-
-
-class _Throttle:
-    """Reports a map's progress at most every ``PROGRESS_INTERVAL_SECONDS`` (and always the final count)."""
-
-    def __init__(self, runner: JobRunner, stage: str, total: int) -> None:
-        self.runner, self.stage, self.total = runner, stage, total
-        self.done = 0
-        self._last = 0.0
-        self._lock = asyncio.Lock()  # one report in flight, so counts reach the store in order
-
-    async def report(self, *, force: bool = False) -> None:
-        if not force and (self._lock.locked() or time.monotonic() - self._last < PROGRESS_INTERVAL_SECONDS):
-            return
-        async with self._lock:
-            self._last = time.monotonic()
-            await self.runner.progress(self.stage, self.done, self.total)
 
 
 __all__ = ["JobRunner", "StepFailed", "backoff_delay", "is_transient", "retry_after_of", "stage_of", "usage_of"]

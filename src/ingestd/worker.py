@@ -277,7 +277,7 @@ class Worker:
         self._finishing += 1
         self._slot_freed.set()
         done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
-        telemetry.set_job_status(status if done else "lost")
+        telemetry.set_job_status(status if done else "lost", _failure_reason(status, error, result))
         if not done:
             log.warning("job %s: lease lost before it could finish as %s", entry.job.id, status)
 
@@ -350,6 +350,16 @@ def _store_rejected_problem(exc: errors.StoreError) -> JSON:
     reason = describe(exc)
     detail = f"the job store refused a write of this job: {reason}"
     return problem("store-rejected", "The job store refused the data", detail, stage="pipeline", reason=reason)
+
+
+def _failure_reason(status: JobStatus, error: JSON | None, result: JSON | None) -> str | None:
+    """What the log's WARNING line says about a failed or partial job (None: nothing went wrong)."""
+    if status == JobStatus.FAILED and error:
+        return f"stage {error.get('stage', '?')}: {error.get('reason') or error.get('detail', '')}"
+    if status == JobStatus.PARTIAL and result:
+        keys = [str(item["key"]) for item in result.get("failed_items", [])]
+        return f"{len(keys)} item(s) failed: {', '.join(keys[:10])}"
+    return None
 
 
 def _canceled_problem() -> JSON:

@@ -1,15 +1,19 @@
 """Test pipelines for the API tests (also loaded by the acceptance servers through ``INGESTD_PIPELINE_MODULES``).
 
 ``checksum``: takes files; its result lists each file's name, size and SHA-256 as the worker read it back.
+``gated``: a map of ``items``; the items listed in ``open`` finish at once, the others wait until the file
+``gate`` exists (a test holds a job mid-map, then lets it go). ``fail_stage`` fails a plain step for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from ingestd import errors
 from ingestd.models import JSON
 from ingestd.pipeline import Context, Pipeline
 
@@ -32,4 +36,32 @@ async def run_checksum(ctx: Context, inp: ChecksumInput) -> JSON:
 CHECKSUM = Pipeline(
     name="checksum", input_model=ChecksumInput, run=run_checksum, accepts_files=True, description="hashes files"
 )
-PIPELINES = [CHECKSUM]
+
+
+class GatedInput(BaseModel):
+    items: int = 4
+    open: list[int] = []
+    gate: str = ""
+    seconds: float = 0.0  # how long each open item takes
+    fail_stage: bool = False
+
+
+async def run_gated(ctx: Context, inp: GatedInput) -> JSON:
+    async def work(index: int, _item: int) -> int:
+        if index in inp.open:
+            await asyncio.sleep(inp.seconds)
+        while index not in inp.open and not Path(inp.gate).exists():
+            await asyncio.sleep(0.02)
+        return index
+
+    async def check() -> None:
+        raise errors.PermanentError("the recording is not audio")
+
+    if inp.fail_stage:
+        await ctx.step("check", check)
+    done = await ctx.map("work", list(range(inp.items)), work, concurrency=inp.items)
+    return {"ok": sorted(done.ok)}
+
+
+GATED = Pipeline(name="gated", input_model=GatedInput, run=run_gated, description="a map held by a gate file")
+PIPELINES = [CHECKSUM, GATED]

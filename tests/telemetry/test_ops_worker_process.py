@@ -24,6 +24,7 @@ async def test_worker_process_logs_json_serves_metrics_and_exports_spans(store: 
     env = dict(os.environ)
     env.update(
         INGESTD_LOG_FORMAT="json",
+        INGESTD_LOG_LEVEL="DEBUG",  # step lines are DEBUG; INFO has one line per job
         INGESTD_METRICS_PORT=str(port),
         INGESTD_POLL_SECONDS="0.2",
         INGESTD_HEARTBEAT_SECONDS="0.2",

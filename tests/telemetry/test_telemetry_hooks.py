@@ -109,6 +109,7 @@ def test_limiter_wait_and_usage_counters() -> None:
 
 
 def test_each_step_logs_one_json_line_with_its_timing(json_logs: io.StringIO) -> None:
+    logging.getLogger("ingestd").setLevel(logging.DEBUG)  # step lines are DEBUG (the fixture restores the level)
     telemetry.install_memory_exporter()
     with telemetry.job_span(make_job()) as run:
         with telemetry.step_span("decode"):
@@ -138,3 +139,17 @@ def test_exporters_follow_the_otel_variables() -> None:
     assert tracing.exporters_from_env({**endpoint, "OTEL_SDK_DISABLED": "true"}) == []
     with pytest.raises(ValueError, match="unsupported exporter"):
         tracing.exporters_from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_info_says_one_line_per_job_and_a_failure_at_warning_with_its_reason(json_logs: io.StringIO) -> None:
+    telemetry.install_memory_exporter()
+    for status, reason in (("succeeded", None), ("failed", "stage decode: PermanentError: not audio")):
+        with telemetry.job_span(make_job()):
+            with telemetry.step_span("decode"):
+                pass
+            telemetry.set_job_status(status, reason)
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert [(line["level"], line["msg"]) for line in lines] == [
+        ("info", "job succeeded"),
+        ("warning", "job failed: stage decode: PermanentError: not audio"),
+    ]

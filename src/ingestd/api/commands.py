@@ -27,7 +27,7 @@ ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="INGESTD_API_KEY
 JobId = Annotated[str, typer.Argument(help="the job id")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -129,14 +129,35 @@ def _client(url: str, api_key: str | None) -> Any:
     return Client(url, api_key)
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def _fail(exc: Exception, client: Any = None) -> typer.Exit:
+    """Say what went wrong on stderr (the server's problem, or which URL did not answer); exit status 1."""
+    import httpx
+
     from ingestd.client import ApiError
 
     if isinstance(exc, ApiError):
         typer.echo(f"error: {exc.status} {exc.problem.get('title', '')}: {exc.problem.get('detail', '')}", err=True)
+    elif isinstance(exc, httpx.TransportError):
+        url = client.http.base_url if client is not None else "the server"
+        typer.echo(f"error: cannot reach {url} ({exc}); is `ingestd serve` running? (--url, INGESTD_URL)", err=True)
     else:
         typer.echo(f"error: {exc}", err=True)
     return typer.Exit(1)
+
+
+def _pipelines_hint(client: Any, exc: Exception) -> None:
+    """After a 404 for the pipeline, list the pipelines the server has."""
+    from ingestd.client import ApiError
+
+    if not (isinstance(exc, ApiError) and exc.status == 404 and "pipeline" in str(exc.problem.get("detail", ""))):
+        return
+    try:
+        answer = client.http.get("/v1/pipelines")
+        names = [p["name"] for p in answer.json()["pipelines"]] if answer.status_code == 200 else []
+    except Exception:  # the hint is a courtesy: the error above already said what is wrong
+        return
+    if names:
+        typer.echo(f"pipelines on this server: {', '.join(names)}", err=True)
 
 
 def _print_json(value: Any) -> None:
@@ -169,15 +190,18 @@ def submit(
                 return
             typer.echo(f"job {job.id} {job.status}", err=True)
             job = console.follow(client, job)
-            if job.status in ("succeeded", "partial"):
-                _print_json(client.result(job.id))
-            else:
-                _print_json(job.data)
+            output = client.result(job.id) if job.status in ("succeeded", "partial") else job.data
+            _print_json(output)
+            if job.status != "succeeded":  # failed, canceled, partial: say why on stderr, exit 1 (docs/api.md)
+                for line in console.problem_lines(job, output):
+                    typer.echo(line, err=True)
                 raise typer.Exit(1)
         except typer.Exit:
             raise
         except Exception as exc:
-            raise _fail(exc) from exc
+            failure = _fail(exc, client)
+            _pipelines_hint(client, exc)
+            raise failure from exc
 
 
 def jobs(
@@ -195,7 +219,7 @@ def jobs(
         try:
             page = client.jobs(pipeline=pipeline, status=status, limit=limit, cursor=cursor)
         except Exception as exc:
-            raise _fail(exc) from exc
+            raise _fail(exc, client) from exc
     console.jobs_table(page)
 
 
@@ -205,7 +229,7 @@ def status(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> Non
         try:
             _print_json(client.get(job_id).data)
         except Exception as exc:
-            raise _fail(exc) from exc
+            raise _fail(exc, client) from exc
 
 
 def result(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
@@ -214,7 +238,7 @@ def result(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> Non
         try:
             _print_json(client.result(job_id))
         except Exception as exc:
-            raise _fail(exc) from exc
+            raise _fail(exc, client) from exc
 
 
 def cancel(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
@@ -223,7 +247,7 @@ def cancel(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> Non
         try:
             _print_json(client.cancel(job_id).data)
         except Exception as exc:
-            raise _fail(exc) from exc
+            raise _fail(exc, client) from exc
 
 
 def register(app: typer.Typer) -> None:

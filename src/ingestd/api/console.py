@@ -47,8 +47,12 @@ class _Bar:
             self.progress.update(self.task, description=event.type.removeprefix("job."))
         elif event.type == "job.finished":
             status = str(data.get("status", "finished"))
-            task = self.progress.tasks[0]
-            self.progress.update(self.task, description=status, total=task.total or 1, completed=task.total or 1)
+            label = f"[{STATUS_STYLES.get(status, 'default')}]{status}[/]"
+            if status == "succeeded":  # only success fills the bar: a failed job shows how far it got
+                task = self.progress.tasks[0]
+                self.progress.update(self.task, description=label, total=task.total or 1, completed=task.total or 1)
+            else:
+                self.progress.update(self.task, description=label)
 
 
 def follow(client: Client, job: RemoteJob, *, deadline: float | None = None, console: Console | None = None
@@ -73,6 +77,22 @@ def follow(client: Client, job: RemoteJob, *, deadline: float | None = None, con
             if event.type == "job.finished":
                 break
     return client.get(job.id)
+
+
+def problem_lines(job: RemoteJob, result: dict[str, Any] | None = None) -> list[str]:
+    """What went wrong, for stderr: a failed job's stage and reason, or a partial job's failed items."""
+    if job.status == "partial":
+        failed = (result or {}).get("failed_items") or []
+        lines = [f"job {job.id} partial: {len(failed)} item(s) failed"]
+        for item in failed[:10]:
+            error = item.get("error") or {}
+            lines.append(f"  {item.get('key')}: {error.get('reason') or error.get('detail') or 'failed'}")
+        return lines + ([f"  ... and {len(failed) - 10} more"] if len(failed) > 10 else [])
+    error = job.error or {}
+    stage = error.get("stage") or "?"
+    reason = error.get("reason") or error.get("detail") or error.get("title") or "no reason given"
+    code = f" ({error['code']})" if error.get("code") else ""
+    return [f"job {job.id} {job.status} at stage {stage}: {reason}{code}"]
 
 
 def _cell(value: Any) -> str:
@@ -111,4 +131,4 @@ def jobs_table(page: dict[str, Any], console: Console | None = None) -> None:
         out.print(f"more: --cursor {page['next_cursor']}")
 
 
-__all__ = ["follow", "jobs_table"]
+__all__ = ["follow", "jobs_table", "problem_lines"]

@@ -97,9 +97,18 @@ class Estimator:
         return durations
 
     async def remaining(self, store: JobStore, job: Job) -> float | None:
-        """Seconds the job probably still needs (None: no history yet, or the job is over)."""
+        """Seconds the job probably still needs (None: unknown, or the job is over).
+
+        From the job's own pace while it reports items done (``elapsed * left / done``), else from recent jobs of
+        the pipeline per unit of input; an estimate that has run out (the job is slower than usual) is unknown,
+        not 0.
+        """
         if job.terminal:
             return None
+        elapsed = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
+        done, total = job.progress.done, job.progress.total
+        if 0 < done < total and elapsed > 0:
+            return elapsed * (total - done) / done
         durations = await self._durations(store, job.pipeline)
         if not durations:
             return None
@@ -109,8 +118,7 @@ class Estimator:
             expected = seconds / units * job.units
         else:  # a pipeline that does not size its input: the mean duration
             expected = seconds / len(durations)
-        elapsed = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
-        return max(0.0, expected - elapsed)
+        return expected - elapsed if expected > elapsed else None
 
     async def retry_after(self, store: JobStore, job: Job) -> tuple[int, float | None]:
         """(the ``Retry-After`` value in [1, 600] s, the raw estimate)."""

@@ -51,10 +51,12 @@ class JobRun:
     job: Job
     span: Span
     status: str | None = None  # what the runner says the run ended as (a JobStatus, or "retry", "released")
+    reason: str | None = None  # why it failed: "stage: reason", logged at WARNING
 
-    def set_status(self, status: JobStatus | str) -> None:
+    def set_status(self, status: JobStatus | str, reason: str | None = None) -> None:
         """Say how this execution ended: a terminal status, or ``retry`` / ``released`` / ``lost``."""
         self.status = str(status)
+        self.reason = reason
 
 
 @dataclass
@@ -88,11 +90,11 @@ _CURRENT_STEP: ContextVar[StepRun | None] = ContextVar("ingestd_step_run", defau
 _TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)  # once, not per job (the engine's hot path)
 
 
-def set_job_status(status: JobStatus | str) -> None:
+def set_job_status(status: JobStatus | str, reason: str | None = None) -> None:
     """Say how the current job execution ended (same as ``JobRun.set_status``, for code without the handle)."""
     run = _CURRENT_JOB.get()
     if run is not None:
-        run.set_status(status)
+        run.set_status(status, reason)
 
 
 def step_retrying(attempt: int, error: BaseException | str, delay: float) -> None:
@@ -153,7 +155,11 @@ def _end_job(run: JobRun, seconds: float) -> None:
     metrics.JOB_RUNS.labels(run.job.pipeline, status).observe(seconds)
     if status in _TERMINAL:
         metrics.JOBS_FINISHED.labels(run.job.pipeline, status).inc()
-    log.info("job %s", status, extra={"outcome": status, "duration_ms": round(seconds * 1000, 1)})
+    extra = {"outcome": status, "duration_ms": round(seconds * 1000, 1)}
+    if run.reason:  # one line per job at INFO; a failure at WARNING with its stage and reason
+        log.warning("job %s: %s", status, run.reason, extra=extra)
+    else:
+        log.info("job %s", status, extra=extra)
 
 
 @contextmanager
@@ -186,7 +192,7 @@ def step_span(key: str, **attributes: str | int | float) -> Iterator[StepRun]:
             extra = {"outcome": outcome, "duration_ms": round(seconds * 1000, 1), "retries": run.retries}
             if run.limiter_wait_seconds:
                 extra["limiter_wait_ms"] = round(run.limiter_wait_seconds * 1000, 1)
-            log.info("step %s %s", key, outcome, extra=extra)
+            log.debug("step %s %s", key, outcome, extra=extra)  # INGESTD_LOG_LEVEL=DEBUG shows every step
 
 
 @contextmanager

@@ -165,6 +165,7 @@ _HANDLERS: dict[str, Any] = {
     EventType.STEP_FINISHED.value: _step_finished,
     EventType.STEP_RETRYING.value: _step_retrying,
     EventType.ITEM_FAILED.value: _item_failed,
+    EventType.STEP_FAILED.value: _item_failed,  # a plain step that failed for good: drawn the same way
 }
 
 
