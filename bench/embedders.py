@@ -12,7 +12,7 @@ The candidates that are not ingestd dependencies install beside, never into, the
 Quality: the 110 questions of bench/embedders_data.py, each against all 160 messages (110 answers and 50 small-talk
 distractors, embedded as "Speaker: text" the way the memory pipeline embeds messages); recall@1/@5/@10 and MRR of
 the answering message, per category (``keyword``: the question shares a content word with its answer;
-``paraphrase``: none) and overall. Speed: messages/s embedding the 160 messages in one call (best of 3), and the
+``paraphrase``: none) and overall. Speed: messages/s embedding the 160 messages in one call (best of 5), and the
 median milliseconds for one question alone. Load: import + model load + first call, in a fresh process per
 candidate; RSS: that process's peak resident memory. Size: the installed files of the candidate's own packages.
 A shared 2-core machine makes the speeds noisy: run twice.
@@ -157,7 +157,7 @@ def _ranks(encode: Encode) -> list[int]:
 def _speed(encode: Encode) -> tuple[float, float]:
     corpus = [f"{speaker}: {text}" for speaker, text, _ in PAIRS] + [f"{s}: {t}" for s, t in DISTRACTORS]
     batched = []
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         encode(corpus)
         batched.append(time.perf_counter() - start)
@@ -212,7 +212,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
     counts = {c: categories.count(c) for c in ("keyword", "paraphrase")}
     print(
         f"questions: {len(PAIRS)} ({counts['keyword']} keyword, {counts['paraphrase']} paraphrase); "
-        f"messages: {len(PAIRS) + len(DISTRACTORS)}; cores: {os.cpu_count()}"
+        f"messages: {len(PAIRS) + len(DISTRACTORS)}; cores: {os.cpu_count()}; "
+        f"load average now: {os.getloadavg()[0]:.1f}"
     )
     print("quality cells: recall@1 / recall@5 / recall@10 / MRR\n")
     print("| embedder | keyword | paraphrase | all | msgs/s batched | ms single | load s | peak RSS MB | size MB |")
