@@ -4,13 +4,14 @@ site-packages with no hub, finds a passage by meaning, and the memory setting fa
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from ingestd.providers import onnx_embedder
 from ingestd.providers.base import Embedder, Embeddings
-from ingestd.providers.onnx_embedder import OnnxMiniLMEmbedder
+from ingestd.providers.onnx_embedder import OnnxMiniLMEmbedder, _Loaded
 from ingestd.providers.registry import ProviderConfigError, offline_embedder
 from ingestd.settings import Settings
 
@@ -58,6 +59,22 @@ async def test_vectors_are_unit_length_and_in_input_order(embedder: OnnxMiniLMEm
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert np.allclose(together, alone, atol=1e-4)  # batching (and its padding) does not change a vector
     assert (await embedder.embed([])).vectors == []
+
+
+def test_one_model_per_process_even_when_first_used_from_many_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_embedder, "_models", {})  # as in a fresh process
+    loads: list[int | None] = []
+    load = onnx_embedder._load
+
+    def counted(threads: int | None) -> _Loaded:
+        loads.append(threads)
+        return load(threads)
+
+    monkeypatch.setattr(onnx_embedder, "_load", counted)
+    with ThreadPoolExecutor(4) as pool:
+        vectors = list(pool.map(lambda _: OnnxMiniLMEmbedder().encode(["hello"])[0], range(4)))
+    assert loads == [None]
+    assert all(np.allclose(v, vectors[0]) for v in vectors)
 
 
 def test_the_default_memory_embedding_is_onnx() -> None:

@@ -6,8 +6,9 @@ sentence-transformers') ships in ingestd and runs on ``tokenizers``. Pipeline as
 256 tokens, mean pooling over real tokens, L2 normalisation. The vectors are within cosine 0.999 of the torch
 model's (``minilm.MiniLMEmbedder``), but they carry their own ``model`` name, so stores never mix the two.
 
-Loading (~0.3 s, ~100 MB) happens once per embedder, on first use, in a worker thread; onnxruntime sessions are
-safe to share between threads. ``missing()`` tells, without loading, why the model cannot be used here.
+Loading (~0.2 s, ~230 MB resident) happens once per process, on first use, in a worker thread; every embedder of
+the process shares the session (onnxruntime sessions are safe to call from several threads). ``missing()`` tells,
+without loading, why the model cannot be used here.
 """
 
 from __future__ import annotations
@@ -71,6 +72,18 @@ def _load(threads: int | None) -> _Loaded:
     return _Loaded(tokenizer, session, frozenset(i.name for i in session.get_inputs()))
 
 
+_models: dict[int | None, _Loaded] = {}  # one session per thread setting, shared by every embedder of the process
+_models_lock = threading.Lock()
+
+
+def shared_model(threads: int | None = None) -> _Loaded:
+    """The process's tokenizer and session, loaded on the first call (the others wait for it, then share it)."""
+    with _models_lock:
+        if threads not in _models:
+            _models[threads] = _load(threads)
+        return _models[threads]
+
+
 def _mean_pooled(hidden: Any, mask: Any) -> Any:
     weights = mask[..., None].astype(np.float32)
     pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
@@ -92,14 +105,9 @@ class OnnxMiniLMEmbedder:
     def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
         self._batch_size = batch_size
         self._threads = threads
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
 
     def _model(self) -> _Loaded:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = _load(self._threads)
-            return self._loaded
+        return shared_model(self._threads)
 
     def _run(self, loaded: _Loaded, texts: list[str]) -> Any:
         encodings = loaded.tokenizer.encode_batch(texts)
