@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -67,3 +68,13 @@ def test_cli_rough_edges(served: Served) -> None:
     assert "--follow" in helped and "<bool>" not in helped
     sim_help = ingestd("sim", "--help").stdout
     assert "--no-auth" in sim_help and "--port" in sim_help
+
+
+def test_serve_on_a_busy_port_exits_non_zero_with_the_hint_before_claiming_to_serve(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = ingestd("serve", "--port", str(port), "--database", f"sqlite:///{tmp_path}/ingestd.db")
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "--port" in done.stderr and "INGESTD_PORT" in done.stderr
+    assert "http://" not in done.stderr + done.stdout  # never said it was serving

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,10 +63,29 @@ def _prepare_database(settings: Settings) -> None:
         raise typer.Exit(2) from exc
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything says it is serving; a busy port exits 2 with how to pick another."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a socket in TIME_WAIT is no bar
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        typer.echo(
+            f"ingestd: cannot listen on {host}:{port}: {exc.strerror or exc}. Pick another port with --port 8001 or "
+            f"INGESTD_PORT=8001 (`make run INGESTD_PORT=8001`).",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    return sock
+
+
 def _run_server(settings: Settings, run_worker: bool) -> None:
     import uvicorn
 
     from ingestd.api.app import create_app
+
+    sock = _listen(settings.host, settings.port)
 
     # Libraries (httpx logs every request at INFO) say only warnings; ingestd.* follows INGESTD_LOG_LEVEL.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -84,7 +104,8 @@ def _run_server(settings: Settings, run_worker: bool) -> None:
         base,
         base,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve(host: Host = None, port: Port = None, database: Database = None) -> None:
