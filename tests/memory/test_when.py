@@ -91,6 +91,19 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("on Feb 29 I proposed", LEAP, [("Feb 29", "29 February 2024")]),
     ("earlier this year I ran a marathon", MON, [("earlier this year", "2023")]),
     ("earlier this month I had a checkup", MON, [("earlier this month", "May 2023")]),
+    ("On the 2nd we had a huge storm", MON, [("the 2nd", "2 May 2023")]),
+    ("the party will be on the 20th, at my place", MON, [("the 20th", "20 May 2023")]),
+    ("I started therapy in early 2022", MON, [("early 2022", "2022")]),
+    # weekday abbreviations, before last, weekends counted, seasons without a year, holidays
+    ("I joined the activist group last Tues.", MON, [("last Tues", "2 May 2023")]),
+    ("see you on Fri!", MON, [("Fri", "12 May 2023")]),
+    ("I ran a charity race the Sunday before last", MON, [("Sunday before last", "30 April 2023")]),
+    ("we went to the beach two weekends ago", MON, [("two weekends ago", "the weekend of 29 April 2023")]),
+    ("we got our dog in the spring", NEW_YEAR, [("the spring", "spring 2023")]),
+    ("we're planning to visit in the fall", MON, [("the fall", "fall 2023")]),
+    ("Last Christmas my brother gave me a camera", MON, [("Last Christmas", "25 December 2022")]),
+    ("we'll be at my mom's for Thanksgiving", MON, [("Thanksgiving", "23 November 2023")]),
+    ("I'm so done since Halloween", NEW_YEAR, [("Halloween", "31 October 2023")]),
 ]
 
 
@@ -123,6 +136,10 @@ NOT_DATES = [
     "we may march in the parade",
     "I'm 30 years old",
     "a march for climate",
+    "we live on the 3rd floor",
+    "I wed my best friend",
+    "she broke her hip in the fall from the ladder",
+    "I love Christmas music",
 ]
 
 

@@ -7,11 +7,13 @@ to Sunday; seasons are meteorological and northern (winter starts in December).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
 Granularity = Literal["day", "week", "month", "year", "season"]
+Choice = Literal["last", "this", "next", "past", "future"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ def format_day(d: date) -> str:
 
 
 def add_months(d: date, months: int) -> date:
+    """``d`` moved by whole months, its day clamped to the target month's length."""
     index = d.year * 12 + d.month - 1 + months
     year, month = divmod(index, 12)
     return date(year, month + 1, min(d.day, month_length(year, month + 1)))
@@ -79,8 +82,11 @@ def season_span(season: str, year: int) -> Span:
 
 
 def unit_span(d: date, unit: str) -> Span:
+    """The day, week (a fortnight counts in weeks), weekend, month or year holding ``d``."""
     if unit == "day":
         return day_span(d)
+    if unit == "weekend":
+        return weekend_span(d)
     if unit in ("week", "fortnight"):
         return week_span(d)
     if unit == "month":
@@ -89,28 +95,60 @@ def unit_span(d: date, unit: str) -> Span:
 
 
 def shift(d: date, unit: str, n: int) -> date:
+    """``d`` moved by ``n`` units (months and years keep the day, clamped to the month's length)."""
     if unit == "day":
         return d + timedelta(days=n)
-    if unit in ("week", "fortnight"):
+    if unit in ("week", "weekend", "fortnight"):
         return d + timedelta(weeks=n * (2 if unit == "fortnight" else 1))
     return add_months(d, n * (12 if unit == "year" else 1))
 
 
-def month_step(month: int, step: int, today: date) -> Span:
-    if step < 0:
-        year = today.year if month < today.month else today.year - 1
-    elif step > 0:
-        year = today.year if month > today.month else today.year + 1
-    else:
-        year = today.year
-    return month_span(year, month)
+def choose(occurrences: Iterable[Span | None], today: date, choice: Choice) -> Span | None:
+    """One of the occurrences of a recurring span (a month, a season, a date, a holiday) as ``choice`` names it.
 
-
-def season_step(season: str, step: int, today: date) -> Span:
-    spans = [season_span(season, year) for year in range(today.year - 2, today.year + 2)]
-    if step < 0:
-        return [s for s in spans if s.last < today][-1]
-    if step > 0:
-        return next(s for s in spans if s.first > today)
+    ``last``: the latest over before today; ``next``: the first begun after today; ``this``: the one holding today,
+    else the one beginning in today's year; ``past``: the latest begun by today; ``future``: the first not over.
+    """
+    spans = sorted((s for s in occurrences if s is not None), key=lambda s: s.first)
+    if choice == "last":
+        return next((s for s in reversed(spans) if s.last < today), None)
+    if choice == "past":
+        return next((s for s in reversed(spans) if s.first <= today), None)
+    if choice == "next":
+        return next((s for s in spans if s.first > today), None)
+    if choice == "future":
+        return next((s for s in spans if s.last >= today), None)
     holding = [s for s in spans if s.first <= today <= s.last]
-    return holding[0] if holding else next(s for s in spans if s.first.year == today.year)
+    return holding[0] if holding else next((s for s in spans if s.first.year == today.year), None)
+
+
+def yearly(today: date, occurrence: Callable[[int], Span | None]) -> list[Span | None]:
+    """The occurrences of a yearly span in the years around ``today``."""
+    return [occurrence(year) for year in range(today.year - 5, today.year + 6)]
+
+
+def monthly(today: date, day: int) -> list[Span | None]:
+    """Day ``day`` of each month around ``today`` (None where the month is shorter)."""
+    months = (add_months(date(today.year, today.month, 1), k) for k in range(-12, 13))
+    return [day_span(m.replace(day=day)) if day <= month_length(m.year, m.month) else None for m in months]
+
+
+def date_span(year: int, month: int, day: int) -> Span | None:
+    """The day, or None when the month has no such day."""
+    return day_span(date(year, month, day)) if 1 <= day <= month_length(year, month) else None
+
+
+def holiday(name: str, year: int) -> Span:
+    """The day a fixed-date holiday (or Thanksgiving, the fourth Thursday of November) falls on in ``year``."""
+    if name == "thanksgiving":
+        first = date(year, 11, 1)
+        return day_span(first + timedelta(days=(3 - first.weekday()) % 7 + 21))
+    month, day = HOLIDAYS[name]
+    return day_span(date(year, month, day))
+
+
+HOLIDAYS = {
+    "christmas eve": (12, 24), "christmas": (12, 25), "xmas": (12, 25), "new year's eve": (12, 31),
+    "new years eve": (12, 31), "new year's day": (1, 1), "new years day": (1, 1), "halloween": (10, 31),
+    "valentine's day": (2, 14), "valentines day": (2, 14), "independence day": (7, 4), "thanksgiving": (11, 1),
+}  # fmt: skip
