@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from ingestd.pipelines.memory.codec import (
 from ingestd.pipelines.memory.embedder import HashingEmbedder
 from ingestd.pipelines.memory.episodes import EpisodeLimits, split_episodes
 from ingestd.pipelines.memory.extract import Extractor, LLMExtractor
-from ingestd.pipelines.memory.graph import GraphChanges, NewEpisode, NewFact, Scope, open_graph_store
+from ingestd.pipelines.memory.graph import GraphChanges, GraphStore, NewEpisode, NewFact, Scope, open_graph_store
 from ingestd.pipelines.memory.inputs import MemoryInput
 from ingestd.pipelines.memory.items import dated_messages, fact_day, new_message
 from ingestd.pipelines.memory.offline import SpacyExtractor
@@ -46,8 +47,8 @@ class MemoryProviders:
 
 def default_providers(settings: Settings) -> MemoryProviders:
     """Extraction and embeddings as configured. ``llm_provider=offline``: spaCy rules; ``openai``: the registry's
-    chat model. ``embedding_provider=offline``: ``memory_embedding`` (``hashing`` by default, or ``minilm``);
-    ``openai``: the registry's embedder."""
+    chat model. ``embedding_provider=offline``: the registry's ``offline_embedder(memory_embedding)`` (``onnx`` by
+    default, hashing when its model is missing); ``openai``: the registry's embedder."""
     extractor: Extractor = SpacyExtractor()
     embedder: Embedder = HashingEmbedder()
     providers = None
@@ -60,10 +61,10 @@ def default_providers(settings: Settings) -> MemoryProviders:
             extractor = LLMExtractor(providers.chat)
         if settings.embedding_provider != "offline":
             embedder = providers.embedder
-    if settings.embedding_provider == "offline" and settings.memory_embedding == "minilm":
-        from ingestd.providers.minilm import MiniLMEmbedder
+    if settings.embedding_provider == "offline":
+        from ingestd.providers.registry import offline_embedder
 
-        embedder = MiniLMEmbedder()
+        embedder = offline_embedder(settings.memory_embedding, HashingEmbedder)
     return MemoryProviders(extractor, embedder, closing=providers)
 
 
@@ -77,6 +78,8 @@ class MemoryRun:
     def __init__(self, settings: Settings, providers: MemoryProviders | None = None) -> None:
         self.settings = settings
         self._providers = providers
+        self._graph: GraphStore | None = None
+        self._opening = asyncio.Lock()
 
     @property
     def providers(self) -> MemoryProviders:
@@ -86,6 +89,9 @@ class MemoryRun:
 
     async def aclose(self) -> None:
         """Close the providers' HTTP clients, if any were built (for embedders of ingestd and for tests)."""
+        if self._graph is not None:
+            await self._graph.close()
+            self._graph = None
         if self._providers is None:
             return
         chat = getattr(self._providers.extractor, "chat", None)
@@ -101,7 +107,12 @@ class MemoryRun:
         parts: list[JSON] = await ctx.step("episodes", episodes)
         await ctx.progress("extract", 0, len(parts))
         done = await ctx.map("extract", parts, lambda i, ep: self._extract(ctx, i, ep), concurrency=EXTRACT_CONCURRENCY)
-        extracted = [(parts[i], done.ok[i]) for i in sorted(done.ok)]
+        order = sorted(done.ok)
+        # Embedding is its own checkpointed stage: a worker lost while embedding never repeats an extraction.
+        vectors = await ctx.map(
+            "embed", order, lambda _, i: self.embed_found(ctx.call, f"{ctx.job.id}:embed[{i}]", done.ok[i])
+        )
+        extracted = [(parts[i], {**done.ok[i], **vectors.ok.get(n, {})}) for n, i in enumerate(order)]
         scope = Scope(ctx.job.tenant, inp.user_id)
 
         async def resolve() -> JSON:
@@ -110,22 +121,25 @@ class MemoryRun:
         changes = changes_from_json(await ctx.step("resolve", resolve))
 
         async def apply() -> JSON:
-            graph = await open_graph_store(self.settings.database_url)
-            try:
-                outcome = await graph.apply(scope, changes)
-            finally:
-                await graph.close()
+            outcome = await (await self.graph()).apply(scope, changes)
             return {"applied": outcome.applied, **outcome.stats}
 
         applied = await ctx.step("apply", apply)
-        return _result(inp, parts, extracted, applied, len(done.failed))
+        return _result(inp, parts, extracted, applied, len(done.failed) + len(vectors.failed))
+
+    async def graph(self) -> GraphStore:
+        """The memory graph, opened (and migrated) once per process, on first use."""
+        async with self._opening:
+            if self._graph is None:
+                self._graph = await open_graph_store(self.settings.database_url)
+            return self._graph
 
     async def _extract(self, ctx: Context, index: int, episode: JSON) -> JSON:
         return await self.extract_episode(ctx.call, f"{ctx.job.id}:extract[{index}]", episode)
 
     async def extract_episode(self, call: ProviderCall, key: str, episode: JSON) -> JSON:
-        """Entities and facts of one episode, with their embeddings; provider calls go through ``call``
-        (``Context.call`` in a job: limits and usage), under request keys derived from ``key``."""
+        """Entities and facts of one episode and its messages with their dates resolved; provider calls go
+        through ``call`` (``Context.call`` in a job: limits and usage), under request keys derived from ``key``."""
         extractor = self.providers.extractor
 
         async def extract() -> JSON:
@@ -134,36 +148,40 @@ class MemoryRun:
 
         found: JSON = await call(extractor.name, extract)
         found["messages"] = dated_messages(episode)
+        return found
+
+    async def embed_found(self, call: ProviderCall, key: str, found: JSON) -> JSON:
+        """The embeddings of an extraction's entity names, facts and messages (``entity_vectors``,
+        ``fact_vectors``, ``messages`` with a ``vector`` each, and ``embedding_model``)."""
         texts = [e["name"] for e in found["entities"]] + [_fact_text(f) for f in found["facts"]]
         texts += [f"{m['speaker']}: {m['content']}" for m in found["messages"]]
         embedder = self.providers.embedder
 
         async def embed() -> Embeddings:
-            answer = await embedder.embed(texts, request_key=f"{key}:embed")
+            answer = await embedder.embed(texts, request_key=key)
             return dataclasses.replace(answer, usage=_without_calls(answer.usage))
 
         vectors = await call(embedder.name, embed) if texts else None
         n, k = len(found["entities"]), len(found["entities"]) + len(found["facts"])
         packed = [pack_vector(v) for v in vectors.vectors] if vectors else []
-        found["entity_vectors"], found["fact_vectors"] = packed[:n], packed[n:k]
-        for message, vector in zip(found["messages"], packed[k:], strict=False):
-            message["vector"] = vector
-        found["embedding_model"] = vectors.model if vectors else embedding_model(embedder)
-        return found
+        messages = [{**m, "vector": v} for m, v in zip(found["messages"], packed[k:], strict=False)]
+        return {
+            "entity_vectors": packed[:n],
+            "fact_vectors": packed[n:k],
+            "messages": messages or found["messages"],
+            "embedding_model": vectors.model if vectors else embedding_model(embedder),
+        }
 
     async def resolve_changes(self, job_id: str, scope: Scope, extracted: list[tuple[JSON, JSON]]) -> GraphChanges:
         """What ``extracted`` (episode, extraction with vectors) changes in the user's graph as it is now."""
-        graph = await open_graph_store(self.settings.database_url)
-        try:
-            resolver = EntityResolver(await graph.known_entities(scope), id_prefix=f"{job_id}-e")
-            _resolve_mentions(resolver, extracted)
-            # Subjects are resolved with the facts (a subject need not be a recognised entity mention: "Anna
-            # lives in Zurich"), so the current facts to compare with are read for every subject, after.
-            new_facts = [f for episode, found in extracted for f in _new_facts(resolver, job_id, episode, found)]
-            created = {e.id for e in resolver.new_entities}
-            current = await graph.current_facts(scope, sorted({f.subject_id for f in new_facts} - created))
-        finally:
-            await graph.close()
+        graph = await self.graph()
+        resolver = EntityResolver(await graph.known_entities(scope), id_prefix=f"{job_id}-e")
+        _resolve_mentions(resolver, extracted)
+        # Subjects are resolved with the facts (a subject need not be a recognised entity mention: "Anna
+        # lives in Zurich"), so the current facts to compare with are read for every subject, after.
+        new_facts = [f for episode, found in extracted for f in _new_facts(resolver, job_id, episode, found)]
+        created = {e.id for e in resolver.new_entities}
+        current = await graph.current_facts(scope, sorted({f.subject_id for f in new_facts} - created))
         facts = FactResolver(current, id_prefix=f"{job_id}-f")
         for fact in new_facts:
             facts.add(fact)
