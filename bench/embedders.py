@@ -3,6 +3,7 @@
     .venv/bin/python bench/embedders.py                       # every candidate importable here
     .venv/bin/python bench/embedders.py --only onnx-minilm hashing
     .venv/bin/python bench/embedders.py --site /tmp/emb-site  # plus candidates installed outside the venv
+    .venv/bin/python bench/embedders.py --conversations bench/data/recall  # plus the recall benchmark's chats
 
 The candidates that are not ingestd dependencies install beside, never into, the venv:
 
@@ -16,6 +17,10 @@ the answering message, per category (``keyword``: the question shares a content 
 median milliseconds for one question alone. Load: import + model load + first call, in a fresh process per
 candidate; RSS: that process's peak resident memory. Size: the installed files of the candidate's own packages.
 A shared 2-core machine makes the speeds noisy: run twice.
+
+``--conversations``: a second table on long conversations in bench/recall.py's format (written by someone else,
+not tuned on): each question against every turn of its conversation, by each embedder and by BM25 (rank-bm25),
+scored by the rank of the first evidence turn, per question category.
 """
 
 from __future__ import annotations
@@ -169,7 +174,41 @@ def _speed(encode: Encode) -> tuple[float, float]:
     return len(corpus) / min(batched), statistics.median(single) * 1000
 
 
-def measure_one(name: str) -> dict[str, Any]:
+def _turns(conversation: dict[str, Any]) -> tuple[list[str], list[str]]:
+    turns = [t for session in conversation["sessions"] for t in session["turns"]]
+    return [t["id"] for t in turns], [f"{t['speaker']}: {t['text']}" for t in turns]
+
+
+def _first_hit(order: Sequence[str], evidence: Sequence[str]) -> int:
+    return next((rank for rank, turn in enumerate(order, 1) if turn in evidence), len(order) + 1)
+
+
+def conversation_ranks(conversations: list[dict[str, Any]], score: Callable[[list[str], list[str]], Any]) -> list:
+    """(category, rank of the first evidence turn) for each question that has evidence; ``score(questions,
+    turns)`` gives a (questions x turns) matrix."""
+    out = []
+    for conversation in conversations:
+        ids, texts = _turns(conversation)
+        questions = [q for q in conversation["questions"] if q.get("evidence")]
+        scores = score([q["question"] for q in questions], texts)
+        for question, row in zip(questions, scores, strict=True):
+            order = [ids[i] for i in np.argsort(-np.asarray(row), kind="stable")]
+            out.append((question["category"], _first_hit(order, question["evidence"])))
+    return out
+
+
+def _dense(encode: Encode) -> Callable[[list[str], list[str]], Any]:
+    return lambda questions, turns: np.asarray(encode(questions)) @ np.asarray(encode(turns)).T
+
+
+def _bm25(questions: list[str], turns: list[str]) -> Any:
+    from rank_bm25 import BM25Okapi
+
+    index = BM25Okapi([re.findall(r"[a-z0-9]+", t.lower()) for t in turns])
+    return [index.get_scores(re.findall(r"[a-z0-9]+", q.lower())) for q in questions]
+
+
+def measure_one(name: str, conversations: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything about one candidate, in this (fresh) process."""
     factory, dists, _ = CANDIDATES[name]
     start = time.perf_counter()
@@ -177,11 +216,13 @@ def measure_one(name: str) -> dict[str, Any]:
     encode(["warm up"])
     load = time.perf_counter() - start
     ranks = _ranks(encode)
+    in_conversations = conversation_ranks(conversations, _dense(encode))
     per_second, single_ms = _speed(encode)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "name": name,
         "ranks": ranks,
+        "conversation_ranks": in_conversations,
         "per_second": per_second,
         "single_ms": single_ms,
         "load_s": load,
@@ -227,6 +268,24 @@ def print_table(results: list[dict[str, Any]]) -> None:
         )
 
 
+def print_conversations(rows: list[tuple[str, list[Any]]]) -> None:
+    categories = sorted({category for category, _ in rows[0][1]})
+    print(f"\nconversations: each question against every turn of its conversation, {len(rows[0][1])} questions")
+    print("cells: the first evidence turn within the top 5 / top 10 / MRR\n")
+    print(f"| ranker | {' | '.join(f'{c} ({sum(k == c for k, _ in rows[0][1])})' for c in categories)} | all |")
+    print("|---|" + "---|" * (len(categories) + 1))
+    for name, ranks in rows:
+        cells = [_quality_at([r for k, r in ranks if k == c]) for c in categories] + [
+            _quality_at([r for _, r in ranks])
+        ]
+        print(f"| {name} | {' | '.join(cells)} |")
+
+
+def _quality_at(ranks: Sequence[int]) -> str:
+    at5, at10 = (sum(r <= k for r in ranks) / len(ranks) for k in (5, 10))
+    return f"{at5:.2f} / {at10:.2f} / {sum(1 / r for r in ranks) / len(ranks):.2f}"
+
+
 def _available(name: str) -> bool:
     return importlib.util.find_spec(CANDIDATES[name][2]) is not None
 
@@ -235,12 +294,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=list(CANDIDATES), help="candidates to measure (default: all)")
     parser.add_argument("--site", help="a folder of candidates installed with pip install --target")
+    parser.add_argument("--conversations", help="also: a folder of recall-benchmark conversations (JSON)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: measure one, print JSON
     args = parser.parse_args()
     if args.site:
         sys.path.append(args.site)
+    folder = Path(args.conversations) if args.conversations else None
+    conversations = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder else []
     if args.one:
-        print(json.dumps(measure_one(args.one)))
+        print(json.dumps(measure_one(args.one, conversations)))
         return
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), args.site]))}
     results = []
@@ -249,9 +311,13 @@ def main() -> None:
             print(f"skipped {name}: not installed (see the docstring)", file=sys.stderr)
             continue
         child = [sys.executable, __file__, "--one", name] + (["--site", args.site] if args.site else [])
+        child += ["--conversations", args.conversations] if args.conversations else []
         out = subprocess.run(child, env=env, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print_table(results)
+    if conversations:
+        bm25 = conversation_ranks(conversations, _bm25)
+        print_conversations([(r["name"], r["conversation_ranks"]) for r in results] + [("BM25", bm25)])
 
 
 if __name__ == "__main__":
