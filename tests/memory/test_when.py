@@ -104,6 +104,14 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("Last Christmas my brother gave me a camera", MON, [("Last Christmas", "25 December 2022")]),
     ("we'll be at my mom's for Thanksgiving", MON, [("Thanksgiving", "23 November 2023")]),
     ("I'm so done since Halloween", NEW_YEAR, [("Halloween", "31 October 2023")]),
+    # chat spellings, and sentences whose future-looking words do not make the date future
+    ("got my cast off 2 wks ago", MON, [("2 wks ago", "the week of 24 April 2023")]),
+    ("last yr was rough", MON, [("last yr", "2022")]),
+    ("party tonite!!", MON, [("tonite", "8 May 2023")]),
+    ("I sat next to her on Saturday", MON, [("Saturday", "6 May 2023")]),
+    ("I was going to call on Friday but forgot", MON, [("Friday", "5 May 2023")]),
+    ("I didn't want to go on Saturday", MON, [("Saturday", "6 May 2023")]),
+    ("the game was cancelled due to the rain on Sunday", MON, [("Sunday", "7 May 2023")]),
 ]
 
 
@@ -141,6 +149,13 @@ NOT_DATES = [
     "she broke her hip in the fall from the ladder",
     "I love Christmas music",
 ]
+
+
+@pytest.mark.parametrize("reference", [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59)])
+def test_days_beyond_the_calendar_give_nothing_rather_than_an_error(reference: datetime) -> None:
+    text = "999 years ago, yesterday, tomorrow, last week, next year, in June, at Christmas"
+    assert all(m.first <= m.last for m in when.resolve_times(text, reference))
+    assert when.annotate(when.annotate(text, reference), reference) == when.annotate(text, reference)
 
 
 @pytest.mark.parametrize("text", NOT_DATES)

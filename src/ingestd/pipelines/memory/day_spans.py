@@ -150,5 +150,6 @@ def holiday(name: str, year: int) -> Span:
 HOLIDAYS = {
     "christmas eve": (12, 24), "christmas": (12, 25), "xmas": (12, 25), "new year's eve": (12, 31),
     "new years eve": (12, 31), "new year's day": (1, 1), "new years day": (1, 1), "halloween": (10, 31),
-    "valentine's day": (2, 14), "valentines day": (2, 14), "independence day": (7, 4), "thanksgiving": (11, 1),
+    "valentine's day": (2, 14), "valentines day": (2, 14), "independence day": (7, 4), "nye": (12, 31),
+    "thanksgiving": (11, 1),
 }  # fmt: skip

@@ -34,7 +34,7 @@ _APPROXIMATE = {"a few": 3, "few": 3, "several": 3, "a couple of": 2, "a couple"
 _DAY_WORDS = {
     "the day before yesterday": -2, "the day after tomorrow": 2, "yesterday": -1, "yday": -1, "last night": -1,
     "today": 0, "tonight": 0, "this morning": 0, "this afternoon": 0, "this evening": 0, "tomorrow": 1,
-    "tmrw": 1, "tmr": 1,
+    "tmrw": 1, "tmr": 1, "tonite": 0,
 }  # fmt: skip
 _STEPS: dict[str, day_spans.Choice] = {
     "last": "last", "this past": "last", "the past": "last", "past": "last", "this": "this", "next": "next",
@@ -54,16 +54,17 @@ _WEEKDAY = rf"(?P<weekday>{_alternation(_WEEKDAYS)})"
 _SEASON = rf"(?P<season>{_alternation(day_spans.SEASON_START)})"
 _HOLIDAY = rf"(?P<holiday>{_alternation(day_spans.HOLIDAYS)})"
 _NUMBER = rf"(?P<n>\d{{1,3}}|{_alternation(list(_APPROXIMATE) + list(_NUMBERS))})"
-_UNIT = r"(?P<unit>day|weekend|week|fortnight|month|year)s?"
+_UNIT = r"(?P<unit>day|weekend|week|wk|fortnight|month|mth|year|yr)s?"
+_UNIT_NAMES = {"wk": "week", "mth": "month", "yr": "year"}
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![\d:%])"
 _DIR = rf"(?P<dir>{_alternation(_STEPS)})"
 _PART = r"(?:early|mid|late)[\s-]+|the\s+(?:end|beginning|start|middle)\s+of\s+"
 
 _FUTURE_CUE = re.compile(
-    r"\b(?:will|shall|going\s+to|gonna|plan(?:s|ning)?\s+(?:to|on)|looking\s+forward|can'?t\s+wait|hop(?:e|ing)\s+to"
-    r"|upcoming|coming\s+up|next|soon|let'?s|wanna|want\s+to|are\s+you\s+free|see\s+you|(?:can|could|shall|should)\s+we"
-    r"|how\s+about|would\s+you\s+like|due|scheduled|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+going)\b"
-    r"|'(?:re|m)\s+going\b|\w'll\b|\bwon'?t\b",
+    r"\b(?:will|shall|(?<!was\s)(?<!were\s)going\s+to|gonna|plan(?:s|ning)?\s+(?:to|on)|looking\s+forward|can'?t\s+wait"
+    r"|hop(?:e|ing)\s+to|upcoming|coming\s+up|next(?!\s+to\b)|soon|let'?s|wanna|(?<!n't\s)(?<!not\s)want\s+to|see\s+you"
+    r"|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about|would\s+you\s+like|due(?!\s+to\b)|scheduled"
+    r"|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+going)\b|'(?:re|m)\s+going\b|\w'll\b|\bwon'?t\b",
     _FLAGS,
 )
 _DURATION_BEFORE = re.compile(
@@ -103,6 +104,11 @@ def _lower(match: re.Match[str], group: str | int) -> str:
 def _group(match: re.Match[str], name: str) -> str | None:
     """A named group's text, or None when the group did not take part or the rule has no such group."""
     return match.group(name) if name in match.re.groupindex else None
+
+
+def _unit(match: re.Match[str]) -> str:
+    written = _lower(match, "unit")
+    return _UNIT_NAMES.get(written, written)
 
 
 def _month_of(match: re.Match[str]) -> int | None:
@@ -151,7 +157,7 @@ def _resolve_step(match: re.Match[str], ctx: Context) -> Span | None:
     """last/this/next + week, weekend, month, year, a season or a month name."""
     if ctx.before(match, 4).endswith("the "):
         return None  # "the last week of June", "the next month or so"
-    choice, unit, today = _STEPS[_lower(match, "dir")], _lower(match, "unit"), ctx.today
+    choice, unit, today = _STEPS[_lower(match, "dir")], _unit(match), ctx.today
     if unit in day_spans.SEASON_START:
         return day_spans.choose(day_spans.yearly(today, lambda y: day_spans.season_span(unit, y)), today, choice)
     if match.group("month"):
@@ -163,13 +169,13 @@ def _resolve_step(match: re.Match[str], ctx: Context) -> Span | None:
 
 
 def _resolve_before_last(match: re.Match[str], ctx: Context) -> Span | None:
-    unit = _lower(match, "unit")
+    unit = _unit(match)
     return day_spans.unit_span(day_spans.shift(ctx.today, unit, -2), unit)
 
 
 def _resolve_part_of(match: re.Match[str], ctx: Context) -> Span | None:
     """earlier/later this week|month|year: the part of the unit before or after today."""
-    whole = day_spans.unit_span(ctx.today, _lower(match, "unit"))
+    whole = day_spans.unit_span(ctx.today, _unit(match))
     if _lower(match, "dir") == "earlier":
         return Span(whole.first, ctx.today, whole.granularity, whole.label)
     return Span(ctx.today, whole.last, whole.granularity, whole.label)
@@ -191,7 +197,7 @@ def _resolve_offset(match: re.Match[str], ctx: Context) -> Span | None:
     if n == 0 or _DURATION_BEFORE.search(ctx.before(match, 24)):
         return None  # "twice in a week", "the best day in a year": a duration, not a date
     sign = -1 if match.group(0).lower().rstrip().endswith(("ago", "back")) else 1
-    unit = _lower(match, "unit")
+    unit = _unit(match)
     center = day_spans.unit_span(day_spans.shift(ctx.today, unit, sign * n), unit)
     if not approximate:
         return center
@@ -283,9 +289,11 @@ _DIGIT = frozenset({"#"})
 _W_MONTH = _words(_MONTHS)
 _W_WEEKDAY = _words(_WEEKDAYS)
 _W_SEASON = _words(day_spans.SEASON_START)
-_W_UNIT = _words(["day days week weeks weekend weekends fortnight fortnights month months year years"])
+_W_UNIT = _words(
+    ["day days week weeks wk wks weekend weekends fortnight fortnights month months mth mths year years yr yrs"]
+)
 _W_DIR = _words(_STEPS)
-_STEP_UNITS = rf"(?P<unit>weekend|week|month|year|{_alternation(day_spans.SEASON_START)}|{_MONTH})"
+_STEP_UNITS = rf"(?P<unit>weekend|week|wk|month|year|yr|{_alternation(day_spans.SEASON_START)}|{_MONTH})"
 _GATE = r"in|since|during|until|till|by|through|before|after"
 _HOLIDAY_GATE = r"(?:\b(?:on|at|for|over|since|after|before|until|by)\s+|\b(?=(?:last|this|next|coming)\s))"
 _BACK = r"back(?=\s*(?:[,.!?;]|$|\s+(?:when|I|we|he|she|they)\b))"
@@ -350,7 +358,10 @@ def find(text: str, today: date) -> Iterator[tuple[int, int, Span]]:
         if not all(words & required for required in rule.requires):
             continue
         for match in rule.pattern.finditer(text):
-            span = rule.resolve(match, ctx)
+            try:
+                span = rule.resolve(match, ctx)
+            except (ValueError, OverflowError):
+                continue  # a day before year 1 or after 9999 ("999 years ago", a reference in 9999): no date
             if span is not None:
                 reported = "m" if "m" in rule.pattern.groupindex and match.group("m") is not None else 0
                 yield match.start(reported), match.end(reported), span
