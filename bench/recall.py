@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/recall.py                          # every conversation in bench/data/recall, SQLite
     .venv/bin/python bench/recall.py --quick                  # the first conversation only
-    .venv/bin/python bench/recall.py --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/recall.py --database postgresql://postgres@127.0.0.1:5432/test   # a new database there
     .venv/bin/python bench/recall.py --data DIR --max-words 400
     .venv/bin/python bench/recall.py --baseline-only          # BM25 alone (no service): the dataset's difficulty
     .venv/bin/python bench/recall.py --check                  # validate the dataset (evidence ids, answers)
@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import common
 import httpx
 from common import free_port, percentile
 from rank_bm25 import BM25Okapi
@@ -176,7 +177,8 @@ def baseline_only(convs: list[Conversation], top: int) -> dict[str, Any]:
 @contextmanager
 def ingestd_serve(database: str | None) -> Iterator[str]:
     """``ingestd serve`` (API + worker, default offline settings) on a free port; its base URL once
-    ``/healthz`` answers. SQLite in a temporary folder unless ``database`` is given."""
+    ``/healthz`` answers. SQLite in a temporary folder unless ``database`` (a fresh PostgreSQL database) is
+    given."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-recall-") as folder:
         url = database or f"sqlite:///{folder}/ingestd.db"
@@ -240,7 +242,8 @@ async def ingest(client: httpx.AsyncClient, convs: list[Conversation]) -> dict[s
             failed.append(job)
     seconds = time.perf_counter() - started
     if failed:
-        print(f"{len(failed)} of {len(jobs)} jobs did not succeed; the first:\n{json.dumps(failed[0], indent=1)}")
+        first = {k: failed[0].get(k) for k in ("id", "status", "error")}
+        print(f"{len(failed)} of {len(jobs)} jobs did not succeed; the first: {json.dumps(first)}", file=sys.stderr)
         sys.exit(3)
     messages = sum(len(s["turns"]) for c in convs for s in c.sessions)
     return {"jobs": len(jobs), "messages": messages, "seconds": seconds, "messages_per_s": messages / seconds}
@@ -258,7 +261,16 @@ async def ask(client: httpx.AsyncClient, conv: Conversation, q: dict[str, Any], 
     return {"text": body.get("context", ""), "ids": body.get("message_ids", []), "latency": latency}
 
 
-async def run_service(convs: list[Conversation], max_words: int, database: str | None) -> dict[str, Any]:
+async def run_service(convs: list[Conversation], max_words: int, server: str | None) -> dict[str, Any]:
+    """Ingest and ask on SQLite, or on a new database of the PostgreSQL ``server`` (dropped afterwards)."""
+    if server is None:
+        return await _run_service(convs, max_words, None)
+    common.PG_ADMIN = server
+    async with common.fresh_database("postgresql", "recall") as url:
+        return await _run_service(convs, max_words, url)
+
+
+async def _run_service(convs: list[Conversation], max_words: int, database: str | None) -> dict[str, Any]:
     with ingestd_serve(database) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             speed = await ingest(client, convs)
@@ -291,7 +303,9 @@ async def run_service(convs: list[Conversation], max_words: int, database: str |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="a folder of conversation JSON files")
-    parser.add_argument("--database", help="postgresql://... (default: SQLite in a temporary folder)")
+    parser.add_argument(
+        "--database", help="a PostgreSQL server, postgresql://... (a new database on it, dropped after; default SQLite)"
+    )
     parser.add_argument("--max-words", type=int, default=400, help="the /context word budget (default 400)")
     parser.add_argument("--quick", action="store_true", help="the first conversation only")
     parser.add_argument("--baseline-only", action="store_true", help="BM25 alone, top --top turns, no service")
