@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from ingestd.api import auth, events, health, jobs, observability, problems, schemas, views
+from ingestd.api import auth, docs, events, health, jobs, observability, problems, schemas, views
 from ingestd.api import pipelines as pipeline_routes
 from ingestd.settings import Settings
 
@@ -106,6 +106,8 @@ def create_app(
         version="0.1.0",
         summary="Durable background jobs for slow AI work behind a fast HTTP API",
         lifespan=_lifespan(settings, store, pipelines, run_worker),
+        docs_url=None,  # docs.install serves /docs and /redoc from local files, not a CDN
+        redoc_url=None,
         responses={
             "default": {
                 "description": "An RFC 9457 problem",
@@ -124,4 +126,5 @@ def create_app(
     memory_router = _optional_router("ingestd.api.memory")
     if memory_router is not None:
         app.include_router(memory_router)
+    docs.install(app)
     return app
