@@ -251,4 +251,4 @@ async def submit_job(
         status = 200 if job.terminal else 202
     retry_after, eta = await state.estimator.retry_after(store, job)
     headers.update(views.job_headers(job, retry_after))
-    return views.JSONOut(views.render_job(job, eta), status_code=status, headers=headers)
+    return views.JSONOut(views.render_job(job, eta, with_output=wait is not None), status_code=status, headers=headers)

@@ -58,6 +58,7 @@ class JobOut(BaseModel):
     error: dict[str, Any] | None = Field(description="an RFC 9457 problem naming the stage and the reason")
     result: str | None = Field(description="the result's URL once there is one")
     links: JobLinksOut
+    output: Any = Field(None, description="the result itself: only in the answer to a submit with `Prefer: wait`")
 
 
 class JobPageOut(BaseModel):

@@ -44,8 +44,9 @@ def job_links(job_id: str) -> dict[str, str]:
     return {"self": base, "events": f"{base}/events", "result": f"{base}/result", "cancel": f"{base}/cancel"}
 
 
-def render_job(job: Job, eta_seconds: float | None = None) -> JSON:
-    """The job as clients see it (``JobOut`` in the OpenAPI document)."""
+def render_job(job: Job, eta_seconds: float | None = None, *, with_output: bool = False) -> JSON:
+    """The job as clients see it (``JobOut`` in the OpenAPI document); ``with_output``: a finished job's result
+    itself under ``output`` too (the answer to a submit that waited with ``Prefer: wait``)."""
     links = job_links(job.id)
     progress: dict[str, Any] = {"stage": job.progress.stage, "done": job.progress.done, "total": job.progress.total}
     if eta_seconds is not None and not job.terminal:
@@ -68,7 +69,7 @@ def render_job(job: Job, eta_seconds: float | None = None) -> JSON:
         "error": job.error,
         "result": links["result"] if job.status in HAS_RESULT else None,
         "links": links,
-    }
+    } | ({"output": job.result if job.result is not None else {}} if with_output and job.status in HAS_RESULT else {})
 
 
 def job_headers(job: Job, retry_after: int | None) -> dict[str, str]:
