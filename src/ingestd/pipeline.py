@@ -120,4 +120,5 @@ class Pipeline:
     unit: str = "items"
     units: Callable[[Any], float] = lambda _inp: 1.0
     accepts_files: bool = False
+    requires_files: bool = False  # a submit without a file is refused (422) instead of failing in the worker
     ordering_key: Callable[[Any], str | None] = lambda _inp: None

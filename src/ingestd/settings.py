@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024  # a request's headers in total; more is refused with 431
     max_queued_per_tenant: int = 10_000
     retention_seconds: float = 7 * 24 * 3600
     sse_keepalive_seconds: float = 15.0  # a comment line on idle event streams, so proxies keep them open

@@ -50,13 +50,33 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not "private" to Python, not public either
+# IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 well-known, IPv4-translated (SIIT), IPv4-compatible.
+_IPV4_IN_LOW_BITS = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # the IPv4 address may sit anywhere in it: refused whole
 
 
 # --- where a webhook may go ------------------------------------------------------------------
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped or -translated, IPv4-compatible, 6to4, NAT64
+    (RFC 6052) or a Teredo client. A relay or translator on the path delivers to that IPv4 address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 to the kernel
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in net for net in _IPV4_IN_LOW_BITS) and int(address) > 1:  # :: and ::1 are IPv6's own
+        return low32
+    return None
+
+
 def refusal_reason(address: IPAddress) -> str | None:
     """Why a webhook must not go to ``address`` (None: a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 to the kernel
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return "a local-use NAT64 address (RFC 8215)"
+        address = embedded_ipv4(address) or address
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     checks = [

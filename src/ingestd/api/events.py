@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 RETRY_MS = 1000  # tells EventSource clients how soon to reconnect
+MAX_SEQ = 2**63 - 1  # sequence numbers are BIGINT: a larger cursor cannot name an event
 
 
 def format_event(event: Event) -> bytes:
@@ -56,9 +57,12 @@ async def stream_events(
 def _start_after(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is not None:
         try:
-            return max(0, int(last_event_id.strip()))
+            seq = max(0, int(last_event_id.strip()))
         except ValueError as exc:
             raise errors.BadRequest("Last-Event-ID must be an event sequence number") from exc
+        if seq > MAX_SEQ:
+            raise errors.BadRequest(f"Last-Event-ID must be at most {MAX_SEQ}")
+        return seq
     return after or 0
 
 
@@ -73,7 +77,9 @@ async def job_events(
     job_id: str,
     tenant: Annotated[str, Depends(current_tenant)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
-    after: Annotated[int | None, Query(ge=0, description="Send events with a sequence number above this")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Send events with a sequence number above this")
+    ] = None,
 ) -> StreamingResponse:
     store: JobStore = request.app.state.store
     start = _start_after(last_event_id, after)

@@ -1,5 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (the store answers, a worker heartbeats, no pipeline's
-queue is stuck and none keeps failing: the last two from ``ingestd.api.observability``).
+"""``/healthz`` (the process answers) and ``/readyz`` (the store answers and takes writes, a worker heartbeats,
+no pipeline's queue is stuck and none keeps failing: the last two from ``ingestd.api.observability``).
 
 ``/readyz`` collects named checks so more can join it (queue not stuck, pipelines not failing); when any
 fails it answers 503 problem+json listing them.
@@ -8,6 +8,7 @@ fails it answers 503 problem+json listing them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -40,8 +41,22 @@ async def _check_store(request: Request) -> dict[str, Any]:
     return {"ok": True, "queues": stats}
 
 
+async def _check_store_writes(request: Request) -> dict[str, Any]:
+    """A tiny blob written and deleted: on PostgreSQL a committed row, on SQLite a file beside the database, so a
+    full disk or a read-only database turns readiness red, not only an unreachable one."""
+    store: JobStore = request.app.state.store
+    ref, _ = await store.blobs.put(_probe_chunks())
+    await store.blobs.delete(ref)
+    return {"ok": True}
+
+
+async def _probe_chunks() -> AsyncIterator[bytes]:
+    yield b"ingestd readiness probe\n"
+
+
 READINESS_CHECKS = {
     "store": _check_store,
+    "store_writes": _check_store_writes,
     "workers": _check_workers,
     "queue_age": observability.check_queue_age,
     "failure_rate": observability.check_failure_rate,

@@ -181,6 +181,8 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
     try:
         if pipe.accepts_files is False and body.files:
             raise errors.InvalidInput(f"pipeline {pipe.name!r} takes no files")
+        if pipe.requires_files and not body.files:
+            raise errors.InvalidInput(f"pipeline {pipe.name!r} needs at least one file (send multipart/form-data)")
         inp = _validate(pipe, body)
         new = NewJob(
             pipeline=pipe.name,

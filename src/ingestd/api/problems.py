@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingestd import errors
@@ -24,6 +25,8 @@ log = logging.getLogger("ingestd.api")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://ingestd.dev/problems/"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+UNAVAILABLE_RETRY_AFTER = 5  # seconds, on a 503 that carries no better estimate (a store outage, a full disk)
 
 # Starlette raises bare HTTP errors for routing; give each a stable code like our own errors have.
 _HTTP_CODES = {
@@ -35,6 +38,7 @@ _HTTP_CODES = {
     406: "not-acceptable",
     413: "input-too-large",
     415: "unsupported-media-type",
+    431: "headers-too-large",
     422: "invalid-input",
     429: "too-many-requests",
 }
@@ -75,6 +79,11 @@ def error_response(exc: errors.IngestdError, instance: str | None = None) -> Pro
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(float(retry_after))))
         body["retry_after"] = int(headers["Retry-After"])
+    if retry_after is None and exc.status == 503:  # the store is down or full: tell clients when to come back
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        body["retry_after"] = UNAVAILABLE_RETRY_AFTER
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="ingestd"'
     if instance:
         body.setdefault("instance", instance)
     return ProblemResponse(body, status_code=exc.status, headers=headers)
@@ -91,7 +100,20 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     body = problem(exc.status_code, detail, instance=request.url.path)
-    return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette lists the first matching route's methods only
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return ProblemResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this request's path (each probed: included routers hide theirs)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from ingestd import errors
+from ingestd.api import guards
 from ingestd.models import JSON, StoredFile
 
 if TYPE_CHECKING:
@@ -49,9 +50,13 @@ class SubmitBody:
 
 def _parse_json(raw: bytes, what: str) -> Any:
     try:
-        return orjson.loads(raw) if raw.strip() else {}
+        value = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise errors.InvalidInput(f"{what} is not valid JSON: {exc}") from exc
+    error = guards.json_error(value, ["body"])  # no NUL, no absurd nesting: the store could not take them
+    if error is not None:
+        raise errors.InvalidInput(f"{what} is not valid", errors=[error])
+    return value
 
 
 async def read_json(request: Request, limit: int) -> SubmitBody:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import uuid
@@ -37,14 +38,20 @@ class FileBlobStore:
         """Stream ``chunks`` into a new file; over ``max_size``: InputTooLarge and nothing left behind."""
         ref = uuid.uuid4().hex
         tmp = os.path.join(self.root, ".tmp", ref)
-        handle = await asyncio.to_thread(open, tmp, "wb")
+        try:
+            handle = await asyncio.to_thread(open, tmp, "wb")
+        except OSError as exc:
+            raise _translate(exc) from exc
         try:
             size = await _write_all(handle, chunks, max_size)
             await asyncio.to_thread(_seal, handle, tmp, self._path(ref))
-        except BaseException:
-            handle.close()
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails again
+                handle.close()
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise _translate(exc) from exc
             raise
         return ref, size
 
@@ -95,6 +102,13 @@ async def _write_all(handle: BinaryIO, chunks: AsyncIterator[bytes], max_size: i
     if pending:
         await asyncio.to_thread(handle.write, b"".join(pending))
     return size
+
+
+def _translate(exc: OSError) -> errors.StoreError:
+    """A full or failing disk is ``StoreUnavailable`` (503 with Retry-After: space may come back)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+        return errors.StoreUnavailable(f"blob store: {exc.strerror or exc}")
+    return errors.StoreError(f"blob store: {exc}")
 
 
 def _seal(handle: BinaryIO, tmp: str, final: str) -> None:

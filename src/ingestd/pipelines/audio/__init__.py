@@ -25,6 +25,7 @@ def build(settings: Settings, providers: AudioProviders | None = None) -> Pipeli
         description="Recordings into transcribed, structured conversations (title, overview, action items, folder).",
         unit="input_megabytes",  # the API sizes a job by its uploads (duration is known only after decode)
         accepts_files=True,
+        requires_files=True,
     )
 
 
