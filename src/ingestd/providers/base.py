@@ -29,11 +29,21 @@ class SpeechSpan:
 
 
 @dataclass(frozen=True)
+class TranscriptWord:
+    word: str  # as written in the text (punctuation attached)
+    start: float  # seconds, relative to the clip given to the transcriber
+    end: float
+    confidence: float | None = None
+    speaker: str | None = None  # the provider's own label, per clip
+
+
+@dataclass(frozen=True)
 class TranscriptSegment:
     start: float  # seconds, relative to the clip given to the transcriber
     end: float
     text: str
     speaker: str | None = None
+    words: tuple[TranscriptWord, ...] = ()  # empty when the provider gives no word times
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Sends the clip as WAV with ``diarize``, ``utterances``, ``punctuate`` and ``smart_format``; the language when
 given (else ``detect_language``); the vocabulary as ``keyterm`` (Nova-3) or ``keywords`` (older models).
-Utterances become transcript segments with speaker labels ``speaker_0``, ``speaker_1``...
+Utterances become transcript segments with their words and speaker labels ``speaker_0``, ``speaker_1``... Those
+labels are Deepgram's, per clip: the audio pipeline maps them onto the job's own speakers (``diarize``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 
 from ingestd.models import JSON
 from ingestd.providers import http, wav
-from ingestd.providers.base import Transcript, TranscriptSegment
+from ingestd.providers.base import Transcript, TranscriptSegment, TranscriptWord
 
 
 class DeepgramTranscriber:
@@ -94,13 +95,31 @@ class DeepgramTranscriber:
         await self.http.aclose()
 
 
+def _label(speaker: Any) -> str | None:
+    return f"speaker_{speaker}" if speaker is not None else None
+
+
+def _words(raw: Any) -> tuple[TranscriptWord, ...]:
+    """Deepgram's words (``punctuated_word`` when given) with their times, confidence and per-clip speaker."""
+    return tuple(
+        TranscriptWord(
+            word=str(w.get("punctuated_word") or w["word"]),
+            start=float(w["start"]),
+            end=float(w["end"]),
+            confidence=float(w["confidence"]) if w.get("confidence") is not None else None,
+            speaker=_label(w.get("speaker")),
+        )
+        for w in raw or ()
+    )
+
+
 def _utterance_segment(utterance: dict[str, Any]) -> TranscriptSegment:
-    speaker = utterance.get("speaker")
     return TranscriptSegment(
         start=float(utterance["start"]),
         end=float(utterance["end"]),
         text=str(utterance["transcript"]),
-        speaker=f"speaker_{speaker}" if speaker is not None else None,
+        speaker=_label(utterance.get("speaker")),
+        words=_words(utterance.get("words")),
     )
 
 
@@ -109,4 +128,4 @@ def _whole_clip_segment(alternative: dict[str, Any], duration: float) -> list[Tr
     words = alternative.get("words") or []
     start = float(words[0]["start"]) if words else 0.0
     end = float(words[-1]["end"]) if words else duration
-    return [TranscriptSegment(start=start, end=end, text=text)] if text.strip() else []
+    return [TranscriptSegment(start=start, end=end, text=text, words=_words(words))] if text.strip() else []

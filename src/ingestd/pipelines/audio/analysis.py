@@ -31,6 +31,7 @@ class ConversationText:
     started_at: datetime | None = None
     language: str | None = None
     folders: list[JSON] = field(default_factory=list)
+    utterances: list[JSON] = field(default_factory=list)  # who said what: {speaker, start, end, text, ...}
 
 
 class Analyzer(Protocol):

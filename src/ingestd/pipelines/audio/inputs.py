@@ -9,9 +9,9 @@ a bad value fails the job at ``decode`` with the file's name.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ingestd import errors
 from ingestd.models import StoredFile
@@ -38,7 +38,13 @@ class AudioInput(BaseModel):
     language: str | None = Field(
         default=None, max_length=20, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47, e.g. en"
     )
-    speakers: int | None = Field(default=None, ge=1, le=50, description="expected number of speakers")
+    speakers: int | None = Field(default=None, ge=1, le=50, description="the number of speakers, when known")
+    min_speakers: int | None = Field(default=None, ge=1, le=50, description="at least this many speakers")
+    max_speakers: int | None = Field(default=None, ge=1, le=50, description="at most this many speakers")
+    diarize: bool = Field(default=True, description="tell speakers apart (false: words carry no speaker)")
+    channels: Literal["mix", "separate"] = Field(
+        default="mix", description="separate: each channel of a multichannel file is transcribed as its own speaker"
+    )
     vocabulary: list[str] = Field(default_factory=list, max_length=200, description="names and terms to expect")
     folders: list[Folder] = Field(default_factory=list, max_length=500, description="where conversations may go")
     conversation_gap_seconds: float = Field(
@@ -50,6 +56,31 @@ class AudioInput(BaseModel):
     transcribe_concurrency: int | None = Field(
         default=None, ge=1, le=256, description="clips transcribed at once (default: 8 hosted, 1 offline)"
     )
+
+    @field_validator("min_speakers")
+    @classmethod
+    def _speaker_floor(cls, value: int | None, info: ValidationInfo) -> int | None:
+        exact = info.data.get("speakers")
+        if value is not None and exact is not None and value > exact:
+            raise ValueError(f"min_speakers {value} is above speakers {exact}")
+        return value
+
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_speakers")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"max_speakers {value} is below min_speakers {low}")
+        exact = info.data.get("speakers")
+        if exact is not None and value is not None and exact > value:
+            raise ValueError(f"max_speakers {value} is below speakers {exact}")
+        return value
+
+    def speaker_count(self) -> tuple[int, int]:
+        """The (least, most) speakers the clustering may find."""
+        if self.speakers is not None:
+            return self.speakers, self.speakers
+        return self.min_speakers or 1, self.max_speakers or 50
 
     @field_validator("vocabulary")
     @classmethod

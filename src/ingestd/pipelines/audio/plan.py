@@ -23,7 +23,7 @@ Span = tuple[float, float]
 
 @dataclass(frozen=True)
 class TimedSpan:
-    file: int
+    file: int  # the track (a file, or one channel of a file)
     start: float  # seconds in its file
     end: float
     origin: float  # where its file starts on the shared timeline (0 when files do not share one)
@@ -44,15 +44,21 @@ def plan_work(
     *,
     gap_seconds: float,
     max_clip_seconds: float,
+    files: Sequence[int] | None = None,
 ) -> JSON:
-    """Conversations and clips from per-file speech spans (JSON, so the plan can be checkpointed)."""
+    """Conversations and clips from per-track speech spans (JSON, so the plan can be checkpointed).
+
+    A track is a file, or one channel of a file (``files[t]``: the file of track ``t``; default: track t is
+    file t); ``captured_at`` is per track. Tracks of one file share its timeline, so the channels of a call
+    make one conversation; a clip holds the speech of one track."""
+    files = list(files) if files is not None else list(range(len(speech)))
     shared = bool(captured_at) and all(c is not None for c in captured_at)
     base = min(c.timestamp() for c in captured_at if c is not None) if shared else 0.0
     spans = sorted(
         (
-            TimedSpan(f, s, e, (captured_at[f].timestamp() - base) if shared else 0.0, -1 if shared else f)  # type: ignore[union-attr]
-            for f, file_spans in enumerate(speech)
-            for s, e in file_spans
+            TimedSpan(t, s, e, (captured_at[t].timestamp() - base) if shared else 0.0, -1 if shared else files[t])  # type: ignore[union-attr]
+            for t, track_spans in enumerate(speech)
+            for s, e in track_spans
         ),
         key=lambda t: (t.timeline, t.at),
     )
@@ -61,21 +67,33 @@ def plan_work(
     for group in _conversations(spans, gap_seconds):
         index = len(conversations)
         first = len(clips)
-        for file, clip_spans in _clips(group, max_clip_seconds):
-            clips.append({"index": len(clips), "conversation": index, "file": file, "spans": clip_spans})
+        for track, clip_spans in _clips(group, max_clip_seconds):
+            clip = {"index": len(clips), "conversation": index, "file": files[track], "track": track}
+            clips.append({**clip, "spans": clip_spans})
         conversations.append({"index": index, "clips": list(range(first, len(clips)))})
     return {"conversations": conversations, "clips": clips}
 
 
 def _conversations(spans: list[TimedSpan], gap: float) -> list[list[TimedSpan]]:
     groups: list[list[TimedSpan]] = []
+    until = 0.0  # the latest end in the group so far (tracks of one file overlap)
     for span in spans:
         last = groups[-1][-1] if groups else None
-        if last is not None and last.timeline == span.timeline and span.at - last.until < gap:
+        if last is not None and last.timeline == span.timeline and span.at - until < gap:
             groups[-1].append(span)
+            until = max(until, span.until)
         else:
             groups.append([span])
-    return groups
+            until = span.until
+    return [_by_track(g) for g in groups]
+
+
+def _by_track(group: list[TimedSpan]) -> list[TimedSpan]:
+    """A clip holds one track: the spans of each track together, tracks in the order they first speak."""
+    first: dict[int, int] = {}
+    for span in group:
+        first.setdefault(span.file, len(first))
+    return sorted(group, key=lambda t: (first[t.file], t.at))
 
 
 def _clips(group: list[TimedSpan], max_seconds: float) -> list[tuple[int, list[list[float]]]]:

@@ -14,6 +14,7 @@ from typing import Any
 from ingestd.models import JSON, StoredFile
 from ingestd.pipeline import MapResult
 from ingestd.pipelines.audio.inputs import AudioInput, captured_at
+from ingestd.pipelines.audio.words import utterances
 
 STRUCTURE_FIELDS = ("title", "overview", "emoji", "category", "action_items", "events")
 
@@ -34,12 +35,13 @@ def conversation(
     clips: list[JSON] = plan["clips"]
     own = [clips[i] for i in conv["clips"]]
     first, last = own[0], own[-1]
-    segments = [
-        {**seg, "at": _at(files[seg["file"]], seg["start"])}
-        for clip in own
-        if clip["index"] in done
-        for seg in done[clip["index"]]["segments"]
-    ]
+    outputs = [done[clip["index"]] for clip in own if clip["index"] in done]
+    order = {f: i for i, f in enumerate(dict.fromkeys(c["file"] for c in own))}  # files in timeline order
+    segments = _in_time([{**s, "at": _at(files[s["file"]], s["start"])} for o in outputs for s in o["segments"]], order)
+    words = _in_time([w for o in outputs for w in o.get("words", [])], order)
+    spoken = utterances(words)
+    for utterance in spoken:
+        utterance["at"] = _at(files[utterance["file"]], utterance["start"])
     languages = [done[c["index"]]["language"] for c in own if c["index"] in done]
     return {
         "index": conv["index"],
@@ -53,8 +55,16 @@ def conversation(
         "ended_at": _at(files[last["file"]], last["spans"][-1][1]),
         "language": inp.language or next((lang for lang in languages if lang), None),
         "segments": segments,
+        "words": words,
+        "utterances": spoken,
+        "speakers": list(dict.fromkeys(s["speaker"] for s in segments if s["speaker"] is not None)),
         "text": " ".join(s["text"] for s in segments),
     }
+
+
+def _in_time(items: list[JSON], order: Mapping[int, int]) -> list[JSON]:
+    """Segments or words of a conversation by time (the channels of a call are transcribed apart)."""
+    return sorted(items, key=lambda item: (order.get(item["file"], 0), item["start"]))
 
 
 def conversations(files: Sequence[StoredFile], inp: AudioInput, plan: JSON, transcribed: MapResult[JSON]) -> list[JSON]:
@@ -97,7 +107,10 @@ def _conversation(
         "clips": conv["clips"],
         "complete": not conv["failed_clips"] and error is None,
         "failed_clips": conv["failed_clips"],
+        "speakers": conv["speakers"],
         "transcript": conv["segments"],
+        "utterances": conv["utterances"],
+        "words": conv["words"],
         "text": conv["text"],
         **_structured(conv, answer, error, method),
     }
@@ -126,7 +139,7 @@ def assemble(
     transcribed: MapResult[JSON],
     convs: list[JSON],
     structured: MapResult[JSON],
-    providers: dict[str, str],
+    providers: Mapping[str, str | None],
     method: str,
 ) -> JSON:
     """The job's result (see docs/pipelines/audio.md, "Result")."""
@@ -140,10 +153,21 @@ def assemble(
         "audio_seconds": round(sum(f["duration"] for f in files), 3),
         "speech_seconds": round(sum(f["speech_seconds"] for f in files), 3),
         "providers": {**providers, "structure_method": method},
+        "speakers": _speakers(out),
         "clips": len(plan["clips"]),
         "failed_clips": sorted(transcribed.failed),
         "conversations": out,
     }
+
+
+def _speakers(conversations: list[JSON]) -> list[JSON]:
+    """Every speaker of the job (labels hold across its conversations and files) and how long each spoke."""
+    seconds: dict[str, float] = {}
+    for conv in conversations:
+        for seg in conv["transcript"]:
+            if seg["speaker"] is not None:
+                seconds[seg["speaker"]] = seconds.get(seg["speaker"], 0.0) + seg["end"] - seg["start"]
+    return [{"id": k, "seconds": round(v, 3)} for k, v in seconds.items()]
 
 
 __all__ = ["assemble", "conversation", "conversations", "parse_time"]

@@ -1,7 +1,9 @@
 """The stages of the audio pipeline, written against ``ingestd.pipeline.Context``.
 
-``decode`` (every file, one step: an unusable file fails the job here) → ``speech`` (voice activity per file,
-then the plan: conversations and clips) → ``transcribe[i]`` per clip, in parallel → ``structure[i]`` per
+``decode`` (every file, one step: an unusable file fails the job here) → ``speech`` (voice activity per track: a
+file, or each channel of one with ``channels: "separate"``; then the plan: conversations and clips) →
+``speakers`` (who spoke when, one clustering of the whole job's voices) → ``transcribe[i]`` per clip, in parallel,
+its words given the job's speakers → ``structure[i]`` per
 conversation, in parallel, each running its three independent questions (``structure[i].structure``,
 ``structure[i].folder``, ``structure[i].discard``) at once as steps of their own, so a retried or resumed
 question never pays for the others again → the result (``result.assemble``, no provider calls).
@@ -11,19 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ingestd.models import JSON
 from ingestd.pipeline import Context, MapResult
+from ingestd.pipelines.audio import channels, diarize, speaker_turns
 from ingestd.pipelines.audio import result as results
 from ingestd.pipelines.audio.analysis import Analyzer, ChatAnalyzer, ConversationText, ExtractiveAnalyzer
+from ingestd.pipelines.audio.diarize import SpeakerTimeline
 from ingestd.pipelines.audio.inputs import AudioInput, captured_at
 from ingestd.pipelines.audio.plan import ClipMap, plan_work
+from ingestd.pipelines.audio.words import Attribution, attribute
 from ingestd.pipelines.audio.workspace import Workspace
 from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceActivityDetector
 from ingestd.providers.registry import Providers, build_providers
+from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
 from ingestd.settings import Settings
 
 A = TypeVar("A")
@@ -42,6 +48,7 @@ class AudioProviders:
     analyzer: Analyzer
     transcribe_concurrency: int = HOSTED_TRANSCRIBE_CONCURRENCY
     hosted: Providers | None = None  # owns the hosted clients' shared HTTP client
+    voices: VoiceEncoder = field(default_factory=VoiceEncoder)  # speaker embeddings (offline, always)
 
     async def aclose(self) -> None:
         """Close the hosted clients' HTTP connections (a process that exits need not)."""
@@ -97,9 +104,12 @@ class AudioRun:
 
         files: list[JSON] = await ctx.step("decode", decode)
         plan: JSON = await ctx.step("speech", lambda: self._speech(ctx, inp, workspace, files))
-        transcribed, structured = await self._transcribe_and_structure(ctx, inp, workspace, plan)
+        turns: JSON = await ctx.step("speakers", lambda: self._speakers(ctx, inp, workspace, plan))
+        transcribed, structured = await self._transcribe_and_structure(ctx, inp, workspace, {**plan, **turns})
         conversations = results.conversations(ctx.job.files, inp, plan, transcribed)
-        names = {"vad": providers.vad.name, "stt": providers.stt.name, "structure": providers.analyzer.provider}
+        names: dict[str, str | None] = {"vad": providers.vad.name, "stt": providers.stt.name}
+        names["speakers"] = providers.voices.name if inp.diarize else None
+        names["structure"] = providers.analyzer.provider
         return results.assemble(
             ctx.job.files, files, plan, transcribed, conversations, structured, names, providers.analyzer.method
         )
@@ -114,7 +124,7 @@ class AudioRun:
         ready: dict[int, asyncio.Future[JSON | None]] = {i: loop.create_future() for i in range(len(clips))}
 
         async def transcribe(index: int, clip: JSON) -> JSON:
-            out = await self._transcribe(ctx, inp, workspace, index, clip)
+            out = await self._transcribe(ctx, inp, workspace, plan, clip)
             if not ready[index].done():
                 ready[index].set_result(out)
             return out
@@ -138,28 +148,52 @@ class AudioRun:
         return await _both(transcribe_all(), structure_all())
 
     async def _speech(self, ctx: Context, inp: AudioInput, workspace: Workspace, files: list[JSON]) -> JSON:
-        """Speech spans of every file, then conversations (spans closer than the gap) and clips."""
+        """Speech spans of every track, then conversations (spans closer than the gap) and clips."""
         vad: Any = self.providers.vad  # hosted detectors take a request key; the protocol leaves it out
+        tracks = channels.tracks(files, inp.channels)
 
-        async def detect(index: int) -> list[list[float]]:
-            path = await workspace.ensure(index)
-            spans = await ctx.call(vad.name, lambda: vad.detect(path, request_key=f"{ctx.job.id}:speech[{index}]"))
-            ctx.add_usage(vad.name, audio_seconds=float(files[index]["samples"]) / SAMPLE_RATE)
+        async def detect(index: int, track: JSON) -> list[list[float]]:
+            path = await _track_path(workspace, track)
+            key = f"{ctx.job.id}:speech[{index}]"
+            spans = await ctx.call(vad.name, lambda: vad.detect(path, request_key=key))
+            ctx.add_usage(vad.name, audio_seconds=float(files[track["file"]]["samples"]) / SAMPLE_RATE)
             return [[round(s.start, 3), round(s.end, 3)] for s in spans if s.end > s.start]
 
-        speech = [await detect(i) for i in range(len(files))]
+        speech = [await detect(i, t) for i, t in enumerate(tracks)]
         plan = plan_work(
             [[(s, e) for s, e in spans] for spans in speech],
-            [captured_at(f) for f in ctx.job.files],
+            [captured_at(ctx.job.files[t["file"]]) for t in tracks],
             gap_seconds=inp.conversation_gap_seconds,
             max_clip_seconds=inp.max_clip_seconds,
+            files=[t["file"] for t in tracks],
         )
-        return {**plan, "speech": speech}
+        by_file = [_union(s for t, s in zip(tracks, speech, strict=True) if t["file"] == f) for f in range(len(files))]
+        return {**plan, "speech": by_file, "tracks": tracks, "track_speech": speech}
 
-    async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, index: int, clip: JSON) -> JSON:
-        """One clip: its speech spans joined, transcribed, the segments put back on the file's timeline."""
+    async def _speakers(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON) -> JSON:
+        """Who spoke when on every track (see ``speaker_turns``); no embedding when ``diarize`` is off."""
+        tracks, speech = _tracks(plan)
+        encoder = self.providers.voices
+        windows: dict[int, SpeakerWindows] = {}
+        for index, track in enumerate(tracks):
+            if track["channel"] is None and inp.diarize:
+                path = await _track_path(workspace, track)
+                windows[index] = await ctx.run_cpu(speaker_turns.embed_track, encoder, path, speech[index])
+        count = diarize.SpeakerCount(*inp.speaker_count())
+        return await ctx.run_cpu(speaker_turns.job_turns, tracks, speech, windows, count)
+
+    async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON) -> JSON:
+        """One clip: its speech spans joined, transcribed, the segments and words put back on the file's timeline
+        and given the job's speakers."""
+        index = int(clip["index"])
         stt = self.providers.stt
-        pcm = await workspace.clip(int(clip["file"]), clip["spans"])
+        number = int(clip["track"] if "track" in clip else clip["file"])
+        track = _tracks(plan)[0][number]
+        turns = plan.get("turns") or []  # the ``speakers`` step's; absent when diarization is off
+        timeline = SpeakerTimeline(turns[number]) if number < len(turns) and turns[number] else None
+        fixed = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
+        who = Attribution(timeline, fixed)
+        pcm = await workspace.clip(int(clip["file"]), clip["spans"], track["channel"])
 
         async def transcribe() -> Transcript:
             answer = await stt.transcribe(
@@ -172,21 +206,11 @@ class AudioRun:
             return _without_calls(answer)
 
         transcript = await ctx.call(stt.name, transcribe)
-        timeline = ClipMap(clip["spans"])
-        segments = [
-            {
-                "file": clip["file"],
-                "start": timeline.to_file(s.start),
-                "end": timeline.to_file(s.end, is_end=True),
-                "speaker": s.speaker,
-                "text": s.text.strip(),
-            }
-            for s in transcript.segments
-            if s.text.strip()
-        ]
+        segments, words = attribute(transcript.segments, ClipMap(clip["spans"]), int(clip["file"]), who)
         seconds = round(len(pcm) / 2 / SAMPLE_RATE, 3)
         return {
             "segments": segments,
+            "words": words,
             "language": transcript.language,
             "provider": transcript.provider,
             "audio_seconds": seconds,
@@ -202,6 +226,7 @@ class AudioRun:
             results.parse_time(conv.get("started_at")),
             conv.get("language") or inp.language,
             [f.model_dump() for f in inp.folders],
+            conv.get("utterances", []),
         )
 
         async def ask(question: str) -> JSON:
@@ -215,6 +240,30 @@ class AudioRun:
             if isinstance(answer, BaseException):
                 raise answer
         return dict(zip(QUESTIONS, answers, strict=True))
+
+
+async def _track_path(workspace: Workspace, track: JSON) -> str:
+    if track["channel"] is None:
+        return await workspace.ensure(int(track["file"]))
+    return await workspace.ensure_channel(int(track["file"]), int(track["channel"]))
+
+
+def _tracks(plan: JSON) -> tuple[list[JSON], list[list[list[float]]]]:
+    """The plan's tracks and their speech (a plan checkpointed before tracks existed: one track per file)."""
+    if "tracks" in plan:
+        return plan["tracks"], plan["track_speech"]
+    return [{"file": i, "channel": None} for i in range(len(plan["speech"]))], plan["speech"]
+
+
+def _union(spans: Iterable[list[list[float]]]) -> list[list[float]]:
+    """The spans of a file's tracks as one sorted list, overlapping spans joined."""
+    out: list[list[float]] = []
+    for start, end in sorted(s for track in spans for s in track):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
 
 
 async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:

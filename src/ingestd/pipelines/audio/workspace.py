@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from ingestd import errors
 from ingestd.pipeline import Context
+from ingestd.pipelines.audio import channels
 from ingestd.pipelines.audio.decode import DecodedAudio, decode_file
 from ingestd.pipelines.audio.inputs import file_spec
 from ingestd.pipelines.audio.plan import sample_range
@@ -79,10 +80,32 @@ class Workspace:
                 await self.decode(index)
             return path
 
-    async def clip(self, index: int, spans: Sequence[Sequence[float]]) -> bytes:
-        """The speech ``spans`` of input ``index``, joined end to end (16 kHz mono s16le)."""
-        path = await self.ensure(index)
+    async def clip(self, index: int, spans: Sequence[Sequence[float]], channel: int | None = None) -> bytes:
+        """The speech ``spans`` of input ``index`` (of one of its channels), joined end to end (16 kHz mono
+        s16le)."""
+        path = await self.ensure(index) if channel is None else await self.ensure_channel(index, channel)
         return await asyncio.to_thread(read_spans, path, spans)
+
+    async def ensure_channel(self, index: int, channel: int) -> str:
+        """The PCM file of one channel of input ``index`` (every channel is split out on first use)."""
+        lock = self._locks.setdefault(index, asyncio.Lock())
+        path = os.path.join(self.dir, f"{index}.ch{channel}.pcm")
+        async with lock:
+            if not os.path.exists(path):
+                await self._split(index)
+        return path
+
+    async def _split(self, index: int) -> None:
+        file = self.ctx.job.files[index]
+        spec = file_spec(file)
+        src = await self.ctx.file_path(file)
+        count = await self.ctx.run_cpu(channels.channel_count, src, spec)
+        paths = [os.path.join(self.dir, f"{index}.ch{c}.pcm") for c in range(count)]
+        try:
+            await self.ctx.run_cpu(channels.split_channels, src, paths, spec)
+        finally:
+            if os.path.basename(src).startswith(_TEMP_BLOB_PREFIX):
+                await asyncio.to_thread(_unlink, src)
 
 
 def read_spans(path: str, spans: Sequence[Sequence[float]]) -> bytes:

@@ -1,0 +1,60 @@
+"""The ``speakers`` stage: speaker turns of every track of a job, from one clustering of all their voices.
+
+Runs after ``speech`` and before ``transcribe``, as one step (its checkpoint holds only the turns). Each mixed
+track (a file, or a mono file in ``separate`` mode) has its speech cut into windows and embedded
+(``providers.speakers``); all windows of the job are clustered together (``diarize``), so labels hold across
+clips and files. A separated channel needs no embedding: its turns are its speech, labelled ``channel_<n>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ingestd.models import JSON
+from ingestd.pipelines.audio import channels, diarize
+from ingestd.pipelines.audio.workspace import read_spans
+from ingestd.providers.base import SAMPLE_RATE
+from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
+
+
+def embed_track(encoder: VoiceEncoder, path: str, speech: Sequence[Sequence[float]]) -> SpeakerWindows:
+    """Windows over the speech of one track's PCM file, embedded; the audio is read one span at a time."""
+    spans: list[tuple[float, float]] = []
+    vectors: list[np.ndarray] = []
+    for start, end in speech:
+        pcm = read_spans(path, [(start, end)])
+        audio = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+        found = encoder.embed(audio, [(0.0, len(audio) / SAMPLE_RATE)])
+        spans += [(round(s + float(start), 3), round(e + float(start), 3)) for s, e in found.spans]
+        vectors.append(found.vectors)
+    return SpeakerWindows(spans, np.concatenate(vectors) if vectors else np.zeros((0, 256), dtype=np.float32))
+
+
+def job_turns(
+    tracks: Sequence[JSON],
+    speech: Sequence[Sequence[Sequence[float]]],
+    windows: dict[int, SpeakerWindows],
+    count: diarize.SpeakerCount,
+) -> JSON:
+    """Turns per track (``[[start, end, speaker], ...]``) and the job's speakers in order of appearance."""
+    order = sorted(windows)
+    vectors = [windows[t].vectors for t in order if len(windows[t].spans)]
+    labels = diarize.cluster(np.concatenate(vectors), count) if vectors else np.zeros(0, dtype=int)
+    names = diarize.names(labels.tolist())
+    turns: list[list[list[object]]] = []
+    at = 0
+    for index, track in enumerate(tracks):
+        if index not in windows:  # a separated channel is its own speaker; a mixed track undiarized has none
+            speaker = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
+            turns.append([[s, e, speaker] for s, e in speech[index]] if speaker else [])
+            continue
+        own = [names[int(k)] for k in labels[at : at + len(windows[index].spans)]]
+        at += len(own)
+        turns.append([list(t) for t in diarize.turns(speech[index], windows[index].spans, own)])
+    speakers = list(dict.fromkeys(str(t[2]) for track_turns in turns for t in track_turns))
+    return {"turns": turns, "speakers": speakers}
+
+
+__all__ = ["embed_track", "job_turns"]
