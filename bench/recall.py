@@ -61,6 +61,7 @@ from recall_data import (
 )  # fmt: skip
 
 OUT = Path(__file__).resolve().parent / "out"
+NO_DATES = "not temporal"
 
 # ---------------------------------------------------------------------------------------------------- BM25
 
@@ -115,14 +116,17 @@ def _mean(values: list[float]) -> float:
 
 
 def summarise(rows: list[dict[str, Any]], systems: list[str]) -> dict[str, dict[str, Any]]:
-    """Per category (and "overall", adversarial apart) and per system: n, cited, any, answer, words, date."""
+    """Per category, "overall" (adversarial apart) and "not temporal", and per system: n, cited, any, answer,
+    words, date."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[r["category"]].append(r)
         if r["category"] not in SCORED_APART:
             groups["overall"].append(r)
+        if r["category"] not in [*SCORED_APART, "temporal"]:
+            groups[NO_DATES].append(r)  # BM25 over undated turns cannot hold a date: the fair comparison
     table: dict[str, dict[str, Any]] = {}
-    for name in [c for c in [*CATEGORIES, "overall", *SCORED_APART] if c in groups]:
+    for name in [c for c in [*CATEGORIES, "overall", NO_DATES, *SCORED_APART] if c in groups]:
         group = groups[name]
         table[name] = {"n": len(group)}
         for s in systems:
