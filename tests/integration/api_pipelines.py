@@ -2,7 +2,8 @@
 
 ``checksum``: takes files; its result lists each file's name, size and SHA-256 as the worker read it back.
 ``gated``: a map of ``items``; the items listed in ``open`` finish at once, the others wait until the file
-``gate`` exists (a test holds a job mid-map, then lets it go). ``fail_stage`` fails a plain step for good.
+``gate`` exists (a test holds a job mid-map, then lets it go). ``fail_stage`` fails a plain step for good;
+``overlap`` runs a second map alongside, as the audio pipeline overlaps ``transcribe`` and ``structure``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class GatedInput(BaseModel):
     open: list[int] = []
     gate: str = ""
     seconds: float = 0.0  # how long each open item takes
+    overlap: bool = False  # also map "after", started while "work" runs and waiting for the gate (audio's shape)
     fail_stage: bool = False
 
 
@@ -59,7 +61,16 @@ async def run_gated(ctx: Context, inp: GatedInput) -> JSON:
 
     if inp.fail_stage:
         await ctx.step("check", check)
-    done = await ctx.map("work", list(range(inp.items)), work, concurrency=inp.items)
+
+    async def after(index: int, _item: int) -> int:
+        while not Path(inp.gate).exists():
+            await asyncio.sleep(0.02)
+        return index
+
+    maps = [ctx.map("work", list(range(inp.items)), work, concurrency=inp.items)]
+    if inp.overlap:
+        maps.append(ctx.map("after", [0], after))
+    done, *_ = await asyncio.gather(*maps)
     return {"ok": sorted(done.ok)}
 
 

@@ -46,6 +46,25 @@ async def test_progress_is_the_finished_item_count_while_a_map_runs(api: httpx.A
     assert done["status"] == "succeeded" and done["progress"] == {"stage": "work", "done": 4, "total": 4}
 
 
+async def test_overlapped_maps_show_the_first_until_it_ends(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    body = {"items": 4, "open": [0, 1, 2], "gate": str(gate), "overlap": True}  # "after" waits, like structure
+    job = (await submit(api, "gated", body)).json()
+    running = await _until_done(api, job["id"], 3)
+    assert running["progress"] == {"stage": "work", "done": 3, "total": 4, **_eta(running)}
+    gate.touch()
+    done = await finished(api, job["id"])
+    final = done["progress"]  # the map that ended last has the last word (both waited for the gate)
+    assert final["stage"] in ("work", "after") and final["done"] == final["total"]
+    store = api.app.state.store  # type: ignore[attr-defined]
+    shown = [(e.data["stage"], e.data["done"]) for e in await store.read_events(job["id"]) if e.type == "job.progress"]
+    assert [stage for stage, _ in shown][: shown.index(("work", 3)) + 1] == ["work"] * (shown.index(("work", 3)) + 1)
+
+
+def _eta(job: dict[str, Any]) -> dict[str, Any]:
+    return {"eta_seconds": job["progress"]["eta_seconds"]} if "eta_seconds" in job["progress"] else {}
+
+
 async def test_progress_never_goes_back_when_a_job_resumes(
     api_factory: ApiFactory, database_url: str, tmp_path: Path
 ) -> None:
