@@ -112,6 +112,19 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("I was going to call on Friday but forgot", MON, [("Friday", "5 May 2023")]),
     ("I didn't want to go on Saturday", MON, [("Saturday", "6 May 2023")]),
     ("the game was cancelled due to the rain on Sunday", MON, [("Sunday", "7 May 2023")]),
+    # present tense speaks of the future; a bare date follows the message's other sentences
+    ("A technician comes on Tuesday, he says the element is gone.", MON, [("Tuesday", "9 May 2023")]),
+    ("I start in September", MON, [("September", "September 2023")]),
+    ("we go to norway on the 10th of june", MON, [("the 10th of june", "10 June 2023")]),
+    ("I booked flights to Japan for October", MON, [("October", "October 2023")]),
+    ("Callum's moving in with me in December", MON, [("December", "December 2023")]),
+    ("Thursday!", MON, [("Thursday", "4 May 2023")]),
+    ("wednesday. Graham drove it up for me.", MON, [("wednesday", "3 May 2023")]),
+    ("slipped on the ice on tuesday going to the hens", MON, [("tuesday", "2 May 2023")]),
+    ("I was in the bakery until the 24th, then I slept", MON, [("the 24th", "24 April 2023")]),
+    ("Hopefully end of June, if the solicitors stop faffing.", MON, [("end of June", "June 2023")]),
+    ("Worse since winter.", MON, [("winter", "winter 2022-2023")]),
+    ("He is moving to Canada in autumn", MON, [("autumn", "autumn 2023")]),
 ]
 
 
@@ -148,6 +161,7 @@ NOT_DATES = [
     "I wed my best friend",
     "she broke her hip in the fall from the ladder",
     "I love Christmas music",
+    "You ate nine in five days. I counted.",
 ]
 
 

@@ -58,24 +58,41 @@ _UNIT = r"(?P<unit>day|weekend|week|wk|fortnight|month|mth|year|yr)s?"
 _UNIT_NAMES = {"wk": "week", "mth": "month", "yr": "year"}
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![\d:%])"
 _DIR = rf"(?P<dir>{_alternation(_STEPS)})"
-_PART = r"(?:early|mid|late)[\s-]+|the\s+(?:end|beginning|start|middle)\s+of\s+"
+_PART = r"(?:early|mid|late)[\s-]+|(?:the\s+)?(?:end|beginning|start|middle)\s+of\s+"
 
 _FUTURE_CUE = re.compile(
-    r"\b(?:will|shall|(?<!was\s)(?<!were\s)going\s+to|gonna|plan(?:s|ning)?\s+(?:to|on)|looking\s+forward|can'?t\s+wait"
+    r"\b(?:will|shall|(?<!was\s)(?<!were\s)going\s+to(?!\s+(?:the|a|an|my|your|his|her|our|their|this|that)\b)|gonna|plan(?:s|ning)?\s+(?:to|on)|looking\s+forward|can'?t\s+wait"
     r"|hop(?:e|ing)\s+to|upcoming|coming\s+up|next(?!\s+to\b)|soon|let'?s|wanna|(?<!n't\s)(?<!not\s)want\s+to|see\s+you"
     r"|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about|would\s+you\s+like|due(?!\s+to\b)|scheduled"
-    r"|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+going)\b|'(?:re|m)\s+going\b|\w'll\b|\bwon'?t\b",
+    r"|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+\w+ing)\b|(?<=\w)'(?:re|m|s)\s+(?:\w+ing|on|in)\b|\w'll\b|\bwon'?t\b",
     _FLAGS,
 )
 _DURATION_BEFORE = re.compile(
     r"\b(?:once|twice|times|first|only|ever|all|per|best|worst|most|least|\w+iest|longest|hardest|biggest"
     r"|greatest)(?:\s+\w+)?\s+$"
 )
+_HABIT_IN = re.compile(r"\b(?:every|each)\s+week(?:end)?\b", _FLAGS)  # "Saturday parkrun every week"
 _HABIT_BEFORE = re.compile(r"\b(?:every|each|most|some|any|on\s+a)\s+$")
 _NOT_A_DAY_AFTER = re.compile(r"[\s-]+(?:school|best)\b", _FLAGS)
 _ORDINAL_FOLLOWER = re.compile(
     r"\s*(?:[,.!?;)]|$|\s(?:we|i|you|he|she|they|my|our|at|in|and|but|so|when|it)\b)", _FLAGS
 )
+_PAST_CUE = re.compile(
+    r"\b(?:(?:was|were|had|did)(?:n'?t)?|been|ago|yesterday|went|got|came|took|made|saw|ran|ate|met|left|felt|found|gave|told"
+    r"|said|thought|bought|brought|caught|sold|sent|spent|built|lost|won|wrote|drove|rode|flew|fell|broke|spoke|woke"
+    r"|began|sang|sat|stood|slept|kept|heard|held|paid|knew|grew|threw|became|forgot|led|shook|chose|froze|hid|fed"
+    r"|fought|rang|swam|taught|wore|(?!(?:excited|interested|scared|worried|tired|bored|married|engaged|stressed"
+    r"|thrilled|pleased|prepared|supposed|used|based|need|feed|seed|speed|indeed|proceed|succeed|exceed|breed|weed"
+    r"|hundred|sacred|naked|wicked|beloved)\b)\w{2,}ed)\b|\w'(?:ve|d)\b",
+    _FLAGS,
+)
+_PRESENT_CUE = re.compile(
+    r"\b(?:I|we|you|they|he|she|it)\s+(?!(?:let|put|set|cut|hit|quit|read|just|also|really|still|never|always|only)\b)"
+    r"\w+|\b(?:is|are|am|has|have|does|do|can|must|might|needs?|hopefully|probably|maybe|perhaps)\b|(?<=\w)'(?:s|re|m)\b"
+    r"|\b(?!(?:\w*thing|morning|evening|spring|king|ring|wedding|ceiling|building|meeting|during)\b)\w+ing\s+(?:in|on|by)\b",
+    _FLAGS,
+)
+LABEL = re.compile(r"\[[^\[\]\n]*\b\d{1,4}\]")  # a label ``when.annotate`` wrote: every label ends with its year
 _SENTENCE_END = re.compile(r"[.!?\n]")
 
 
@@ -86,12 +103,29 @@ class Context:
     text: str
     today: date
 
-    def tense(self, match: re.Match[str]) -> day_spans.Choice:
-        """``future`` when the sentence around ``match`` holds a future cue, else ``past``."""
+    def sentence(self, match: re.Match[str]) -> tuple[int, int]:
         left = max(self.text.rfind(c, 0, match.start()) for c in ".!?\n") + 1
         right_match = _SENTENCE_END.search(self.text, match.end())
-        right = right_match.start() if right_match else len(self.text)
-        return "future" if _FUTURE_CUE.search(self.text, left, right) else "past"
+        return left, right_match.start() if right_match else len(self.text)
+
+    def past_sentence(self, match: re.Match[str]) -> bool:
+        """Whether the sentence around ``match`` holds a past-tense verb ("went", "moved", "was")."""
+        return _PAST_CUE.search(self.text, *self.sentence(match)) is not None
+
+    def tense(self, match: re.Match[str]) -> day_spans.Choice:
+        """The sentence's tense: "since" and past-tense verbs make it ``past``, a future cue ``future``; a present
+        tense clause speaks of the future ("I start in April", "he has an interview on Wednesday"); otherwise ("Best
+        day ever on Saturday", "Thursday!") the message's other sentences decide, and ``past`` when they do not."""
+        left, right = self.sentence(match)
+        if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
+            return "past"
+        if _FUTURE_CUE.search(self.text, left, right):
+            return "future"
+        if _PAST_CUE.search(self.text, left, right):
+            return "past"
+        if _PRESENT_CUE.search(self.text, left, right):
+            return "future"
+        return "past" if _PAST_CUE.search(self.text) or not _FUTURE_CUE.search(self.text) else "future"
 
     def before(self, match: re.Match[str], chars: int = 12) -> str:
         return self.text[max(0, match.start() - chars) : match.start()].lower()
@@ -126,7 +160,11 @@ def _resolve_day_word(match: re.Match[str], ctx: Context) -> Span | None:
 def _weekday_of(match: re.Match[str], ctx: Context) -> int | None:
     """The weekday a match names, or None for "every Sunday", "Sunday school", a bare "sat" or "wed"."""
     written, direction = match.group("weekday"), match.group("dir")
-    if not direction and (_HABIT_BEFORE.search(ctx.before(match)) or _NOT_A_DAY_AFTER.match(ctx.text, match.end())):
+    if not direction and (
+        _HABIT_BEFORE.search(ctx.before(match))
+        or _NOT_A_DAY_AFTER.match(ctx.text, match.end())
+        or _HABIT_IN.search(ctx.text, *ctx.sentence(match))
+    ):
         return None
     abbreviated = written.lower() not in _FULL_WEEKDAYS
     if abbreviated and not direction and not (_group(match, "on") and written[0].isupper()):
@@ -196,6 +234,8 @@ def _resolve_offset(match: re.Match[str], ctx: Context) -> Span | None:
     n, approximate = _count(match)
     if n == 0 or _DURATION_BEFORE.search(ctx.before(match, 24)):
         return None  # "twice in a week", "the best day in a year": a duration, not a date
+    if match.group(0)[:3].lower() == "in " and ctx.past_sentence(match) and ctx.tense(match) == "past":
+        return None  # "you ate nine in five days"
     sign = -1 if match.group(0).lower().rstrip().endswith(("ago", "back")) else 1
     unit = _unit(match)
     center = day_spans.unit_span(day_spans.shift(ctx.today, unit, sign * n), unit)
@@ -230,9 +270,9 @@ def _resolve_month(match: re.Match[str], ctx: Context) -> Span | None:
         return None
     if written_year := _group(match, "year"):
         return day_spans.month_span(int(written_year), month)
-    since = _group(match, "gate") is not None and _lower(match, "gate") == "since"
+    booked_for = _group(match, "gate") is not None and _lower(match, "gate") == "for"  # "flights for October"
     occurrences = day_spans.yearly(ctx.today, lambda y: day_spans.month_span(y, month))
-    return day_spans.choose(occurrences, ctx.today, "past" if since else ctx.tense(match))
+    return day_spans.choose(occurrences, ctx.today, "future" if booked_for else ctx.tense(match))
 
 
 def _resolve_year(match: re.Match[str], ctx: Context) -> Span | None:
@@ -327,10 +367,16 @@ RULES: tuple[Rule, ...] = (
     _rule((_W_UNIT, {"from"}), rf"\b{_NUMBER}\s+{_UNIT}\s+from\s+(?:now|today)\b", _resolve_offset),
     _rule((_W_MONTH, _DIGIT), rf"\b{_MONTH}\.?\s+{_DAY}(?:,?\s+{_YEAR})?", _resolve_month_day),
     _rule((_W_MONTH, _DIGIT), rf"\b(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}\b(?:,?\s+{_YEAR})?", _resolve_month_day),
-    _rule((_DIGIT, {"on"}), r"\bon\s+(?P<m>the\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th))\b", _resolve_day_of_month),
+    _rule(
+        (_DIGIT, {"on", "until", "till", "by", "since", "before", "after"}),
+        r"\b(?:on|until|till|by|since|before|after)\s+(?P<m>the\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th))\b",
+        _resolve_day_of_month,
+    ),
     _rule((_W_MONTH, _DIGIT), rf"\b{_MONTH}(?:\s+of)?,?\s+{_YEAR}", _resolve_month),
     _rule(
-        (_W_MONTH,), rf"(?:\b(?P<gate>{_GATE})\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)", _resolve_month
+        (_W_MONTH,),
+        rf"(?:\b(?P<gate>{_GATE}|for)\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)",
+        _resolve_month,
     ),
     _rule((_W_SEASON, _DIGIT), rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}", _resolve_season_year),
     _rule(
@@ -339,8 +385,10 @@ RULES: tuple[Rule, ...] = (
         _resolve_year,
     ),
     _rule((_DIGIT,), r"\b(?P<year>(?:19|20)\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)\b", _resolve_iso, 0),
-    _rule(({"weekend"},), r"\b(?:over|on|during|at)\s+(?P<m>the\s+weekend)\b", _resolve_weekend),
-    _rule((_W_SEASON,), rf"\b(?:{_GATE}|over)\s+(?P<m>the\s+{_SEASON})\b(?!\s+(?:from|off|of)\b)", _resolve_season),
+    _rule(({"weekend"},), r"\b(?:(?:over|on|during|at)\s+(?P<m>the\s+weekend)|all\s+weekend)\b", _resolve_weekend),
+    _rule(
+        (_W_SEASON,), rf"\b(?:{_GATE}|over)\s+(?P<m>(?:the\s+)?{_SEASON})\b(?!\s+(?:from|off|of)\b)", _resolve_season
+    ),
     _rule(
         (_words(day_spans.HOLIDAYS) - {"s", "day", "eve", "new"},),
         rf"{_HOLIDAY_GATE}(?P<m>(?:{_DIR}\s+)?{_HOLIDAY})\b",
@@ -352,7 +400,9 @@ _TOKEN = re.compile(r"[a-z]+|\d")
 
 def find(text: str, today: date) -> Iterator[tuple[int, int, Span]]:
     """Every match of every rule that names a span: (start, end, span), overlapping matches included."""
-    ctx = Context(text, today)
+    # The tense is read from the text without the labels ``when.annotate`` wrote, so annotating twice agrees.
+    unlabelled = LABEL.sub(lambda label: " " * len(label.group(0)), text) if "[" in text else text
+    ctx = Context(unlabelled, today)
     words = {"#" if token.isdigit() else token for token in _TOKEN.findall(text.lower())}
     for rule in RULES:
         if not all(words & required for required in rule.requires):

@@ -52,7 +52,7 @@ Granularity = day_spans.Granularity
 format_day = day_spans.format_day
 __all__ = ["Granularity", "TimeMention", "annotate", "format_day", "resolve_times"]
 
-_LABEL_AFTER = re.compile(r"\s*\[[^\[\]\n]*\b\d{1,4}\]")  # every label ends with its year
+_LABEL_AFTER = re.compile(rf"\s*{time_rules.LABEL.pattern}")
 _HAS_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 
 
