@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 from ingestd.pipelines.memory import day_spans
 from ingestd.pipelines.memory.day_spans import Span
+from ingestd.pipelines.memory.tense import Context
 
 _WEEKDAYS = {
     "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6,
@@ -60,13 +61,6 @@ _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![\d:%])"
 _DIR = rf"(?P<dir>{_alternation(_STEPS)})"
 _PART = r"(?:early|mid|late)[\s-]+|(?:the\s+)?(?:end|beginning|start|middle)\s+of\s+"
 
-_FUTURE_CUE = re.compile(
-    r"\b(?:will|shall|(?<!was\s)(?<!were\s)going\s+to(?!\s+(?:the|a|an|my|your|his|her|our|their|this|that)\b)|gonna|plan(?:s|ning)?\s+(?:to|on)|looking\s+forward|can'?t\s+wait"
-    r"|hop(?:e|ing)\s+to|upcoming|coming\s+up|next(?!\s+to\b)|soon|let'?s|wanna|(?<!n't\s)(?<!not\s)want\s+to|see\s+you"
-    r"|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about|would\s+you\s+like|due(?!\s+to\b)|scheduled"
-    r"|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+\w+ing)\b|(?<=\w)'(?:re|m|s)\s+(?:\w+ing|on|in)\b|\w'll\b|\bwon'?t\b",
-    _FLAGS,
-)
 _DURATION_BEFORE = re.compile(
     r"\b(?:once|twice|times|first|only|ever|all|per|best|worst|most|least|\w+iest|longest|hardest|biggest"
     r"|greatest)(?:\s+\w+)?\s+$"
@@ -77,58 +71,7 @@ _NOT_A_DAY_AFTER = re.compile(r"[\s-]+(?:school|best)\b", _FLAGS)
 _ORDINAL_FOLLOWER = re.compile(
     r"\s*(?:[,.!?;)]|$|\s(?:we|i|you|he|she|they|my|our|at|in|and|but|so|when|it)\b)", _FLAGS
 )
-_PAST_CUE = re.compile(
-    r"\b(?:(?:was|were|had|did)(?:n'?t)?|been|ago|yesterday|went|got|came|took|made|saw|ran|ate|met|left|felt|found|gave|told"
-    r"|said|thought|bought|brought|caught|sold|sent|spent|built|lost|won|wrote|drove|rode|flew|fell|broke|spoke|woke"
-    r"|began|sang|sat|stood|slept|kept|heard|held|paid|knew|grew|threw|became|forgot|led|shook|chose|froze|hid|fed"
-    r"|fought|rang|swam|taught|wore|(?!(?:excited|interested|scared|worried|tired|bored|married|engaged|stressed"
-    r"|thrilled|pleased|prepared|supposed|used|based|need|feed|seed|speed|indeed|proceed|succeed|exceed|breed|weed"
-    r"|hundred|sacred|naked|wicked|beloved)\b)\w{2,}ed)\b|\w'(?:ve|d)\b",
-    _FLAGS,
-)
-_PRESENT_CUE = re.compile(
-    r"\b(?:I|we|you|they|he|she|it)\s+(?!(?:let|put|set|cut|hit|quit|read|just|also|really|still|never|always|only)\b)"
-    r"\w+|\b(?:is|are|am|has|have|does|do|can|must|might|needs?|hopefully|probably|maybe|perhaps)\b|(?<=\w)'(?:s|re|m)\b"
-    r"|\b(?!(?:\w*thing|morning|evening|spring|king|ring|wedding|ceiling|building|meeting|during)\b)\w+ing\s+(?:in|on|by)\b",
-    _FLAGS,
-)
 LABEL = re.compile(r"\[[^\[\]\n]*\b\d{1,4}\]")  # a label ``when.annotate`` wrote: every label ends with its year
-_SENTENCE_END = re.compile(r"[.!?\n]")
-
-
-@dataclass(frozen=True)
-class Context:
-    """The message a rule reads: its text and its day ("today")."""
-
-    text: str
-    today: date
-
-    def sentence(self, match: re.Match[str]) -> tuple[int, int]:
-        left = max(self.text.rfind(c, 0, match.start()) for c in ".!?\n") + 1
-        right_match = _SENTENCE_END.search(self.text, match.end())
-        return left, right_match.start() if right_match else len(self.text)
-
-    def past_sentence(self, match: re.Match[str]) -> bool:
-        """Whether the sentence around ``match`` holds a past-tense verb ("went", "moved", "was")."""
-        return _PAST_CUE.search(self.text, *self.sentence(match)) is not None
-
-    def tense(self, match: re.Match[str]) -> day_spans.Choice:
-        """The sentence's tense: "since" and past-tense verbs make it ``past``, a future cue ``future``; a present
-        tense clause speaks of the future ("I start in April", "he has an interview on Wednesday"); otherwise ("Best
-        day ever on Saturday", "Thursday!") the message's other sentences decide, and ``past`` when they do not."""
-        left, right = self.sentence(match)
-        if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
-            return "past"
-        if _FUTURE_CUE.search(self.text, left, right):
-            return "future"
-        if _PAST_CUE.search(self.text, left, right):
-            return "past"
-        if _PRESENT_CUE.search(self.text, left, right):
-            return "future"
-        return "past" if _PAST_CUE.search(self.text) or not _FUTURE_CUE.search(self.text) else "future"
-
-    def before(self, match: re.Match[str], chars: int = 12) -> str:
-        return self.text[max(0, match.start() - chars) : match.start()].lower()
 
 
 def _lower(match: re.Match[str], group: str | int) -> str:

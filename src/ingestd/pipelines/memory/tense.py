@@ -1,0 +1,81 @@
+"""The tense a sentence speaks in, for a date written without a direction ("on Saturday", "in June").
+
+"since" and past-tense verbs make it past, a future cue ("will", "'ll", "going to", "next", "can we", "is on") makes
+it future; a present-tense clause speaks of the future ("I start in April", "he has an interview on Wednesday");
+otherwise ("Best day ever on Saturday", "Thursday!") the message's other sentences decide, and past when they do not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from ingestd.pipelines.memory.day_spans import Choice
+
+_FLAGS = re.IGNORECASE
+FUTURE_CUE = re.compile(
+    r"\b(?:will|shall|gonna|soon|upcoming|scheduled|let'?s|wanna|see\s+you|coming\s+up|looking\s+forward"
+    r"|(?<!was\s)(?<!were\s)going\s+to(?!\s+(?:the|a|an|my|your|his|her|our|their|this|that)\b)"  # not "going to the"
+    r"|plan(?:s|ning)?\s+(?:to|on)|can'?t\s+wait|hop(?:e|ing)\s+to|next(?!\s+to\b)|due(?!\s+to\b)"
+    r"|(?<!n't\s)(?<!not\s)want\s+to|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about"
+    r"|would\s+you\s+like|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+\w+ing)\b"
+    r"|(?<=\w)'(?:re|m|s)\s+(?:\w+ing|on|in)\b|\w'll\b|\bwon'?t\b",
+    _FLAGS,
+)
+_NOT_PAST = (  # words ending in -ed that are not past tense, or are adjectives after "I'm"
+    "excited|interested|scared|worried|tired|bored|married|engaged|stressed|thrilled|pleased|prepared|supposed|used"
+    "|based|need|feed|seed|speed|indeed|proceed|succeed|exceed|breed|weed|hundred|sacred|naked|wicked|beloved"
+)
+_IRREGULAR_PAST = (
+    "went|got|came|took|made|saw|ran|ate|met|left|felt|found|gave|told|said|thought|bought|brought|caught|sold|sent"
+    "|spent|built|lost|won|wrote|drove|rode|flew|fell|broke|spoke|woke|began|sang|sat|stood|slept|kept|heard|held|paid"
+    "|knew|grew|threw|became|forgot|led|shook|chose|froze|hid|fed|fought|rang|swam|taught|wore"
+)
+PAST_CUE = re.compile(
+    rf"\b(?:(?:was|were|had|did)(?:n'?t)?|been|ago|yesterday|{_IRREGULAR_PAST}|(?!(?:{_NOT_PAST})\b)\w{{2,}}ed)\b"
+    r"|\w'(?:ve|d)\b",
+    _FLAGS,
+)
+_NOT_A_VERB = "let|put|set|cut|hit|quit|read|just|also|really|still|never|always|only"  # after "I": tense unknown
+_NOT_A_GERUND = r"\w*thing|morning|evening|spring|king|ring|wedding|ceiling|building|meeting|during"
+PRESENT_CUE = re.compile(
+    rf"\b(?:I|we|you|they|he|she|it)\s+(?!(?:{_NOT_A_VERB})\b)\w+"
+    r"|\b(?:is|are|am|has|have|does|do|can|must|might|needs?|hopefully|probably|maybe|perhaps)\b|(?<=\w)'(?:s|re|m)\b"
+    rf"|\b(?!(?:{_NOT_A_GERUND})\b)\w+ing\s+(?:in|on|by)\b",  # "starting in June"
+    _FLAGS,
+)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The message a rule reads: its text and its day ("today")."""
+
+    text: str
+    today: date
+
+    def sentence(self, match: re.Match[str]) -> tuple[int, int]:
+        left = max(self.text.rfind(c, 0, match.start()) for c in ".!?\n") + 1
+        right_match = _SENTENCE_END.search(self.text, match.end())
+        return left, right_match.start() if right_match else len(self.text)
+
+    def past_sentence(self, match: re.Match[str]) -> bool:
+        """Whether the sentence around ``match`` holds a past-tense verb ("went", "moved", "was")."""
+        return PAST_CUE.search(self.text, *self.sentence(match)) is not None
+
+    def tense(self, match: re.Match[str]) -> Choice:
+        """``past`` or ``future``, by the rules in the module docstring."""
+        left, right = self.sentence(match)
+        if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
+            return "past"
+        if FUTURE_CUE.search(self.text, left, right):
+            return "future"
+        if PAST_CUE.search(self.text, left, right):
+            return "past"
+        if PRESENT_CUE.search(self.text, left, right):
+            return "future"
+        return "past" if PAST_CUE.search(self.text) or not FUTURE_CUE.search(self.text) else "future"
+
+    def before(self, match: re.Match[str], chars: int = 12) -> str:
+        return self.text[max(0, match.start() - chars) : match.start()].lower()
