@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     hosted_vad_url: str | None = None
     hosted_vad_api_key: str | None = None
     provider_timeout_seconds: float = 120.0
+    # --- audio pipeline: decoded duration, refused from the header or stopped while decoding (0: no limit) ---
+    audio_max_file_seconds: float = 4 * 3600.0  # one recording
+    audio_max_job_seconds: float = 4 * 3600.0  # all of a job's recordings together
     # --- memory pipeline (docs/pipelines/memory.md) ---
     # With embedding_provider=offline: onnx (MiniLM int8, torch-free) | minilm (ingestd[minilm], torch) | hashing
     memory_embedding: str = "onnx"

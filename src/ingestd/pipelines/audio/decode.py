@@ -4,7 +4,8 @@ Packets are demuxed, decoded and resampled one at a time and appended to the out
 never sits in memory. What cannot be trusted fails here, naming the file and the reason (``PermanentError``,
 so the job fails at ``decode`` at once instead of retrying): an empty file, bytes that are not a recording, a
 recording whose content is not what its name or content type says, and data lost to corruption or truncation
-(fewer samples than the header declares, or many packets that do not decode).
+(fewer samples than the header declares, or many packets that do not decode), and audio longer than the
+operator's limit (``DurationLimit``: refused from the header before decoding, or stopped while decoding).
 """
 
 from __future__ import annotations
@@ -92,12 +93,32 @@ class DecodedAudio:
         return {**asdict(self), "duration": round(self.duration, 3)}
 
 
+@dataclass(frozen=True)
+class DurationLimit:
+    """The most audio one file may decode to, and the setting that allows more (named in the refusal).
+
+    A small file can hold hours (silence compresses to nothing): the limit is checked against the duration the
+    header declares before decoding, and against the samples written while decoding, which stops at the limit.
+    """
+
+    seconds: float
+    setting: str = "INGESTD_AUDIO_MAX_FILE_SECONDS"
+
+    def refuse(self, spec: SourceSpec, what: str) -> errors.PermanentError:
+        return _fail(spec, f"{what}, over the limit of {_hours(self.seconds)} ({self.setting})")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{round(seconds, 1):g} s"
+
+
 def _fail(spec: SourceSpec, reason: str) -> errors.PermanentError:
     return errors.PermanentError(f"{spec.name}: {reason}", file=spec.name)
 
 
-def decode_file(src: str, dst: str, spec: SourceSpec) -> DecodedAudio:
-    """Decode ``src`` into ``dst`` (16 kHz mono s16le); raises ``PermanentError`` for unusable input."""
+def decode_file(src: str, dst: str, spec: SourceSpec, limit: DurationLimit | None = None) -> DecodedAudio:
+    """Decode ``src`` into ``dst`` (16 kHz mono s16le); raises ``PermanentError`` for unusable input, or for
+    audio longer than ``limit``."""
     size = os.path.getsize(src)
     if size == 0:
         raise _fail(spec, "the file is empty")
@@ -106,7 +127,9 @@ def decode_file(src: str, dst: str, spec: SourceSpec) -> DecodedAudio:
     if declared == "raw":
         if actual is not None:
             raise _fail(spec, f"labelled as raw PCM but its content is {actual}")
-        return _decode_raw(src, dst, spec, size)
+        if limit is not None and spec.sample_rate and size / (2 * spec.channels * spec.sample_rate) > limit.seconds:
+            raise limit.refuse(spec, f"holds {_hours(size / (2 * spec.channels * spec.sample_rate))} of PCM")
+        return _decode_raw(src, dst, spec, size, limit)
     try:
         container = av.open(src, metadata_errors="ignore")
     except av.FFmpegError as exc:
@@ -120,7 +143,7 @@ def decode_file(src: str, dst: str, spec: SourceSpec) -> DecodedAudio:
         if family is None and declared is not None:
             raise _fail(spec, f"labelled as {declared} but its content is {container.format.long_name}")
         try:
-            return _decode_container(container, dst, spec, family or container.format.name)
+            return _decode_container(container, dst, spec, family or container.format.name, limit)
         except av.FFmpegError as exc:
             raise _fail(spec, f"corrupt: decoding stopped ({_reason(exc)})") from exc
 
@@ -141,13 +164,19 @@ def _reason(exc: av.FFmpegError) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def _decode_container(container: Any, dst: str, spec: SourceSpec, family: str) -> DecodedAudio:
+def _decode_container(
+    container: Any, dst: str, spec: SourceSpec, family: str, limit: DurationLimit | None = None
+) -> DecodedAudio:
     stream = container.streams.audio[0]
     codec = stream.codec_context.name
+    declared = _declared_seconds(container, stream)
+    if limit is not None and declared is not None and declared > limit.seconds:
+        raise limit.refuse(spec, f"its header declares {_hours(declared)} of audio")  # refused before decoding
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     written = packets = bad = 0
     with open(dst, "wb") as out:
         for packet in container.demux(stream):
+            _check_limit(limit, spec, written, "decodes to more than {limit} of audio (stopped there)")
             packets += 1
             try:
                 frames = packet.decode()
@@ -163,12 +192,18 @@ def _decode_container(container: Any, dst: str, spec: SourceSpec, family: str) -
         raise _fail(spec, f"contains no audio samples ({family}/{codec})")
     if packets and bad > max(2, MAX_BAD_PACKET_SHARE * packets):
         raise _fail(spec, f"corrupt: {bad} of {packets} {codec} packets could not be decoded")
-    _check_complete(spec, written / SAMPLE_RATE, _declared_seconds(container, stream))
+    _check_limit(limit, spec, written, "decodes to more than {limit} of audio")
+    _check_complete(spec, written / SAMPLE_RATE, declared)
     if family == "wav":
         _check_wav_header(container.name, spec)
     elif family == "ogg":
         _check_ogg_end(container.name, spec)
     return DecodedAudio(spec.name, written, f"{family}/{codec}", stream.sample_rate, stream.codec_context.channels)
+
+
+def _check_limit(limit: DurationLimit | None, spec: SourceSpec, written: int, what: str) -> None:
+    if limit is not None and written > limit.seconds * SAMPLE_RATE:
+        raise limit.refuse(spec, what.format(limit=_hours(limit.seconds)))
 
 
 def _write(out: Any, frames: list[Any]) -> int:
@@ -224,7 +259,7 @@ def _check_ogg_end(path: str, spec: SourceSpec) -> None:
         raise _fail(spec, "truncated: the Ogg stream ends without its end-of-stream page")
 
 
-def _decode_raw(src: str, dst: str, spec: SourceSpec, size: int) -> DecodedAudio:
+def _decode_raw(src: str, dst: str, spec: SourceSpec, size: int, limit: DurationLimit | None) -> DecodedAudio:
     """Raw PCM16 little-endian at the given sample rate: nothing to probe, so the rate must be given."""
     if not spec.sample_rate:
         raise _fail(spec, "raw PCM needs its sample_rate")
@@ -239,10 +274,10 @@ def _decode_raw(src: str, dst: str, spec: SourceSpec, size: int) -> DecodedAudio
         raise _fail(spec, f"not readable as raw PCM16 ({_reason(exc)})") from exc
     with container:
         try:
-            decoded = _decode_container(container, dst, spec, "raw")
+            decoded = _decode_container(container, dst, spec, "raw", limit)
         except av.FFmpegError as exc:
             raise _fail(spec, f"corrupt: decoding stopped ({_reason(exc)})") from exc
     return DecodedAudio(spec.name, decoded.samples, "raw/s16le", spec.sample_rate, spec.channels)
 
 
-__all__ = ["DecodedAudio", "SourceSpec", "decode_file"]
+__all__ = ["DecodedAudio", "DurationLimit", "SourceSpec", "decode_file"]

@@ -88,7 +88,7 @@ class AudioRun:
 
     async def run(self, ctx: Context, inp: AudioInput) -> JSON:
         """decode → speech → transcribe[i] → structure[i] → the result."""
-        workspace = Workspace(ctx)
+        workspace = Workspace(ctx, self.settings.audio_max_file_seconds, self.settings.audio_max_job_seconds)
         try:
             return await self._run(ctx, inp, workspace)
         finally:

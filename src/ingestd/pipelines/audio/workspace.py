@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ingestd import errors
 from ingestd.pipeline import Context
 from ingestd.pipelines.audio import channels
-from ingestd.pipelines.audio.decode import DecodedAudio, decode_file
+from ingestd.pipelines.audio.decode import DecodedAudio, DurationLimit, decode_file
 from ingestd.pipelines.audio.inputs import file_spec
 from ingestd.pipelines.audio.plan import sample_range
 from ingestd.providers.base import SAMPLE_RATE
@@ -33,8 +33,9 @@ _TEMP_BLOB_PREFIX = "ingestd-blob-"
 class Workspace:
     """The decoded PCM of each input file of one job execution."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, max_file_seconds: float = 0.0, max_job_seconds: float = 0.0) -> None:
         self.ctx = ctx
+        self.max_file_seconds, self.max_job_seconds = max_file_seconds, max_job_seconds  # 0: no limit
         prefix = f"ingestd-audio-{ctx.job.id}-"
         # A worker killed on this machine left its folder behind; this job runs here now, so the folder is stale.
         for stale in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(prefix) + "*")):
@@ -49,8 +50,9 @@ class Workspace:
     def pcm_path(self, index: int) -> str:
         return os.path.join(self.dir, f"{index}.pcm")
 
-    async def decode(self, index: int) -> DecodedAudio:
-        """Decode input file ``index`` into this workspace (off the event loop)."""
+    async def decode(self, index: int, limit: DurationLimit | None = None) -> DecodedAudio:
+        """Decode input file ``index`` into this workspace (off the event loop), within ``limit`` (default: the
+        per-file limit)."""
         file = self.ctx.job.files[index]
         spec = file_spec(file)
         try:
@@ -60,7 +62,8 @@ class Workspace:
                 f"{file.name}: the uploaded file is gone ({exc.detail})", file=file.name
             ) from exc
         try:
-            return await self.ctx.run_cpu(decode_file, src, self.pcm_path(index), spec)
+            limit = limit or self._limit_after(())
+            return await self.ctx.run_cpu(decode_file, src, self.pcm_path(index), spec, limit)
         finally:
             if os.path.basename(src).startswith(_TEMP_BLOB_PREFIX):
                 await asyncio.to_thread(_unlink, src)
@@ -69,7 +72,21 @@ class Workspace:
         """Decode every input file, one after another (decoding already uses a whole core)."""
         if not self.ctx.job.files:
             raise errors.PermanentError("the job has no recordings: attach one or more audio files")
-        return [await self.decode(i) for i in range(len(self.ctx.job.files))]
+        decoded: list[DecodedAudio] = []
+        for i in range(len(self.ctx.job.files)):
+            decoded.append(await self.decode(i, self._limit_after(decoded)))
+        return decoded
+
+    def _limit_after(self, decoded: Sequence[DecodedAudio]) -> DurationLimit | None:
+        """The per-file limit, or what the files before this one left of the per-job limit if that is less."""
+        per_file = DurationLimit(self.max_file_seconds) if self.max_file_seconds > 0 else None
+        if self.max_job_seconds <= 0:
+            return per_file
+        left = max(0.0, self.max_job_seconds - sum(d.duration for d in decoded))
+        if per_file is not None and per_file.seconds <= left:
+            return per_file
+        used = f", the job's earlier files took {round(self.max_job_seconds - left, 1):g} s" if decoded else ""
+        return DurationLimit(left, f"INGESTD_AUDIO_MAX_JOB_SECONDS={self.max_job_seconds:g}{used}")
 
     async def ensure(self, index: int) -> str:
         """The PCM file of input ``index``, decoding it again when this execution has not (a resumed job)."""
