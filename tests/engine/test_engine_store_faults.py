@@ -98,3 +98,44 @@ async def test_ordering_keys_are_scoped_by_tenant(store: JobStore, tmp_path: Pat
 async def _status_is(store: JobStore, job_id: str, status: JobStatus) -> bool:
     job = await store.get_job(job_id)
     return job is not None and job.status == status
+
+
+async def reject_checkpoint(store: JobStore, key: str) -> None:
+    """Every insert of the checkpoint ``key`` is refused for its data (SQLSTATE 22P05 / SQLite's constraint)."""
+    if store.url.startswith("postgresql"):
+        conn = await asyncpg.connect(store.url)
+        try:
+            await conn.execute(_PG_REJECT.format(key=key))
+        finally:
+            await conn.close()
+        return
+    conn = store._conn  # type: ignore[attr-defined]
+    trigger = (
+        f"CREATE TEMP TRIGGER reject BEFORE INSERT ON steps WHEN NEW.key = '{key}' "
+        "BEGIN SELECT RAISE(ABORT, 'injected: value refused'); END"
+    )
+    await store._in_thread(conn.execute, trigger)  # type: ignore[attr-defined]
+
+
+_PG_REJECT = """
+CREATE FUNCTION reject() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.key = '{key}' THEN
+        RAISE EXCEPTION 'injected: value refused' USING ERRCODE = '22P05';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER reject BEFORE INSERT ON steps FOR EACH ROW EXECUTE FUNCTION reject();
+"""
+
+
+async def test_data_the_store_refuses_fails_the_job_naming_it_instead_of_retrying(
+    store: JobStore, tmp_path: Path
+) -> None:
+    await reject_checkpoint(store, "work[0]")
+    job = await submit(store, "count", {"log": str(tmp_path / "log"), "items": 2})
+    async with running_worker(store, store_retry_seconds=0.05):
+        done = await wait_finished(store, job.id)
+    assert done.status == JobStatus.FAILED and done.error is not None
+    assert done.error["code"] == "store-rejected" and "injected: value refused" in done.error["reason"]
+    assert done.attempt == 1  # failed for good at once, not queued again
