@@ -125,6 +125,12 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("Hopefully end of June, if the solicitors stop faffing.", MON, [("end of June", "June 2023")]),
     ("Worse since winter.", MON, [("winter", "winter 2022-2023")]),
     ("He is moving to Canada in autumn", MON, [("autumn", "autumn 2023")]),
+    ("I'm going back to full-time from September.", MON, [("September", "September 2023")]),
+    # the tense cue nearest before the date decides, else the nearest after it
+    ("OK so you'll enjoy this: Salt had babies on Thursday.", MON, [("Thursday", "4 May 2023")]),
+    ("Flights are booked by the way, I land in Cardiff on 19 December.", MON, [("19 December", "19 December 2023")]),
+    ("Got home on Tuesday and I'm still dreaming of it", MON, [("Tuesday", "2 May 2023")]),
+    ("A gallery wants to show my photos. The Pike Gallery, in June!", MON, [("June", "June 2023")]),
 ]
 
 
@@ -162,6 +168,7 @@ NOT_DATES = [
     "she broke her hip in the fall from the ladder",
     "I love Christmas music",
     "You ate nine in five days. I counted.",
+    "Finally a Saturday morning where nobody needs driving anywhere",
 ]
 
 

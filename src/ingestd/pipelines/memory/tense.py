@@ -1,8 +1,10 @@
 """The tense a sentence speaks in, for a date written without a direction ("on Saturday", "in June").
 
-"since" and past-tense verbs make it past, a future cue ("will", "'ll", "going to", "next", "can we", "is on") makes
-it future; a present-tense clause speaks of the future ("I start in April", "he has an interview on Wednesday");
-otherwise ("Best day ever on Saturday", "Thursday!") the message's other sentences decide, and past when they do not.
+"since" means past. Otherwise the tense cue nearest before the date in its sentence decides (else the nearest after
+it): a past-tense verb ("went", "moved", "was") means past; a future cue ("will", "'ll", "going to", "next", "can
+we", "is on") or a present-tense clause ("I start", "he has", "starting in") means future, as present tense about a
+dated event speaks of the future ("I start in April", "the tables come on Wednesday"). With no cue in the sentence
+("Thursday!", "Best day ever on Saturday") the message's other sentences decide, and past when they say nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ FUTURE_CUE = re.compile(
     r"\b(?:will|shall|gonna|soon|upcoming|scheduled|let'?s|wanna|see\s+you|coming\s+up|looking\s+forward"
     r"|(?<!was\s)(?<!were\s)going\s+to(?!\s+(?:the|a|an|my|your|his|her|our|their|this|that)\b)"  # not "going to the"
     r"|plan(?:s|ning)?\s+(?:to|on)|can'?t\s+wait|hop(?:e|ing)\s+to|next(?!\s+to\b)|due(?!\s+to\b)"
-    r"|(?<!n't\s)(?<!not\s)want\s+to|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about"
+    r"|(?<!n't\s)(?<!not\s)wants?\s+to|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about"
     r"|would\s+you\s+like|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+\w+ing)\b"
     r"|(?<=\w)'(?:re|m|s)\s+(?:\w+ing|on|in)\b|\w'll\b|\bwon'?t\b",
     _FLAGS,
@@ -40,12 +42,17 @@ PAST_CUE = re.compile(
 _NOT_A_VERB = "let|put|set|cut|hit|quit|read|just|also|really|still|never|always|only"  # after "I": tense unknown
 _NOT_A_GERUND = r"\w*thing|morning|evening|spring|king|ring|wedding|ceiling|building|meeting|during"
 PRESENT_CUE = re.compile(
-    rf"\b(?:I|we|you|they|he|she|it)\s+(?!(?:{_NOT_A_VERB})\b)\w+"
+    rf"\b(?:I|we|you|they|he|she|it)\s+(?!(?:{_NOT_A_VERB}|was|were|had|did|{_IRREGULAR_PAST})\b)(?!\w+ed\b)\w+"
     r"|\b(?:is|are|am|has|have|does|do|can|must|might|needs?|hopefully|probably|maybe|perhaps)\b|(?<=\w)'(?:s|re|m)\b"
     rf"|\b(?!(?:{_NOT_A_GERUND})\b)\w+ing\s+(?:in|on|by)\b",  # "starting in June"
     _FLAGS,
 )
-_SENTENCE_END = re.compile(r"[.!?\n]")
+_SENTENCE_END = re.compile(r"[.!?;:\n]")
+_CUES: tuple[tuple[re.Pattern[str], Choice], ...] = (
+    (PAST_CUE, "past"),
+    (FUTURE_CUE, "future"),
+    (PRESENT_CUE, "future"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Context:
     today: date
 
     def sentence(self, match: re.Match[str]) -> tuple[int, int]:
-        left = max(self.text.rfind(c, 0, match.start()) for c in ".!?\n") + 1
+        left = max(self.text.rfind(c, 0, match.start()) for c in ".!?;:\n") + 1
         right_match = _SENTENCE_END.search(self.text, match.end())
         return left, right_match.start() if right_match else len(self.text)
 
@@ -66,16 +73,29 @@ class Context:
 
     def tense(self, match: re.Match[str]) -> Choice:
         """``past`` or ``future``, by the rules in the module docstring."""
-        left, right = self.sentence(match)
         if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
             return "past"
-        if FUTURE_CUE.search(self.text, left, right):
-            return "future"
-        if PAST_CUE.search(self.text, left, right):
-            return "past"
-        if PRESENT_CUE.search(self.text, left, right):
-            return "future"
+        left, right = self.sentence(match)
+        before = _nearest(self.text, left, match.start(), last=True)
+        if before is not None:
+            return before
+        after = _nearest(self.text, match.end(), right, last=False)
+        if after is not None:
+            return after
         return "past" if PAST_CUE.search(self.text) or not FUTURE_CUE.search(self.text) else "future"
 
     def before(self, match: re.Match[str], chars: int = 12) -> str:
         return self.text[max(0, match.start() - chars) : match.start()].lower()
+
+
+def _nearest(text: str, start: int, end: int, *, last: bool) -> Choice | None:
+    """The tense of the cue in ``text[start:end]`` nearest its end (``last``) or its start; past wins a tie."""
+    best: tuple[int, Choice] | None = None
+    for pattern, choice in _CUES:
+        found = list(pattern.finditer(text, start, end))
+        if not found:
+            continue
+        distance = end - found[-1].end() if last else found[0].start() - start
+        if best is None or distance < best[0]:
+            best = (distance, choice)
+    return None if best is None else best[1]

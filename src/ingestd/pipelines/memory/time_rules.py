@@ -66,7 +66,7 @@ _DURATION_BEFORE = re.compile(
     r"|greatest)(?:\s+\w+)?\s+$"
 )
 _HABIT_IN = re.compile(r"\b(?:every|each)\s+week(?:end)?\b", _FLAGS)  # "Saturday parkrun every week"
-_HABIT_BEFORE = re.compile(r"\b(?:every|each|most|some|any|on\s+a)\s+$")
+_HABIT_BEFORE = re.compile(r"\b(?:every|each|most|some|any|a)\s+$")
 _NOT_A_DAY_AFTER = re.compile(r"[\s-]+(?:school|best)\b", _FLAGS)
 _ORDINAL_FOLLOWER = re.compile(
     r"\s*(?:[,.!?;)]|$|\s(?:we|i|you|he|she|they|my|our|at|in|and|but|so|when|it)\b)", _FLAGS
@@ -318,7 +318,7 @@ RULES: tuple[Rule, ...] = (
     _rule((_W_MONTH, _DIGIT), rf"\b{_MONTH}(?:\s+of)?,?\s+{_YEAR}", _resolve_month),
     _rule(
         (_W_MONTH,),
-        rf"(?:\b(?P<gate>{_GATE}|for)\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)",
+        rf"(?:\b(?P<gate>{_GATE}|for|from)\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)",
         _resolve_month,
     ),
     _rule((_W_SEASON, _DIGIT), rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}", _resolve_season_year),
