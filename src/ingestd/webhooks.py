@@ -76,7 +76,11 @@ def refusal_reason(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         if address in _NAT64_LOCAL:
             return "a local-use NAT64 address (RFC 8215)"
-        address = embedded_ipv4(address) or address
+        inner = embedded_ipv4(address)
+        if inner is not None and inner != address.ipv4_mapped:
+            why = refusal_reason(inner)
+            return f"{why} ({inner}, carried inside this IPv6 address)" if why else None
+        address = inner or address
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     checks = [
