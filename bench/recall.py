@@ -296,9 +296,24 @@ async def _run_service(convs: list[Conversation], max_words: int, database: str 
     search = {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
     print(f"\n{len(rows)} questions, {len(convs)} conversations, max_words={max_words}; BM25 cut to the same words")
     print_table(table, ["ingestd", "bm25"])
+    per_conversation = by_conversation(rows)
     print(f"/context latency over HTTP: p50 {search['p50_ms']:.1f} ms, p99 {search['p99_ms']:.1f} ms")
     return {"mode": "ingestd vs bm25", "max_words": max_words, "ingest": speed, "context_latency": search,
-            "table": table, "questions": rows}  # fmt: skip
+            "table": table, "conversations": per_conversation, "questions": rows}  # fmt: skip
+
+
+def by_conversation(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overall cited and answer words per conversation (adversarial apart), printed one line each: a result
+    that holds on one conversation only is tuned to it."""
+    print("per conversation (not adversarial): cited ingestd / BM25, answer words ingestd / BM25")
+    out = {}
+    for conv in sorted({r["conversation"] for r in rows}):
+        mine = [r for r in rows if r["conversation"] == conv]
+        overall = summarise(mine, ["ingestd", "bm25"])["overall"]
+        i, b = overall["ingestd"], overall["bm25"]
+        print(f"  {conv:<22} {overall['n']:>4}  {_pair(i['cited'], b['cited'])}   {_pair(i['answer'], b['answer'])}")
+        out[conv] = overall
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- main
