@@ -17,7 +17,8 @@ minute per turn). Each question is then asked on ``GET /v1/memory/{user}/context
 
 * **cited**: every evidence id is among the block's ``message_ids`` (**any**: at least one is);
 * **answer words**: the share of the answer's normalised content words (lowercase, no punctuation, number words
-  as digits, stopwords dropped, a light suffix stemmer) present in the block's text;
+  as digits, stopwords dropped, Snowball-stemmed) present in the block's text (for an answer naming no date, the
+  block's own dates are left out, so that "six" does not match "6 February 2025");
 * **words**: the block's size in words.
 
 BM25 (``rank_bm25.BM25Okapi`` over the turns as the transcript has them, ``Speaker: text``, no dates) ranks the
@@ -52,7 +53,7 @@ from recall_data import (
     DATA,
     SCORED_APART,
     Conversation,
-    answer_share,
+    answer_words,
     date_found,
     load,
     normalise,
@@ -105,7 +106,7 @@ def score(q: dict[str, Any], text: str, ids: list[str]) -> dict[str, Any]:
     return {
         "cited": evidence <= set(ids),
         "any": bool(evidence & set(ids)),
-        "answer": answer_share(q["answer"], text),
+        "answer": answer_words(q["answer"], text),
         "words": len(text.split()),
         "date": date_found(q["answer"], text) if q["category"] == "temporal" else None,
     }

@@ -135,6 +135,25 @@ def _date_patterns(day: str, month: str, year: str) -> list[str]:
     ]
 
 
+_MONTH = "(?:" + "|".join(m.title() for m in _MONTHS) + ")"
+_DATES_IN_TEXT = re.compile(
+    rf"\b(?:\d{{1,2}} {_MONTH},? \d{{4}}|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|{_MONTH},? \d{{4}}"
+    rf"|\d{{4}}-\d\d-\d\d)\b",
+    re.IGNORECASE,
+)
+
+
+def without_dates(text: str) -> str:
+    """The text with its full dates ("6 February 2025", "June 2025", "2025-02-06") taken out."""
+    return _DATES_IN_TEXT.sub(" ", text)
+
+
+def answer_words(answer: str, block: str) -> float:
+    """The share of the answer's content words in the block; for an answer that names no date, the block's
+    dates are left out first, so that a block dating every line does not match "six" or "four" by chance."""
+    return answer_share(answer, block if answer_dates(answer) else without_dates(block))
+
+
 def date_found(answer: str, block: str) -> bool | None:
     """Whether every date the answer names is in the block as a date ("9 April 2024", "April 9, 2024",
     "2024-04-09"; "June 2024" for a month, the year for a year); None when the answer names none."""
