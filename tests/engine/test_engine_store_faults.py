@@ -11,10 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import asyncpg
-from engine_helpers import events_of, running_worker, submit, wait_finished, wait_until
-from engine_pipelines import lines
+import workers
+from engine_helpers import events_of, fast_settings, running_worker, submit, wait_finished, wait_until
+from engine_pipelines import append, lines
+from pydantic import BaseModel
 
-from ingestd.models import JobStatus
+from ingestd.models import JSON, JobStatus
+from ingestd.pipeline import Context, Pipeline
 from ingestd.store.protocol import JobStore
 
 _PG_FAULT = """
@@ -139,3 +142,30 @@ async def test_data_the_store_refuses_fails_the_job_naming_it_instead_of_retryin
     assert done.status == JobStatus.FAILED and done.error is not None
     assert done.error["code"] == "store-rejected" and "injected: value refused" in done.error["reason"]
     assert done.attempt == 1  # failed for good at once, not queued again
+
+
+class _NestedInput(BaseModel):
+    log: str
+
+
+async def _run_nested(ctx: Context, inp: _NestedInput) -> JSON:
+    async def inner() -> int:
+        append(inp.log, f"{ctx.job.id} end inner")
+        return 1
+
+    async def outer() -> int:  # a step whose own code writes to the store (here: a nested checkpoint)
+        return await ctx.step("inner", inner) + 1
+
+    return {"value": await ctx.step("outer", outer)}
+
+
+async def test_transient_error_inside_a_steps_own_code_retries_the_job(store: JobStore, tmp_path: Path) -> None:
+    await fail_first_checkpoint(store, "inner")
+    nested = Pipeline(name="nested", input_model=_NestedInput, run=_run_nested)
+    log = str(tmp_path / "log")
+    job = await submit(store, "nested", {"log": log})
+    settings = fast_settings(store.url, store_retry_seconds=0.05)
+    async with workers.running_worker(store, settings, pipelines={"nested": nested}):
+        done = await wait_finished(store, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.result == {"value": 2}
