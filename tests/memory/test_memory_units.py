@@ -77,26 +77,22 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     hits += [
         _said(str(k), "Caroline", f"Filler words number {k} about nothing much at all here.", 9) for k in range(3, 60)
     ]
-    reply = Message(
-        "99", "s:99", "s", 99, "user", "Melanie", "A lake at dawn, in oils.", datetime(2023, 5, 7, tzinfo=UTC), ()
-    )
-    fact = _fact("f1", "Porto", T2)
-    found = Recall(hits, [SearchHit(dataclasses.replace(fact, message_ids=("s:77",)), 1.0)], [], {"2": reply})
+    fact = dataclasses.replace(_fact("f1", "Porto", T2), message_ids=("s:77",))
+    found = Recall(hits, [SearchHit(fact, 1.0)], [])
     answer = recall.context_json("alice", "What did Melanie paint?", found, max_words=120)
     lines = answer["context"].splitlines()
     assert answer["words"] == len(answer["context"].split()) <= 120
     assert lines[:2] == ['<memory user="alice">', "Conversation:"] and lines[-1] == "</memory>"
-    # The long message is cut to the sentence that matches (and what follows), with speaker and date.
-    melanie = next(line for line in lines if line.startswith("- Melanie, 8 May 2023: "))
-    assert "painted a sunset with purple clouds" in melanie and len(melanie.split()) <= block.TOP_CAP + 5
-    # A question brings its reply; lines are in time order; the fact from a message not shown comes last.
-    assert lines.index("- Caroline, 7 May 2023: What did you paint last week?") + 1 == lines.index(
-        "- Melanie, 7 May 2023: A lake at dawn, in oils."
-    )
+    # Messages are grouped by day, in time order; the long one is cut to the sentence that matches and what follows.
+    assert lines[2:4] == ["7 May 2023:", "- Caroline: What did you paint last week?"]
+    assert lines[4] == "8 May 2023:" and "My daughter painted a sunset with purple clouds. It rained." in lines[5]
+    assert len(lines[5].split()) <= block.TOP_CAP + 2 and lines[5].count("It rained.") < 30
+    assert lines[6] == "9 May 2023:"
+    # The fact from a message not shown comes last; every message shown is cited, and the fact's source too.
     assert lines[-3:-1] == ["Facts:", "- Emma Schmidt lives in Porto (1 June 2026)"]
     shown = [m["id"] for m in answer["messages"]]
-    assert answer["message_ids"] == [*shown, "s:77"] and answer["fact_ids"] == ["f1"]
-    assert all(f"{m['speaker']}, {m['date']}: {m['shown']}" in answer["context"] for m in answer["messages"])
+    assert shown[:2] == ["s:2", "s:1"] and answer["message_ids"] == [*shown, "s:77"] and answer["fact_ids"] == ["f1"]
+    assert all(f"- {m['speaker']}: {m['shown']}" in lines for m in answer["messages"])
     assert "Nothing relevant" in recall.context_json("alice", "x", Recall([], [], []))["context"]
 
 

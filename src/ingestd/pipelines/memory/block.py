@@ -21,7 +21,6 @@ from ingestd.pipelines.memory.retrieve import Recall
 TOP_CAP = 60  # words of one of the first messages (the best hits are shown nearly whole)
 CAP = 32  # words of any later message
 TOP = 3
-REPLY_CAP = 40
 FACT_SHARE = 0.15  # at most this share of the budget goes to facts
 MAX_FACTS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -63,7 +62,7 @@ def snippet(content: str, stems: set[str], cap: int) -> str:
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
     chosen, used = [best], words(sentences[best])
     order = [*range(best + 1, len(sentences)), *range(best - 1, -1, -1)]
-    for i in sorted(order, key=lambda i: (-scores[i], abs(i - best))):
+    for i in sorted(order, key=lambda i: (-scores[i], i - best if i > best else 2 * (best - i))):
         if used + words(sentences[i]) <= cap:
             chosen.append(i)
             used += words(sentences[i])
@@ -72,7 +71,11 @@ def snippet(content: str, stems: set[str], cap: int) -> str:
 
 
 def message_line(message: Message, text: str) -> str:
-    return f"- {message.speaker}, {day_label(message.at)}: {text}"
+    return f"- {message.speaker}: {text}"
+
+
+def day_line(message: Message) -> str:
+    return f"{day_label(message.at)}:"
 
 
 def fact_line(fact: Fact) -> str:
@@ -82,17 +85,8 @@ def fact_line(fact: Fact) -> str:
 
 
 def _candidates(found: Recall) -> list[tuple[Message, int]]:
-    """Messages in the order they compete for room, each with its word cap; replies right after questions."""
-    out: list[tuple[Message, int]] = []
-    seen: set[str] = set()
-    for rank, hit in enumerate(found.messages):
-        for message, cap in [(hit.message, TOP_CAP if rank < TOP else CAP)] + (
-            [(found.replies[hit.message.key], REPLY_CAP)] if hit.message.key in found.replies else []
-        ):
-            if message.key not in seen:
-                seen.add(message.key)
-                out.append((message, cap))
-    return out
+    """Messages in the order they compete for room, each with its word cap."""
+    return [(hit.message, TOP_CAP if rank < TOP else CAP) for rank, hit in enumerate(found.messages)]
 
 
 def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
@@ -111,14 +105,17 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
 def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, shown: list[tuple[Message, str]]) -> int:
     """Add to ``shown`` the candidates not in it that fit in ``room`` words, best first; the words added."""
     taken = {m.key for m, _ in shown}
+    days = {day_line(m) for m, _ in shown}
     used = 0
     for message, cap in candidates:
         if message.key in taken:
             continue
         text = snippet(message.content, stems, cap)
-        size = words(message_line(message, text))
+        day = day_line(message)
+        size = words(message_line(message, text)) + (0 if day in days else words(day))
         if used + size <= room:
             shown.append((message, text))
+            days.add(day)
             used += size
     return used
 
@@ -143,7 +140,11 @@ def _render(head: str, tail: str, shown: list[tuple[Message, str]], facts: list[
     ordered = sorted(shown, key=lambda p: (p[0].at, p[0].session_id, p[0].index))
     lines = [head]
     if ordered:
-        lines += ["Conversation:", *(message_line(m, t) for m, t in ordered)]
+        lines.append("Conversation:")
+        for message, text in ordered:
+            if day_line(message) not in lines:
+                lines.append(day_line(message))
+            lines.append(message_line(message, text))
     if facts:
         lines += ["Facts:", *(fact_line(f) for f in facts)]
     if not ordered and not facts:

@@ -245,8 +245,8 @@ class GraphStore(Protocol):
         """The messages with these client ids (any order; unknown ids are left out)."""
         ...
 
-    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
-        """For each message key, the message that follows it in its session (when there is one)."""
+    async def neighbours(self, scope: Scope, keys: list[str], width: int = 1) -> list[Message]:
+        """The messages at most ``width`` places before or after each of ``keys`` in its session (them included)."""
         ...
 
     async def speakers(self, scope: Scope) -> list[str]:

@@ -181,9 +181,9 @@ class PostgresGraphStore:
         async with self._pool.acquire() as c:
             return await chat.messages_with_ids(c, scope, ids)
 
-    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
+    async def neighbours(self, scope: Scope, keys: list[str], width: int = 1) -> list[Message]:
         async with self._pool.acquire() as c:
-            return await chat.next_messages(c, scope, keys)
+            return await chat.neighbours(c, scope, keys, width)
 
     async def speakers(self, scope: Scope) -> list[str]:
         async with self._pool.acquire() as c:

@@ -218,8 +218,8 @@ class SqliteGraphStore:
     async def messages_with_ids(self, scope: Scope, ids: list[str]) -> list[Message]:
         return await self._run(lambda c: chat.messages_with_ids(c, scope, ids))
 
-    async def next_messages(self, scope: Scope, keys: list[str]) -> dict[str, Message]:
-        return await self._run(lambda c: chat.next_messages(c, scope, keys))
+    async def neighbours(self, scope: Scope, keys: list[str], width: int = 1) -> list[Message]:
+        return await self._run(lambda c: chat.neighbours(c, scope, keys, width))
 
     async def speakers(self, scope: Scope) -> list[str]:
         return await self._run(lambda c: chat.speakers(c, scope))

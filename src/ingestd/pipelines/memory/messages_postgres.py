@@ -95,19 +95,19 @@ async def messages_with_ids(c: asyncpg.Connection, scope: Scope, ids: list[str])
     return [message(r) for r in rows]
 
 
-async def next_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> dict[str, Message]:
-    out: dict[str, Message] = {}
-    for m in await get_messages(c, scope, keys):
-        row = await c.fetchrow(
-            f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND session_id=$3 AND idx > $4 ORDER BY idx LIMIT 1",
-            scope.tenant,
-            scope.user_id,
-            m.session_id,
-            m.index,
-        )
-        if row is not None:
-            out[m.key] = message(row)
-    return out
+async def neighbours(c: asyncpg.Connection, scope: Scope, keys: list[str], width: int) -> list[Message]:
+    """The messages at most ``width`` places before or after each of ``keys`` in its session (them included)."""
+    rows = await c.fetch(
+        """SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at, n.dates
+        FROM mem_messages m JOIN mem_messages n ON n.tenant = m.tenant AND n.user_id = m.user_id
+        AND n.session_id = m.session_id AND n.idx BETWEEN m.idx - $4 AND m.idx + $4
+        WHERE m.tenant=$1 AND m.user_id=$2 AND m.seq = ANY($3)""",
+        scope.tenant,
+        scope.user_id,
+        [int(k) for k in keys],
+        width,
+    )
+    return [message(r) for r in rows]
 
 
 async def speakers(c: asyncpg.Connection, scope: Scope) -> list[str]:

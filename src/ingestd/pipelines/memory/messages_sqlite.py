@@ -109,15 +109,16 @@ def messages_with_ids(c: sqlite3.Connection, scope: Scope, ids: list[str]) -> li
     return out
 
 
-def next_messages(c: sqlite3.Connection, scope: Scope, keys: list[str]) -> dict[str, Message]:
-    out: dict[str, Message] = {}
-    for m in get_messages(c, scope, keys):
-        row = c.execute(
-            f"{_SELECT} WHERE tenant=? AND user_id=? AND session_id=? AND idx > ? ORDER BY idx LIMIT 1",
-            (scope.tenant, scope.user_id, m.session_id, m.index),
-        ).fetchone()
-        if row is not None:
-            out[m.key] = message(row)
+def neighbours(c: sqlite3.Connection, scope: Scope, keys: list[str], width: int) -> list[Message]:
+    """The messages at most ``width`` places before or after each of ``keys`` in its session (them included)."""
+    out: list[Message] = []
+    for start in range(0, len(keys), 500):
+        chunk = [int(k) for k in keys[start : start + 500]]
+        sql = f"""SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at, n.dates
+            FROM mem_messages m JOIN mem_messages n ON n.tenant = m.tenant AND n.user_id = m.user_id
+            AND n.session_id = m.session_id AND n.idx BETWEEN m.idx - ? AND m.idx + ?
+            WHERE m.seq IN ({",".join("?" * len(chunk))}) AND +m.tenant=? AND +m.user_id=?"""
+        out += [message(r) for r in c.execute(sql, (width, width, *chunk, scope.tenant, scope.user_id))]
     return out
 
 

@@ -4,12 +4,12 @@ Four rankings of messages are fused by reciprocal rank: full text (bm25 / ts_ran
 question that are not a speaker's name, vector similarity, the source messages of the facts that match, and the
 source messages of the facts about the entities the question names (graph expansion: "the city Emma moved to"
 reaches the message about the move through the entity). A question naming a speaker ("What did Melanie
-paint?") prefers that speaker's own messages.
+paint?") prefers that speaker's own messages. A message next to good hits gains a share of their score.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -23,8 +23,11 @@ from ingestd.pipelines.memory.graph import (
 from ingestd.pipelines.memory.names import fold
 
 SPEAKER_BOOST = 1.5  # score factor of a message said by a speaker the question names
-GRAPH_WEIGHT = 0.5  # weight of the fact-derived rankings against full text and vectors
+TEXT_WEIGHT = 1.0  # weight of the full-text ranking against the vector one
+GRAPH_WEIGHT = 0.25  # weight of each fact-derived ranking
 MESSAGE_CANDIDATES = 40
+# Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
+NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
 ENTITY_FACTS = 30  # facts read per entity the question names
 
 
@@ -33,7 +36,6 @@ class Recall:
     messages: list[MessageHit]  # best first
     facts: list[SearchHit]
     entities: list[EntityHit]
-    replies: dict[str, Message] = field(default_factory=dict)  # message key -> the message answering it
     speakers: tuple[str, ...] = ()  # the speakers the question names
 
 
@@ -70,19 +72,24 @@ async def recall(
             expanded += [i for f in reversed(facts) for i in f.message_ids]
     linked = await graph.messages_with_ids(scope, _ids(by_fact + expanded)[:MESSAGE_CANDIDATES])
     key_of = {m.id: m.key for m in linked}
-    scores = _fuse(
-        text, dense, [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
-    )
-    top = sorted(scores, key=lambda k: -scores[k])[: MESSAGE_CANDIDATES * 2]
-    known = {m.key: m for m in linked}
-    missing = [k for k in top if k not in known]
-    known |= {m.key: m for m in await graph.get_messages(scope, missing)} if missing else {}
-    hits = [MessageHit(known[k], _boosted(scores[k], known[k], named)) for k in top if k in known]
+    graph_ranked = [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
+    scores = _fuse(text, dense, *graph_ranked)
+    top = sorted(scores, key=lambda k: -scores[k])[:MESSAGE_CANDIDATES]
+    around = await graph.neighbours(scope, top, max(abs(d) for d in NEIGHBOUR_SHARES)) if top else []
+    hits = [MessageHit(m, _boosted(s, m, named)) for m, s in _smoothed(around, scores).items()]
     hits.sort(key=lambda h: (-h.score, -h.message.at.timestamp()))
-    hits = hits[:MESSAGE_CANDIDATES]
-    questions = [h.message.key for h in hits[:8] if h.message.content.rstrip().endswith("?")]
-    replies = await graph.next_messages(scope, questions) if questions else {}
-    return Recall(hits, found.facts, found.entities, replies, tuple(named))
+    return Recall(hits[:MESSAGE_CANDIDATES], found.facts, found.entities, tuple(named))
+
+
+def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message, float]:
+    """Each message's score plus shares of its neighbours' in the session: an answer often sits next to the
+    turn that matches the question (the question asked, then its answer), in words of its own."""
+    at = {(m.session_id, m.index): m for m in messages}
+    out: dict[Message, float] = {}
+    for m in messages:
+        near = [(at.get((m.session_id, m.index + d)), share) for d, share in NEIGHBOUR_SHARES.items()]
+        out[m] = scores.get(m.key, 0.0) + sum(share * scores.get(n.key, 0.0) for n, share in near if n)
+    return {m: s for m, s in out.items() if s > 0}
 
 
 def _ids(ids: list[str]) -> list[str]:
@@ -90,9 +97,10 @@ def _ids(ids: list[str]) -> list[str]:
 
 
 def _fuse(text: list[str], dense: list[str], by_fact: list[str], expanded: list[str]) -> dict[str, float]:
-    scores = hybrid.fuse(text, dense)
-    for key, score in hybrid.fuse(by_fact, expanded).items():
-        scores[key] = scores.get(key, 0.0) + GRAPH_WEIGHT * score
+    scores: dict[str, float] = {}
+    for ranking, weight in ((text, TEXT_WEIGHT), (dense, 1.0), (by_fact, GRAPH_WEIGHT), (expanded, GRAPH_WEIGHT)):
+        for key, score in hybrid.fuse(ranking).items():
+            scores[key] = scores.get(key, 0.0) + weight * score
     return scores
 
 
