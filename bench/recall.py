@@ -19,7 +19,11 @@ minute per turn). Each question is then asked on ``GET /v1/memory/{user}/context
 * **answer words**: the share of the answer's normalised content words (lowercase, no punctuation, number words
   as digits, stopwords dropped, Snowball-stemmed) present in the block's text (for an answer naming no date, the
   block's own dates are left out, so that "six" does not match "6 February 2025");
-* **words**: the block's size in words.
+* **words**: the block's size in words;
+* **date found** (temporal questions): the answer's date is in the block as a date ("9 April 2024").
+
+Rows: per category, "overall" (adversarial questions are scored apart) and "not temporal" (BM25 over undated
+turns cannot hold a date, so that row is the fair comparison), then one line per conversation.
 
 BM25 (``rank_bm25.BM25Okapi`` over the turns as the transcript has them, ``Speaker: text``, no dates) ranks the
 conversation's turns for the same question; the top turns are joined and cut to the same number of words as
