@@ -20,7 +20,8 @@ A shared 2-core machine makes the speeds noisy: run twice.
 
 ``--conversations``: a second table on long conversations in bench/recall.py's format (written by someone else,
 not tuned on): each question against every turn of its conversation, by each embedder and by BM25 (rank-bm25),
-scored by the rank of the first evidence turn, per question category.
+scored by the rank of the first evidence turn, per question category; and onnx-minilm fused with BM25 by
+reciprocal rank (k = 60).
 """
 
 from __future__ import annotations
@@ -208,6 +209,19 @@ def _bm25(questions: list[str], turns: list[str]) -> Any:
     return [index.get_scores(re.findall(r"[a-z0-9]+", q.lower())) for q in questions]
 
 
+def _fused(encode: Encode, k: int = 60) -> Callable[[list[str], list[str]], Any]:
+    """Reciprocal-rank fusion of the dense ranking and BM25's: score = 1/(k + rank) summed over the two."""
+
+    def score(questions: list[str], turns: list[str]) -> Any:
+        fused = 0.0
+        for matrix in (_dense(encode)(questions, turns), np.asarray(_bm25(questions, turns))):
+            ranks = np.argsort(np.argsort(-np.asarray(matrix), axis=1, kind="stable"), axis=1) + 1
+            fused = fused + 1.0 / (k + ranks)
+        return fused
+
+    return score
+
+
 def measure_one(name: str, conversations: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything about one candidate, in this (fresh) process."""
     factory, dists, _ = CANDIDATES[name]
@@ -316,8 +330,11 @@ def main() -> None:
         results.append(json.loads(out.strip().splitlines()[-1]))
     print_table(results)
     if conversations:
-        bm25 = conversation_ranks(conversations, _bm25)
-        print_conversations([(r["name"], r["conversation_ranks"]) for r in results] + [("BM25", bm25)])
+        rows = [(r["name"], r["conversation_ranks"]) for r in results]
+        rows.append(("BM25", conversation_ranks(conversations, _bm25)))
+        if _available("onnx-minilm"):
+            rows.append(("onnx-minilm + BM25, RRF", conversation_ranks(conversations, _fused(_onnx_minilm()))))
+        print_conversations(rows)
 
 
 if __name__ == "__main__":
