@@ -313,6 +313,12 @@ class Client:
         _raise_for_problem(response)
         return response.json()
 
+    def result_text(self, job_id: str, format: str) -> str:
+        """An audio job's transcript as ``srt``, ``vtt`` or ``txt`` (``ApiError`` when it has none)."""
+        response = self.http.get(f"/v1/jobs/{job_id}/result", params={"format": format})
+        _raise_for_problem(response)
+        return response.text
+
     def cancel(self, job_id: str) -> RemoteJob:
         return _job(self.http.post(f"/v1/jobs/{job_id}/cancel"))
 

@@ -253,11 +253,21 @@ def status(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> Non
             raise _fail(exc, client) from exc
 
 
-def result(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
-    """Print a finished job's result."""
+def result(
+    job_id: JobId,
+    format: Annotated[
+        str, typer.Option("--format", help="json, or for an audio job's transcript: srt, vtt, txt")
+    ] = "json",
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Print a finished job's result (``--format srt|vtt|txt``: an audio job's transcript)."""
     with _client(url, api_key) as client:
         try:
-            _print_json(client.result(job_id))
+            if format == "json":
+                _print_json(client.result(job_id))
+            else:
+                typer.echo(client.result_text(job_id, format), nl=False)
         except Exception as exc:
             raise _fail(exc, client) from exc
 

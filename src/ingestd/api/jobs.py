@@ -6,7 +6,7 @@ Another tenant's job is answered exactly like a missing one (404), so job ids le
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +16,7 @@ from ingestd import errors
 from ingestd.api import schemas, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import Job, JobFilter, JobStatus
+from ingestd.pipelines.audio import subtitles
 
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
@@ -66,10 +67,26 @@ async def get_job(
     return await _job_answer(request, job)
 
 
-@router.get("/{job_id}/result", summary="The result of a finished job, or a problem saying why there is none")
-async def get_result(request: Request, job_id: str, tenant: Tenant) -> views.JSONOut:
+@router.get(
+    "/{job_id}/result",
+    summary="The result of a finished job, or a problem saying why there is none",
+    responses={
+        200: {"description": "JSON, or with `?format=srt|vtt|txt` an audio job's transcript as subtitles or text"}
+    },
+)
+async def get_result(
+    request: Request,
+    job_id: str,
+    tenant: Tenant,
+    format: Annotated[
+        Literal["json", "srt", "vtt", "txt"] | None,
+        Query(description="`srt`, `vtt` or `txt`: an audio job's speaker-labelled transcript (409 when it has none)"),
+    ] = None,
+) -> Response:
     store = _store(request)
     job = await _job_or_404(store, job_id, tenant)
+    if job.status in views.HAS_RESULT and format not in (None, "json"):
+        return _transcript(job, format)
     if job.status in views.HAS_RESULT:
         return views.JSONOut(job.result if job.result is not None else {}, headers=views.job_headers(job, None))
     if not job.terminal:
@@ -78,6 +95,17 @@ async def get_result(request: Request, job_id: str, tenant: Tenant) -> views.JSO
             f"job {job.id} is {job.status.value}", job_status=job.status.value, retry_after=retry_after
         )
     raise errors.ResultUnavailable(f"job {job.id} {job.status.value}", job_status=job.status.value, error=job.error)
+
+
+def _transcript(job: Job, fmt: str) -> Response:
+    """The result's transcript as SRT, WebVTT or text (``subtitles``); 409 when the result has none."""
+    try:
+        body = subtitles.render(job.result or {}, fmt)
+    except subtitles.NoTranscript as exc:
+        raise errors.Conflict(f"job {job.id} has no transcript to export as {fmt}: {exc}") from exc
+    headers = {**views.job_headers(job, None), "Content-Disposition": f'inline; filename="{job.id}.{fmt}"'}
+    media_type = subtitles.FORMATS[fmt] + "; charset=utf-8"
+    return Response(body.encode(), media_type=media_type, headers=headers)
 
 
 @router.post(

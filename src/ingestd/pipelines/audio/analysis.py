@@ -32,6 +32,7 @@ class ConversationText:
     language: str | None = None
     folders: list[JSON] = field(default_factory=list)
     utterances: list[JSON] = field(default_factory=list)  # who said what: {speaker, start, end, text, ...}
+    segments: list[JSON] = field(default_factory=list)  # the transcript's segments: {speaker, text, ...}
 
 
 class Analyzer(Protocol):
@@ -54,7 +55,7 @@ class ExtractiveAnalyzer:
     method = "extractive"  # rules, not a language model: the result says so
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
-        return extractive.structure(conv.text, conv.started_at)
+        return extractive.structure(conv.text, conv.started_at, conv.segments)
 
     async def folder(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
         return extractive.choose_folder(conv.text, conv.folders)

@@ -1,12 +1,18 @@
 """The offline analysis of a conversation: deterministic and extractive, labelled ``extractive-offline``.
 
 No small model that ships in a package writes a useful summary (see shared/research/offline-models.md), so the
-offline default does not pretend to: the title is the conversation's first sentence, the overview its
-highest-scoring sentences (by the frequency of their content words), action items are sentences that commit
-someone to something or ask for it ("Maria will send...", "Please update..."), calendar events are sentences
-that name a meeting-like thing and a day, folders are chosen by the words they share with the transcript, and
-a conversation with too few words is flagged as chatter to discard. Dates are resolved against the time the
-conversation started when it is known (``captured_at``), and left as the spoken phrase otherwise.
+offline default does not pretend to: the title is the most central of the opening sentences (greetings and
+thanks skipped) cut at a clause boundary, the overview the highest-scoring sentences (by the frequency of their
+content words), action items are sentences that commit someone to something or ask for it ("Maria will
+send...", "Please update...", "Can you write...?"), calendar events are sentences that name a meeting-like
+thing and a day, folders are chosen by the words they share with the transcript, and a conversation with too
+few words is flagged as chatter to discard. Dates are resolved against the time the conversation started when
+it is known (``captured_at``), and left as the spoken phrase otherwise.
+
+Given the transcript's segments, sentences keep their speaker, and a segment that ends without punctuation ends
+its sentence when the next one starts a new thought (a capital, another speaker) or when the transcript has
+hardly any punctuation at all. An action item's ``owner`` is then the speaker who took it: who said "I will…"
+or "we should…", or, for a request ("Please…", "Can you…?"), the next other speaker to answer it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from ingestd.models import JSON
@@ -42,17 +49,26 @@ CATEGORIES: dict[str, tuple[str, set[str]]] = {
     "education": ("📚", set("class lecture homework exam course study school".split())),
 }  # fmt: skip
 _COMMITMENT = re.compile(
-    r"\b((?i:i|we|you|he|she|they)|[A-Z][a-z]+)\s+(will|'ll|shall|need to|needs to|have to|has to|must|"
-    r"should|is going to|are going to|am going to)\s+\w+",
+    r"\b((?i:i|we|you|he|she|they)|[A-Z][a-z]+)(?:\s+(will|shall|need to|needs to|have to|has to|must|"
+    r"should|is going to|are going to|am going to)|(?i:'ll))\s+\w+",
 )
-_REQUEST = re.compile(r"^(please|remember to|don't forget to|make sure|let's)\b", re.IGNORECASE)
+# "Let's…" proposes (an agenda, a next meeting) rather than hands someone a task: not an action item by itself.
+_REQUEST = re.compile(r"^(please|remember to|don't forget to|make sure)\b", re.IGNORECASE)
+_ASK = re.compile(r"^(?:\w+, )?(can|could|would|will) you (please )?\w+", re.IGNORECASE)
+_ADDRESSED = re.compile(
+    r"^(you|you'll)\b|^(please|can you|could you|would you|will you|don't forget|remember to|"
+    r"make sure)\b|^\w+, (please|can|could|would|will)\b",
+    re.IGNORECASE,
+)
 _IMPERATIVE = re.compile(
     r"^(buy|call|send|book|email|schedule|review|update|pay|pick up|finish|prepare|write|check|ask|remind|move)\b",
     re.IGNORECASE,
 )
 _EVENT_WORDS = re.compile(
-    r"\b(meeting|demo|(?:a|the|our|phone|video) call|appointment|interview|lunch|dinner|party|presentation)\b"
+    r"\b(meeting|demo|(?:a|the|our|phone|video) call|appointment|interview|lunch|dinner|party|presentation|"
+    r"(?:a|an|the|our|your|their|this|next)(?: \w+)? review|workshop|stand-?up|sync|conference|webinar|training)\b"
 )
+_EVENING = re.compile(r"\b(dinner|party|tonight|evening|drinks)\b", re.IGNORECASE)
 _FILLER = re.compile(
     r"^((good (morning|afternoon|evening)|hi|hello|hey|so|okay|ok|um|uh|well|reminder to self|note to self)\b[ ,.:]*"
     r"|(everyone|everybody|all|guys)\b[ ,]*)+",
@@ -67,9 +83,64 @@ _DUE = re.compile(
 _TIME = re.compile(r"\bat\s+(\d{1,2}|" + "|".join(NUMBERS) + r")(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?)?", re.IGNORECASE)
 
 
+_GREETING = re.compile(
+    r"^(thanks|thank you|good (morning|afternoon|evening)|hi|hello|hey|welcome|how are you|sounds good|great|"
+    r"okay|ok|sure|yes|no|right|nice)\b",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but|because|so|which|while|although)\s+")
+_ENDS = re.compile(r"[.!?]")
+
+
+@dataclass(frozen=True)
+class Said:
+    """One sentence and who said it (None when the transcript has no speakers)."""
+
+    text: str
+    speaker: str | None = None
+
+
 def sentences(text: str) -> list[str]:
     """Sentences of a transcript (split after ., ! and ?)."""
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+def spoken_sentences(text: str, segments: Sequence[JSON] = ()) -> list[Said]:
+    """Sentences with their speakers: from the segments when given, else from the text alone."""
+    if not segments:
+        return [Said(s) for s in sentences(text)]
+    sparse = len(_ENDS.findall(text)) * 40 < max(len(text.split()), 1)  # under one stop per 40 words
+    out: list[Said] = []
+    pending: list[str] = []
+    for i, seg in enumerate(segments):
+        speaker, said = seg.get("speaker"), str(seg.get("text", "")).strip()
+        pieces = sentences(said)
+        if not pieces:
+            continue
+        if pending and (out_speaker := _speaker_before(segments, i)) != speaker:
+            out.append(Said(" ".join(pending), out_speaker))
+            pending = []
+        pending.append(pieces[0])
+        for piece in pieces[1:]:
+            out.append(Said(" ".join(pending), speaker))
+            pending = [piece]
+        following = str(segments[i + 1].get("text", "")).strip() if i + 1 < len(segments) else ""
+        if _ENDS.search(pieces[-1][-1:]) or sparse or _starts_anew(following):
+            out.append(Said(" ".join(pending), speaker))
+            pending = []
+    if pending:
+        out.append(Said(" ".join(pending), segments[-1].get("speaker")))
+    return out
+
+
+def _speaker_before(segments: Sequence[JSON], index: int) -> str | None:
+    speaker: str | None = segments[index - 1].get("speaker") if index > 0 else None
+    return speaker
+
+
+def _starts_anew(following: str) -> bool:
+    """Whether the next segment begins a new sentence (a capital that is not "I …")."""
+    return bool(following[:1].isupper()) and not re.match(r"I\b", following)
 
 
 def words(text: str) -> list[str]:
@@ -85,28 +156,61 @@ def stems(text: str) -> set[str]:
     return {w.removesuffix("'s").removesuffix("s") if not w.endswith("ss") else w for w in content_words(text)}
 
 
-def structure(text: str, started_at: datetime | None) -> JSON:
-    """Title, overview, emoji, category, action items and calendar events of a transcript."""
-    said = sentences(text)
+def structure(text: str, started_at: datetime | None, segments: Sequence[JSON] = ()) -> JSON:
+    """Title, overview, emoji, category, action items (with owners) and calendar events of a transcript."""
+    spoken = spoken_sentences(text, segments)
+    said = [s.text for s in spoken]
     category, emoji = categorize(text)
+    actions = []
+    for index, sentence in enumerate(spoken):
+        action = action_item(sentence.text, started_at)
+        if action is not None:
+            actions.append({**action, "owner": owner_of(spoken, index)})
     return {
         "title": title_of(said),
         "overview": overview_of(said),
         "emoji": emoji,
         "category": category,
-        "action_items": [action for s in said if (action := action_item(s, started_at)) is not None],
+        "action_items": actions,
         "events": [event for s in said if (event := calendar_event(s, started_at)) is not None],
     }
 
 
+def owner_of(spoken: Sequence[Said], index: int) -> str | None:
+    """Who took the action item said at ``index``: the next other speaker for a request addressed to
+    someone, the speaker otherwise; a name said as the subject ("Maria will…") when there are no speakers."""
+    sentence = spoken[index]
+    subject = _COMMITMENT.search(sentence.text)
+    named = subject.group(1) if subject and subject.group(1)[:1].isupper() and subject.group(1) != "I" else None
+    if sentence.speaker is None:
+        return named
+    if _ADDRESSED.search(sentence.text.strip()):
+        answer = next((s.speaker for s in spoken[index + 1 : index + 4] if s.speaker != sentence.speaker), None)
+        return answer
+    return sentence.speaker
+
+
 def title_of(said: Sequence[str], max_chars: int = 60) -> str:
-    """The first sentence with its greeting or filler removed, cut at a word boundary."""
-    stripped = [_FILLER.sub("", s).rstrip(".!?") for s in said]
-    first = next((s for s in stripped if len(words(s)) > 1), said[0].rstrip(".!?") if said else "")
-    first = first[:1].upper() + first[1:]
-    if len(first) <= max_chars:
-        return first
-    return first[:max_chars].rsplit(" ", 1)[0] + "…"
+    """The first sentence that says something (not a greeting or thanks), with its filler removed, cut at a
+    clause boundary so the title never stops mid-phrase."""
+    stripped = [_FILLER.sub("", s).strip().rstrip(".!?") for s in said]
+    first = next((s for s in stripped if len(content_words(s)) >= 2 and not _GREETING.match(s)), None)
+    if first is None:
+        first = next((s for s in stripped if len(words(s)) > 1), said[0].rstrip(".!?") if said else "")
+    return _short(first[:1].upper() + first[1:], max_chars)
+
+
+def _short(text: str, max_chars: int) -> str:
+    """``text`` if it fits, else its first clause that fits, else whole words up to a content word."""
+    if len(text) <= max_chars:
+        return text
+    clause = _CLAUSE.split(text)[0].strip()
+    if len(words(clause)) >= 3 and len(clause) <= max_chars:
+        return clause
+    kept = text[: max_chars + 1].rsplit(" ", 1)[0].split()
+    while len(kept) > 1 and (kept[-1].lower().strip(",;:") in STOPWORDS or kept[-1].endswith(",")):
+        kept.pop()  # never end on "the", "of", "and"…
+    return " ".join(kept) + "…"
 
 
 def overview_of(said: Sequence[str], count: int = 3) -> str:
@@ -132,7 +236,7 @@ def categorize(text: str) -> tuple[str, str]:
 def action_item(sentence: str, started_at: datetime | None) -> JSON | None:
     """An action item when the sentence commits someone to something or asks for it."""
     plain = re.sub(r"^(reminder to self|note to self|reminder)[.:,]?\s*", "", sentence, flags=re.IGNORECASE)
-    if not (_COMMITMENT.search(plain) or _REQUEST.match(plain) or _IMPERATIVE.match(plain)):
+    if not (_COMMITMENT.search(plain) or _REQUEST.match(plain) or _IMPERATIVE.match(plain) or _ASK.match(plain)):
         return None
     due_text, due = due_date(plain, started_at)
     return {"description": plain.rstrip("."), "due": due, "due_text": due_text}
@@ -144,8 +248,9 @@ def calendar_event(sentence: str, started_at: datetime | None) -> JSON | None:
     due_text, day = due_date(sentence, started_at)
     if thing is None or due_text is None:
         return None
-    before = words(sentence[: thing.start()])[-1:]  # "client demo", "dentist appointment"
-    title = " ".join([*(w for w in before if w not in STOPWORDS), thing.group(1)]).capitalize()
+    name = [w for w in words(thing.group(1)) if w not in STOPWORDS]  # "the security review": "security review"
+    before = words(sentence[: thing.start()])[-1:] if len(name) == 1 else []  # "client demo", "dentist appointment"
+    title = " ".join([*(w for w in before if w not in STOPWORDS), *name]).capitalize()
     return {"title": title, "starts_at": _with_time(day, sentence), "when_text": due_text, "description": sentence}
 
 
@@ -184,7 +289,8 @@ def _with_time(day: str | None, sentence: str) -> str | None:
     raw = match.group(1).lower()
     hour = int(raw) if raw.isdigit() else NUMBERS.index(raw) + 1
     suffix = (match.group(3) or "").replace(".", "").lower()
-    if (suffix == "pm" and hour < 12) or (not suffix and 1 <= hour <= 6):  # "at three": afternoon, office hours
+    evening = not suffix and _EVENING.search(sentence) is not None and hour < 12  # "dinner at seven": 19:00
+    if (suffix == "pm" and hour < 12) or (not suffix and 1 <= hour <= 6) or evening:  # "at three": office hours
         hour += 12
     return f"{day}T{hour % 24:02d}:{int(match.group(2) or 0):02d}:00"
 
@@ -210,4 +316,4 @@ def discard_check(text: str) -> JSON:
     return {"discard": False, "reason": f"{n} words"}
 
 
-__all__ = ["PROVIDER", "choose_folder", "discard_check", "sentences", "structure"]
+__all__ = ["PROVIDER", "Said", "choose_folder", "discard_check", "sentences", "spoken_sentences", "structure"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ingestd import errors
 from ingestd.models import StoredFile
 from ingestd.pipelines.audio.decode import SourceSpec
+from ingestd.providers import whisper_models
 
 DEFAULT_GAP_SECONDS = 120.0
 DEFAULT_MAX_CLIP_SECONDS = 300.0
@@ -53,9 +54,22 @@ class AudioInput(BaseModel):
     max_clip_seconds: float = Field(
         default=DEFAULT_MAX_CLIP_SECONDS, ge=1, le=3600, description="at most this much speech per transcription"
     )
+    model: str | None = Field(
+        default=None,
+        max_length=40,
+        description="the offline Whisper model: " + ", ".join(whisper_models.MODELS) + " (default: the server's)",
+        json_schema_extra={"enum": [*whisper_models.MODELS, None]},
+    )
     transcribe_concurrency: int | None = Field(
         default=None, ge=1, le=256, description="clips transcribed at once (default: 8 hosted, 1 offline)"
     )
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None and value not in whisper_models.MODELS:
+            raise ValueError(f"unknown model {value!r}; the packaged ones are {', '.join(whisper_models.MODELS)}")
+        return value
 
     @field_validator("min_speakers")
     @classmethod

@@ -107,7 +107,7 @@ class AudioRun:
         turns: JSON = await ctx.step("speakers", lambda: self._speakers(ctx, inp, workspace, plan))
         transcribed, structured = await self._transcribe_and_structure(ctx, inp, workspace, {**plan, **turns})
         conversations = results.conversations(ctx.job.files, inp, plan, transcribed)
-        names: dict[str, str | None] = {"vad": providers.vad.name, "stt": providers.stt.name}
+        names: dict[str, str | None] = {"vad": providers.vad.name, "stt": _transcriber(providers.stt, inp).name}
         names["speakers"] = providers.voices.name if inp.diarize else None
         names["structure"] = providers.analyzer.provider
         return results.assemble(
@@ -186,7 +186,7 @@ class AudioRun:
         """One clip: its speech spans joined, transcribed, the segments and words put back on the file's timeline
         and given the job's speakers."""
         index = int(clip["index"])
-        stt = self.providers.stt
+        stt = _transcriber(self.providers.stt, inp)
         number = int(clip["track"] if "track" in clip else clip["file"])
         track = _tracks(plan)[0][number]
         turns = plan.get("turns") or []  # the ``speakers`` step's; absent when diarization is off
@@ -227,6 +227,7 @@ class AudioRun:
             conv.get("language") or inp.language,
             [f.model_dump() for f in inp.folders],
             conv.get("utterances", []),
+            conv.get("segments", []),
         )
 
         async def ask(question: str) -> JSON:
@@ -264,6 +265,14 @@ def _union(spans: Iterable[list[list[float]]]) -> list[list[float]]:
         else:
             out.append([start, end])
     return out
+
+
+def _transcriber(stt: SpeechToText, inp: AudioInput) -> SpeechToText:
+    """The job's transcriber: with ``model``, the offline one's packaged model of that name."""
+    if inp.model is not None and hasattr(stt, "with_model"):
+        chosen: SpeechToText = stt.with_model(inp.model)
+        return chosen
+    return stt
 
 
 async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
