@@ -131,6 +131,9 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("Flights are booked by the way, I land in Cardiff on 19 December.", MON, [("19 December", "19 December 2023")]),
     ("Got home on Tuesday and I'm still dreaming of it", MON, [("Tuesday", "2 May 2023")]),
     ("A gallery wants to show my photos. The Pike Gallery, in June!", MON, [("June", "June 2023")]),
+    ("We went apple picking in October", MON, [("October", "October 2022")]),
+    ("You were so excited about it at Christmas.", MON, [("Christmas", "25 December 2022")]),
+    ("Senior backend engineer, starting in June.", MON, [("June", "June 2023")]),
 ]
 
 

@@ -5,54 +5,133 @@ it): a past-tense verb ("went", "moved", "was") means past; a future cue ("will"
 we", "is on") or a present-tense clause ("I start", "he has", "starting in") means future, as present tense about a
 dated event speaks of the future ("I start in April", "the tables come on Wednesday"). With no cue in the sentence
 ("Thursday!", "Best day ever on Saturday") the message's other sentences decide, and past when they say nothing.
+
+Cues are read from words (a set lookup each), not from regular expressions over the text: it runs on every date.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from ingestd.pipelines.memory.day_spans import Choice
 
-_FLAGS = re.IGNORECASE
-FUTURE_CUE = re.compile(
-    r"\b(?:will|shall|gonna|soon|upcoming|scheduled|let'?s|wanna|see\s+you|coming\s+up|looking\s+forward"
-    r"|(?<!was\s)(?<!were\s)going\s+to(?!\s+(?:the|a|an|my|your|his|her|our|their|this|that)\b)"  # not "going to the"
-    r"|plan(?:s|ning)?\s+(?:to|on)|can'?t\s+wait|hop(?:e|ing)\s+to|next(?!\s+to\b)|due(?!\s+to\b)"
-    r"|(?<!n't\s)(?<!not\s)wants?\s+to|are\s+you\s+free|(?:can|could|shall|should)\s+we|how\s+about"
-    r"|would\s+you\s+like|(?:is|are)\s+(?:on|in)|(?:are|am|is)\s+\w+ing)\b"
-    r"|(?<=\w)'(?:re|m|s)\s+(?:\w+ing|on|in)\b|\w'll\b|\bwon'?t\b",
-    _FLAGS,
+_IRREGULAR_PAST = frozenset(
+    "went got came took made saw ran ate met left felt found gave told said thought bought brought caught sold sent"
+    " spent built lost won wrote drove rode flew fell broke spoke woke began sang sat stood slept kept heard held paid"
+    " knew grew threw became forgot led shook chose froze hid fed fought rang swam taught wore".split()
 )
-_NOT_PAST = (  # words ending in -ed that are not past tense, or are adjectives after "I'm"
-    "excited|interested|scared|worried|tired|bored|married|engaged|stressed|thrilled|pleased|prepared|supposed|used"
-    "|based|need|feed|seed|speed|indeed|proceed|succeed|exceed|breed|weed|hundred|sacred|naked|wicked|beloved"
+_PAST_WORDS = _IRREGULAR_PAST | frozenset(
+    "was were had did wasn't weren't hadn't didn't wasnt werent hadnt didnt been ago yesterday".split()
 )
-_IRREGULAR_PAST = (
-    "went|got|came|took|made|saw|ran|ate|met|left|felt|found|gave|told|said|thought|bought|brought|caught|sold|sent"
-    "|spent|built|lost|won|wrote|drove|rode|flew|fell|broke|spoke|woke|began|sang|sat|stood|slept|kept|heard|held|paid"
-    "|knew|grew|threw|became|forgot|led|shook|chose|froze|hid|fed|fought|rang|swam|taught|wore"
+_NOT_PAST = frozenset(  # words ending in -ed that are not past tense, or adjectives after "I'm"
+    "excited interested scared worried tired bored married engaged stressed thrilled pleased prepared supposed used"
+    " based need feed seed speed indeed proceed succeed exceed breed weed hundred sacred naked wicked beloved".split()
 )
-PAST_CUE = re.compile(
-    rf"\b(?:(?:was|were|had|did)(?:n'?t)?|been|ago|yesterday|{_IRREGULAR_PAST}|(?!(?:{_NOT_PAST})\b)\w{{2,}}ed)\b"
-    r"|\w'(?:ve|d)\b",
-    _FLAGS,
+_FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled let's wanna won't".split())
+_FUTURE_PAIRS = frozenset(
+    {
+        ("plan", "to"), ("plan", "on"), ("plans", "to"), ("plans", "on"), ("planning", "to"), ("planning", "on"),
+        ("can't", "wait"), ("cant", "wait"), ("hope", "to"), ("hoping", "to"), ("see", "you"), ("coming", "up"),
+        ("looking", "forward"), ("how", "about"), ("can", "we"), ("could", "we"), ("shall", "we"), ("should", "we"),
+        ("is", "on"), ("is", "in"), ("are", "on"), ("are", "in"),
+    }
+)  # fmt: skip
+_DETERMINERS = frozenset("the a an my your his her our their this that".split())  # "going to the hens": motion
+_PRONOUNS = frozenset("i we you they he she".split())  # not "it": "about it at Christmas" is an object
+_NOT_A_VERB = frozenset(  # words after a pronoun that say nothing of its tense
+    "let put set cut hit quit read just also really still never always only at in on to for with about from by of"
+    " and or but so too as up out off back here there now then again all both".split()
 )
-_NOT_A_VERB = "let|put|set|cut|hit|quit|read|just|also|really|still|never|always|only"  # after "I": tense unknown
-_NOT_A_GERUND = r"\w*thing|morning|evening|spring|king|ring|wedding|ceiling|building|meeting|during"
-PRESENT_CUE = re.compile(
-    rf"\b(?:I|we|you|they|he|she|it)\s+(?!(?:{_NOT_A_VERB}|was|were|had|did|{_IRREGULAR_PAST})\b)(?!\w+ed\b)\w+"
-    r"|\b(?:is|are|am|has|have|does|do|can|must|might|needs?|hopefully|probably|maybe|perhaps)\b|(?<=\w)'(?:s|re|m)\b"
-    rf"|\b(?!(?:{_NOT_A_GERUND})\b)\w+ing\s+(?:in|on|by)\b",  # "starting in June"
-    _FLAGS,
+_PRESENT_WORDS = frozenset(
+    "is are am has have does do can must might need needs hopefully probably maybe perhaps".split()
 )
+_NOT_A_GERUND = frozenset("morning evening spring king ring wedding ceiling building meeting during".split())
+_WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?;:\n]")
-_CUES: tuple[tuple[re.Pattern[str], Choice], ...] = (
-    (PAST_CUE, "past"),
-    (FUTURE_CUE, "future"),
-    (PRESENT_CUE, "future"),
-)
+_REACH = 160  # characters either side of a date that its tense is read from
+
+_Cue = tuple[int, int, str]  # where a cue starts and ends in the text, and its kind: past, future, present, gerund
+
+
+def _is_past(word: str) -> bool:
+    if word in _PAST_WORDS or word.endswith(("'ve", "'d")):
+        return True
+    return len(word) >= 4 and word.endswith("ed") and word not in _NOT_PAST
+
+
+def _is_future(words: list[str], i: int) -> int:
+    """How many words from ``i`` make a future cue (0: none)."""
+    word, after, third = words[i], _at(words, i + 1), _at(words, i + 2)
+    if word in _FUTURE_WORDS or word.endswith("'ll"):
+        return 1
+    if (word, after) in _FUTURE_PAIRS:
+        return 2
+    if (word, after, third) in (("are", "you", "free"), ("would", "you", "like")):
+        return 3
+    return _future_in_context(words, i, word, after, third)
+
+
+def _future_in_context(words: list[str], i: int, word: str, after: str, third: str) -> int:
+    before = _at(words, i - 1)
+    if word in ("next", "due"):
+        return 0 if after == "to" else 1  # not "next to", "due to"
+    if word in ("want", "wants") and after == "to":
+        return 0 if _negative(before) else 2
+    if word == "going" and after == "to":
+        return 0 if before in ("was", "were") or third in _DETERMINERS else 2  # "going to the hens": motion
+    contracted = word.endswith(("'re", "'m", "'s"))
+    if (word in ("is", "are", "am") or contracted) and after.endswith("ing"):
+        return 2
+    return 2 if contracted and after in ("on", "in") else 0
+
+
+def _at(words: list[str], i: int) -> str:
+    return words[i] if 0 <= i < len(words) else ""
+
+
+def _negative(word: str) -> bool:
+    return word == "not" or word.endswith("n't")
+
+
+def _is_present(words: list[str], i: int) -> int:
+    """How many words from ``i`` make a present-tense cue (0: none)."""
+    word, after = words[i], _at(words, i + 1)
+    if word in _PRONOUNS and after and after not in _NOT_A_VERB and not _is_past(after):
+        return 2
+    if word in _PRESENT_WORDS or word.endswith(("'s", "'re", "'m")):
+        return 1
+    gerund = len(word) > 3 and word.endswith("ing") and word not in _NOT_A_GERUND and not word.endswith("thing")
+    return 2 if gerund and after in ("in", "on", "by") else 0
+
+
+def _is_gerund(words: list[str], i: int) -> bool:
+    return words[i].endswith("ing") and _at(words, i + 1) in ("in", "on", "by")
+
+
+def cues(text: str, start: int, end: int) -> list[_Cue]:
+    """The tense cues in ``text[start:end]``, in order (a past verb wins over a present one on the same word)."""
+    found = [(m.start(), m.end(), m.group(0).lower().replace("\u2019", "'")) for m in _WORD.finditer(text, start, end)]
+    words = [w for _, _, w in found]
+    result: list[_Cue] = []
+    for i, (word_start, _, word) in enumerate(found):
+        length, kind = _classify(words, i, word)
+        if length:
+            result.append((word_start, found[min(i + length, len(found)) - 1][1], kind))
+    return result
+
+
+def _classify(words: list[str], i: int, word: str) -> tuple[int, str]:
+    if _is_past(word):
+        return 1, "past"
+    future = _is_future(words, i)
+    if future:
+        return future, "future"
+    present = _is_present(words, i)
+    return present, "gerund" if present and _is_gerund(words, i) else "present"
 
 
 @dataclass(frozen=True)
@@ -63,39 +142,49 @@ class Context:
     today: date
 
     def sentence(self, match: re.Match[str]) -> tuple[int, int]:
-        left = max(self.text.rfind(c, 0, match.start()) for c in ".!?;:\n") + 1
-        right_match = _SENTENCE_END.search(self.text, match.end())
-        return left, right_match.start() if right_match else len(self.text)
+        """The sentence around ``match``, at most ``_REACH`` characters either side (so a long text stays linear)."""
+        floor = max(0, match.start() - _REACH)
+        left = max(self.text.rfind(c, floor, match.start()) for c in ".!?;:\n") + 1
+        ceiling = min(len(self.text), match.end() + _REACH)
+        right_match = _SENTENCE_END.search(self.text, match.end(), ceiling)
+        return max(left, floor), right_match.start() if right_match else ceiling
+
+    @cached_property
+    def _cues(self) -> list[_Cue]:
+        return cues(self.text, 0, len(self.text))
+
+    @cached_property
+    def _cue_starts(self) -> list[int]:
+        return [start for start, _, _ in self._cues]
+
+    def _cues_in(self, start: int, end: int) -> list[_Cue]:
+        """The message's cues starting in ``text[start:end]`` (found once per message, then looked up)."""
+        return self._cues[bisect_left(self._cue_starts, start) : bisect_left(self._cue_starts, end)]
+
+    @cached_property
+    def message_tense(self) -> Choice:
+        """The message's tense when a sentence has no cue: past unless only future cues appear."""
+        said = {kind for _, _, kind in self._cues} - {"present", "gerund"}
+        return "future" if said == {"future"} else "past"
 
     def past_sentence(self, match: re.Match[str]) -> bool:
         """Whether the sentence around ``match`` holds a past-tense verb ("went", "moved", "was")."""
-        return PAST_CUE.search(self.text, *self.sentence(match)) is not None
+        return any(kind == "past" for _, _, kind in self._cues_in(*self.sentence(match)))
 
     def tense(self, match: re.Match[str]) -> Choice:
         """``past`` or ``future``, by the rules in the module docstring."""
         if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
             return "past"
         left, right = self.sentence(match)
-        before = _nearest(self.text, left, match.start(), last=True)
-        if before is not None:
-            return before
-        after = _nearest(self.text, match.end(), right, last=False)
-        if after is not None:
-            return after
-        return "past" if PAST_CUE.search(self.text) or not FUTURE_CUE.search(self.text) else "future"
+        before = self._cues_in(left, match.start())
+        if before:
+            kinds = [kind for _, _, kind in before]
+            # a gerund after a past verb is a past activity: "we went apple picking in October"
+            return "past" if kinds[-1] == "past" or (kinds[-1] == "gerund" and "past" in kinds) else "future"
+        after = self._cues_in(match.end(), right)
+        if after:
+            return "past" if after[0][2] == "past" else "future"
+        return self.message_tense
 
     def before(self, match: re.Match[str], chars: int = 12) -> str:
         return self.text[max(0, match.start() - chars) : match.start()].lower()
-
-
-def _nearest(text: str, start: int, end: int, *, last: bool) -> Choice | None:
-    """The tense of the cue in ``text[start:end]`` nearest its end (``last``) or its start; past wins a tie."""
-    best: tuple[int, Choice] | None = None
-    for pattern, choice in _CUES:
-        found = list(pattern.finditer(text, start, end))
-        if not found:
-            continue
-        distance = end - found[-1].end() if last else found[0].start() - start
-        if best is None or distance < best[0]:
-            best = (distance, choice)
-    return None if best is None else best[1]
