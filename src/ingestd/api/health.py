@@ -70,7 +70,7 @@ async def _run_check(request: Request, name: str) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-@router.get("/readyz", summary="Readiness: the store answers and at least one worker heartbeats")
+@router.get("/readyz", summary="Readiness: the store answers and takes writes, a worker heartbeats")
 async def readyz(request: Request) -> Response:
     names = list(READINESS_CHECKS)
     results = await asyncio.gather(*(_run_check(request, n) for n in names))
