@@ -74,6 +74,8 @@ def problem(
 def error_response(exc: errors.IngestdError, instance: str | None = None) -> ProblemResponse:
     """The answer for one of our errors, with ``Retry-After`` when the error carries one."""
     body = exc.to_problem()
+    if isinstance(exc, errors.StoreRejected):  # a driver's message about our own statement: logged, not shown
+        body = {**errors.StoreRejected().to_problem(), "detail": "the job store refused this request's data"}
     headers: dict[str, str] = {}
     retry_after = body.pop("retry_after", None) or getattr(exc, "retry_after", None)
     if retry_after is not None:
