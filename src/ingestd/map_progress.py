@@ -25,6 +25,7 @@ class ProgressBoard:
     def __init__(self, write: Callable[[str, int, int], Awaitable[None]]) -> None:
         self._write = write
         self._lock = asyncio.Lock()
+        self._shown: tuple[str, int, int] | None = None  # the last count a map showed: not written twice
         self.maps: list[MapProgress] = []  # the maps running now, oldest first
 
     async def write(self, stage: str, done: int, total: int) -> None:
@@ -39,8 +40,10 @@ class ProgressBoard:
     async def show_leader(self, finished: MapProgress | None = None) -> None:
         """Store the oldest running map's count; when the last one ends, its final count."""
         leader = self.maps[0] if self.maps else finished
-        if leader is not None:
-            await self.write(leader.stage, leader.done, leader.total)
+        if leader is None or (leader.stage, leader.done, leader.total) == self._shown:
+            return
+        self._shown = (leader.stage, leader.done, leader.total)
+        await self.write(*self._shown)
 
 
 class MapProgress:
