@@ -96,9 +96,8 @@ def test_a_full_disk_answers_503_with_retry_after_and_readyz_goes_red(tmp_path: 
         assert api.post("/v1/pipelines/checksum/jobs", files=upload).status_code == 202
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite's case is the full disk above
 async def test_a_store_outage_answers_503_with_retry_after(api_factory: ApiFactory, database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the SQLite case is the full disk above")
     api = await api_factory(run_worker=False)
     base, name = database_url.rsplit("/", 1)
     admin = await asyncpg.connect(base + "/postgres")
