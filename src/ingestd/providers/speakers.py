@@ -3,8 +3,9 @@
 The network (a 3-layer LSTM over 40-band mel frames, then a linear layer, ReLU and L2 norm: 256 numbers per
 window) is built here and loaded from the wheel's ``pretrained.pt``; the ``resemblyzer`` package itself is never
 imported (its ``__init__`` imports ``webrtcvad``, which needs ``pkg_resources``). The mel frames are librosa's,
-as the encoder was trained on: 25 ms windows every 10 ms. Each window's audio is first brought to -30 dBFS, as
-resemblyzer's own preprocessing does, so a quiet and a loud turn of one voice embed alike.
+as the encoder was trained on: 25 ms windows every 10 ms, computed once per speech span and sliced into its
+windows. Each span's audio is first brought to -30 dBFS, as resemblyzer's own preprocessing does, so a quiet and
+a loud turn of one voice embed alike.
 
 The model is loaded once per process, lazily and under a lock; embedding runs in the caller's thread (the
 pipeline calls it through ``Context.run_cpu`` or a thread).
@@ -118,24 +119,38 @@ class VoiceEncoder:
         return [(round(s, 3), round(s + self.window, 3)) for s in starts]
 
     def embed(self, audio: np.ndarray, spans: list[tuple[float, float]]) -> SpeakerWindows:
-        """Embed the windows over ``spans`` (seconds) of ``audio`` (16 kHz float32 mono)."""
+        """Embed the windows over ``spans`` (seconds) of ``audio`` (16 kHz float32 mono). The mel frames of a
+        span are computed once and sliced into its windows."""
         import torch
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        windows = [w for s, e in spans for w in self.windows(s, e)]
-        vectors = np.zeros((len(windows), 256), dtype=np.float32)
+        windows: list[tuple[float, float]] = []
+        mels: list[np.ndarray] = []
+        for start, end in spans:
+            own = self.windows(start, end)
+            if not own:
+                continue
+            mel = _mel(audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
+            for s, e in own:
+                first = round((s - start) / FRAME_SECONDS)
+                mels.append(mel[first : first + max(1, round((e - s) / FRAME_SECONDS))])
+                windows.append((s, e))
+        return SpeakerWindows(windows, self._vectors(mels))
+
+    def _vectors(self, mels: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        vectors = np.zeros((len(mels), 256), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
-        mels = []
-        for i, (s, e) in enumerate(windows):
-            mels.append(_mel(audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)]))
-            by_length.setdefault(len(mels[-1]), []).append(i)
+        for i, mel in enumerate(mels):
+            by_length.setdefault(len(mel), []).append(i)
         model = load_model()
         with torch.inference_mode():
             for indices in by_length.values():  # one batch per window length (only short spans differ)
                 batch = torch.from_numpy(np.stack([mels[i] for i in indices]))
                 vectors[indices] = model(batch).numpy()
-        return SpeakerWindows(windows, vectors)
+        return vectors
 
 
 __all__ = ["SpeakerWindows", "VoiceEncoder", "load_model", "weights_path"]

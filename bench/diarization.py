@@ -1,0 +1,335 @@
+"""Who spoke when, offline: the speaker model and clustering behind the ``audio`` pipeline's ``speakers`` stage.
+
+    .venv/bin/python bench/diarization.py [--skip-jobs] [--long-minutes 5]
+
+Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is committed):
+
+* **call**: the real 30 s two-speaker phone call in the ``pyannote-audio`` 4.0.7 wheel (``pip download --no-deps``),
+  with its RTTM (who spoke when);
+* **SYNTHETIC meetings** spoken with espeak-ng (needs ``espeak-ng``): three two-voice meetings, one three-voice
+  meeting and one single-voice monologue, with voices and lines NOT used when ``diarize.ONE_SPEAKER_DISTANCE``
+  was chosen (that was on the repository's examples and five other espeak-ng meetings). The reference turns are
+  where each line was placed.
+
+1. **Alternatives** on each recording, over the same Silero speech spans and the same windows (1.6 s every
+   0.75 s): the GE2E voice encoder from the ``resemblyzer`` wheel (what the pipeline uses) against a model-free
+   baseline (mean and standard deviation of 20 MFCCs per window, librosa), each clustered with the automatic
+   speaker count and with the true count. Printed: speakers found, DER, and seconds of embedding per audio
+   second. Other packaged models were looked for and none ships its weights (docs/providers.md).
+2. **Whole jobs** (``--skip-jobs`` skips): each recording as an ``audio`` job on an in-process worker (offline
+   providers, the server's default Whisper), with ``diarize`` on and off: the share of recognised words that carry
+   the right speaker (after the best one-to-one label mapping; a word's reference speaker is the turn covering its
+   midpoint, or the nearest) and the real-time factor; then ``--long-minutes`` of the meetings end to end.
+
+DER here is ``(missed + false alarm + confusion) / reference speech`` on 10 ms frames after the best one-to-one
+label mapping (scipy's Hungarian solver), with the usual 0.25 s collar around reference boundaries unscored, and
+without a collar (``DER0``); overlapping reference speech counts each speaker (a frame where two talk and one is
+found is half right). This is the NIST definition, written out here because ``pyannote.metrics`` pulls pandas,
+sympy and pyannote.database into the environment.
+
+The machine is shared: speeds taken while other work runs are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from audio import FAST, run_job  # the audio bench's in-process job runner
+from scipy.optimize import linear_sum_assignment
+
+from ingestd.pipelines.audio import diarize
+from ingestd.providers.silero import SileroVAD
+from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
+from ingestd.settings import Settings
+
+RATE = 16_000
+Turn = tuple[float, float, str]
+TWO_VOICES = [("en-gb-scotland", "en-us+f4"), ("en-us+m2", "en-gb+f3"), ("en-029", "en-us+f5")]
+THREE_VOICES = ("en-us", "en-gb+f2", "en-us+m6")
+LINES = [
+    "Thanks for joining, the school trip is the only thing on today's list.",
+    "I spoke to the bus company and they can take forty children on the fourth.",
+    "That works, but we still need two more parents to come along as helpers.",
+    "I can ask in the class newsletter, it goes out on Friday morning.",
+    "Good. What about lunch, are the children bringing their own food?",
+    "Yes, and the museum has a room where they can eat if it rains.",
+    "Then the last thing is the permission slips, most of them are back already.",
+    "I will chase the missing ones on Monday and send you the final list.",
+    "Perfect, let's meet again next week to check everything is ready.",
+    "Sounds good, have a nice weekend everyone.",
+]
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    samples: np.ndarray  # 16 kHz mono int16
+    turns: list[Turn]  # the reference: who spoke when
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / RATE
+
+    @property
+    def speakers(self) -> int:
+        return len({t[2] for t in self.turns})
+
+
+# --- data --------------------------------------------------------------------------------------------------------
+def decode16k(data: bytes | str) -> np.ndarray:
+    out: list[np.ndarray] = []
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    with av.open(data if isinstance(data, str) else io.BytesIO(data)) as container:
+        for frame in container.decode(audio=0):
+            out += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(out).astype(np.int16)
+
+
+def call(cache: Path) -> Recording:
+    wheel = next(cache.glob("pyannote_audio-4.0.7-*.whl"), None)
+    if wheel is None:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pyannote-audio==4.0.7", "-d", str(cache)],
+            check=True,
+        )
+        wheel = next(cache.glob("pyannote_audio-4.0.7-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        audio = z.read("pyannote/audio/sample/sample.wav")
+        rttm = z.read("pyannote/audio/sample/sample.rttm").decode()
+    turns = [(float(f[3]), float(f[3]) + float(f[4]), f[7]) for f in (line.split() for line in rttm.splitlines())]
+    return Recording("call (real, pyannote sample)", decode16k(audio), turns)
+
+
+def say(voice: str, text: str, rate: int) -> np.ndarray:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], capture_output=True, check=True)
+    samples = decode16k(wav.stdout)
+    loud = np.flatnonzero(np.abs(samples) > 200)
+    return samples[loud[0] : loud[-1] + 1]
+
+
+def meeting(name: str, voices: Sequence[str], seed: int, lines: Sequence[str] = LINES) -> Recording:
+    """``lines`` spoken in turn by ``voices`` with pauses of 0.2-0.9 s and a little noise."""
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    turns: list[Turn] = []
+    at = 0.5
+    parts.append(np.zeros(int(at * RATE)))
+    for i, line in enumerate(lines):
+        voice = voices[i % len(voices)]
+        speech = say(voice, line, int(rng.choice([150, 165, 175]))) * rng.uniform(0.5, 1.0)
+        pause = np.zeros(int(RATE * rng.uniform(0.2, 0.9)))
+        turns.append((round(at, 3), round(at + len(speech) / RATE, 3), voice))
+        parts += [speech, pause]
+        at += (len(speech) + len(pause)) / RATE
+    mixed = np.concatenate(parts) + rng.normal(0, 30, sum(len(p) for p in parts))
+    return Recording(name, np.clip(mixed, -32768, 32767).astype(np.int16), turns)
+
+
+def recordings(cache: Path) -> list[Recording]:
+    out = [call(cache)]
+    for i, pair in enumerate(TWO_VOICES):
+        out.append(meeting(f"meeting {i + 1}, 2 voices (SYNTHETIC)", pair, seed=100 + i))
+    out.append(meeting("meeting 4, 3 voices (SYNTHETIC)", THREE_VOICES, seed=200))
+    out.append(meeting("monologue, 1 voice (SYNTHETIC)", ("en-gb-x-rp",), seed=300))
+    return out
+
+
+# --- scores ------------------------------------------------------------------------------------------------------
+def _grid(turns: Sequence[Turn], frames: int, step: float) -> tuple[np.ndarray, list[str]]:
+    labels = sorted({t[2] for t in turns})
+    grid = np.zeros((frames, len(labels)), dtype=bool)
+    for start, end, label in turns:
+        grid[int(start / step) : int(end / step), labels.index(label)] = True
+    return grid, labels
+
+
+def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], seconds: float, collar: float = 0.25) -> float:
+    """NIST diarization error rate (see the module docstring), ``collar`` seconds around reference boundaries
+    not scored."""
+    step = 0.01
+    frames = int(seconds / step) + 1
+    ref, _ = _grid(reference, frames, step)
+    hyp, _ = _grid(hypothesis, frames, step)
+    correct = np.zeros(frames)
+    if hyp.shape[1]:
+        overlap = ref.T.astype(int) @ hyp.astype(int)
+        for r, h in zip(*linear_sum_assignment(-overlap), strict=True):
+            correct += ref[:, r] & hyp[:, h]
+    error = np.maximum(ref.sum(1), hyp.sum(1)) - correct
+    scored = np.ones(frames, dtype=bool)
+    for start, end, _ in reference:
+        for edge in (start, end):
+            scored[max(0, int((edge - collar) / step)) : int((edge + collar) / step)] = False
+    return float(error[scored].sum() / max(1, ref.sum(1)[scored].sum()))
+
+
+def speaker_of(turns: Sequence[Turn], t: float) -> str:
+    return min(turns, key=lambda turn: 0.0 if turn[0] <= t <= turn[1] else min(abs(turn[0] - t), abs(turn[1] - t)))[2]
+
+
+def word_accuracy(reference: Sequence[Turn], words: Sequence[dict[str, Any]]) -> float:
+    """Share of recognised words whose speaker is right after the best one-to-one label mapping."""
+    if not words:
+        return 0.0
+    truth = [speaker_of(reference, (w["start"] + w["end"]) / 2) for w in words]
+    found = [str(w["speaker"]) for w in words]
+    refs, hyps = sorted(set(truth)), sorted(set(found))
+    counts = np.zeros((len(refs), len(hyps)))
+    for t, h in zip(truth, found, strict=True):
+        counts[refs.index(t), hyps.index(h)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return float(counts[rows, cols].sum() / len(words))
+
+
+# --- 1. alternatives ---------------------------------------------------------------------------------------------
+def mfcc_windows(samples: np.ndarray, spans: list[tuple[float, float]], encoder: VoiceEncoder) -> SpeakerWindows:
+    """The model-free baseline: per window, mean and standard deviation of 20 MFCCs, standardised, unit length."""
+    import librosa
+
+    audio = samples.astype(np.float32) / 32768.0
+    windows = [w for s, e in spans for w in encoder.windows(s, e)]
+    rows = []
+    for s, e in windows:
+        mfcc = librosa.feature.mfcc(y=audio[int(s * RATE) : int(e * RATE)], sr=RATE, n_mfcc=20)
+        rows.append(np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)]))
+    vectors = np.array(rows)
+    vectors = (vectors - vectors.mean(axis=0)) / (vectors.std(axis=0) + 1e-9)
+    vectors -= vectors.min()  # cosine distance on non-negative vectors, as the encoder's ReLU output is
+    return SpeakerWindows(windows, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32))
+
+
+async def speech_spans(samples: np.ndarray, tmp: Path) -> list[tuple[float, float]]:
+    path = tmp / "speech.pcm"
+    path.write_bytes(samples.astype("<i2").tobytes())
+    return [(s.start, s.end) for s in await SileroVAD().detect(str(path))]
+
+
+def hypothesis(spans: list[tuple[float, float]], windows: SpeakerWindows, count: diarize.SpeakerCount) -> list[Turn]:
+    labels = diarize.cluster(windows.vectors, count)
+    names = diarize.names(labels.tolist())
+    return diarize.turns([list(s) for s in spans], windows.spans, [names[int(k)] for k in labels])
+
+
+async def alternatives(items: list[Recording], tmp: Path) -> None:
+    encoder = VoiceEncoder()
+    encoder.embed(np.zeros(RATE, dtype=np.float32), [(0.0, 1.0)])  # load the model before timing
+    rows = []
+    for rec in items:
+        spans = await speech_spans(rec.samples, tmp)
+        started, cpu = time.perf_counter(), time.process_time()
+        ge2e = encoder.embed(rec.samples.astype(np.float32) / 32768.0, spans)
+        ge2e_took = (time.perf_counter() - started, time.process_time() - cpu)
+        started, cpu = time.perf_counter(), time.process_time()
+        mfcc = mfcc_windows(rec.samples, spans, encoder)
+        mfcc_took = (time.perf_counter() - started, time.process_time() - cpu)
+        for model, windows, took in (("GE2E (resemblyzer)", ge2e, ge2e_took), ("MFCC stats", mfcc, mfcc_took)):
+            auto = hypothesis(spans, windows, diarize.SpeakerCount())
+            oracle = hypothesis(spans, windows, diarize.SpeakerCount(rec.speakers, rec.speakers))
+            rows.append(
+                [
+                    rec.name,
+                    model,
+                    f"{rec.speakers}/{len({t[2] for t in auto})}",
+                    f"{100 * der(rec.turns, auto, rec.seconds):.1f}",
+                    f"{100 * der(rec.turns, auto, rec.seconds, collar=0):.1f}",
+                    f"{100 * der(rec.turns, oracle, rec.seconds):.1f}",
+                    f"{took[0] / rec.seconds:.4f}",
+                    f"{took[1] / rec.seconds:.4f}",
+                ]
+            )
+    print("\n1. Speaker embeddings over the same speech windows (DER %, collar 0.25 s; DER0: no collar)")
+    header = ["recording", "embedding", "speakers true/found", "DER", "DER0", "DER, true count"]
+    table([*header, "s per audio s", "CPU s per audio s"], rows)
+
+
+# --- 2. whole jobs -----------------------------------------------------------------------------------------------
+def write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+async def one_job(rec: Recording, tmp: Path, options: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
+    """The job's result, its wall time and the CPU seconds this process spent meanwhile (every thread)."""
+    path = tmp / "job.wav"
+    write_wav(path, rec.samples)
+    settings = Settings(database_url=f"sqlite:///{tmp}/jobs-{time.time_ns()}.db", **FAST)
+    cpu = time.process_time()
+    job, _events, makespan = await run_job(path, settings, options)
+    assert job.result is not None, job.error
+    return job.result, makespan, time.process_time() - cpu
+
+
+async def jobs(items: list[Recording], tmp: Path, long_minutes: float) -> None:
+    await one_job(items[0], tmp, {})  # models loaded once per process: not in any row
+    rows = []
+    for rec in items:
+        result, on, on_cpu = await one_job(rec, tmp, {})
+        _, off, off_cpu = await one_job(rec, tmp, {"diarize": False})
+        words = [w for c in result["conversations"] for w in c["words"]]
+        found = len(result["speakers"])
+        accuracy = word_accuracy(rec.turns, words)
+        rows.append([rec.name, f"{rec.speakers}/{found}", str(len(words)), f"{accuracy:.3f}"])
+        rows[-1] += [f"{on / rec.seconds:.3f}", f"{off / rec.seconds:.3f}", f"{(on_cpu - off_cpu) / rec.seconds:.3f}"]
+    print("\n2. Whole audio jobs, offline providers (speaker-attributed words after the best label mapping)")
+    header = ["recording", "speakers true/found", "words", "right speaker", "RTF", "RTF, diarize off"]
+    table([*header, "diarization CPU s per audio s"], rows)
+    meetings = [r for r in items if "SYNTHETIC" in r.name and r.speakers > 1]
+    reps = int(np.ceil(long_minutes * 60 / sum(r.seconds for r in meetings)))
+    joined = Recording(
+        "long", np.concatenate([r.samples for r in meetings] * reps), [t for r in meetings for t in r.turns]
+    )
+    _, on, on_cpu = await one_job(joined, tmp, {})
+    _, off, off_cpu = await one_job(joined, tmp, {"diarize": False})
+    print(f"\n{joined.seconds / 60:.1f} min of the SYNTHETIC meetings in one job, {os.cpu_count()} cores:")
+    table(
+        ["diarize", "seconds", "real-time factor", "CPU s per audio s"],
+        [
+            ["on", f"{on:.1f}", f"{on / joined.seconds:.4f}", f"{on_cpu / joined.seconds:.4f}"],
+            ["off", f"{off:.1f}", f"{off / joined.seconds:.4f}", f"{off_cpu / joined.seconds:.4f}"],
+        ],
+    )
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+async def main(args: argparse.Namespace) -> None:
+    args.cache.mkdir(parents=True, exist_ok=True)
+    items = recordings(args.cache)
+    print(json.dumps({r.name: f"{r.seconds:.1f} s, {r.speakers} speakers" for r in items}, indent=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        await alternatives(items, Path(tmp))
+        if not args.skip_jobs:
+            await jobs(items, Path(tmp), args.long_minutes)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "cache" / "diarization")
+    parser.add_argument("--skip-jobs", action="store_true")
+    parser.add_argument("--long-minutes", type=float, default=5.0)
+    asyncio.run(main(parser.parse_args()))
