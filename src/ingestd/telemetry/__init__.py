@@ -3,34 +3,32 @@ the dashboard.
 
 The engine calls three hooks and nothing else: ``job_span(job)``, ``step_span(key)`` and
 ``provider_span(provider)`` (see ``ingestd.telemetry.spans``). The limiter reports waits with
-``observe_limiter_wait``, usage goes through ``record_usage``, the API counts submissions with
-``observe_job_submitted`` and serves ``render_metrics``. ``configure`` sets logging and tracing up from the
-settings and the ``OTEL_*`` environment; tests call ``install_memory_exporter`` instead.
+``observe_limiter_wait`` (``ingestd.telemetry.current``: it also adds them to the current step), usage goes
+through ``record_usage``, the API counts submissions with ``observe_job_submitted`` and serves
+``render_metrics``. ``configure`` sets logging and tracing up from the settings and the ``OTEL_*`` environment;
+tests call ``install_memory_exporter`` instead.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ingestd.telemetry.current import (
+    JobRun,
+    StepRun,
+    current_step,
+    observe_limiter_wait,
+    set_job_status,
+    step_retrying,
+)
 from ingestd.telemetry.logs import configure_logging, log_context
 from ingestd.telemetry.metrics import (
     observe_job_submitted,
-    observe_limiter_wait,
     record_usage,
     render_metrics,
     start_metrics_server,
 )
-from ingestd.telemetry.spans import (
-    JobRun,
-    StepRun,
-    current_span,
-    current_step,
-    job_span,
-    provider_span,
-    set_job_status,
-    step_retrying,
-    step_span,
-)
+from ingestd.telemetry.spans import current_span, job_span, provider_span, step_span
 from ingestd.telemetry.tracing import configure_tracing, install_memory_exporter, shutdown_tracing
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -90,20 +89,6 @@ def stage_of(step_key: str) -> str:
 def observe_job_submitted(pipeline: str) -> None:
     """The API accepted a new job (not an idempotent replay)."""
     JOBS_SUBMITTED.labels(pipeline).inc()
-
-
-def observe_limiter_wait(provider: str, seconds: float) -> None:
-    """A provider call waited ``seconds`` for its limiter (called by ``ingestd.limits``, also for 0 s waits).
-
-    Also marks the wait on the current span (the step or call that waited), where trace viewers show it."""
-    LIMITER_WAIT.labels(provider).observe(max(0.0, seconds))
-    from ingestd.telemetry.spans import current_step  # spans imports this module
-
-    step = current_step()
-    if step is not None:
-        step.limiter_wait_seconds += max(0.0, seconds)
-    if seconds > 0:
-        trace.get_current_span().add_event("limiter.wait", {"ingestd.provider": provider, "wait_s": seconds})
 
 
 def record_usage(provider: str, counters: Mapping[str, float], *, pipeline: str | None = None) -> None:

@@ -18,8 +18,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from opentelemetry import trace
@@ -27,16 +25,12 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ingestd.models import Job, JobStatus, utcnow
-from ingestd.telemetry import metrics
+from ingestd.telemetry import current, metrics
+from ingestd.telemetry.current import JobRun, StepRun
 from ingestd.telemetry.logs import LOG_CONTEXT, log_context
 from ingestd.telemetry.tracing import tracer
 
 log = logging.getLogger("ingestd.telemetry")
-
-
-def _error_code(exc: BaseException) -> str:
-    """A bounded label for an error: the ingestd ``code`` when it has one, else the class name."""
-    return str(getattr(exc, "code", None) or type(exc).__name__)
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -44,69 +38,7 @@ def _is_cancellation(exc: BaseException) -> bool:
     return not isinstance(exc, Exception)
 
 
-@dataclass
-class JobRun:
-    """One execution of a job, as ``job_span`` yields it."""
-
-    job: Job
-    span: Span
-    status: str | None = None  # what the runner says the run ended as (a JobStatus, or "retry", "released")
-    reason: str | None = None  # why it failed: "stage: reason", logged at WARNING
-
-    def set_status(self, status: JobStatus | str, reason: str | None = None) -> None:
-        """Say how this execution ended: a terminal status, or ``retry`` / ``released`` / ``lost``."""
-        self.status = str(status)
-        self.reason = reason
-
-
-@dataclass
-class StepRun:
-    """One step, as ``step_span`` yields it."""
-
-    key: str
-    span: Span
-    retries: int = 0
-    ok: bool = True
-    limiter_wait_seconds: float = 0.0  # waits of its provider calls for the fleet-wide limiter
-    attrs: dict[str, object] = field(default_factory=dict)
-
-    def retry(self, attempt: int, error: BaseException | str, delay: float) -> None:
-        """Attempt ``attempt`` failed transiently; the next starts after ``delay`` seconds."""
-        self.retries += 1
-        detail = error if isinstance(error, str) else f"{_error_code(error)}: {error}"
-        self.span.add_event("retry", {"attempt": attempt, "error": detail[:500], "delay_s": delay})
-        ctx = LOG_CONTEXT.get()
-        metrics.STEP_RETRIES.labels(str(ctx.get("pipeline", "")), metrics.stage_of(self.key)).inc()
-
-    def failed(self, error: BaseException | str) -> None:
-        """The step failed for good without raising (a fan-out item recorded as failed)."""
-        self.ok = False
-        self.span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
-
-
-# The job execution and the step running in this task (map items and tasks a step starts inherit them).
-_CURRENT_JOB: ContextVar[JobRun | None] = ContextVar("ingestd_job_run", default=None)
-_CURRENT_STEP: ContextVar[StepRun | None] = ContextVar("ingestd_step_run", default=None)
 _TERMINAL = frozenset(s.value for s in JobStatus if s.terminal)  # once, not per job (the engine's hot path)
-
-
-def set_job_status(status: JobStatus | str, reason: str | None = None) -> None:
-    """Say how the current job execution ended (same as ``JobRun.set_status``, for code without the handle)."""
-    run = _CURRENT_JOB.get()
-    if run is not None:
-        run.set_status(status, reason)
-
-
-def step_retrying(attempt: int, error: BaseException | str, delay: float) -> None:
-    """The current step's attempt failed transiently (same as ``StepRun.retry``)."""
-    run = _CURRENT_STEP.get()
-    if run is not None:
-        run.retry(attempt, error, delay)
-
-
-def current_step() -> StepRun | None:
-    """The step running in this task, if any."""
-    return _CURRENT_STEP.get()
 
 
 def _queue_wait_seconds(job: Job, now: datetime) -> float | None:
@@ -134,7 +66,7 @@ def job_span(job: Job) -> Iterator[JobRun]:
         tracer().start_as_current_span(f"job {job.pipeline}", attributes=attributes, record_exception=False) as span,
     ):
         run = JobRun(job, span)
-        token = _CURRENT_JOB.set(run)
+        token = current.CURRENT_JOB.set(run)
         try:
             yield run
         except BaseException as exc:
@@ -143,7 +75,7 @@ def job_span(job: Job) -> Iterator[JobRun]:
                 span.record_exception(exc)
             raise
         finally:
-            _CURRENT_JOB.reset(token)
+            current.CURRENT_JOB.reset(token)
             _end_job(run, time.perf_counter() - started)
 
 
@@ -175,17 +107,17 @@ def step_span(key: str, **attributes: str | int | float) -> Iterator[StepRun]:
         tracer().start_as_current_span(f"step {key}", attributes=span_attrs, record_exception=False) as span,
     ):
         run = StepRun(key, span)
-        token = _CURRENT_STEP.set(run)
+        token = current.CURRENT_STEP.set(run)
         try:
             yield run
         except BaseException as exc:
             run.ok = False
             if not _is_cancellation(exc):
                 span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{_error_code(exc)}: {exc}"[:500]))
+                span.set_status(Status(StatusCode.ERROR, f"{current.error_code(exc)}: {exc}"[:500]))
             raise
         finally:
-            _CURRENT_STEP.reset(token)
+            current.CURRENT_STEP.reset(token)
             seconds = time.perf_counter() - started
             outcome = "ok" if run.ok else "failed"
             metrics.STEP_DURATION.labels(pipeline, stage, outcome).observe(seconds)
@@ -215,9 +147,9 @@ def provider_span(provider: str, operation: str | None = None) -> Iterator[Span]
                 outcome = "canceled"
             else:
                 outcome = "error"
-                metrics.PROVIDER_ERRORS.labels(provider, _error_code(exc)).inc()
+                metrics.PROVIDER_ERRORS.labels(provider, current.error_code(exc)).inc()
                 span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{_error_code(exc)}: {exc}"[:500]))
+                span.set_status(Status(StatusCode.ERROR, f"{current.error_code(exc)}: {exc}"[:500]))
             raise
         finally:
             metrics.PROVIDER_LATENCY.labels(provider, outcome).observe(time.perf_counter() - started)
