@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -26,7 +27,7 @@ from ingestd.api.auth import current_tenant
 from ingestd.models import JSON
 from ingestd.pipelines.memory import recall
 from ingestd.pipelines.memory.graph import GraphStore, Scope, open_graph_store
-from ingestd.pipelines.memory.retrieve import Recall
+from ingestd.pipelines.memory.retrieve import NO_FILTERS, Filters, Recall
 from ingestd.pipelines.memory.retrieve import recall as recall_for
 from ingestd.pipelines.memory.run import MemoryRun
 from ingestd.providers.base import Embedder
@@ -116,10 +117,28 @@ async def _query_vector(request: Request, query: str) -> list[float] | None:
     return answer.vectors[0] if answer.vectors else None
 
 
-async def _recall(request: Request, scope: Scope, query: str, limit: int) -> tuple[Recall, bool]:
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _filters(
+    as_of: Annotated[datetime | None, Query(description="Facts that held then; messages said by then")] = None,
+    since: Annotated[datetime | None, Query(description="Messages said, facts holding from, at or after")] = None,
+    until: Annotated[datetime | None, Query(description="Messages said, facts holding from, at or before")] = None,
+    speaker: Annotated[str | None, Query(min_length=1, max_length=100, description="Messages by, facts about")] = None,
+) -> Filters:
+    return Filters(_utc(as_of), _utc(since), _utc(until), speaker)
+
+
+Filtered = Annotated[Filters, Depends(_filters)]
+
+
+async def _recall(
+    request: Request, scope: Scope, query: str, limit: int, filters: Filters = NO_FILTERS
+) -> tuple[Recall, bool]:
     graph = await _known_user(request, scope)
     vector = await _query_vector(request, query)
-    return await recall_for(graph, scope, query, vector, fact_limit=limit), vector is not None
+    return await recall_for(graph, scope, query, vector, limit, filters), vector is not None
 
 
 @router.get("/{user_id}/search", summary="Search a user's memory (full text + embeddings, current facts first)")
@@ -128,9 +147,10 @@ async def search_memory(
     tenant: Tenant,
     user_id: UserId,
     q: QueryText,
+    filters: Filtered,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSON:
-    found, vector_search = await _recall(request, Scope(tenant, user_id), q, limit)
+    found, vector_search = await _recall(request, Scope(tenant, user_id), q, limit, filters)
     return recall.recall_json(user_id, q, found, vector_search, limit)
 
 
@@ -160,13 +180,65 @@ async def memory_context(
     tenant: Tenant,
     user_id: UserId,
     q: QueryText,
+    filters: Filtered,
     max_words: Annotated[int, Query(ge=20, le=4000, description="The block's size limit in words")] = (
         recall.CONTEXT_WORDS
     ),
     format: Annotated[str, Query(pattern="^(json|text)$", description="json (default) or text")] = "json",
 ) -> Any:
-    found, _ = await _recall(request, Scope(tenant, user_id), q, 10)
+    found, _ = await _recall(request, Scope(tenant, user_id), q, 10, filters)
     body = recall.context_json(user_id, q, found, max_words)
     if format == "text":
         return PlainTextResponse(body["context"])
     return body
+
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many")]
+Offset = Annotated[int, Query(ge=0, description="Skip this many")]
+
+
+@router.get("/{user_id}/sessions", summary="A user's sessions in memory, the most recent first")
+async def list_memory_sessions(
+    request: Request, tenant: Tenant, user_id: UserId, limit: Limit = 100, offset: Offset = 0
+) -> JSON:
+    scope = Scope(tenant, user_id)
+    sessions = await (await _known_user(request, scope)).sessions(scope, limit, offset)
+    return {"user_id": user_id, "sessions": [recall.session_json(s) for s in sessions], "offset": offset}
+
+
+@router.get("/{user_id}/messages", summary="A user's messages in memory (one session's, or all), oldest first")
+async def list_memory_messages(
+    request: Request,
+    tenant: Tenant,
+    user_id: UserId,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> JSON:
+    scope = Scope(tenant, user_id)
+    messages = await (await _known_user(request, scope)).list_messages(scope, session_id, limit, offset)
+    return {"user_id": user_id, "messages": [recall.message_json(m) for m in messages], "offset": offset}
+
+
+async def _forget(request: Request, scope: Scope, **what: str) -> JSON:
+    forgotten = await (await _known_user(request, scope)).forget(scope, **what)
+    return {"user_id": scope.user_id, **what, "deleted": recall.forgotten_json(forgotten)}
+
+
+@router.delete("/{user_id}", summary="Delete a user's whole memory")
+async def delete_memory(request: Request, tenant: Tenant, user_id: UserId) -> JSON:
+    return await _forget(request, Scope(tenant, user_id))
+
+
+@router.delete("/{user_id}/sessions/{session_id}", summary="Delete one session and the facts only it stated")
+async def delete_memory_session(
+    request: Request, tenant: Tenant, user_id: UserId, session_id: Annotated[str, Path(min_length=1, max_length=200)]
+) -> JSON:
+    return await _forget(request, Scope(tenant, user_id), session_id=session_id)
+
+
+@router.delete("/{user_id}/messages/{message_id}", summary="Delete one message and the facts only it stated")
+async def delete_memory_message(
+    request: Request, tenant: Tenant, user_id: UserId, message_id: Annotated[str, Path(min_length=1, max_length=200)]
+) -> JSON:
+    return await _forget(request, Scope(tenant, user_id), message_id=message_id)

@@ -253,6 +253,20 @@ class GraphStore(Protocol):
         """The distinct speakers of the user's messages."""
         ...
 
+    async def sessions(self, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
+        """The user's sessions, the most recent first."""
+        ...
+
+    async def list_messages(self, scope: Scope, session_id: str | None, limit: int, offset: int) -> list[Message]:
+        """The user's messages (of one session, or all), oldest first."""
+        ...
+
+    async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
+        """Delete one message, one session, or (neither given) the user's whole memory. Facts stated only by
+        deleted messages go with them (and the facts they had closed hold again); the others keep their
+        remaining sources."""
+        ...
+
 
 async def open_graph_store(url: str) -> GraphStore:
     """Open (and migrate) the graph store in the database at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
@@ -269,3 +283,21 @@ async def open_graph_store(url: str) -> GraphStore:
         raise errors.InvalidInput(f"unsupported database URL for the memory graph: {url.split(':', 1)[0]}")
     await store.migrate()
     return store
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session_id: str
+    messages: int
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What a deletion removed: messages, facts (those only deleted messages stated), and facts reopened (a
+    deleted fact had closed them)."""
+
+    messages: int
+    facts: int
+    reopened: int

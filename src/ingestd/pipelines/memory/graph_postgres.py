@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from ingestd import errors
+from ingestd.pipelines.memory import forget_postgres
 from ingestd.pipelines.memory import messages_postgres as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -20,6 +21,7 @@ from ingestd.pipelines.memory.graph import (
     Entity,
     EntityHit,
     Fact,
+    Forgotten,
     GraphChanges,
     KnownEntity,
     Message,
@@ -27,6 +29,7 @@ from ingestd.pipelines.memory.graph import (
     Scope,
     SearchHit,
     SearchResult,
+    SessionInfo,
 )
 
 _LOCK = 7320501  # advisory lock id held while creating the tables
@@ -188,6 +191,18 @@ class PostgresGraphStore:
     async def speakers(self, scope: Scope) -> list[str]:
         async with self._pool.acquire() as c:
             return await chat.speakers(c, scope)
+
+    async def sessions(self, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
+        async with self._pool.acquire() as c:
+            return await forget_postgres.sessions(c, scope, limit, offset)
+
+    async def list_messages(self, scope: Scope, session_id: str | None, limit: int, offset: int) -> list[Message]:
+        async with self._pool.acquire() as c:
+            return await chat.list_messages(c, scope, session_id, limit, offset)
+
+    async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
+        async with self._pool.acquire() as c:
+            return await forget_postgres.forget(c, scope, session_id, message_id)
 
     async def _nearest(
         self, c: asyncpg.Connection, scope: Scope, kind: str, vector: list[float] | None

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
+from ingestd.pipelines.memory import forget_sqlite
 from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -21,12 +22,14 @@ from ingestd.pipelines.memory.graph import (
     Entity,
     EntityHit,
     Fact,
+    Forgotten,
     GraphChanges,
     KnownEntity,
     Message,
     Scope,
     SearchHit,
     SearchResult,
+    SessionInfo,
 )
 
 T = TypeVar("T")
@@ -223,6 +226,15 @@ class SqliteGraphStore:
 
     async def speakers(self, scope: Scope) -> list[str]:
         return await self._run(lambda c: chat.speakers(c, scope))
+
+    async def sessions(self, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
+        return await self._run(lambda c: forget_sqlite.sessions(c, scope, limit, offset))
+
+    async def list_messages(self, scope: Scope, session_id: str | None, limit: int, offset: int) -> list[Message]:
+        return await self._run(lambda c: chat.list_messages(c, scope, session_id, limit, offset))
+
+    async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
+        return await self._run(lambda c: forget_sqlite.forget(c, scope, scope_token(scope), session_id, message_id))
 
 
 def _migrate(c: sqlite3.Connection) -> None:

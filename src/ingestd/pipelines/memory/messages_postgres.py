@@ -27,6 +27,15 @@ ALTER TABLE mem_facts ADD COLUMN IF NOT EXISTS message_ids text NOT NULL DEFAULT
 _SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
 
 
+async def list_messages(
+    c: asyncpg.Connection, scope: Scope, session_id: str | None, limit: int, offset: int
+) -> list[Message]:
+    where = " AND session_id=$5" if session_id is not None else ""
+    args = (scope.tenant, scope.user_id, limit, offset, *((session_id,) if session_id is not None else ()))
+    sql = f"{_SELECT} WHERE tenant=$1 AND user_id=$2{where} ORDER BY at, session_id, idx LIMIT $3 OFFSET $4"
+    return [message(r) for r in await c.fetch(sql, *args)]
+
+
 def message(row: Sequence[Any]) -> Message:
     return Message(
         key=str(row[0]),

@@ -30,6 +30,19 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
+def scope_rows(scope: Scope) -> tuple[str, str]:
+    return scope.tenant, scope.user_id
+
+
+def list_messages(
+    c: sqlite3.Connection, scope: Scope, session_id: str | None, limit: int, offset: int
+) -> list[Message]:
+    where = " AND session_id=?" if session_id is not None else ""
+    args = (*scope_rows(scope), *((session_id,) if session_id is not None else ()), limit, offset)
+    sql = f"{_SELECT} WHERE tenant=? AND user_id=?{where} ORDER BY at, session_id, idx LIMIT ? OFFSET ?"
+    return [message(r) for r in c.execute(sql, args)]
+
+
 def message(row: Sequence[Any]) -> Message:
     return Message(
         key=str(row[0]),

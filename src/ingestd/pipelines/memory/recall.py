@@ -11,7 +11,7 @@ from datetime import datetime
 from ingestd.models import JSON
 from ingestd.pipelines.memory.block import build
 from ingestd.pipelines.memory.dates import day_label
-from ingestd.pipelines.memory.graph import Entity, Fact, Message
+from ingestd.pipelines.memory.graph import Entity, Fact, Forgotten, Message, SessionInfo
 from ingestd.pipelines.memory.retrieve import Recall
 
 CONTEXT_WORDS = 400  # the default size of a context block
@@ -117,3 +117,16 @@ def context_json(user_id: str, query: str, found: Recall, max_words: int = CONTE
         "facts": [fact_json(f) for f in block.facts],
         "messages": [message_json(m, text=t) for m, t in block.messages],
     }
+
+
+def session_json(session: SessionInfo) -> JSON:
+    return {
+        "session_id": session.session_id,
+        "messages": session.messages,
+        "first_at": _iso(session.first_at),
+        "last_at": _iso(session.last_at),
+    }
+
+
+def forgotten_json(forgotten: Forgotten) -> JSON:
+    return {"messages": forgotten.messages, "facts": forgotten.facts, "facts_reopened": forgotten.reopened}

@@ -10,10 +10,12 @@ paint?") prefers that speaker's own messages. A message next to good hits gains 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
     EntityHit,
+    Fact,
     GraphStore,
     Message,
     MessageHit,
@@ -29,6 +31,46 @@ MESSAGE_CANDIDATES = 40
 # Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
 NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
 ENTITY_FACTS = 30  # facts read per entity the question names
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search may return: ``as_of`` (facts that held then, messages said by then), ``since``/``until``
+    (messages said, facts starting to hold, in that window), ``speaker`` (messages by, facts about)."""
+
+    as_of: datetime | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    speaker: str | None = None
+
+    def keeps_message(self, message: Message) -> bool:
+        end = min((t for t in (self.as_of, self.until) if t is not None), default=None)
+        if (self.since and message.at < self.since) or (end and message.at > end):
+            return False
+        return self.speaker is None or _same_person(message.speaker, self.speaker)
+
+    def keeps_fact(self, fact: Fact) -> bool:
+        if self.as_of and not (
+            (fact.valid_at is None or fact.valid_at <= self.as_of)
+            and (fact.invalid_at is None or fact.invalid_at > self.as_of)
+        ):
+            return False
+        if (self.since or self.until) and fact.valid_at is None:
+            return False
+        if (self.since and fact.valid_at and fact.valid_at < self.since) or (
+            self.until and fact.valid_at and fact.valid_at > self.until
+        ):
+            return False
+        return self.speaker is None or _same_person(fact.subject, self.speaker)
+
+
+def _same_person(name: str, wanted: str) -> bool:
+    """ "Maya Okafor" is "Maya" and "maya okafor"."""
+    a, b = fold(name).split(), fold(wanted).split()
+    return bool(a and b) and (a == b or a[: len(b)] == b)
+
+
+NO_FILTERS = Filters()
 
 
 @dataclass(frozen=True)
@@ -58,27 +100,43 @@ def content_terms(query: str, named: list[str]) -> list[str]:
 
 
 async def recall(
-    graph: GraphStore, scope: Scope, query: str, vector: list[float] | None, fact_limit: int = 10
+    graph: GraphStore,
+    scope: Scope,
+    query: str,
+    vector: list[float] | None,
+    fact_limit: int = 10,
+    filters: Filters = NO_FILTERS,
 ) -> Recall:
-    """The messages, facts and entities that answer ``query`` best."""
+    """The messages, facts and entities that answer ``query`` best, among those ``filters`` keep (applied to
+    the candidates: a narrow filter may leave fewer than exist)."""
     named = named_speakers(query, await graph.speakers(scope))
     text, dense = await graph.message_ranking(scope, content_terms(query, named), vector)
-    found = await graph.search(scope, query, vector, fact_limit)
-    by_fact = _ids([i for h in found.facts for i in h.fact.message_ids])
-    expanded: list[str] = []
-    for hit in found.entities[:3]:
-        if hit.entity.name not in named:
-            facts = (await graph.entity_facts(scope, hit.entity.id))[-ENTITY_FACTS:]
-            expanded += [i for f in reversed(facts) for i in f.message_ids]
-    linked = await graph.messages_with_ids(scope, _ids(by_fact + expanded)[:MESSAGE_CANDIDATES])
-    key_of = {m.id: m.key for m in linked}
-    graph_ranked = [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
-    scores = _fuse(text, dense, *graph_ranked)
+    found = await graph.search(scope, query, vector, fact_limit if filters == NO_FILTERS else hybrid.CANDIDATES)
+    facts = [h for h in found.facts if filters.keeps_fact(h.fact)][:fact_limit]
+    by_fact, expanded = await _graph_rankings(graph, scope, facts, found.entities, named)
+    scores = _fuse(text, dense, by_fact, expanded)
     top = sorted(scores, key=lambda k: -scores[k])[:MESSAGE_CANDIDATES]
     around = await graph.neighbours(scope, top, max(abs(d) for d in NEIGHBOUR_SHARES)) if top else []
-    hits = [MessageHit(m, _boosted(s, m, named)) for m, s in _smoothed(around, scores).items()]
+    smoothed = _smoothed(around, scores).items()
+    hits = [MessageHit(m, _boosted(s, m, named)) for m, s in smoothed if filters.keeps_message(m)]
     hits.sort(key=lambda h: (-h.score, -h.message.at.timestamp()))
-    return Recall(hits[:MESSAGE_CANDIDATES], found.facts, found.entities, tuple(named))
+    return Recall(hits[:MESSAGE_CANDIDATES], facts, found.entities, tuple(named))
+
+
+async def _graph_rankings(
+    graph: GraphStore, scope: Scope, facts: list[SearchHit], entities: list[EntityHit], named: list[str]
+) -> tuple[list[str], list[str]]:
+    """Message keys ranked through the graph: the sources of the facts that match, and those of the latest
+    facts about the entities the query names (not the speakers: every message of theirs is about them)."""
+    by_fact = _ids([i for h in facts for i in h.fact.message_ids])
+    expanded: list[str] = []
+    for hit in entities[:3]:
+        if hit.entity.name not in named:
+            about = (await graph.entity_facts(scope, hit.entity.id))[-ENTITY_FACTS:]
+            expanded += [i for f in reversed(about) for i in f.message_ids]
+    linked = await graph.messages_with_ids(scope, _ids(by_fact + expanded)[:MESSAGE_CANDIDATES])
+    key_of = {m.id: m.key for m in linked}
+    return [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
 
 
 def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message, float]:

@@ -1,0 +1,83 @@
+"""Deleting from the memory graph in SQLite: a message, a session, or a user's whole memory; listing sessions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from ingestd.pipelines.memory.graph import Forgotten, Scope, SessionInfo
+from ingestd.pipelines.memory.messages_sqlite import scope_rows
+
+_USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
+                "mem_speakers", "mem_users")  # fmt: skip
+
+
+def forget(
+    c: sqlite3.Connection, scope: Scope, token: str, session_id: str | None, message_id: str | None
+) -> Forgotten:
+    c.execute("BEGIN IMMEDIATE")  # after any apply in flight, before the next
+    if session_id is None and message_id is None:
+        outcome = _forget_user(c, scope, token)
+    else:
+        where, args = ("session_id=?", session_id) if message_id is None else ("id=?", message_id)
+        rows = c.execute(
+            f"SELECT seq, id FROM mem_messages WHERE tenant=? AND user_id=? AND {where}", (*scope_rows(scope), args)
+        ).fetchall()
+        outcome = _forget_messages(c, scope, [r[0] for r in rows], {r[1] for r in rows})
+        c.execute("UPDATE mem_users SET version = version + 1 WHERE tenant=? AND user_id=?", scope_rows(scope))
+    c.execute("COMMIT")
+    return outcome
+
+
+def _forget_user(c: sqlite3.Connection, scope: Scope, token: str) -> Forgotten:
+    messages = c.execute("SELECT count(*) FROM mem_messages WHERE tenant=? AND user_id=?", scope_rows(scope))
+    count = int(messages.fetchone()[0])
+    facts = int(
+        c.execute("SELECT count(*) FROM mem_facts WHERE tenant=? AND user_id=?", scope_rows(scope)).fetchone()[0]
+    )
+    c.execute("DELETE FROM mem_fact_text WHERE mem_fact_text MATCH ?", (f"scope:{token}",))
+    c.execute("DELETE FROM mem_message_text WHERE mem_message_text MATCH ?", (f"scope:{token}",))
+    for table in _USER_TABLES:
+        c.execute(f"DELETE FROM {table} WHERE tenant=? AND user_id=?", scope_rows(scope))
+    return Forgotten(count, facts, 0)
+
+
+def _forget_messages(c: sqlite3.Connection, scope: Scope, seqs: list[int], ids: set[str]) -> Forgotten:
+    if not seqs:
+        return Forgotten(0, 0, 0)
+    gone: list[str] = []
+    for fact_id, sources in c.execute(
+        "SELECT id, message_ids FROM mem_facts WHERE tenant=? AND user_id=? AND message_ids != '[]'", scope_rows(scope)
+    ).fetchall():
+        kept = [i for i in json.loads(sources) if i not in ids]
+        if not kept:
+            gone.append(fact_id)
+        elif len(kept) < len(json.loads(sources)):
+            c.execute("UPDATE mem_facts SET message_ids=? WHERE id=?", (json.dumps(kept), fact_id))
+    reopened = 0
+    for start in range(0, len(gone), 500):
+        chunk = gone[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        c.execute(f"DELETE FROM mem_facts WHERE id IN ({marks})", chunk)
+        c.execute(f"DELETE FROM mem_fact_text WHERE fact_id IN ({marks})", chunk)
+        c.execute(f"DELETE FROM mem_embeddings WHERE kind='fact' AND owner_id IN ({marks})", chunk)
+        reopened += c.execute(
+            f"UPDATE mem_facts SET invalid_at=NULL, invalidated_by=NULL WHERE invalidated_by IN ({marks})", chunk
+        ).rowcount
+    for start in range(0, len(seqs), 500):
+        batch = seqs[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        c.execute(f"DELETE FROM mem_messages WHERE seq IN ({marks})", batch)
+        c.execute(f"DELETE FROM mem_message_text WHERE rowid IN ({marks})", batch)
+        c.execute(f"DELETE FROM mem_embeddings WHERE kind='message' AND owner_id IN ({marks})", [str(s) for s in batch])
+    return Forgotten(len(seqs), len(gone), reopened)
+
+
+def sessions(c: sqlite3.Connection, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
+    rows = c.execute(
+        """SELECT session_id, count(*), min(at), max(at) FROM mem_messages WHERE tenant=? AND user_id=?
+        GROUP BY session_id ORDER BY max(at) DESC, session_id LIMIT ? OFFSET ?""",
+        (*scope_rows(scope), limit, offset),
+    )
+    return [SessionInfo(r[0], int(r[1]), datetime.fromisoformat(r[2]), datetime.fromisoformat(r[3])) for r in rows]
