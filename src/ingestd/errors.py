@@ -21,7 +21,8 @@ The tree::
     │   ├── BadRequest             a malformed header or parameter (e.g. Idempotency-Key)
     │   └── WebhookTargetRefused   a webhook URL on a loopback/private/link-local/metadata address
     ├── TooManyRequests            a tenant's queue cap is reached
-    ├── Unauthorized               missing or unknown API key
+    ├── Unauthorized               missing, unknown, revoked or expired API key
+    ├── Forbidden                  the API key lacks the scope the request needs
     └── StepError                  a pipeline step failed
         ├── TransientError         worth retrying (timeouts, connection errors, 429, 5xx)
         └── PermanentError         retrying cannot help (bad content, 4xx)
@@ -159,6 +160,12 @@ class Unauthorized(IngestdError):
     code = "unauthorized"
     status = 401
     title = "Missing or unknown API key"
+
+
+class Forbidden(IngestdError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
 
 
 class StepError(IngestdError):

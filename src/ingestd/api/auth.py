@@ -1,50 +1,68 @@
 """API keys and tenants.
 
-A key is shown once (``ingestd keys create --tenant NAME``) and stored only as its SHA-256. A request names its
-key as ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``); the key's tenant owns every job the request touches.
+A key's secret is shown once (``ingestd keys create --tenant NAME``, ``POST /v1/admin/keys``) and stored only as
+its SHA-256; its id (``key_...``) is what responses and logs name. A request presents the secret as
+``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``); the key's tenant owns every job the request touches, and
+the key's scopes (``ingestd.keys``) decide what the request may do (``required_scope``).
 
-With no key in the store the server runs *open*: every request is tenant ``default``. Open mode is only allowed
-on a loopback address: ``check_bind`` refuses to listen elsewhere, and ``current_tenant`` also refuses open
-requests that do not come from loopback (behind a misconfigured proxy, say).
+Each process caches what it read about a key for ``KEY_CACHE_SECONDS`` only, so a key revoked on any process (or
+the CLI) is refused by every API process within that time; expiry is checked on every request.
+
+With no key in the store the server runs *open*: every request is tenant ``default`` with every scope. Open mode
+is only allowed on a loopback address: ``check_bind`` refuses to listen elsewhere, and ``current_tenant`` also
+refuses open requests that do not come from loopback (behind a misconfigured proxy, say).
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import secrets
+import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from ingestd import errors
+from ingestd import errors, keys
 
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
 
 OPEN_TENANT = "default"
-KEY_PREFIX = "ik_"
+KEY_PREFIX = keys.SECRET_PREFIX
+KEY_CACHE_SECONDS = 2.0  # how stale a process' view of a key may be: a revoked key is refused everywhere after this
 _RECHECK_OPEN_SECONDS = 1.0  # how stale "no keys exist" may be, so a new key closes open mode promptly
+logger = logging.getLogger("ingestd.api.auth")
+
+hash_key = keys.hash_secret
+generate_key = keys.new_secret
 
 
-def hash_key(key: str) -> str:
-    """The stored form of an API key."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def generate_key() -> str:
-    """A new random API key (256 bits)."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+async def make_key(
+    store: JobStore,
+    tenant: str,
+    *,
+    scopes: tuple[str, ...] = keys.DEFAULT_SCOPES,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    secret: str | None = None,
+) -> tuple[keys.ApiKey, str]:
+    """Make a key for ``tenant`` (or register ``secret``, idempotently); the stored key and its secret."""
+    if not tenant or len(tenant) > 200:
+        raise errors.InvalidInput("a tenant name has 1 to 200 characters", field="tenant")
+    if name is not None and len(name) > 200:
+        raise errors.InvalidInput("a key name has at most 200 characters", field="name")
+    if secret is not None and (not secret.startswith(KEY_PREFIX) or len(secret) < 24):
+        raise errors.InvalidInput(f"a key secret starts with {KEY_PREFIX} and has at least 24 characters")
+    secret = secret or keys.new_secret()
+    key = await store.add_api_key(keys.hash_secret(secret), tenant, scopes=scopes, name=name, expires_at=expires_at)
+    logger.info("api key %s for tenant %s (%s)", key.id, key.tenant, " ".join(key.scopes))
+    return key, secret
 
 
 async def create_key(store: JobStore, tenant: str) -> str:
-    """Make a key for ``tenant``, store its hash, return the key itself (the only time it is seen)."""
-    if not tenant or len(tenant) > 200:
-        raise errors.InvalidInput("a tenant name has 1 to 200 characters")
-    key = generate_key()
-    await store.add_api_key(hash_key(key), tenant)
-    return key
+    """Make a key for ``tenant`` with the default scopes; its secret (the only time it is seen)."""
+    return (await make_key(store, tenant))[1]
 
 
 def is_loopback(host: str) -> bool:
@@ -65,22 +83,38 @@ async def check_bind(store: JobStore, host: str) -> None:
         )
 
 
-class KeyCache:
-    """Keys are never revoked, so key -> tenant answers are cached for good; "no keys yet" only briefly."""
+def required_scope(method: str, path: str) -> str:
+    """The scope a request needs, from its route's path template."""
+    if path.startswith("/v1/admin"):
+        return "admin"
+    reading = method in ("GET", "HEAD", "OPTIONS")
+    if path.startswith("/v1/memory"):
+        return "memory:read" if reading else "jobs:write"
+    if path.startswith("/v1/webhooks/secret"):
+        return "jobs:write"  # reading the signing secret is as good as sending webhooks
+    return "jobs:read" if reading else "jobs:write"
 
-    def __init__(self) -> None:
-        self._tenants: dict[str, str] = {}
+
+class KeyCache:
+    """What this process read about keys, for ``KEY_CACHE_SECONDS``; "no keys yet" for ``_RECHECK_OPEN_SECONDS``."""
+
+    def __init__(self, ttl: float = KEY_CACHE_SECONDS) -> None:
+        self._keys: dict[str, tuple[float, keys.ApiKey | None]] = {}
+        self._ttl = ttl
         self._has_keys = False
         self._checked_at = -1e9
 
-    async def tenant(self, store: JobStore, key: str) -> str | None:
-        digest = hash_key(key)
-        tenant = self._tenants.get(digest)
-        if tenant is None:
-            tenant = await store.tenant_for_key(digest)
-            if tenant is not None and len(self._tenants) < 100_000:
-                self._tenants[digest] = tenant
-        return tenant
+    async def key(self, store: JobStore, secret: str) -> keys.ApiKey | None:
+        digest = keys.hash_secret(secret)
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        key = await store.api_key_for_hash(digest)
+        if len(self._keys) >= 100_000:
+            self._keys.clear()
+        self._keys[digest] = (now, key)
+        return key
 
     async def open_mode(self, store: JobStore) -> bool:
         if self._has_keys:
@@ -102,20 +136,39 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def current_tenant(request: Request) -> str:
-    """FastAPI dependency: the tenant of the request's API key (401 problem when missing or unknown)."""
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+async def current_key(request: Request) -> keys.ApiKey | None:
+    """FastAPI dependency: the request's active key, checked for the scope its route needs (None in open mode)."""
     state = request.app.state
     store: JobStore = state.store
     cache: KeyCache = state.key_cache
-    key = _presented_key(request)
-    if key is not None:
-        tenant = await cache.tenant(store, key)
-        if tenant is None:
+    secret = _presented_key(request)
+    if secret is not None:
+        key = await cache.key(store, secret)
+        if key is None:
             raise errors.Unauthorized("unknown API key")
-        return tenant
+        if key.state() != "active":
+            logger.info("refused api key %s: %s", key.id, key.state())
+            raise errors.Unauthorized(f"API key {key.id} is {key.state()}")
+        scope = required_scope(request.method, _route_path(request))
+        if not key.allows(scope):
+            raise errors.Forbidden(f"API key {key.id} lacks the scope {scope}", scope=scope)
+        request.state.api_key_id = key.id
+        return key
     if await cache.open_mode(store):
         client = request.client.host if request.client else "localhost"
         if is_loopback(client):
-            return OPEN_TENANT
+            return None
         raise errors.Unauthorized("this server has no API keys and only answers loopback clients")
     raise errors.Unauthorized("an API key is required: `Authorization: Bearer <key>`")
+
+
+async def current_tenant(request: Request) -> str:
+    """FastAPI dependency: the tenant of the request's API key (401 problem when missing or unknown, 403 when the
+    key lacks the route's scope)."""
+    key = await current_key(request)
+    return key.tenant if key is not None else OPEN_TENANT

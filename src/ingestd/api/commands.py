@@ -1,6 +1,6 @@
 """The API's CLI commands, registered on the ``ingestd`` typer app by ``register(app)``.
 
-Server side: ``serve`` (API + worker in one process), ``api`` (API only), ``keys create``. Client side (over
+Server side: ``serve`` (API + worker in one process), ``api`` (API only), ``keys`` (``key_commands``). Client side (over
 HTTP, through ``ingestd.client``): ``submit``, ``jobs``, ``status``, ``result``, ``cancel``.
 """
 
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ingestd.api.key_commands import keys_app
 from ingestd.settings import Settings
 
 Host = Annotated[str | None, typer.Option(envvar="INGESTD_HOST", help="address to listen on (default 127.0.0.1)")]
@@ -27,9 +28,6 @@ Url = Annotated[str, typer.Option("--url", envvar="INGESTD_URL", help="the inges
 ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="INGESTD_API_KEY", help="an API key")]
 JobId = Annotated[str, typer.Argument(help="the job id")]
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
-
 
 def _settings(**overrides: Any) -> Settings:
     from ingestd.cli import settings_from
@@ -116,32 +114,6 @@ def serve(host: Host = None, port: Port = None, database: Database = None) -> No
 def api(host: Host = None, port: Port = None, database: Database = None) -> None:
     """Run the API alone (workers run as `ingestd worker`, anywhere, on the same database)."""
     _run_server(_settings(host=host, port=port, database_url=database), run_worker=False)
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")], database: Database = None
-) -> None:
-    """Create an API key for TENANT and print it (it is stored hashed: this is the only time it is shown)."""
-    from ingestd.api import auth
-    from ingestd.cli import run_async
-    from ingestd.store import open_store
-
-    settings = _settings(database_url=database)
-    if settings.database_url.startswith("sqlite:///"):
-        from ingestd.store import sqlite_path
-
-        Path(sqlite_path(settings.database_url)).parent.mkdir(parents=True, exist_ok=True)
-
-    async def go() -> str:
-        store = await open_store(settings.database_url)
-        try:
-            await store.migrate()
-            return await auth.create_key(store, tenant)
-        finally:
-            await store.close()
-
-    typer.echo(run_async(go))
 
 
 def _client(url: str, api_key: str | None) -> Any:

@@ -28,6 +28,7 @@ from ingestd.store.pg_blobs import PostgresBlobStore
 from ingestd.store.pg_listen import Listener
 from ingestd.store.postgres_base import DRIVER_ERRORS, no_reset, translate
 from ingestd.store.postgres_jobs import PostgresJobs
+from ingestd.store.postgres_keys import PostgresKeys
 from ingestd.store.postgres_limits import PostgresLimits
 from ingestd.store.postgres_reads import PostgresReads
 from ingestd.store.postgres_webhooks import PostgresWebhooks
@@ -37,7 +38,7 @@ from ingestd.store.wakeup import Waiters
 _FALLBACK_POLL_SECONDS = 1.0
 
 
-class PostgresJobStore(PostgresJobs, PostgresReads, PostgresLimits, PostgresWebhooks):
+class PostgresJobStore(PostgresJobs, PostgresReads, PostgresKeys, PostgresLimits, PostgresWebhooks):
     """A ``JobStore`` on PostgreSQL. Create with ``await PostgresJobStore.open(url)``."""
 
     def __init__(self, url: str) -> None:

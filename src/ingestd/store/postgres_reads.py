@@ -81,21 +81,5 @@ class PostgresReads(PostgresBase):
         )
         return [(float(r[0]), float(r[1])) for r in rows]
 
-    async def add_api_key(self, key_hash: str, tenant: str) -> None:
-        await self._execute(
-            "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES ($1, $2, now()) "
-            "ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant",
-            key_hash,
-            tenant,
-            idempotent=True,
-        )
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        value = await self._fetchval("SELECT tenant FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
-        return None if value is None else str(value)
-
-    async def has_api_keys(self) -> bool:
-        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)", idempotent=True))
-
 
 __all__ = ["PostgresReads"]

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from ingestd import keys
 from ingestd.models import (
     JSON,
     Event,
@@ -184,12 +185,39 @@ class JobStore(Protocol):
         """(units, seconds from start to finish) of recently succeeded jobs, for ETAs."""
         ...
 
-    # --- API keys -------------------------------------------------------------------------------
-    async def add_api_key(self, key_hash: str, tenant: str) -> None: ...
+    # --- API keys (ingestd.keys) ------------------------------------------------------------------
+    async def add_api_key(
+        self,
+        key_hash: str,
+        tenant: str,
+        *,
+        key_id: str | None = None,
+        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> keys.ApiKey:
+        """Store a key by its secret's hash (the same hash again changes nothing); the stored key."""
+        ...
 
-    async def tenant_for_key(self, key_hash: str) -> str | None: ...
+    async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        """The key with this hash, whatever its state."""
+        ...
 
-    async def has_api_keys(self) -> bool: ...
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant of an active key (None when unknown, revoked or expired)."""
+        ...
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[keys.ApiKey]:
+        """Every key (of ``tenant``), oldest first, revoked and expired ones too."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, tenant: str | None = None) -> keys.ApiKey | None:
+        """Revoke a key (idempotent); None when there is no such key (of ``tenant``)."""
+        ...
+
+    async def has_api_keys(self) -> bool:
+        """True once any key was ever made (a revoked one too: revoking every key does not open the server)."""
+        ...
 
 
 @runtime_checkable

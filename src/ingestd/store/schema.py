@@ -133,7 +133,14 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.Text, primary_key=True),
     sa.Column("tenant", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("key_id", sa.String(40)),  # public: shown and logged (migration 0004)
+    sa.Column("name", sa.Text),
+    sa.Column("scopes", sa.Text, nullable=False, server_default="jobs:write jobs:read memory:read"),
+    sa.Column("expires_at", Timestamp),
+    sa.Column("revoked_at", Timestamp),
 )
+sa.Index("api_keys_key_id", api_keys.c.key_id, unique=True)
+sa.Index("api_keys_tenant", api_keys.c.tenant)
 
 webhook_outbox = sa.Table(
     "webhook_outbox",

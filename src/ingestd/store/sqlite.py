@@ -46,6 +46,7 @@ from ingestd.store import sqlite_jobs as ops
 from ingestd.store.files import FileBlobStore
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
+from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
 from ingestd.store.sqlite_more import SQLiteQueries
 from ingestd.store.sqlite_webhooks import SQLiteWebhooks
@@ -64,7 +65,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteJobStore(SQLiteQueries, SQLiteLimits, SQLiteWebhooks):  # limits and webhooks: mixins
+class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteLimits, SQLiteWebhooks):  # keys, limits, webhooks: mixins
     """A ``JobStore`` on one SQLite file. Create with ``await SQLiteJobStore.open(url, path)``."""
 
     def __init__(self, url: str, path: str, blob_dir: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The SQLite store's smaller queries: workers, numbers, API keys (a mixin of ``SQLiteJobStore``)."""
+"""The SQLite store's smaller queries: workers, numbers (a mixin of ``SQLiteJobStore``; API keys: ``sqlite_keys``)."""
 
 from __future__ import annotations
 
@@ -46,18 +46,3 @@ class SQLiteQueries:
             (pipeline, limit),
         )
         return [(float(r[0]), float(r[1])) for r in rows]
-
-    async def add_api_key(self, key_hash: str, tenant: str) -> None:
-        await self._read(
-            "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (key_hash) DO UPDATE SET tenant = excluded.tenant",
-            (key_hash, tenant, time.time()),
-        )
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        rows = await self._read("SELECT tenant FROM api_keys WHERE key_hash = ?", (key_hash,))
-        return str(rows[0][0]) if rows else None
-
-    async def has_api_keys(self) -> bool:
-        rows = await self._read("SELECT EXISTS (SELECT 1 FROM api_keys)")
-        return bool(rows[0][0])

@@ -1,0 +1,85 @@
+"""The PostgreSQL store's API keys (a mixin of ``PostgresJobStore``): times are the server's ``now()``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ingestd import keys
+from ingestd.store.postgres_base import PostgresBase
+
+_COLUMNS = "key_id, tenant, scopes, created_at, name, expires_at, revoked_at"
+
+
+def _key(row: Any) -> keys.ApiKey:
+    return keys.ApiKey(
+        id=row["key_id"],
+        tenant=row["tenant"],
+        scopes=tuple(str(row["scopes"]).split()),
+        created_at=row["created_at"],
+        name=row["name"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+class PostgresKeys(PostgresBase):
+    """API key rows of ``PostgresJobStore``."""
+
+    async def add_api_key(
+        self,
+        key_hash: str,
+        tenant: str,
+        *,
+        key_id: str | None = None,
+        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> keys.ApiKey:
+        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
+        await self._execute(
+            "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
+            "VALUES ($1, $2, now(), $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING",
+            key_hash,
+            tenant,
+            key_id or keys.new_id(),
+            " ".join(scopes),
+            name,
+            expires_at,
+            idempotent=True,
+        )
+        row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
+        assert row is not None
+        return _key(row)
+
+    async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
+        return _key(row) if row is not None else None
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        key = await self.api_key_for_hash(key_hash)
+        return key.tenant if key is not None and key.state() == "active" else None
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[keys.ApiKey]:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM api_keys WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at, key_id",
+            tenant,
+            idempotent=True,
+        )
+        return [_key(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str, tenant: str | None = None) -> keys.ApiKey | None:
+        """Revoke a key (again: no change); None when no such key (of ``tenant``, when given)."""
+        mine = "key_id = $1 AND ($2::text IS NULL OR tenant = $2)"
+        await self._execute(
+            f"UPDATE api_keys SET revoked_at = now() WHERE {mine} AND revoked_at IS NULL",
+            key_id,
+            tenant,
+            idempotent=True,
+        )
+        row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE {mine}", key_id, tenant, idempotent=True)
+        return _key(row) if row is not None else None
+
+    async def has_api_keys(self) -> bool:
+        return bool(await self._fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)", idempotent=True))

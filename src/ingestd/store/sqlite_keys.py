@@ -1,0 +1,84 @@
+"""The SQLite store's API keys (a mixin of ``SQLiteJobStore``): times are Unix seconds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ingestd import keys
+from ingestd.store import records
+
+_COLUMNS = "key_id, tenant, scopes, created_at, name, expires_at, revoked_at"
+
+
+def _seconds(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _key(row: Any) -> keys.ApiKey:
+    created = records.as_datetime(row[3])
+    assert created is not None
+    return keys.ApiKey(
+        id=row[0],
+        tenant=row[1],
+        scopes=tuple(str(row[2]).split()),
+        created_at=created,
+        name=row[4],
+        expires_at=records.as_datetime(row[5]),
+        revoked_at=records.as_datetime(row[6]),
+    )
+
+
+class SQLiteKeys:
+    """API key rows; ``SQLiteJobStore`` provides ``_read``."""
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def add_api_key(
+        self,
+        key_hash: str,
+        tenant: str,
+        *,
+        key_id: str | None = None,
+        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> keys.ApiKey:
+        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
+        await self._read(
+            "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
+            (key_hash, tenant, time.time(), key_id or keys.new_id(), " ".join(scopes), name, _seconds(expires_at)),
+        )
+        rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _key(rows[0])
+
+    async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _key(rows[0]) if rows else None
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        key = await self.api_key_for_hash(key_hash)
+        return key.tenant if key is not None and key.state() == "active" else None
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[keys.ApiKey]:
+        where, params = (" WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
+        rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys{where} ORDER BY created_at, key_id", params)
+        return [_key(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str, tenant: str | None = None) -> keys.ApiKey | None:
+        """Revoke a key (again: no change); None when no such key (of ``tenant``, when given)."""
+        mine = "key_id = ? AND (? IS NULL OR tenant = ?)"
+        await self._read(
+            f"UPDATE api_keys SET revoked_at = ? WHERE {mine} AND revoked_at IS NULL",
+            (time.time(), key_id, tenant, tenant),
+        )
+        rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE {mine}", (key_id, tenant, tenant))
+        return _key(rows[0]) if rows else None
+
+    async def has_api_keys(self) -> bool:
+        rows = await self._read("SELECT EXISTS (SELECT 1 FROM api_keys)")
+        return bool(rows[0][0])
