@@ -66,7 +66,7 @@ _IMPERATIVE = re.compile(
 )
 _EVENT_WORDS = re.compile(
     r"\b(meeting|demo|(?:a|the|our|phone|video) call|appointment|interview|lunch|dinner|party|presentation|"
-    r"(?:a|an|the|our|your|their|this|next)(?: \w+)? review|workshop|stand-?up|sync|conference|webinar|training)\b"
+    r"(?:a|an|the|our|your|their|this|next)(?: \w+)? review|workshop|stand-?up|webinar)\b"
 )
 _EVENING = re.compile(r"\b(dinner|party|tonight|evening|drinks)\b", re.IGNORECASE)
 _FILLER = re.compile(
