@@ -1,6 +1,6 @@
 """The fleet-wide provider limiter's decisions, as pure functions the store runs inside its transaction.
 
-Every backend keeps the same three things per provider (see ``store/limits_*``):
+Every backend keeps the same three things per provider (``store/sqlite_limits.py``, ``store/postgres_limits.py``):
 
 * **slots**: calls in flight, one row each, leased (a dead worker's slots expire);
 * **waiters**: callers waiting for a slot, one row each, with the tenant and the arrival time (they expire too,

@@ -140,8 +140,8 @@ class PostgresJobs(PostgresBase):
         status, encoded = terminal_outcome(status, result, error, usage)
         return await self._finish_grouped((job_id, worker_id, status.value, *encoded))
 
-    # Group commit of finishes (engine-bench): finishes asked for while one statement is in flight go together
-    # in the next one, so a busy worker pays one round trip and one WAL flush for many jobs, not one each.
+    # Group commit of finishes (measured by bench/engine.py): finishes asked for while one statement is in flight
+    # go together in the next one, so a busy worker pays one round trip and one WAL flush for many jobs, not one.
     _finish_pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] | None = None
     _finish_task: asyncio.Task[None] | None = None
 

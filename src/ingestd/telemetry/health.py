@@ -1,15 +1,15 @@
-"""Readiness: is this deployment able to do its work right now, and if not, why.
+"""The readiness checks that read the job history: is work being picked up, and is it succeeding.
 
-``/readyz`` answers 503 naming the failed checks when the store does not answer, no worker heartbeats, a
-pipeline's oldest queued job has waited past ``ready_max_queue_age_seconds`` (work is not being picked up: too
-few workers, a stuck ordering key, a dead dispatcher) or a pipeline's recent failure rate passes
-``ready_max_failure_rate`` (a provider is down, a bad deploy). Thresholds of 0 turn a check off.
+``/readyz`` (``ingestd.api.health``, which also checks the store and the workers itself) answers 503 naming the
+failed checks when a pipeline's oldest queued job has waited past ``ready_max_queue_age_seconds`` (work is not
+being picked up: too few workers, a stuck ordering key, a dead dispatcher) or a pipeline's recent failure rate
+passes ``ready_max_failure_rate`` (a provider is down, a bad deploy). Thresholds of 0 turn a check off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ingestd.models import JSON, JobFilter, JobStatus, utcnow
@@ -22,7 +22,7 @@ _FAILURE_SAMPLE = 200
 
 @dataclass(frozen=True)
 class Check:
-    """One readiness check: its name (``store``, ``workers``, ``queue_age:audio``, ``failure_rate:audio``)."""
+    """One readiness check: its name (``queue_age:audio``, ``failure_rate:audio``)."""
 
     name: str
     ok: bool
@@ -31,58 +31,11 @@ class Check:
     threshold: float | None = None
 
 
-@dataclass(frozen=True)
-class Readiness:
-    ok: bool
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
-
-    def to_json(self) -> JSON:
-        """The body of ``/readyz``; on failure also RFC 9457 members saying which checks failed."""
-        body: JSON = {"status": "ready" if self.ok else "not ready", "checks": [asdict(c) for c in self.checks]}
-        if not self.ok:
-            body.update(
-                type="https://ingestd.dev/problems/not-ready",
-                title="Not ready",
-                status=503,
-                detail="; ".join(c.detail for c in self.failed),
-                code="not-ready",
-            )
-        return body
-
-
-async def readiness(store: JobStore, settings: Settings, pipelines: Sequence[str] = ()) -> Readiness:
-    """Run every check against the store."""
-    try:
-        queues = await store.queue_stats()
-    except Exception as exc:  # whatever the driver raised, the answer is "the store is not reachable"
-        return Readiness(False, [Check("store", False, f"store unreachable: {type(exc).__name__}: {exc}"[:300])])
-    checks = [Check("store", True, "store answers")]
-    if settings.ready_require_worker:
-        checks.append(await workers_check(store, settings))
-    checks.extend(queue_age_checks(queues, settings.ready_max_queue_age_seconds))
-    checks.extend(await failure_rate_checks(store, settings, sorted({*pipelines, *(q["pipeline"] for q in queues)})))
-    return Readiness(all(c.ok for c in checks), checks)
-
-
 async def failure_rate_checks(store: JobStore, settings: Settings, pipelines: Sequence[str]) -> list[Check]:
     """One check per pipeline: its failed share of recently finished jobs (none when the check is off)."""
     if settings.ready_max_failure_rate <= 0:
         return []
     return [await _failure_rate_check(store, str(name), settings) for name in pipelines]
-
-
-async def workers_check(store: JobStore, settings: Settings) -> Check:
-    """At least one worker heartbeats."""
-    # Three missed heartbeats, and at least one lease: a worker busy on a long CPU step may be late once.
-    window = max(3 * settings.heartbeat_seconds, settings.lease_seconds)
-    workers = await store.live_workers(window)
-    if not workers:
-        return Check("workers", False, f"no worker heartbeat in the last {window:g} s", 0, 1)
-    return Check("workers", True, f"{len(workers)} live worker(s)", len(workers), 1)
 
 
 def queue_age_checks(queues: Sequence[JSON], limit: float) -> list[Check]:
