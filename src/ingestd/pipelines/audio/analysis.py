@@ -80,7 +80,12 @@ STRUCTURE_SCHEMA = _object(
     category={"type": "string", "enum": [*extractive.CATEGORIES, "other"]},
     action_items={
         "type": "array",
-        "items": _object(description={"type": "string"}, due=_nullable("string"), due_text=_nullable("string")),
+        "items": _object(
+            description={"type": "string"},
+            due=_nullable("string"),
+            due_text=_nullable("string"),
+            owner=_nullable("string"),
+        ),
     },
     events={
         "type": "array",
@@ -99,8 +104,9 @@ STRUCTURE_PROMPT = (
     "You turn the transcript of a recorded conversation into a structured note. Give a short title (at most 8"
     " words), a 1-3 sentence overview, one emoji, a category, the action items someone committed to or was asked"
     " to do (with a due date as YYYY-MM-DD when one is said, resolved against the start time, and the spoken"
-    " phrase), and calendar events mentioned (starts_at as YYYY-MM-DDTHH:MM:SS when known). Use only what the"
-    " transcript says; answer in the transcript's language."
+    " phrase, and the owner: the speaker label of who took it on, or null), and calendar events mentioned"
+    " (starts_at as YYYY-MM-DDTHH:MM:SS when known). Use only what the transcript says; answer in the"
+    " transcript's language."
 )
 FOLDER_PROMPT = (
     "Pick the one folder this conversation belongs in, from the user's folders (name and description), or null"
@@ -139,7 +145,7 @@ class ChatAnalyzer:
         return {**answer.data, "usage": usage}
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
-        user = _header(conv) + "\n\nTranscript:\n" + conv.text
+        user = _header(conv) + "\n\nTranscript:\n" + _labelled_transcript(conv)
         data = await self._ask(ctx, STRUCTURE_PROMPT, user, STRUCTURE_SCHEMA, "conversation_structure", key)
         return _with_defaults(data, {"title": "", "overview": "", "emoji": "", "category": "other"})
 
@@ -164,6 +170,13 @@ class ChatAnalyzer:
 def _header(conv: ConversationText) -> str:
     started = conv.started_at.isoformat() if conv.started_at else "unknown"
     return f"Started at: {started}\nLanguage: {conv.language or 'unknown'}"
+
+
+def _labelled_transcript(conv: ConversationText) -> str:
+    """One line per segment, "speaker_1: …", when the segments have speakers; the plain text otherwise."""
+    if not any(seg.get("speaker") for seg in conv.segments):
+        return conv.text
+    return "\n".join(f"{seg.get('speaker') or 'unknown'}: {seg.get('text', '')}" for seg in conv.segments)
 
 
 def _with_defaults(data: JSON, defaults: dict[str, Any]) -> JSON:
