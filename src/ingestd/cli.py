@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
 from ingestd.api import commands as api_commands
+from ingestd.api.command_runtime import run_async, settings_from
 from ingestd.settings import Settings
-
-T = TypeVar("T")
 
 # Plain click help (rich_markup_mode=None): typer's rich panels print every flag as `--follow <bool>`.
 app = typer.Typer(
@@ -44,22 +42,6 @@ def _options(
     ] = False,
 ) -> None:
     """Durable background ingestion for slow AI work."""
-
-
-def settings_from(**overrides: Any) -> Settings:
-    """``Settings`` from the environment, with the options given on the command line on top."""
-    base = Settings()
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=given) if given else base
-
-
-def run_async(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine on uvloop when installed (faster claim/finish round trips), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        return asyncio.run(make())  # type: ignore[arg-type]
-    return uvloop.run(make())  # type: ignore[arg-type]
 
 
 @app.command()

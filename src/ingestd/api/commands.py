@@ -29,8 +29,9 @@ ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="INGESTD_API_KEY
 JobId = Annotated[str, typer.Argument(help="the job id")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
+
 def _settings(**overrides: Any) -> Settings:
-    from ingestd.cli import settings_from
+    from ingestd.api.command_runtime import settings_from
 
     return settings_from(**overrides)
 
@@ -38,7 +39,7 @@ def _settings(**overrides: Any) -> Settings:
 def _prepare_database(settings: Settings) -> None:
     """Create the SQLite folder (``./var/`` by default) and refuse open mode off loopback."""
     from ingestd.api import auth
-    from ingestd.cli import run_async
+    from ingestd.api.command_runtime import run_async
     from ingestd.store import open_store
 
     if settings.database_url.startswith("sqlite:///"):

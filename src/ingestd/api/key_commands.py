@@ -32,7 +32,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _on_store(database: str | None, work: Callable[[JobStore], Awaitable[T]]) -> T:
     """Open (and migrate) the store, run ``work`` on it, close it."""
-    from ingestd.cli import run_async, settings_from
+    from ingestd.api.command_runtime import run_async, settings_from
     from ingestd.store import open_store, sqlite_path
 
     settings = settings_from(database_url=database)
