@@ -2,7 +2,7 @@
 (``/v1/stats``, ``/v1/jobs/{id}/timeline``), and the readiness checks ``/readyz`` adds for a stuck queue and a
 failing pipeline.
 
-The dashboard is three static files (``static/``): no build step, nothing fetched from elsewhere.
+The dashboard is static files (``static/``: HTML, CSS, plain JS): no build step, nothing fetched from elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import RedirectResponse, Response
 
 from ingestd import errors
-from ingestd.api import views
+from ingestd.api import fleet, views
 from ingestd.api import webhooks as webhook_routes
 from ingestd.api.auth import current_tenant
 from ingestd.models import Event
@@ -27,9 +27,12 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 router.include_router(webhook_routes.router)  # secret, endpoints, a job's deliveries
+router.include_router(fleet.router)  # /v1/workers
 
 MAX_TIMELINE_EVENTS = 20_000  # a job with more events (a huge fan-out) shows its first 20k
-_ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
+_ASSETS = {"index.html": "text/html", "app.css": "text/css"} | {
+    f"{name}.js": "text/javascript" for name in ("core", "jobs", "job", "render", "workers", "memory", "app")
+}
 
 
 def _live_window(settings: Settings) -> float:
@@ -78,7 +81,10 @@ async def job_timeline(request: Request, job_id: str, tenant: Annotated[str, Dep
     job = await store.get_job(job_id, tenant)
     if job is None:
         raise errors.NotFound(f"no job {job_id}")
-    return views.JSONOut(timeline.build_timeline(job, await _all_events(store, job_id)))
+    body = timeline.build_timeline(job, await _all_events(store, job_id))
+    body["job"]["input"] = job.input  # the dashboard shows what the job was asked to do
+    body["job"]["files"] = [{"name": f.name, "size": f.size, "content_type": f.content_type} for f in job.files]
+    return views.JSONOut(body)
 
 
 @router.get("/ui", include_in_schema=False)

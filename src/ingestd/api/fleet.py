@@ -1,0 +1,74 @@
+"""``GET /v1/workers``: the workers that heartbeat lately, and which of the tenant's running jobs each one runs.
+
+The dashboard's workers page reads it. A worker's own record holds only its id, its last heartbeat and how many
+jobs it leases; which jobs those are comes from each running job's last ``job.started`` event (its ``worker``),
+so another tenant's jobs are counted but never named.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from ingestd.api import views
+from ingestd.api.auth import current_tenant
+from ingestd.models import EventType, Job, JobFilter, JobStatus
+
+if TYPE_CHECKING:
+    from ingestd.settings import Settings
+    from ingestd.store.protocol import JobStore
+
+router = APIRouter(tags=["dashboard"])
+MAX_RUNNING = 200  # the tenant's running jobs the page names (the oldest beyond this are only counted)
+
+
+def live_window(settings: Settings) -> float:
+    """How recent a heartbeat must be for its worker to count as alive."""
+    return max(3 * settings.heartbeat_seconds, settings.lease_seconds)
+
+
+async def _runner(store: JobStore, job_id: str) -> str | None:
+    """The worker named by the job's last ``job.started`` event (None: none in its first 5000 events)."""
+    worker: str | None = None
+    after = 0
+    for _ in range(5):
+        events = await store.read_events(job_id, after=after, limit=1000)
+        for ev in events:
+            if ev.type == EventType.JOB_STARTED.value:
+                worker = str((ev.data or {}).get("worker") or "") or None
+        if len(events) < 1000:
+            break
+        after = events[-1].seq
+    return worker
+
+
+def _running(job: Job) -> dict[str, object]:
+    progress = {"stage": job.progress.stage, "done": job.progress.done, "total": job.progress.total}
+    started = job.started_at.isoformat() if job.started_at else None
+    return {"id": job.id, "pipeline": job.pipeline, "progress": progress, "started_at": started}
+
+
+@router.get("/v1/workers", summary="Live workers: last heartbeat, jobs leased, the tenant's jobs each one runs")
+async def list_workers(request: Request, tenant: Annotated[str, Depends(current_tenant)]) -> views.JSONOut:
+    store: JobStore = request.app.state.store
+    window = live_window(request.app.state.settings)
+    workers = await store.live_workers(window)
+    page = await store.list_jobs(JobFilter(tenant, status=JobStatus.RUNNING), limit=MAX_RUNNING)
+    by_worker: dict[str, list[dict[str, object]]] = {}
+    unassigned: list[dict[str, object]] = []
+    for job in page.jobs:
+        runner = await _runner(store, job.id)
+        (by_worker.setdefault(runner, []) if runner else unassigned).append(_running(job))
+    body = [
+        {
+            "id": w["id"],
+            "last_seen": w["last_seen"].isoformat() if w["last_seen"] else None,
+            "jobs": w["jobs"],
+            "running": by_worker.pop(str(w["id"]), []),
+        }
+        for w in workers
+    ]
+    # running jobs whose worker stopped heartbeating: their lease runs out and another worker picks them up
+    orphaned = [job for jobs in by_worker.values() for job in jobs] + unassigned
+    return views.JSONOut({"live_within_seconds": window, "workers": body, "orphaned": orphaned})

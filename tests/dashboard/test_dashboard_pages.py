@@ -1,0 +1,162 @@
+"""The dashboard's pages beyond the waterfall, in headless Chromium against a real server: job search with the
+error column, a step's detail on click, an audio-shaped transcript drawn as speaker turns, the workers page and
+the memory browser (the real memory pipeline, offline extraction). Screenshots land in ``test-artifacts/``;
+``INGESTD_DOCS_IMG=docs/img`` also writes the docs' ``dashboard-*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+from test_dashboard import row, submit
+
+DOCS_IMG = os.environ.get("INGESTD_DOCS_IMG")
+TALK = [
+    ["speaker_1", "Shall we move the launch to Thursday?"],
+    ["speaker_2", "Thursday works if QA signs off on Wednesday."],
+    ["speaker_2", "I will ask them today."],
+    ["speaker_1", "Great, then Thursday it is."],
+]
+MARCH = {
+    "user_id": "alice",
+    "session_id": "s1",
+    "reference_time": "2026-03-01T10:00:00+00:00",
+    "messages": [
+        {"role": "user", "content": "My friend Emma Schmidt lives in Lisbon and works at Stripe.",
+         "timestamp": "2026-03-01T10:00:00+00:00"},
+        {"role": "user", "content": "Tom Becker lives in Berlin.", "timestamp": "2026-03-01T10:00:00+00:00"},
+    ],
+}  # fmt: skip
+JUNE = {
+    "user_id": "alice",
+    "session_id": "s2",
+    "reference_time": "2026-06-01T10:00:00+00:00",
+    "messages": [
+        {"role": "user", "content": "Ms. Schmidt now lives in Porto.", "timestamp": "2026-06-01T10:00:00+00:00"}
+    ],
+}
+
+
+def shoot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / name), full_page=True)
+    if DOCS_IMG:
+        page.screenshot(path=str(Path(DOCS_IMG) / name), full_page=True)
+
+
+def submit_junk_audio(server: str) -> str:
+    files = {"file": ("junk.wav", b"RIFF not really a wave file" * 40, "audio/wav")}
+    answer = httpx.post(f"{server}/v1/pipelines/audio/jobs", files=files, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+def test_search_finds_jobs_by_text_and_id_and_shows_the_error(server: str, page: Any, artifacts: Path) -> None:
+    broken = submit_junk_audio(server)
+    noop = submit(server, "noop", {})
+    demo = submit(server, "demo", {"items": 2, "seconds": 0.1})
+    page.goto(f"{server}/ui/")
+    expect(row(page, broken).locator(".status")).to_have_text("failed", timeout=20_000)
+    expect(row(page, demo).locator(".status")).to_have_text("succeeded", timeout=20_000)
+    # the error column names the stage and the reason; dates come with the day
+    expect(row(page, broken).locator("td.error")).to_have_text(re.compile(r"^decode: .*not a readable audio file"))
+    expect(row(page, noop).locator("td").nth(5)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+
+    page.fill("#f-search", "readable audio")
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+    expect(row(page, broken)).to_be_visible()
+    expect(page.locator("#jobs-count")).to_contain_text("1 of")
+    shoot(page, artifacts, "dashboard-jobs-search.png")
+
+    page.fill("#f-search", noop)
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+    expect(row(page, noop)).to_be_visible()
+    page.fill("#f-search", "demo succeeded")
+    expect(row(page, demo)).to_be_visible()
+    expect(row(page, broken)).to_have_count(0)
+    page.fill("#f-search", "no such thing anywhere")
+    expect(page.locator("#jobs-body tr")).to_have_count(0)
+    expect(page.locator("#jobs-empty")).to_be_visible()
+
+    page.fill("#f-search", "")
+    row(page, broken).locator("a").click()
+    expect(page.locator("#job-error")).to_contain_text("decode: PermanentError")
+    expect(page.locator("#input")).to_contain_text("junk.wav")
+
+
+def test_a_step_shows_its_attempts_and_errors_on_click(server: str, page: Any) -> None:
+    flaky = submit(server, "flaky", {"failures": 2})
+    page.goto(f"{server}/ui/#/jobs/{flaky}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+    page.locator('#waterfall .wf-row[data-key="fetch"]').click()
+    detail = page.locator("#step-detail")
+    expect(detail).to_have_attribute("data-key", "fetch")
+    expect(detail.locator("ul.marks li.retry")).to_have_count(2)
+    expect(detail.locator("ul.marks li.retry").first).to_contain_text("provider hiccup 1")
+    expect(detail).to_contain_text("3 tries in all")  # one run of the step, retried twice in place
+    expect(detail.locator("table.attempts tr.ok")).to_have_count(1)
+    detail.get_by_role("button", name="close").click()
+    expect(detail).to_be_hidden()
+
+
+def test_an_audio_result_is_drawn_as_speaker_turns(server: str, page: Any, artifacts: Path) -> None:
+    job = submit(server, "talk", {"lines": TALK})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#result")).to_have_attribute("data-kind", "transcript")
+    turns = page.locator("#result .turn")
+    # consecutive lines of one speaker are one turn
+    expect(turns).to_have_count(3)
+    expect(turns.locator("b")).to_have_text(["Speaker 1", "Speaker 2", "Speaker 1"])
+    expect(turns.nth(1)).to_contain_text("QA signs off on Wednesday. I will ask them today.")
+    expect(turns.locator(".at")).to_have_text(["00:00", "00:03", "00:09"])
+    colours = [turns.nth(i).get_attribute("style") for i in range(3)]
+    assert colours[0] == colours[2] != colours[1], colours
+    expect(page.locator("#result svg.lanes rect")).to_have_count(4)
+    expect(page.locator("#result .conversation h3")).to_contain_text("Planning call")
+    shoot(page, artifacts, "dashboard-transcript.png")
+
+
+def test_workers_page_shows_the_worker_and_its_running_job(server: str, page: Any, artifacts: Path) -> None:
+    job = submit(server, "demo", {"items": 6, "seconds": 1.0, "concurrency": 1})
+    page.goto(f"{server}/ui/#/workers")
+    worker = page.locator("#workers-body tr")
+    expect(worker).to_have_count(1)
+    expect(worker.locator(".dot.on")).to_be_visible()
+    expect(worker.locator(f'li[data-job="{job}"]')).to_contain_text("demo", timeout=10_000)
+    expect(worker.locator("td").nth(1)).to_have_text(
+        re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((just now|.* ago)\)$")
+    )
+    shoot(page, artifacts, "dashboard-workers.png")
+    httpx.post(f"{server}/v1/jobs/{job}/cancel", timeout=10)
+    expect(worker.locator(f'li[data-job="{job}"]')).to_have_count(0, timeout=15_000)
+
+
+def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any, artifacts: Path) -> None:
+    for session in (MARCH, JUNE):
+        answer = httpx.post(
+            f"{server}/v1/pipelines/memory/jobs", json=session, headers={"Prefer": "wait=60"}, timeout=90
+        )
+        assert answer.json()["status"] == "succeeded", answer.text
+    page.goto(f"{server}/ui/#/memory/alice")
+    graph = page.locator("#memory-graph")
+    for name in ("Emma Schmidt", "Lisbon", "Porto", "Stripe", "Tom Becker"):
+        expect(graph.locator(".node text", has_text=name)).to_have_count(1)
+    # Lisbon ended when Porto began: a dashed edge and a greyed timeline row
+    expect(graph.locator("line.edge.past")).to_have_count(1)
+    past = page.locator(".memory-timeline .tl-row.past")
+    expect(past).to_have_count(1)
+    expect(past).to_contain_text("2026-03-01 Emma Schmidt lives in Lisbon")
+    expect(page.locator(".memory-timeline .tl-row.current", has_text="Porto")).to_contain_text("2026-06-01")
+
+    graph.locator(".node", has_text="Emma Schmidt").click()
+    detail = page.locator("#entity-detail")
+    expect(detail.locator("h3")).to_contain_text("Emma Schmidt")
+    expect(detail.locator(".fact")).to_have_count(3)
+    expect(detail.locator(".fact.past")).to_contain_text("Lisbon")
+    shoot(page, artifacts, "dashboard-memory.png")
