@@ -43,9 +43,12 @@ JUNE = {
 
 
 def shoot(page: Any, artifacts: Path, name: str) -> None:
+    """The whole page into ``artifacts``; with ``INGESTD_DOCS_IMG``, down to the shown view's end into the docs."""
     page.screenshot(path=str(artifacts / name), full_page=True)
     if DOCS_IMG:
-        page.screenshot(path=str(Path(DOCS_IMG) / name), full_page=True)
+        box = page.locator("main:not([hidden])").bounding_box()
+        clip = {"x": 0, "y": 0, "width": 1300, "height": box["y"] + box["height"] + 8}
+        page.screenshot(path=str(Path(DOCS_IMG) / name), full_page=True, clip=clip)
 
 
 def submit_junk_audio(server: str) -> str:
@@ -82,6 +85,11 @@ def test_search_finds_jobs_by_text_and_id_and_shows_the_error(server: str, page:
     page.fill("#f-search", "no such thing anywhere")
     expect(page.locator("#jobs-body tr")).to_have_count(0)
     expect(page.locator("#jobs-empty")).to_be_visible()
+
+    # the charts over the last 5 minutes in 5 s buckets: the three jobs finished within them
+    page.select_option("#f-window", "300/5")
+    expect(page.locator("#throughput-caption")).to_have_text("finished per 5 s, last 5 min")
+    expect(page.locator("#chart-throughput rect[data-status=failed]")).to_have_count(1)
 
     page.fill("#f-search", "")
     row(page, broken).locator("a").click()
@@ -132,17 +140,27 @@ def test_workers_page_shows_the_worker_and_its_running_job(server: str, page: An
     expect(worker.locator("td").nth(1)).to_have_text(
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((just now|.* ago)\)$")
     )
+    expect(worker.locator("td.num")).to_have_text("1", timeout=10_000)  # its next heartbeat counts the lease
+    expect(worker.locator(f'li[data-job="{job}"]')).to_contain_text(re.compile(r"work [1-6]/6"), timeout=10_000)
     shoot(page, artifacts, "dashboard-workers.png")
     httpx.post(f"{server}/v1/jobs/{job}/cancel", timeout=10)
     expect(worker.locator(f'li[data-job="{job}"]')).to_have_count(0, timeout=15_000)
 
 
 def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any, artifacts: Path) -> None:
+    jobs = []
     for session in (MARCH, JUNE):
         answer = httpx.post(
             f"{server}/v1/pipelines/memory/jobs", json=session, headers={"Prefer": "wait=60"}, timeout=90
         )
         assert answer.json()["status"] == "succeeded", answer.text
+        jobs.append(answer.json()["id"])
+    # a memory job's page lists the facts it added, its input as a conversation
+    page.goto(f"{server}/ui/#/jobs/{jobs[1]}")
+    expect(page.locator("#result")).to_have_attribute("data-kind", "memory")
+    expect(page.locator("#result .fact")).to_have_count(1)
+    expect(page.locator("#result .fact")).to_contain_text("Emma Schmidt lives in Porto 2026-06-01 → now")
+    expect(page.locator("#input .msg")).to_have_text([re.compile("Ms. Schmidt now lives in Porto.")])
     page.goto(f"{server}/ui/#/memory/alice")
     graph = page.locator("#memory-graph")
     for name in ("Emma Schmidt", "Lisbon", "Porto", "Stripe", "Tom Becker"):
