@@ -161,7 +161,8 @@ def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any,
     expect(page.locator("#result .fact")).to_have_count(1)
     expect(page.locator("#result .fact")).to_contain_text("Emma Schmidt lives in Porto 2026-06-01 → now")
     expect(page.locator("#input .msg")).to_have_text([re.compile("Ms. Schmidt now lives in Porto.")])
-    page.goto(f"{server}/ui/#/memory/alice")
+    page.goto(f"{server}/ui/#/memory")
+    page.locator('#memory-users li[data-user="alice"] a').click()
     graph = page.locator("#memory-graph")
     for name in ("Emma Schmidt", "Lisbon", "Porto", "Stripe", "Tom Becker"):
         expect(graph.locator(".node text", has_text=name)).to_have_count(1)

@@ -144,13 +144,31 @@ async function loadMemory(user, entityId) {
 }
 let lastMemory = null;
 
+// The users of the newest memory jobs (their ordering key is "memory:<user>"), to pick one from.
+async function knownUsers() {
+  const page = await api("/v1/jobs?" + new URLSearchParams({ pipeline: "memory", limit: "200" }));
+  const users = new Map();
+  for (const job of page.jobs) {
+    const user = (job.ordering_key || "").replace(/^memory:/, "");
+    if (!user || user === job.ordering_key) continue;
+    const seen = users.get(user) || { jobs: 0, last: job.created_at };
+    users.set(user, { jobs: seen.jobs + 1, last: seen.last });
+  }
+  const items = [...users].map(([user, seen]) =>
+    el("li", { "data-user": user }, el("a", { href: "#/memory/" + encodeURIComponent(user) }, user),
+      el("span", { class: "muted" }, " · " + seen.jobs + " memory job" + (seen.jobs === 1 ? "" : "s") + ", the last " + when(seen.last))));
+  $("memory-out").replaceChildren(
+    el("p", { class: "muted" }, "type a user id, or pick one of the users of the newest memory jobs:"),
+    items.length ? el("ul", { id: "memory-users" }, ...items) : el("p", { class: "muted" }, "(no memory job yet)"));
+}
+
 function showMemory(user, entityId) {
   showView("memory-view");
   document.title = "ingestd · memory" + (user ? " · " + user : "");
   if (user) $("m-user").value = user;
   if (!user) {
     memoryKey = null;
-    $("memory-out").replaceChildren(el("p", { class: "muted" }, "type a user id (the user_id of its memory jobs)"));
+    knownUsers().catch((err) => $("memory-out").replaceChildren(el("p", { class: "bad" }, err.message)));
     return;
   }
   loadMemory(user, entityId);
