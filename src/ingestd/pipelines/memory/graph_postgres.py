@@ -261,11 +261,13 @@ async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -
     ranked = [
         r[0]
         for r in await c.fetch(
-            """SELECT id FROM mem_facts, to_tsquery('simple', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
-            ORDER BY ts_rank(tsv, q) DESC LIMIT $4""",
+            """WITH q AS (SELECT to_tsquery('simple', $3) AS q), newest AS (SELECT id, seq, tsv FROM mem_facts, q
+            WHERE tenant=$1 AND user_id=$2 AND tsv @@ q.q ORDER BY seq DESC LIMIT $5)
+            SELECT id FROM newest, q ORDER BY ts_rank(tsv, q.q) DESC, seq DESC LIMIT $4""",
             *_s(scope),
             hybrid.tsquery(terms, "&"),
             hybrid.CANDIDATES,
+            hybrid.RANK_WINDOW,
         )
     ]
     if len(ranked) >= hybrid.CANDIDATES or len(terms) == 1:

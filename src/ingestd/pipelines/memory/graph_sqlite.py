@@ -365,12 +365,13 @@ def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list
     if not terms:
         return []
     prefix = f"scope:{scope_token(scope)} AND {{triple sentence}}:"
+    every = f"{prefix}({hybrid.fts5_match(terms, 'AND')})"
     ranked = [
         r[0]
         for r in c.execute(
-            "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? "
+            "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? AND rowid >= ? "
             f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
-            (f"{prefix}({hybrid.fts5_match(terms, 'AND')})", hybrid.CANDIDATES),
+            (every, chat.window_start(c, "mem_fact_text", every), hybrid.CANDIDATES),
         )
     ]
     if len(ranked) >= hybrid.CANDIDATES or len(terms) == 1:

@@ -82,13 +82,16 @@ async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) ->
     """Message keys matching any of ``terms`` (English stemming), best ts_rank first."""
     if not terms:
         return []
+    # ts_rank over the newest RANK_WINDOW matches only: a common word matches much of a big memory.
     rows = await c.fetch(
-        """SELECT seq FROM mem_messages, to_tsquery('english', $3) q WHERE tenant=$1 AND user_id=$2 AND tsv @@ q
-        ORDER BY ts_rank(tsv, q) DESC, seq LIMIT $4""",
+        """WITH q AS (SELECT to_tsquery('english', $3) AS q), newest AS (SELECT seq, tsv FROM mem_messages, q
+        WHERE tenant=$1 AND user_id=$2 AND tsv @@ q.q ORDER BY seq DESC LIMIT $5)
+        SELECT seq FROM newest, q ORDER BY ts_rank(tsv, q.q) DESC, seq LIMIT $4""",
         scope.tenant,
         scope.user_id,
         " | ".join(terms),
         hybrid.CANDIDATES,
+        hybrid.RANK_WINDOW,
     )
     return [str(r[0]) for r in rows]
 

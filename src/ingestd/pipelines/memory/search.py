@@ -14,6 +14,7 @@ import numpy.typing as npt
 from ingestd.pipelines.memory.graph import Fact, Scope
 
 CANDIDATES = 100  # from each of full text and vectors, before fusion
+RANK_WINDOW = 4_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.window_start)
 RRF_K = 60.0  # reciprocal rank fusion constant (Cormack et al. 2009)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
