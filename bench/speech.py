@@ -127,6 +127,11 @@ def speech_rows(client: Client, pid: int, model: str, clips: list[speech_data.Cl
         by_file = segments_by_file(result)
         hyps = [" ".join(s["text"] for s in by_file.get(i, [])) for i in range(len(own))]
         error, words = speech_score.wer([c.text for c in own], hyps)
+        if os.environ.get("SPEECH_BENCH_DUMP"):  # each clip's reference and hypothesis, normalised, on stderr
+            for clip, hyp in zip(own, hyps, strict=True):
+                ref_n, hyp_n = speech_score.normalise(clip.text), speech_score.normalise(hyp)
+                if ref_n != hyp_n:
+                    print(f"{model} {clip.path.name}: {ref_n!r} -> {hyp_n!r}", file=sys.stderr)
         audio = sum(duration(c.path) for c in own)
         row: dict[str, Any] = {"model": model, "category": category, "clips": len(own), "words": words}
         row.update(wer=error, rtf=seconds / audio, audio=audio, rss=peak_rss_mb(pid))
