@@ -178,4 +178,11 @@ def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any,
     expect(detail.locator("h3")).to_contain_text("Emma Schmidt")
     expect(detail.locator(".fact")).to_have_count(3)
     expect(detail.locator(".fact.past")).to_contain_text("Lisbon")
+    # the sessions, newest first, each opening on its messages
+    sessions = page.locator("#memory-sessions details.session")
+    expect(sessions).to_have_count(2)
+    expect(sessions.first).to_have_attribute("data-session", "s2")
+    sessions.nth(1).locator("summary").click()
+    expect(sessions.nth(1).locator(".msg")).to_have_count(2)
+    expect(sessions.nth(1).locator(".msg").first).to_contain_text("Emma Schmidt lives in Lisbon")
     shoot(page, artifacts, "dashboard-memory.png")

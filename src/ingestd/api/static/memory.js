@@ -120,6 +120,29 @@ function entityPanel(data, entityId) {
     el("ul", { class: "facts-list" }, ...facts.map(factLine)));
 }
 
+// The user's sessions, newest first (GET /sessions, where the server has it); each opens on its messages.
+function sessionsNode(user) {
+  const box = el("div", { id: "memory-sessions" });
+  const base = "/v1/memory/" + encodeURIComponent(user);
+  hasRoute("/v1/memory/{user_id}/sessions").then(async (yes) => {
+    if (!yes) return;
+    const body = await api(base + "/sessions?limit=50");
+    const items = body.sessions.map((s) => {
+      const messages = el("div", {});
+      const item = el("details", { class: "session", "data-session": s.session_id },
+        el("summary", {}, el("b", {}, s.session_id), el("span", { class: "muted" }, " · " + when(s.first_at) + " · " + s.messages + " messages")), messages);
+      item.addEventListener("toggle", async () => {
+        if (!item.open || messages.childNodes.length) return;
+        const page = await api(base + "/messages?" + new URLSearchParams({ session_id: s.session_id, limit: "200" }));
+        messages.replaceChildren(messagesList(page.messages.map((m) => ({ ...m, role: m.speaker || m.role }))));
+      });
+      return item;
+    });
+    box.replaceChildren(el("h2", {}, "sessions"), ...items);
+  }).catch((err) => box.replaceChildren(el("p", { class: "bad" }, "sessions: " + err.message)));
+  return box;
+}
+
 async function loadMemory(user, entityId) {
   const query = $("m-query").value.trim();
   const key = user + " " + query;
@@ -140,7 +163,7 @@ async function loadMemory(user, entityId) {
     el("p", { id: "memory-count", class: "muted" }, n + " entities · " + data.facts.length + " facts (" + data.facts.filter((f) => f.current).length + " hold now)"),
     entityPanel(data, entityId) || el("p", { class: "muted" }, "click an entity for its facts over time"),
     el("h2", {}, "graph"), ...drawGraph(user, data),
-    el("h2", {}, "timeline: what held when"), drawTimeline(data.facts));
+    el("h2", {}, "timeline: what held when"), drawTimeline(data.facts), sessionsNode(user));
 }
 let lastMemory = null;
 
