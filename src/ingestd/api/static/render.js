@@ -30,7 +30,8 @@ function messagesList(messages) {
 }
 
 function scalarFacts(input) {
-  const simple = Object.entries(input).filter(([, v]) => v === null || typeof v !== "object");
+  // the fields given (a null is a default the pipeline picks)
+  const simple = Object.entries(input).filter(([, v]) => v !== null && typeof v !== "object");
   return el("dl", { class: "facts" }, ...simple.map(([k, v]) => fact(k, String(v))));
 }
 
@@ -98,9 +99,16 @@ function speakerLanes(segments, speakers) {
   });
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
     const anchor = f === 0 ? "start" : f === 1 ? "end" : "middle";
-    svg.append(svgEl("text", { x: f * 1000, y: speakers.length * 18 + 13, "font-size": 11, fill: "#6a737d", "text-anchor": anchor }, clock(start + f * span)));
+    svg.append(svgEl("text", { x: f * 1000, y: speakers.length * 18 + 13, "font-size": 11, fill: "#6a737d", "text-anchor": anchor }, span < 20 ? (f * span).toFixed(1) + " s" : clock(start + f * span)));
   }
   return svg;
+}
+
+function actionItems(items) {
+  if (!items.length) return null;
+  return el("ul", { class: "actions" }, ...items.map((a) =>
+    el("li", {}, a.description, el("span", { class: "muted" },
+      (a.owner ? " · " + speakerName(a.owner) : "") + (a.due || a.due_text ? " · due " + (a.due || a.due_text) : "")))));
 }
 
 function conversationNode(conv, index) {
@@ -114,10 +122,12 @@ function conversationNode(conv, index) {
       el("span", { class: "at" }, clock(t.start)),
       el("b", { style: "color:" + colourFor(t.speaker, speakers) }, speakerName(t.speaker)),
       el("p", {}, String(t.text).trim())));
-  const title = conv.title || "conversation " + (index + 1);
+  const title = (conv.emoji ? conv.emoji + " " : "") + (conv.title || "conversation " + (index + 1));
+  const meta = [conv.started_at ? when(conv.started_at) : "", conv.category || "", conv.language || ""].filter(Boolean);
   return el("section", { class: "conversation" },
-    el("h3", {}, title, el("span", { class: "muted" }, conv.started_at ? " · " + when(conv.started_at) : "")),
-    conv.summary ? el("p", { class: "summary" }, conv.summary) : null,
+    el("h3", {}, title, el("span", { class: "muted" }, meta.length ? " · " + meta.join(" · ") : "")),
+    conv.overview || conv.summary ? el("p", { class: "summary" }, conv.overview || conv.summary) : null,
+    actionItems(conv.action_items || []),
     el("div", { class: "speakers" }, ...legend),
     segments.length ? speakerLanes(segments, speakers) : el("p", { class: "muted" }, "(nothing was said)"),
     el("ol", { class: "turns" }, ...turns));
