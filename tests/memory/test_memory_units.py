@@ -77,8 +77,9 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     hits += [
         _said(str(k), "Caroline", f"Filler words number {k} about nothing much at all here.", 9) for k in range(3, 60)
     ]
-    fact = dataclasses.replace(_fact("f1", "Porto", T2), message_ids=("s:77",))
-    found = Recall(hits, [SearchHit(fact, 1.0)], [])
+    fact = dataclasses.replace(_fact("f1", "a painting", T2, predicate="sells"), message_ids=("s:77",))
+    unrelated = dataclasses.replace(_fact("f2", "Porto", T2), message_ids=("s:78",))
+    found = Recall(hits, [SearchHit(fact, 1.0), SearchHit(unrelated, 0.9)], [], ("Melanie",))
     answer = recall.context_json("alice", "What did Melanie paint?", found, max_words=120)
     lines = answer["context"].splitlines()
     assert answer["words"] == len(answer["context"].split()) <= 120
@@ -88,8 +89,9 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     assert lines[4] == "8 May 2023:" and "My daughter painted a sunset with purple clouds. It rained." in lines[5]
     assert len(lines[5].split()) <= block.TOP_CAP + 2 and lines[5].count("It rained.") < 30
     assert lines[6] == "9 May 2023:"
-    # The fact from a message not shown comes last; every message shown is cited, and the fact's source too.
-    assert lines[-3:-1] == ["Facts:", "- Emma Schmidt lives in Porto (1 June 2026)"]
+    # The fact from a message not shown comes last (one about the question's words, not Porto); every message
+    # shown is cited, and the fact's source too.
+    assert lines[-3:-1] == ["Facts:", "- Emma Schmidt sells a painting (1 June 2026)"]
     shown = [m["id"] for m in answer["messages"]]
     assert shown[:2] == ["s:2", "s:1"] and answer["message_ids"] == [*shown, "s:77"] and answer["fact_ids"] == ["f1"]
     assert all(f"- {m['speaker']}: {m['shown']}" in lines for m in answer["messages"])

@@ -2,9 +2,9 @@
 
 Each message shows who said it and when ("Caroline, 8 May 2023: …"), with relative dates resolved where the
 resolver found them, and only its sentences that match the question (and the ones right after, which often
-hold the answer) when it is long: a message cut to what matters leaves room for the next one. A message that
-asks a question brings the reply that follows it. Facts come last, only those whose messages are not shown.
-Every id cited in the JSON is shown in the text.
+hold the answer) when it is long: a message cut to what matters leaves room for the next one. Messages are
+grouped under their day, in time order. Facts come last: only those whose messages are not shown and whose words
+meet the question's. Every id cited in the JSON is shown in the text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.dates import day_label
 from ingestd.pipelines.memory.graph import Fact, Message, SearchHit
-from ingestd.pipelines.memory.retrieve import Recall
+from ingestd.pipelines.memory.retrieve import Recall, content_terms
 
 TOP_CAP = 60  # words of one of the first messages (the best hits are shown nearly whole)
 CAP = 32  # words of any later message
@@ -97,7 +97,8 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
     candidates = _candidates(found)
     shown: list[tuple[Message, str]] = []
     used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown)
-    facts = _facts(found.facts, {m.id for m, _ in shown}, budget - used)
+    about = {_stem(t) for t in content_terms(query, list(found.speakers))}
+    facts = _facts(found.facts, {m.id for m, _ in shown}, about, budget - used)
     _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown)
     return _render(head, tail, shown, facts)
 
@@ -120,13 +121,17 @@ def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, sho
     return used
 
 
-def _facts(hits: Sequence[SearchHit], shown_ids: set[str], room: int) -> list[Fact]:
+def _facts(hits: Sequence[SearchHit], shown_ids: set[str], about: set[str], room: int) -> list[Fact]:
+    """Facts whose messages are not shown and whose words meet the question's (a speaker's name aside)."""
     chosen: list[Fact] = []
     lines: set[str] = set()
     for hit in hits:
         fact = hit.fact
         line = fact_line(fact)
+        triple = f"{fact.subject} {fact.predicate.replace('_', ' ')} {fact.object}"
         if set(fact.message_ids) <= shown_ids or line in lines or len(chosen) >= MAX_FACTS:
+            continue
+        if not _matches(triple, about):
             continue
         if words(line) > room:
             break
