@@ -11,16 +11,16 @@ RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test lint bench install clean browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-$(RUN_STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ./clients/python -e .
 	touch $(RUN_STAMP)
 
 install: $(STAMP)
@@ -34,9 +34,10 @@ test: $(STAMP) lint browser
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients
+	$(BIN)/ruff format --check src tests bench clients
 	$(BIN)/mypy
+	$(BIN)/mypy --strict clients/python/src
 
 # The dashboard tests drive Debian's Chromium (never a downloaded browser): install it when missing, as root with
 # apt-get; otherwise say so and go on (those tests then skip, or fail under CI=true).
