@@ -88,6 +88,17 @@ def test_the_speaker_count_follows_the_voices_and_the_hint() -> None:
     assert len(set(diarize.cluster(one, diarize.SpeakerCount(2, 2)).tolist())) == 2  # asked for two: two
 
 
+def test_many_windows_are_clustered_on_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``MAX_CLUSTERED`` windows, a sample is clustered and every window joins its nearest cluster."""
+    monkeypatch.setattr(diarize, "MAX_CLUSTERED", 40)
+    rng = np.random.default_rng(3)
+    centres = [np.abs(rng.normal(0, 1, 256)) for _ in range(2)]
+    vectors = _voices(rng, centres, 100)  # 200 windows: 100 of each voice
+    labels = diarize.cluster(vectors, diarize.SpeakerCount())
+    assert len(labels) == 200 and len(set(labels[:100].tolist())) == 1 and len(set(labels[100:].tolist())) == 1
+    assert labels[0] != labels[-1]
+
+
 async def test_separate_channels_give_each_channel_its_own_words(tmp_path: Path) -> None:
     """A stereo call whose parties talk over each other: the voice memo on the left, the meeting on the right."""
     memo, meeting = pcm16k("voice-memo.flac"), pcm16k("team-meeting.ogg")[: int(10.5 * RATE)]

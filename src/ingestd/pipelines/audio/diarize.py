@@ -49,9 +49,11 @@ def cluster(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
     if count.low <= 1 and tree[-1, 2] < ONE_SPEAKER_DISTANCE:
         return np.zeros(n, dtype=int)
     best: tuple[float, np.ndarray] | None = None
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)  # once, for every candidate count's silhouette
+    np.fill_diagonal(distances, 0.0)
     for k in range(max(2, count.low), min(n, count.high + 3, MAX_AUTO_SPEAKERS + 3) + 1):
         labels = _fold_small(vectors, fcluster(tree, t=k, criterion="maxclust") - 1)
-        score = _separation(vectors, labels, count)
+        score = _separation(distances, labels, count)
         if score is not None and (best is None or score > best[0]):
             best = (score, labels)
     if best is None:
@@ -59,14 +61,14 @@ def cluster(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
     return _renumber(best[1])
 
 
-def _separation(vectors: np.ndarray, labels: np.ndarray, count: SpeakerCount) -> float | None:
-    """The silhouette (cosine) of a labelling whose cluster count the hint allows, else None."""
+def _separation(distances: np.ndarray, labels: np.ndarray, count: SpeakerCount) -> float | None:
+    """The silhouette (cosine distances given) of a labelling whose cluster count the hint allows, else None."""
     from sklearn.metrics import silhouette_score
 
     found = len(set(labels.tolist()))
     if found < 2 or not count.low <= found <= min(count.high, MAX_AUTO_SPEAKERS):
         return None
-    return float(silhouette_score(vectors, labels, metric="cosine"))
+    return float(silhouette_score(distances, labels, metric="precomputed"))
 
 
 def _centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.ndarray]:
