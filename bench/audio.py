@@ -275,7 +275,7 @@ async def offline(minutes: float, tmp: Path) -> None:
     job, events, makespan = await run_job(path, settings, {"conversation_gap_seconds": 120})
     assert job.result is not None, job.error
     rows = []
-    for stage in ("decode", "speech", "transcribe", "structure"):
+    for stage in ("decode", "speech", "speakers", "transcribe", "structure"):
         s = step_seconds(events, stage)
         rows.append([stage, f"{s:.2f}", f"{s / seconds:.4f}"])
     rows.append(["whole job (makespan)", f"{makespan:.2f}", f"{makespan / seconds:.4f}"])
