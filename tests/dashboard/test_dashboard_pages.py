@@ -76,6 +76,12 @@ def test_search_finds_jobs_by_text_and_id_and_shows_the_error(server: str, page:
     expect(page.locator("#jobs-count")).to_contain_text("1 of")
     shoot(page, artifacts, "dashboard-jobs-search.png")
 
+    # the search is in the URL: a reload (or a shared link) shows the same jobs
+    assert page.url.endswith("#/?q=readable+audio"), page.url
+    page.reload()
+    expect(page.locator("#f-search")).to_have_value("readable audio")
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+
     page.fill("#f-search", noop)
     expect(page.locator("#jobs-body tr")).to_have_count(1)
     expect(row(page, noop)).to_be_visible()

@@ -16,10 +16,15 @@ function route() {
   } else showJobs();
 }
 
-for (const id of ["f-pipeline", "f-status", "f-since"]) $(id).addEventListener("change", () => route());
+for (const id of ["f-pipeline", "f-status", "f-since"]) {
+  $(id).addEventListener("change", () => {
+    saveJobsState();
+    route();
+  });
+}
 $("f-window").addEventListener("change", () => refreshStats().catch(() => {}));
 $("f-search").addEventListener("input", () => {
-  // a search reads 200 jobs per page instead of 50: fetch again when it starts or ends, else just filter
+  saveJobsState();
   refreshJobs().catch(() => {});
 });
 $("filters").addEventListener("submit", (event) => event.preventDefault());

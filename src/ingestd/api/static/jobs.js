@@ -118,9 +118,11 @@ async function moreJobs() {
 
 async function loadPipelines() {
   const select = $("f-pipeline");
-  if (select.options.length > 1) return;
+  if (select.dataset.loaded) return;
+  select.dataset.loaded = "yes";
   const body = await api("/v1/pipelines");
-  for (const p of body.pipelines) select.append(el("option", { value: p.name }, p.name));
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const p of body.pipelines) if (!have.has(p.name)) select.append(el("option", { value: p.name }, p.name));
 }
 
 function queueCards(queues) {
@@ -209,8 +211,32 @@ async function refreshStats() {
   return Math.max(2000, Math.min(STATS_EVERY_MS, size * 1000));
 }
 
+// The search and filters live in the URL (#/?q=…&status=…), so a search can be linked and survives a reload.
+const JOBS_STATE = { q: "f-search", pipeline: "f-pipeline", status: "f-status", since: "f-since" };
+
+function saveJobsState() {
+  const params = new URLSearchParams();
+  for (const [name, id] of Object.entries(JOBS_STATE)) if ($(id).value.trim()) params.set(name, $(id).value.trim());
+  history.replaceState(null, "", "#/" + (params.size ? "?" + params : ""));
+}
+
+function loadJobsState() {
+  const query = location.hash.split("?")[1];
+  if (!query) return;
+  const params = new URLSearchParams(query);
+  for (const [name, id] of Object.entries(JOBS_STATE)) {
+    const value = params.get(name) || "";
+    if (id === "f-pipeline" && value && ![...$(id).options].some((o) => o.value === value)) {
+      $(id).append(el("option", { value }, value)); // before the pipelines are loaded
+    }
+    $(id).value = value;
+  }
+}
+
 function showJobs() {
   showView("jobs-view");
+  loadJobsState();
+  saveJobsState();
   document.title = "ingestd · jobs";
   loadedJobs = [];
   cursor = null;
