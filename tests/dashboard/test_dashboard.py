@@ -8,6 +8,7 @@ asks for one and shows that tenant's jobs only. Screenshots land in ``test-artif
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,28 @@ def test_a_server_with_keys_asks_for_one_and_shows_only_that_tenants_jobs(tmp_pa
         expect(row(page, mine).locator(".status")).to_have_text("succeeded", timeout=20_000)
         expect(page.locator("#banner")).to_be_hidden()
         expect(row(page, theirs)).to_have_count(0)
+        check_workers_name_only_the_tenants_jobs(url, acme, other)
+
+
+def check_workers_name_only_the_tenants_jobs(url: str, acme: str, other: str) -> None:
+    """``GET /v1/workers`` names a running job to its tenant only; another tenant sees the worker busy."""
+    slow = submit(url, "demo", {"items": 20, "seconds": 1.0, "concurrency": 1}, key=acme)
+
+    def workers(key: str) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{url}/v1/workers", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()["workers"]
+        return found
+
+    for _ in range(100):  # the next heartbeat (every 2 s) counts the lease
+        mine = workers(acme)
+        if mine and mine[0]["jobs"] == 1 and mine[0]["running"]:
+            break
+        time.sleep(0.1)
+    assert [j["id"] for j in mine[0]["running"]] == [slow], mine
+    theirs = workers(other)
+    assert [(w["id"], w["jobs"], w["running"]) for w in theirs] == [(mine[0]["id"], 1, [])]
+    httpx.post(f"{url}/v1/jobs/{slow}/cancel", headers={"Authorization": f"Bearer {acme}"}, timeout=10)
 
 
 def test_usage_and_result_of_a_finished_job(tmp_path: Path, page: Any) -> None:

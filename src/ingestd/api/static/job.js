@@ -12,6 +12,12 @@ function renderHead(job, elapsed) {
   status.textContent = job.status;
   status.className = "status " + job.status;
   $("cancel").hidden = job.status !== "queued" && job.status !== "running";
+  const slot = $("job-retry"); // a retry button once the job ended badly, where the server can retry
+  const state = job.status + (canRetry ? " retry" : "");
+  if (slot.dataset.state !== state) {
+    slot.dataset.state = state;
+    slot.replaceChildren(...[retryButton(job)].filter(Boolean));
+  }
   const p = job.progress || {};
   $("job-facts").replaceChildren(
     fact("pipeline", job.pipeline),
@@ -227,6 +233,9 @@ function showJob(id) {
   selectedRow = null;
   lastTimeline = null;
   resetRendered();
+  $("job-retry").replaceChildren();
+  $("job-retry").dataset.state = "";
+  hasRoute(RETRY_ROUTE).then((yes) => (canRetry = yes));
   $("cancel").hidden = true;
   $("cancel").disabled = false;
   $("cancel").textContent = "cancel";
