@@ -71,6 +71,12 @@ def test_failed_item_is_red_and_the_job_shows_partial(server: str, page: Any) ->
         "title", re.compile("item 1 was asked to fail")
     )
     expect(page.locator('#waterfall .wf-row[data-key="work[0]"]')).to_have_attribute("data-state", "ok")
+    # the result lists the failed item with its reason; clicking it opens the step's detail
+    failed = page.locator("#result .failed-items li")
+    expect(failed).to_have_text(["work[1] PermanentError: item 1 was asked to fail"])
+    failed.get_by_role("button").click()
+    expect(page.locator("#step-detail")).to_have_attribute("data-key", "work[1]")
+    expect(page.locator("#step-detail li.failed")).to_contain_text("item 1 was asked to fail")
 
 
 def row(page: Any, job: str) -> Any:

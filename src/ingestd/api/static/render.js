@@ -165,6 +165,16 @@ function memoryResult(job) {
 }
 
 // --- result ----------------------------------------------------------------------------------------------------
+// A partial job's failed items (the worker adds them to its result): each opens its step's detail.
+function failedItems(items) {
+  const lines = items.map((item) => {
+    const link = el("button", { type: "button", class: "link", title: "show this step's detail" }, String(item.key));
+    link.addEventListener("click", () => selectRow(String(item.key)));
+    return el("li", { "data-key": item.key }, link, " " + errorText({ ...item.error, stage: null }));
+  });
+  return el("div", { class: "error-box failed-items" }, el("b", {}, items.length + (items.length === 1 ? " item" : " items") + " failed"), el("ul", {}, ...lines));
+}
+
 function errorBox(error) {
   return el("div", { class: "error-box" }, el("b", {}, error.title || "failed"),
     el("dl", { class: "facts" }, fact("stage", error.stage || ""), fact("reason", error.reason || error.detail || ""),
@@ -178,6 +188,7 @@ function renderResult(job) {
   const parts = [];
   if (job.error) parts.push(errorBox(job.error));
   const result = job.result;
+  if (result && Array.isArray(result.failed_items) && result.failed_items.length) parts.push(failedItems(result.failed_items));
   const conversations = conversationsOf(result);
   if (conversations.length) parts.push(...conversations.map(conversationNode));
   else if (result && result.user_id && result.graph) parts.push(memoryResult(job));
