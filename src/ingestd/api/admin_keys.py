@@ -87,5 +87,7 @@ async def revoke_key(request: Request, admin: Admin, key_id: str) -> views.JSONO
     key = await _store(request).revoke_api_key(key_id)
     if key is None:
         raise errors.NotFound(f"no API key {key_id!r}")
+    cache: auth.KeyCache = request.app.state.key_cache
+    cache.forget(key.id)
     auth.logger.info("api key %s revoked by %s", key.id, admin.id)
     return views.JSONOut(key.to_json())

@@ -116,6 +116,12 @@ class KeyCache:
         self._keys[digest] = (now, key)
         return key
 
+    def forget(self, key_id: str) -> None:
+        """Drop what this process knows of a key (it was revoked here: no need to wait for the others' TTL)."""
+        for digest, (_, key) in list(self._keys.items()):
+            if key is not None and key.id == key_id:
+                del self._keys[digest]
+
     async def open_mode(self, store: JobStore) -> bool:
         if self._has_keys:
             return False

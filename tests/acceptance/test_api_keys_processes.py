@@ -1,0 +1,66 @@
+"""A revoked key is refused by every API process within 5 s: two ``ingestd api`` processes on one database
+(SQLite and PostgreSQL), a key revoked through one of them (``/v1/admin/keys``) and another with ``ingestd keys
+revoke``; ``ingestd keys list`` shows what happened, by key id."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from server_process import Process, free_port, ingestd
+from workers import wait_healthy
+
+REFUSED_WITHIN = 5.0  # seconds: the promise of docs/operations.md ("API keys")
+
+
+def _create(database_url: str, tenant: str, *scopes: str) -> dict[str, str]:
+    args = [arg for scope in scopes for arg in ("--scope", scope)]
+    made = ingestd("keys", "create", "--tenant", tenant, *args, "--json", "--database", database_url)
+    assert made.returncode == 0, made.stderr
+    key: dict[str, str] = json.loads(made.stdout)
+    return key
+
+
+def _seconds_until_refused(url: str, secret: str) -> float:
+    start = time.monotonic()
+    while (status := httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {secret}"}).status_code) == 200:
+        assert time.monotonic() - start < 30, "never refused"
+        time.sleep(0.05)
+    assert status == 401
+    return time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_a_revoked_key_is_refused_by_every_api_process(database_url: str, tmp_path: Path) -> None:
+    admin = _create(database_url, "ops", "admin")
+    first, second = _create(database_url, "acme", "jobs:read"), _create(database_url, "acme", "jobs:read")
+    ports = [free_port(), free_port()]
+    apis = [Process(["api", "--port", str(p), "--database", database_url], tmp_path / f"api-{p}.log") for p in ports]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        for api, url in zip(apis, urls, strict=True):
+            assert api.proc is not None
+            wait_healthy(url, api.proc, api.log_path)
+        for url in urls:  # both processes have read (and cached) both keys
+            for key in (first, second):
+                assert httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {key['secret']}"}).is_success
+        answer = httpx.post(
+            f"{urls[0]}/v1/admin/keys/{first['id']}/revoke", headers={"Authorization": f"Bearer {admin['secret']}"}
+        )
+        assert answer.status_code == 200 and answer.json()["state"] == "revoked"
+        waits = [_seconds_until_refused(url, first["secret"]) for url in urls]
+        revoked = ingestd("keys", "revoke", second["id"], "--database", database_url)
+        assert revoked.returncode == 0 and second["id"] in revoked.stdout
+        waits += [_seconds_until_refused(url, second["secret"]) for url in urls]
+        assert max(waits) < REFUSED_WITHIN, waits
+        listed = ingestd("keys", "list", "--json", "--database", database_url)
+        states = {k["id"]: k["state"] for k in json.loads(listed.stdout)["keys"]}
+        assert states == {admin["id"]: "active", first["id"]: "revoked", second["id"]: "revoked"}
+        logs = "".join(api.output() for api in apis)
+        assert all(k["secret"] not in logs + listed.stdout for k in (admin, first, second))
+    finally:
+        for api in apis:
+            api.stop()
