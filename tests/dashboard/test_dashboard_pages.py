@@ -148,6 +148,8 @@ def test_workers_page_shows_the_worker_and_its_running_job(server: str, page: An
     )
     expect(worker.locator("td.num")).to_have_text("1", timeout=10_000)  # its next heartbeat counts the lease
     expect(worker.locator(f'li[data-job="{job}"]')).to_contain_text(re.compile(r"work [1-6]/6"), timeout=10_000)
+    # the provider the test server limits to one call at a time, and what it has in flight now
+    expect(page.locator('#providers tr[data-provider="slowapi"] td').nth(3)).to_have_text("1")
     shoot(page, artifacts, "dashboard-workers.png")
     httpx.post(f"{server}/v1/jobs/{job}/cancel", timeout=10)
     expect(worker.locator(f'li[data-job="{job}"]')).to_have_count(0, timeout=15_000)

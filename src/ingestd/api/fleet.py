@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from ingestd.api import views
 from ingestd.api.auth import current_tenant
 from ingestd.models import EventType, Job, JobFilter, JobStatus
+from ingestd.store.protocol import LimiterStore
 
 if TYPE_CHECKING:
     from ingestd.settings import Settings
@@ -49,7 +50,25 @@ def _running(job: Job) -> dict[str, object]:
     return {"id": job.id, "pipeline": job.pipeline, "progress": progress, "started_at": started}
 
 
-@router.get("/v1/workers", summary="Live workers: last heartbeat, jobs leased, the tenant's jobs each one runs")
+async def _providers(store: JobStore, settings: Settings) -> list[dict[str, object]]:
+    """Each limited provider: its configured limits, and calls in flight and waiting across the fleet now."""
+    rows: dict[str, dict[str, object]] = {
+        name: {"provider": name, "in_flight": 0, "waiting": 0, "concurrency": limit.concurrency, "rate": limit.rate}
+        | {"per_seconds": limit.per_seconds}
+        for name, limit in sorted(settings.provider_limits.items())
+    }
+    stats = await store.provider_limiter_stats() if isinstance(store, LimiterStore) else []
+    for stat in stats:
+        name = str(stat["provider"])
+        row = rows.setdefault(name, {"provider": name, "rate": None, "per_seconds": None})
+        row.update({k: stat[k] for k in ("in_flight", "waiting")})
+        row["concurrency"] = stat["concurrency"] if stat["concurrency"] is not None else row.get("concurrency")
+    return list(rows.values())
+
+
+@router.get(
+    "/v1/workers", summary="Live workers (last heartbeat, jobs leased, the tenant's jobs each runs), provider limits"
+)
 async def list_workers(request: Request, tenant: Annotated[str, Depends(current_tenant)]) -> views.JSONOut:
     store: JobStore = request.app.state.store
     window = live_window(request.app.state.settings)
@@ -71,4 +90,5 @@ async def list_workers(request: Request, tenant: Annotated[str, Depends(current_
     ]
     # running jobs whose worker stopped heartbeating: their lease runs out and another worker picks them up
     orphaned = [job for jobs in by_worker.values() for job in jobs] + unassigned
-    return views.JSONOut({"live_within_seconds": window, "workers": body, "orphaned": orphaned})
+    providers = await _providers(store, request.app.state.settings)
+    return views.JSONOut({"live_within_seconds": window, "workers": body, "orphaned": orphaned, "providers": providers})

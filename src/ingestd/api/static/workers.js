@@ -35,6 +35,17 @@ async function refreshWorkers() {
   $("workers-empty").hidden = body.workers.length > 0;
   $("orphaned").hidden = !body.orphaned.length;
   $("orphaned-list").replaceChildren(runningList(body.orphaned));
+  $("providers").hidden = !body.providers.length;
+  $("providers-table").replaceChildren(providersTable(body.providers));
+}
+
+function providersTable(providers) {
+  const head = el("tr", {}, ...["provider", "in flight", "waiting", "concurrency limit", "rate limit"].map((h) => el("th", {}, h)));
+  const rows = providers.map((p) =>
+    el("tr", { "data-provider": p.provider }, el("td", {}, el("b", {}, p.provider)), el("td", { class: "num" }, p.in_flight),
+      el("td", { class: "num" }, p.waiting), el("td", { class: "num" }, p.concurrency === null ? "none" : p.concurrency),
+      el("td", { class: "num" }, p.rate ? p.rate + " per " + seconds(p.per_seconds) : "none")));
+  return el("table", { class: "jobs workers" }, head, ...rows);
 }
 
 function showWorkers() {
