@@ -3,7 +3,9 @@
 Computed on request from the jobs themselves (``list_jobs``) and ``queue_stats``, so every API process shows the
 same thing and nothing has to be sampled in the background. The queue depth at a past moment is reconstructed
 from each job's ``created_at`` / ``started_at`` / ``finished_at`` (a job retried later counts as running until
-it ends). Reading is capped at ``max_jobs``; past that the charts say ``truncated`` and Prometheus is the place
+it ends): at each bucket's end (``queued``, ``running``) and at its busiest moment (``queued_peak``,
+``running_peak``: five jobs that ran for ten seconds inside one minute are a peak of 5, not a sample of 0).
+Reading is capped at ``max_jobs``; past that the charts say ``truncated`` and Prometheus is the place
 for history (``ingestd_queue_depth``, ``ingestd_jobs_finished_total``).
 """
 
@@ -50,6 +52,41 @@ def _count_over_time(jobs: list[Job], times: list[datetime]) -> tuple[list[int],
     return queued, running
 
 
+def _changes(jobs: list[Job]) -> list[tuple[datetime, int, int, int]]:
+    """(when, order, Δqueued, Δrunning) of every job, ends before starts at the same moment (order 0 then 1)."""
+    out: list[tuple[datetime, int, int, int]] = []
+    for job in jobs:
+        begin = max(job.created_at, job.run_at)
+        waited_until = job.started_at or job.finished_at
+        if waited_until is None or waited_until > begin:
+            out.append((begin, 1, 1, 0))
+            if waited_until is not None:
+                out.append((waited_until, 0, -1, 0))
+        if job.started_at is not None:
+            out.append((job.started_at, 1, 0, 1))
+            if job.finished_at is not None:
+                out.append((job.finished_at, 0, 0, -1))
+    return sorted(out, key=lambda c: (c[0], c[1]))
+
+
+def _peaks(jobs: list[Job], start: datetime, bucket: float, n: int) -> tuple[list[int], list[int]]:
+    """The most jobs queued and running at any moment of each bucket (a sample at its end misses a burst)."""
+    changes = _changes(jobs)
+    queued_peak, running_peak = [0] * n, [0] * n
+    queued = running = i = 0
+    for b in range(n):
+        bucket_start = start + timedelta(seconds=b * bucket)
+        bucket_end = bucket_start + timedelta(seconds=bucket)
+        while i < len(changes) and changes[i][0] <= bucket_start:
+            queued, running, i = queued + changes[i][2], running + changes[i][3], i + 1
+        top_q, top_r = queued, running
+        while i < len(changes) and changes[i][0] < bucket_end:
+            queued, running, i = queued + changes[i][2], running + changes[i][3], i + 1
+            top_q, top_r = max(top_q, queued), max(top_r, running)
+        queued_peak[b], running_peak[b] = top_q, top_r
+    return queued_peak, running_peak
+
+
 def build_stats(
     jobs: list[Job], queues: list[JSON], *, now: datetime, window_seconds: float = 3600, bucket_seconds: float = 60
 ) -> JSON:
@@ -67,6 +104,7 @@ def build_stats(
             finished.setdefault(job.status.value, [0] * n)[i] += 1
     ends = [start + timedelta(seconds=(i + 1) * bucket_seconds) for i in range(n)]
     queued, running = _count_over_time(jobs, ends)
+    queued_peak, running_peak = _peaks(jobs, start, bucket_seconds, n)
     return {
         "now": now.isoformat(),
         "start": start.isoformat(),
@@ -75,6 +113,8 @@ def build_stats(
         "finished": finished,
         "queued": queued,
         "running": running,
+        "queued_peak": queued_peak,
+        "running_peak": running_peak,
         "queues": queues,
     }
 

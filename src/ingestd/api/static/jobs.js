@@ -194,10 +194,12 @@ async function refreshStats() {
   const stats = await api("/v1/stats?" + params);
   $("queues").replaceChildren(...queueCards(stats.queues));
   const size = stats.bucket_seconds;
-  $("depth-caption").textContent = "queue depth, " + $("f-window").selectedOptions[0].textContent;
   const per = size >= 60 ? (size === 60 ? "minute" : size / 60 + " min") : size + " s";
+  $("depth-caption").textContent = "queue depth (peak per " + per + "), " + $("f-window").selectedOptions[0].textContent;
   $("throughput-caption").textContent = "finished per " + per + ", " + $("f-window").selectedOptions[0].textContent;
-  lineChart($("chart-depth"), [stats.queued, stats.running], ["#9aa4ad", "#2f81f7"], ["queued", "running"], size);
+  // the busiest moment of each bucket (a sample at its end misses a burst), where the server says it
+  const depth = [stats.queued_peak || stats.queued, stats.running_peak || stats.running];
+  lineChart($("chart-depth"), depth, ["#9aa4ad", "#2f81f7"], ["queued", "running"], size);
   const empty = stats.submitted.map(() => 0);
   barChart(
     $("chart-throughput"),
