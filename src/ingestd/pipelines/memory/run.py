@@ -110,7 +110,10 @@ class MemoryRun:
         order = sorted(done.ok)
         # Embedding is its own checkpointed stage: a worker lost while embedding never repeats an extraction.
         vectors = await ctx.map(
-            "embed", order, lambda _, i: self.embed_found(ctx.call, f"{ctx.job.id}:embed[{i}]", done.ok[i])
+            "embed",
+            order,
+            lambda _, i: self.embed_found(ctx.call, f"{ctx.job.id}:embed[{i}]", done.ok[i]),
+            concurrency=EXTRACT_CONCURRENCY,
         )
         extracted = [(parts[i], {**done.ok[i], **vectors.ok.get(n, {})}) for n, i in enumerate(order)]
         scope = Scope(ctx.job.tenant, inp.user_id)
