@@ -16,11 +16,12 @@ from dashboard_support import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip, runnin
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running ingestd (API + worker) on its own SQLite database, open mode on loopback, with the
-    ``dash_pipelines`` registered and provider ``slowapi`` limited to 1 call at a time; shared by a module's tests
-    (each submits its own jobs and looks only at those)."""
+    ``dash_pipelines`` registered and provider ``slowapi`` limited to 1 call at a time; shared by every module
+    here (a subprocess: unlike the browser it holds no event loop), each test submitting its own jobs and looking
+    only at those."""
     env = {
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         "INGESTD_PIPELINE_MODULES": json.dumps(["dash_pipelines:PIPELINES"]),

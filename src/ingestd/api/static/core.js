@@ -31,9 +31,11 @@ async function api(path, method) {
   const headers = { Accept: "application/json" };
   const key = localStorage.getItem("ingestd.key");
   if (key) headers.Authorization = "Bearer " + key;
+  const asked = generation;
   const response = await fetch(path, { headers, method: method || "GET" });
   if (response.status === 401) {
-    showBanner("This server needs an API key: click “API key” and paste one (`ingestd keys create --tenant NAME`).");
+    // an answer to a request of the page before (made without the key just pasted) says nothing now
+    if (asked === generation) showBanner("This server needs an API key: click “API key” and paste one (`ingestd keys create --tenant NAME`).");
     throw new Error("unauthorized");
   }
   if (!response.ok) {

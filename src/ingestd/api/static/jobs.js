@@ -120,7 +120,13 @@ async function loadPipelines() {
   const select = $("f-pipeline");
   if (select.dataset.loaded) return;
   select.dataset.loaded = "yes";
-  const body = await api("/v1/pipelines");
+  let body;
+  try {
+    body = await api("/v1/pipelines");
+  } catch (err) {
+    delete select.dataset.loaded; // again on the next visit (with a key, say)
+    throw err;
+  }
   const have = new Set([...select.options].map((o) => o.value));
   for (const p of body.pipelines) if (!have.has(p.name)) select.append(el("option", { value: p.name }, p.name));
 }
