@@ -52,11 +52,13 @@ EXTRACTION_SCHEMA: JSON = {
     },
 }
 
-SYSTEM_PROMPT = """You extract long-term memory from a chat between a user and an assistant.
+SYSTEM_PROMPT = """You extract long-term memory from a chat (a user and an assistant, or several people).
+Each line starts with its speaker; "I", "me" and "my" in a line mean that speaker: use the speaker's name
+("user" lines without a name: "User"; an unnamed assistant's "I" is not a person to remember).
 Return the people, places, organizations and notable things mentioned (name as written in full when known,
 type, a one-sentence summary of what the chat says about them) and the facts stated about them as
-(subject, predicate, object) with a short sentence stating the fact. Use snake_case predicates such as
-lives_in, works_at, job_title, married_to, likes, knows, status. Refer to the user as "User".
+(subject, predicate, object) with a short sentence stating the fact, naming the subject (never "I").
+Use snake_case predicates such as lives_in, works_at, job_title, married_to, likes, knows, status.
 valid_at / invalid_at: ISO-8601 times when the fact started / stopped being true, if the chat says so,
 resolved against the reference time; otherwise null. Extract only what the chat states."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import sqlite3
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
-from ingestd.pipelines.memory import forget_sqlite
+from ingestd.pipelines.memory import forget_sqlite, schema_sqlite
 from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -35,31 +34,6 @@ from ingestd.pipelines.memory.graph import (
 T = TypeVar("T")
 TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mem_users (tenant TEXT NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
-    updated_at TEXT NOT NULL, PRIMARY KEY (tenant, user_id));
-CREATE TABLE IF NOT EXISTS mem_applied_jobs (job_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
-    applied_at TEXT NOT NULL, stats TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS mem_episodes (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL, idx INTEGER NOT NULL, content TEXT NOT NULL, started_at TEXT, reference_time TEXT,
-    job_id TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS mem_entities (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, user_id TEXT NOT NULL,
-    name TEXT NOT NULL, type TEXT NOT NULL, summary TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS mem_entities_scope ON mem_entities (tenant, user_id);
-CREATE TABLE IF NOT EXISTS mem_aliases (tenant TEXT NOT NULL, user_id TEXT NOT NULL, alias TEXT NOT NULL,
-    entity_id TEXT NOT NULL, PRIMARY KEY (tenant, user_id, alias));
-CREATE TABLE IF NOT EXISTS mem_facts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-    tenant TEXT NOT NULL, user_id TEXT NOT NULL, subject_id TEXT NOT NULL, predicate TEXT NOT NULL, object_id TEXT,
-    object TEXT NOT NULL, sentence TEXT NOT NULL, valid_at TEXT, invalid_at TEXT, invalidated_by TEXT,
-    created_at TEXT NOT NULL, episode_id TEXT NOT NULL, job_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS mem_facts_subject ON mem_facts (tenant, user_id, subject_id);
-CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, object_id);
-CREATE TABLE IF NOT EXISTS mem_embeddings (kind TEXT NOT NULL, owner_id TEXT NOT NULL, tenant TEXT NOT NULL,
-    user_id TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (kind, owner_id));
-CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
-CREATE VIRTUAL TABLE IF NOT EXISTS mem_fact_text USING fts5(scope, triple, sentence, fact_id UNINDEXED,
-    tokenize = 'unicode61 remove_diacritics 2');
-"""
 
 _FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
     f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id, f.message_ids
@@ -132,7 +106,7 @@ class SqliteGraphStore:
         return await asyncio.to_thread(locked)
 
     async def migrate(self) -> None:
-        await self._run(_migrate)
+        await self._run(schema_sqlite.migrate)
 
     async def close(self) -> None:
         await self._run(lambda c: c.close())
@@ -235,14 +209,6 @@ class SqliteGraphStore:
 
     async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
         return await self._run(lambda c: forget_sqlite.forget(c, scope, scope_token(scope), session_id, message_id))
-
-
-def _migrate(c: sqlite3.Connection) -> None:
-    c.executescript(SCHEMA + chat.SCHEMA)
-    columns = {r[1] for r in c.execute("PRAGMA table_info(mem_facts)")}
-    if "message_ids" not in columns:  # a graph written before facts kept their messages
-        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
-            c.execute("ALTER TABLE mem_facts ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'")
 
 
 def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcome:
