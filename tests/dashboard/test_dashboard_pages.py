@@ -188,6 +188,17 @@ def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any,
     expect(detail.locator("h3")).to_contain_text("Emma Schmidt")
     expect(detail.locator(".fact")).to_have_count(3)
     expect(detail.locator(".fact.past")).to_contain_text("Lisbon")
+    # as of a day: the facts that held then, Lisbon in April, Porto in July
+    page.fill("#m-asof", "2026-04-01")
+    expect(graph.locator("line.edge")).to_have_count(3)
+    expect(graph.locator("line.edge.past")).to_have_count(0)
+    expect(graph.locator("line.edge title", has_text="Lisbon")).to_have_count(1)
+    page.fill("#m-asof", "2026-07-01")
+    expect(graph.locator("line.edge title", has_text="Lisbon")).to_have_count(0)
+    expect(graph.locator("line.edge title", has_text="Porto")).to_have_count(1)
+    page.fill("#m-asof", "")
+    expect(graph.locator("line.edge")).to_have_count(4)
+
     # the sessions, newest first, each opening on its messages
     sessions = page.locator("#memory-sessions details.session")
     expect(sessions).to_have_count(2)

@@ -30,6 +30,7 @@ $("f-search").addEventListener("input", () => {
 $("filters").addEventListener("submit", (event) => event.preventDefault());
 $("more").addEventListener("click", () => moreJobs().catch(() => {}));
 $("memory-form").addEventListener("submit", submitMemory);
+$("m-asof").addEventListener("change", () => route()); // redrawn from the facts already read
 $("cancel").addEventListener("click", async () => {
   const id = $("job-id").textContent;
   $("cancel").disabled = true;

@@ -143,6 +143,13 @@ function sessionsNode(user) {
   return box;
 }
 
+// Whether a fact held on a day (YYYY-MM-DD): valid by its end, not yet ended.
+function heldOn(f, dayText) {
+  const end = Date.parse(dayText + "T23:59:59Z");
+  const from = Date.parse(f.valid_at || f.created_at);
+  return from <= end && (!f.invalid_at || Date.parse(f.invalid_at) > end);
+}
+
 async function loadMemory(user, entityId) {
   const query = $("m-query").value.trim();
   const key = user + " " + query;
@@ -159,10 +166,13 @@ async function loadMemory(user, entityId) {
   }
   const data = lastMemory;
   const n = Object.keys(data.entities).length;
+  const asOf = $("m-asof").value;
+  const held = asOf ? data.facts.filter((f) => heldOn(f, asOf)).map((f) => ({ ...f, current: true })) : data.facts;
+  const graphTitle = asOf ? "graph as of " + asOf + " (" + held.length + " facts held then)" : "graph";
   $("memory-out").replaceChildren(
     el("p", { id: "memory-count", class: "muted" }, n + " entities · " + data.facts.length + " facts (" + data.facts.filter((f) => f.current).length + " hold now)"),
     entityPanel(data, entityId) || el("p", { class: "muted" }, "click an entity for its facts over time"),
-    el("h2", {}, "graph"), ...drawGraph(user, data),
+    el("h2", {}, graphTitle), ...drawGraph(user, { entities: data.entities, facts: held }),
     el("h2", {}, "timeline: what held when"), drawTimeline(data.facts), sessionsNode(user));
 }
 let lastMemory = null;
