@@ -100,6 +100,9 @@ def test_search_finds_jobs_by_text_and_id_and_shows_the_error(server: str, page:
     page.select_option("#f-pipeline", "")
 
     page.fill("#f-search", "")
+    page.locator("h1, #queues").first.click()  # "/" from outside the box comes back to it
+    page.keyboard.press("/")
+    expect(page.locator("#f-search")).to_be_focused()
     row(page, broken).locator("a").click()
     expect(page.locator("#job-error")).to_contain_text("decode: PermanentError")
     expect(page.locator("#input")).to_contain_text("junk.wav")

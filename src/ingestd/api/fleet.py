@@ -29,6 +29,20 @@ def live_window(settings: Settings) -> float:
     return max(3 * settings.heartbeat_seconds, settings.lease_seconds)
 
 
+_RUNNERS: dict[tuple[str, int], str | None] = {}  # (job id, attempt) → its worker: an attempt never moves
+_MAX_RUNNERS = 5000
+
+
+async def _runner_of(store: JobStore, job: Job) -> str | None:
+    """``_runner``, read once per attempt of the job (the page asks every 2 s)."""
+    key = (job.id, job.attempt)
+    if key not in _RUNNERS:
+        if len(_RUNNERS) >= _MAX_RUNNERS:
+            del _RUNNERS[next(iter(_RUNNERS))]
+        _RUNNERS[key] = await _runner(store, job.id)
+    return _RUNNERS[key]
+
+
 async def _runner(store: JobStore, job_id: str) -> str | None:
     """The worker named by the job's last ``job.started`` event (None: none in its first 5000 events)."""
     worker: str | None = None
@@ -77,7 +91,7 @@ async def list_workers(request: Request, tenant: Annotated[str, Depends(current_
     by_worker: dict[str, list[dict[str, object]]] = {}
     unassigned: list[dict[str, object]] = []
     for job in page.jobs:
-        runner = await _runner(store, job.id)
+        runner = await _runner_of(store, job)
         (by_worker.setdefault(runner, []) if runner else unassigned).append(_running(job))
     body = [
         {

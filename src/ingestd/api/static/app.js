@@ -52,5 +52,12 @@ $("key-button").addEventListener("click", () => {
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && !location.hash.startsWith("#/memory")) route();
 });
+document.addEventListener("keydown", (event) => {
+  // "/" searches the jobs, from any page (as on GitHub), unless one is typing somewhere
+  if (event.key !== "/" || /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName)) return;
+  event.preventDefault();
+  if (!location.hash.match(/^#\/?(\?|$)/)) location.hash = "#/";
+  $("f-search").focus();
+});
 window.addEventListener("hashchange", route);
 route();
