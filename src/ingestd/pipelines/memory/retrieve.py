@@ -30,6 +30,7 @@ GRAPH_WEIGHT = 0.25  # weight of each fact-derived ranking
 MESSAGE_CANDIDATES = 40
 # Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
 NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
+SAME_SPEAKER_SHARE = 0.3  # the share of the turn two before when the same speaker said it: their previous turn
 ENTITY_FACTS = 30  # facts read per entity the question names
 
 
@@ -141,13 +142,21 @@ async def _graph_rankings(
 
 def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message, float]:
     """Each message's score plus shares of its neighbours' in the session: an answer often sits next to the
-    turn that matches the question (the question asked, then its answer), in words of its own."""
+    turn that matches the question (the question asked, then its answer; the speaker's previous turn), in words
+    of its own."""
     at = {(m.session_id, m.index): m for m in messages}
     out: dict[Message, float] = {}
     for m in messages:
         near = [(at.get((m.session_id, m.index + d)), share) for d, share in NEIGHBOUR_SHARES.items()]
-        out[m] = scores.get(m.key, 0.0) + sum(share * scores.get(n.key, 0.0) for n, share in near if n)
+        out[m] = scores.get(m.key, 0.0) + sum(_share(m, n, share) * scores.get(n.key, 0.0) for n, share in near if n)
     return {m: s for m, s in out.items() if s > 0}
+
+
+def _share(message: Message, neighbour: Message, share: float) -> float:
+    # "I got the Lisbon job!" / "Congratulations!!" / "Senior backend engineer, starting in June.": a speaker's
+    # previous turn, two back, carries the subject of their next one.
+    continued = neighbour.speaker == message.speaker and neighbour.index == message.index - 2
+    return SAME_SPEAKER_SHARE if continued else share
 
 
 def _ids(ids: list[str]) -> list[str]:
