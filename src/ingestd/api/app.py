@@ -16,7 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from ingestd.api import admin_keys, auth, docs, events, guards, health, jobs, observability, problems, schemas, views
+from ingestd.api import (
+    admin_keys,
+    auth,
+    docs,
+    events,
+    guards,
+    health,
+    jobs,
+    observability,
+    problems,
+    retry,
+    schemas,
+    views,
+)
 from ingestd.api import pipelines as pipeline_routes
 from ingestd.settings import Settings
 
@@ -125,6 +138,7 @@ def create_app(
     for router in (health.router, pipeline_routes.router, jobs.router, events.router, observability.router):
         app.include_router(router)
     app.include_router(admin_keys.router)
+    app.include_router(retry.router)
     memory_router = _optional_router("ingestd.api.memory")
     if memory_router is not None:
         app.include_router(memory_router)

@@ -31,6 +31,7 @@ from ingestd.store.postgres_jobs import PostgresJobs
 from ingestd.store.postgres_keys import PostgresKeys
 from ingestd.store.postgres_limits import PostgresLimits
 from ingestd.store.postgres_reads import PostgresReads
+from ingestd.store.postgres_retry import PostgresRetry
 from ingestd.store.postgres_webhooks import PostgresWebhooks
 from ingestd.store.protocol import BlobStore
 from ingestd.store.wakeup import Waiters
@@ -38,7 +39,7 @@ from ingestd.store.wakeup import Waiters
 _FALLBACK_POLL_SECONDS = 1.0
 
 
-class PostgresJobStore(PostgresJobs, PostgresReads, PostgresKeys, PostgresLimits, PostgresWebhooks):
+class PostgresJobStore(PostgresJobs, PostgresReads, PostgresKeys, PostgresRetry, PostgresLimits, PostgresWebhooks):
     """A ``JobStore`` on PostgreSQL. Create with ``await PostgresJobStore.open(url)``."""
 
     def __init__(self, url: str) -> None:

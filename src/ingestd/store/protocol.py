@@ -185,6 +185,12 @@ class JobStore(Protocol):
         """(units, seconds from start to finish) of recently succeeded jobs, for ETAs."""
         ...
 
+    async def retry_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """Requeue a failed, partial or canceled job, dropping the checkpoints ``retry_plan`` names (failed steps
+        and what was computed from them) with a ``job.retried`` event; ``Conflict`` for a job in another status,
+        None when there is no such job (of ``tenant``)."""
+        ...
+
     # --- API keys (ingestd.keys) ------------------------------------------------------------------
     async def add_api_key(
         self,

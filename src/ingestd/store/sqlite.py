@@ -49,6 +49,7 @@ from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
 from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
 from ingestd.store.sqlite_more import SQLiteQueries
+from ingestd.store.sqlite_retry import SQLiteRetry
 from ingestd.store.sqlite_webhooks import SQLiteWebhooks
 from ingestd.store.wakeup import Waiters, Wake, WakeSocket
 
@@ -65,7 +66,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteLimits, SQLiteWebhooks):  # keys, limits, webhooks: mixins
+class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteWebhooks):  # mixins
     """A ``JobStore`` on one SQLite file. Create with ``await SQLiteJobStore.open(url, path)``."""
 
     def __init__(self, url: str, path: str, blob_dir: str | None = None) -> None:
