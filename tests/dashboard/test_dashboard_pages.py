@@ -46,8 +46,8 @@ def shoot(page: Any, artifacts: Path, name: str) -> None:
     """The whole page into ``artifacts``; with ``INGESTD_DOCS_IMG``, down to the shown view's end into the docs."""
     page.screenshot(path=str(artifacts / name), full_page=True)
     if DOCS_IMG:
-        box = page.locator("main:not([hidden])").bounding_box()
-        clip = {"x": 0, "y": 0, "width": 1300, "height": box["y"] + box["height"] + 8}
+        bottom = page.evaluate("document.querySelector('main:not([hidden])').getBoundingClientRect().bottom + scrollY")
+        clip = {"x": 0, "y": 0, "width": 1300, "height": bottom + 8}
         page.screenshot(path=str(Path(DOCS_IMG) / name), full_page=True, clip=clip)
 
 

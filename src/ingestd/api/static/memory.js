@@ -130,7 +130,7 @@ function sessionsNode(user) {
     const items = body.sessions.map((s) => {
       const messages = el("div", {});
       const item = el("details", { class: "session", "data-session": s.session_id },
-        el("summary", {}, el("b", {}, s.session_id), el("span", { class: "muted" }, " · " + when(s.first_at) + " · " + s.messages + " messages")), messages);
+        el("summary", {}, el("b", {}, s.session_id), el("span", { class: "muted" }, " · " + when(s.first_at) + " · " + s.messages + (s.messages === 1 ? " message" : " messages"))), messages);
       item.addEventListener("toggle", async () => {
         if (!item.open || messages.childNodes.length) return;
         const page = await api(base + "/messages?" + new URLSearchParams({ session_id: s.session_id, limit: "200" }));
