@@ -9,6 +9,7 @@ paint?") prefers that speaker's own messages. A message next to good hits gains 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -110,9 +111,15 @@ async def recall(
 ) -> Recall:
     """The messages, facts and entities that answer ``query`` best, among those ``filters`` keep (applied to
     the candidates: a narrow filter may leave fewer than exist)."""
-    named = named_speakers(query, await graph.speakers(scope))
-    text, dense = await graph.message_ranking(scope, content_terms(query, named), vector)
-    found = await graph.search(scope, query, vector, fact_limit if filters == NO_FILTERS else hybrid.CANDIDATES)
+
+    async def rank_messages() -> tuple[list[str], tuple[list[str], list[str]]]:
+        named = named_speakers(query, await graph.speakers(scope))
+        return named, await graph.message_ranking(scope, content_terms(query, named), vector)
+
+    # Concurrent where the store has several connections (PostgreSQL's pool); SQLite runs them one after another.
+    (named, (text, dense)), found = await asyncio.gather(
+        rank_messages(), graph.search(scope, query, vector, fact_limit if filters == NO_FILTERS else hybrid.CANDIDATES)
+    )
     facts = [h for h in found.facts if filters.keeps_fact(h.fact)][:fact_limit]
     by_fact, expanded = await _graph_rankings(graph, scope, facts, found.entities, named)
     scores = _fuse(text, dense, by_fact, expanded)
