@@ -210,3 +210,15 @@ def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any,
     expect(sessions.nth(1).locator(".msg")).to_have_count(2)
     expect(sessions.nth(1).locator(".msg").first).to_contain_text("Emma Schmidt lives in Lisbon")
     shoot(page, artifacts, "dashboard-memory.png")
+
+
+def test_a_failed_job_is_retried_from_its_page(server: str, page: Any) -> None:
+    # the step fails 7 times, 5 tries per run: the first run fails, the retry's third try succeeds
+    job = submit(server, "flaky", {"failures": 7})
+    page.goto(f"{server}/ui/#/jobs/{job}")
+    expect(page.locator("#job-status")).to_have_text("failed", timeout=20_000)
+    expect(page.locator("#job-error")).to_contain_text("provider hiccup 5")
+    page.locator("#job-retry button.retry").click()
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#job-retry button")).to_have_count(0)
+    assert httpx.get(f"{server}/v1/jobs/{job}", timeout=10).json()["status"] == "succeeded"

@@ -48,7 +48,9 @@ function retryButton(job) {
     button.disabled = true;
     try {
       const answer = await api("/v1/jobs/" + encodeURIComponent(job.id) + "/retry", "POST");
-      location.hash = "#/jobs/" + (answer.id || job.id);
+      const target = "#/jobs/" + (answer.id || job.id);
+      if (location.hash === target) route(); // the job page itself: read the job again, polling resumes
+      else location.hash = target;
     } catch (err) {
       showBanner("could not retry " + job.id + ": " + err.message);
       button.disabled = false;
