@@ -1,23 +1,23 @@
-"""Offline speaker embeddings: the GE2E voice encoder whose weights ship in the ``resemblyzer`` wheel.
+"""Offline speaker embeddings: the GE2E voice encoder of ``resemblyzer`` 0.1.4, run in numpy (no torch).
 
-The network (a 3-layer LSTM over 40-band mel frames, then a linear layer, ReLU and L2 norm: 256 numbers per
-window) is built here and loaded from the wheel's ``pretrained.pt``; the ``resemblyzer`` package itself is never
-imported (its ``__init__`` imports ``webrtcvad``, which needs ``pkg_resources``). The mel frames are librosa's,
-as the encoder was trained on: 25 ms windows every 10 ms, computed once per speech span and sliced into its
-windows. Each span's audio is first brought to -30 dBFS, as resemblyzer's own preprocessing does, so a quiet and
-a loud turn of one voice embed alike.
+The network is a 3-layer LSTM over 40-band mel power frames, then a linear layer, ReLU and L2 norm: 256 numbers
+per window. Its weights and the mel filterbank it was trained with ship in ``providers/data/ge2e.npz`` (float16,
+2.6 MB; exported once by ``bench/tools/export_ge2e.py``; Apache-2.0, see ``providers/data/NOTICE``). The mel
+frames are librosa's ``melspectrogram`` defaults as resemblyzer computes them: 25 ms periodic-Hann windows every
+10 ms, the signal zero-padded by half a window at both ends, |rfft|² through the filterbank. They are computed
+once per speech span and sliced into its windows. Each span's audio is first brought to -30 dBFS, as
+resemblyzer's own preprocessing does, so a quiet and a loud turn of one voice embed alike.
 
-The model is loaded once per process, lazily and under a lock; embedding runs in the caller's thread (the
-pipeline calls it through ``Context.run_cpu`` or a thread).
+The LSTM runs batched over windows of equal length: one matrix product per layer for the inputs of every step,
+then one small product per step for the recurrence. The weights are loaded once per process, lazily and under a
+lock; embedding runs in the caller's thread (the pipeline calls it through ``Context.run_cpu`` or a thread).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
 
 import numpy as np
 
@@ -26,8 +26,13 @@ from ingestd.providers.base import SAMPLE_RATE
 
 FRAME_SECONDS = 0.01  # the mel hop
 MEL_BANDS = 40
+N_FFT = 400  # 25 ms
+HOP = 160  # 10 ms
+HIDDEN = 256
 TARGET_DBFS = -30.0
-_model: Any = None
+BATCH = 64  # windows per LSTM pass: bounds memory (64 x 160 steps x 1024 gates x 4 bytes = 42 MB)
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+_model: Ge2e | None = None
 _model_lock = threading.Lock()
 
 
@@ -39,58 +44,92 @@ class SpeakerWindows:
     vectors: np.ndarray  # (n, 256) float32
 
 
-def weights_path() -> str:
-    """``pretrained.pt`` inside the installed ``resemblyzer`` wheel (found without importing the package)."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise errors.PermanentError("the speaker model is not installed (pip install resemblyzer)")
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "pretrained.pt")
-    if not os.path.exists(path):
-        raise errors.PermanentError(f"the speaker model's weights are missing ({path})")
-    return path
+@dataclass(frozen=True)
+class Ge2e:
+    """The encoder's weights in float32, laid out for ``x @ w``; each layer's gate columns reordered from
+    PyTorch's (input, forget, cell, output) to (input, forget, output, cell) so one sigmoid covers three."""
+
+    layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (w_ih (in, 1024), w_hh (256, 1024), bias (1024,))
+    linear_w: np.ndarray  # (256, 256)
+    linear_b: np.ndarray  # (256,)
+    mel_fb: np.ndarray  # (201, 40)
 
 
-def _build() -> Any:
-    import torch
-    from torch import nn
-
-    class VoiceEncoder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lstm = nn.LSTM(MEL_BANDS, 256, 3, batch_first=True)
-            self.linear = nn.Linear(256, 256)
-            self.relu = nn.ReLU()
-
-        def forward(self, mels: Any) -> Any:
-            _, (hidden, _) = self.lstm(mels)
-            raw = self.relu(self.linear(hidden[-1]))
-            return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
-
-    model = VoiceEncoder()
-    state = torch.load(weights_path(), map_location="cpu", weights_only=False)["model_state"]
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")}, strict=True)
-    return model.eval()
+def _gates_ifoc(matrix: np.ndarray) -> np.ndarray:
+    i, f, g, o = np.split(matrix.astype(np.float32), 4, axis=0)
+    return np.ascontiguousarray(np.concatenate([i, f, o, g], axis=0).T)
 
 
-def load_model() -> Any:
-    """The voice encoder, loaded once per process."""
+def _load() -> Ge2e:
+    path = resources.files("ingestd.providers") / "data" / "ge2e.npz"
+    try:
+        with path.open("rb") as handle, np.load(handle) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise errors.PermanentError(f"the speaker model's weights are missing or unreadable ({exc})") from exc
+    layers = [
+        (_gates_ifoc(arrays[f"w_ih{n}"]), _gates_ifoc(arrays[f"w_hh{n}"]), _gates_ifoc(arrays[f"b{n}"][:, None])[0])
+        for n in range(3)
+    ]
+    linear_w = np.ascontiguousarray(arrays["linear_w"].astype(np.float32).T)
+    return Ge2e(layers, linear_w, arrays["linear_b"].astype(np.float32), np.ascontiguousarray(arrays["mel_fb"].T))
+
+
+def load_model() -> Ge2e:
+    """The voice encoder's weights, loaded once per process."""
     global _model
     with _model_lock:
         if _model is None:
-            _model = _build()
+            _model = _load()
         return _model
 
 
-def _mel(audio: np.ndarray) -> np.ndarray:
-    """(frames, 40) mel power frames of 16 kHz float audio, after bringing it to -30 dBFS."""
-    import librosa
-
+def mel_frames(audio: np.ndarray) -> np.ndarray:
+    """(frames, 40) mel power frames of 16 kHz float audio, after bringing it to -30 dBFS; one frame per 10 ms
+    plus one (librosa's centred framing, zero padding)."""
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1e-9
-    scaled = audio * (10 ** (TARGET_DBFS / 20) / rms)
-    mel = librosa.feature.melspectrogram(
-        y=scaled.astype(np.float32), sr=SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=MEL_BANDS
-    )
-    return np.asarray(mel.astype(np.float32).T)
+    scaled = (audio * (10 ** (TARGET_DBFS / 20) / rms)).astype(np.float32)
+    padded = np.pad(scaled, N_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP] * _WINDOW
+    spectrum = np.fft.rfft(frames, axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return np.asarray(power @ load_model().mel_fb, dtype=np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Sigmoid in place, as 0.5 + 0.5 tanh(x / 2): no overflow for large |x|."""
+    x *= 0.5
+    np.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
+
+
+def _lstm_layer(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """(n, t, in) → (n, t, 256): the hidden state after every step (zero initial state)."""
+    n, steps, _ = x.shape
+    inputs = (x.reshape(n * steps, -1) @ w_ih + bias).reshape(n, steps, 4 * HIDDEN)
+    h = np.zeros((n, HIDDEN), dtype=np.float32)
+    c = np.zeros((n, HIDDEN), dtype=np.float32)
+    out = np.empty((n, steps, HIDDEN), dtype=np.float32)
+    for step in range(steps):
+        gates = inputs[:, step] + h @ w_hh
+        _sigmoid(gates[:, : 3 * HIDDEN])
+        np.tanh(gates[:, 3 * HIDDEN :], out=gates[:, 3 * HIDDEN :])
+        c = gates[:, HIDDEN : 2 * HIDDEN] * c + gates[:, :HIDDEN] * gates[:, 3 * HIDDEN :]
+        h = gates[:, 2 * HIDDEN : 3 * HIDDEN] * np.tanh(c)
+        out[:, step] = h
+    return out
+
+
+def encode(mels: np.ndarray) -> np.ndarray:
+    """(n, frames, 40) mel windows → (n, 256) unit vectors: the LSTM's last hidden state, linear, ReLU, L2."""
+    model = load_model()
+    x = mels.astype(np.float32)
+    for w_ih, w_hh, bias in model.layers:
+        x = _lstm_layer(x, w_ih, w_hh, bias)
+    raw = np.maximum(x[:, -1] @ model.linear_w + model.linear_b, 0.0)
+    return np.asarray(raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-9), dtype=np.float32)
 
 
 class VoiceEncoder:
@@ -100,7 +139,7 @@ class VoiceEncoder:
         window: seconds per window (the encoder was trained on 1.6 s).
         hop: seconds between window starts.
         min_window: spans shorter than this get no window (too little voice to tell who speaks).
-        threads: torch threads (0: leave torch's default).
+        threads: BLAS threads while embedding (0: leave numpy's default).
     """
 
     name = "resemblyzer-ge2e"
@@ -121,36 +160,34 @@ class VoiceEncoder:
     def embed(self, audio: np.ndarray, spans: list[tuple[float, float]]) -> SpeakerWindows:
         """Embed the windows over ``spans`` (seconds) of ``audio`` (16 kHz float32 mono). The mel frames of a
         span are computed once and sliced into its windows."""
-        import torch
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
         windows: list[tuple[float, float]] = []
         mels: list[np.ndarray] = []
         for start, end in spans:
             own = self.windows(start, end)
             if not own:
                 continue
-            mel = _mel(audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
+            mel = mel_frames(audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
             for s, e in own:
                 first = round((s - start) / FRAME_SECONDS)
                 mels.append(mel[first : first + max(1, round((e - s) / FRAME_SECONDS))])
                 windows.append((s, e))
-        return SpeakerWindows(windows, self._vectors(mels))
+        if not self.threads:
+            return SpeakerWindows(windows, self._vectors(mels))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.threads):
+            return SpeakerWindows(windows, self._vectors(mels))
 
     def _vectors(self, mels: list[np.ndarray]) -> np.ndarray:
-        import torch
-
-        vectors = np.zeros((len(mels), 256), dtype=np.float32)
+        vectors = np.zeros((len(mels), HIDDEN), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, mel in enumerate(mels):
             by_length.setdefault(len(mel), []).append(i)
-        model = load_model()
-        with torch.inference_mode():
-            for indices in by_length.values():  # one batch per window length (only short spans differ)
-                batch = torch.from_numpy(np.stack([mels[i] for i in indices]))
-                vectors[indices] = model(batch).numpy()
+        for indices in by_length.values():  # one batch per window length (only short spans differ)
+            for first in range(0, len(indices), BATCH):
+                chunk = indices[first : first + BATCH]
+                vectors[chunk] = encode(np.stack([mels[i] for i in chunk]))
         return vectors
 
 
-__all__ = ["SpeakerWindows", "VoiceEncoder", "load_model", "weights_path"]
+__all__ = ["SpeakerWindows", "VoiceEncoder", "encode", "load_model", "mel_frames"]
