@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
 from ingestd import errors, telemetry, webhooks
-from ingestd.api import schemas, uploads, views
+from ingestd.api import schedule, schemas, uploads, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import NewJob, StoredFile, SubmitOutcome
 
@@ -226,6 +227,8 @@ async def submit_job(
     ordering_key: Annotated[str | None, Query(max_length=200)] = None,
     webhook_url: Annotated[str | None, Query(max_length=2000, pattern=r"^https?://")] = None,
     deadline_seconds: Annotated[float | None, Query(gt=0, le=7 * 24 * 3600)] = None,
+    run_at: Annotated[datetime | None, Query(description="start no earlier than this (ISO 8601, with a zone)")] = None,
+    delay_seconds: Annotated[float | None, Query(ge=0, le=schedule.MAX_DELAY_SECONDS)] = None,
 ) -> views.JSONOut:
     pipe = _pipeline(request, pipeline)
     key = parse_idempotency_key(idempotency_key)
@@ -240,6 +243,7 @@ async def submit_job(
         "ordering_key": ordering_key,
         "webhook_url": webhook_url,
         "deadline_seconds": deadline_seconds,
+        "run_at": schedule.run_at_from(run_at, delay_seconds),
     }
     outcome = await _store_job(request, pipe, tenant, key, opts)
     job = outcome.job
