@@ -36,6 +36,13 @@ def test_a_job_through_the_light_client(live: Live) -> None:
         with pytest.raises(ApiError) as refused:
             client.get("no-such-job")
         assert refused.value.status == 404 and refused.value.code == "not-found"
+        partial = client.wait(client.submit("demo", {"items": 2, "seconds": 0, "fail": [1]}).id, deadline=60)
+        assert partial.status == "partial"
+        assert client.retry(partial.id).status == "queued"
+        assert client.wait(partial.id, deadline=60).data["attempt"] == 2
+        with pytest.raises(ApiError) as busy:
+            client.retry(job.id)  # succeeded: nothing to retry
+        assert busy.value.status == 409
 
 
 def test_memory_search_context_and_delete(live: Live) -> None:

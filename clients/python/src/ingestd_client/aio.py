@@ -75,6 +75,9 @@ class AsyncClient:
     async def cancel(self, job_id: str) -> RemoteJob:
         return wire.job(await self.http.post(f"/v1/jobs/{job_id}/cancel"))
 
+    async def retry(self, job_id: str) -> RemoteJob:
+        return wire.job(await self.http.post(f"/v1/jobs/{job_id}/retry"))
+
     async def delete(self, job_id: str) -> None:
         wire.raise_for_problem(await self.http.delete(f"/v1/jobs/{job_id}"))
 

@@ -82,6 +82,10 @@ class Client:
     def cancel(self, job_id: str) -> RemoteJob:
         return wire.job(self.http.post(f"/v1/jobs/{job_id}/cancel"))
 
+    def retry(self, job_id: str) -> RemoteJob:
+        """Run a failed, partial or canceled job again; only its unfinished steps run (``ApiError`` 409 otherwise)."""
+        return wire.job(self.http.post(f"/v1/jobs/{job_id}/retry"))
+
     def delete(self, job_id: str) -> None:
         wire.raise_for_problem(self.http.delete(f"/v1/jobs/{job_id}"))
 
