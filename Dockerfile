@@ -6,9 +6,6 @@
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/ingestd
-# torch's CPU build first (the speaker encoder runs on it): PyPI's Linux wheel pulls ~3 GB of CUDA libraries.
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN /opt/ingestd/bin/pip install --index-url "$TORCH_INDEX" torch==2.13.0
 WORKDIR /src
 COPY clients/python clients/python
 COPY pyproject.toml README.md ./

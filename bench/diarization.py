@@ -12,10 +12,10 @@ Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is 
   where each line was placed.
 
 1. **Alternatives** on each recording, over the same Silero speech spans and the same windows (1.6 s every
-   0.75 s): the GE2E voice encoder from the ``resemblyzer`` wheel (what the pipeline uses) against a model-free
-   baseline (mean and standard deviation of 20 MFCCs per window, librosa), each clustered with the automatic
-   speaker count and with the true count. Printed: speakers found, DER, and seconds of embedding per audio
-   second. Other packaged models were looked for and none ships its weights (docs/providers.md).
+   0.75 s): the GE2E voice encoder of ``resemblyzer`` 0.1.4 run in numpy (what the pipeline uses) against a
+   model-free baseline (mean and standard deviation of 20 MFCCs per window, librosa: the dev extra), each
+   clustered with the automatic speaker count and with the true count. Printed: speakers found, DER, and seconds
+   of embedding per audio second. Other packaged models were looked for and none ships its weights (docs/providers.md).
 2. **Whole jobs** (``--skip-jobs`` skips): each recording as an ``audio`` job on an in-process worker (offline
    providers, the server's default Whisper), with ``diarize`` on and off: the share of recognised words that carry
    the right speaker (after the best one-to-one label mapping; a word's reference speaker is the turn covering its
