@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "acceptance"))  # server_process: ingestd as subprocesses
 
+from client_support import ALICE, USERS, Live
 from ingestd_client import Client
 from server_process import Server, ingestd
-
-USERS = ("alice", "alice-del", "alice+async@example.com")  # each test that deletes has its own user
-
-ALICE = {
-    "user_id": "alice",
-    "session_id": "s1",
-    "reference_time": "2026-03-01T10:00:00Z",
-    "messages": [
-        {"role": "user", "content": "My friend Emma Schmidt lives in Lisbon and works at Stripe.",
-         "timestamp": "2026-03-01T10:00:00Z"},
-        {"role": "assistant", "content": "Noted.", "timestamp": "2026-03-01T10:00:05Z"},
-        {"role": "user", "content": "Tom Becker lives in Berlin.", "timestamp": "2026-03-01T10:01:00Z"},
-    ],
-}  # fmt: skip
-
-
-@dataclass
-class Live:
-    """A server with a key of tenant ``acme`` (every scope but admin) and ``ALICE``'s session in the memory of
-    each of ``USERS``."""
-
-    url: str
-    key: str
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import Live
+from client_support import Live
 
 ROOT = Path(__file__).parent.parent.parent
 SCRIPT = """

@@ -7,7 +7,7 @@ from typing import Any, get_type_hints
 
 import ingestd_client
 import pytest
-from conftest import Live
+from client_support import Live
 from ingestd_client import ApiError, AsyncClient, Client, Fact, MemoryContext, MemoryDeletion, MemorySearch, Message
 
 
