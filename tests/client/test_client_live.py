@@ -8,7 +8,17 @@ from typing import Any, get_type_hints
 import ingestd_client
 import pytest
 from client_support import Live
-from ingestd_client import ApiError, AsyncClient, Client, Fact, MemoryContext, MemoryDeletion, MemorySearch, Message
+from ingestd_client import (
+    ApiError,
+    AsyncClient,
+    Client,
+    EventStream,
+    Fact,
+    MemoryContext,
+    MemoryDeletion,
+    MemorySearch,
+    Message,
+)
 
 
 def assert_shaped(value: dict[str, Any], typed: Any) -> None:
@@ -39,7 +49,9 @@ def test_a_job_through_the_light_client(live: Live) -> None:
         partial = client.wait(client.submit("demo", {"items": 2, "seconds": 0, "fail": [1]}).id, deadline=60)
         assert partial.status == "partial"
         assert client.retry(partial.id).status == "queued"
-        assert client.wait(partial.id, deadline=60).data["attempt"] == 2
+        assert client.wait(partial.id, strategy=EventStream(), deadline=60).data["attempt"] == 2
+        finishes = [e.data["status"] for e in client.events(partial.id, deadline=60) if e.type == "job.finished"]
+        assert finishes == ["partial", "partial"]  # one stream, both attempts (demo fails item 1 every time)
         with pytest.raises(ApiError) as busy:
             client.retry(job.id)  # succeeded: nothing to retry
         assert busy.value.status == 409

@@ -4,7 +4,8 @@ Each event is sent as ``id: <seq>``, ``event: <type>``, ``data: <json>``. A clie
 connection with ``Last-Event-ID`` (or ``?after=N``) and receives every later event exactly once, because
 sequence numbers have no gaps and are read from the store, not from memory. Waiting uses
 ``store.wait_for_events``, which wakes on commits from any process, so an API process streams events that a
-worker elsewhere writes. Idle streams get a ``: keep-alive`` comment; the stream ends after ``job.finished``.
+worker elsewhere writes. Idle streams get a ``: keep-alive`` comment; the stream ends after ``job.finished`` (the
+last one: a retried job's stream goes on into its next attempt).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def stream_events(
         for event in batch:
             yield format_event(event)
             after = event.seq
-            if event.type == EventType.JOB_FINISHED:
+            if event.type == EventType.JOB_FINISHED and await _last_attempt_over(store, job_id, tenant, after):
                 return
         if batch:
             continue
@@ -52,6 +53,12 @@ async def stream_events(
             return  # deleted, or resumed after the last event of a finished job: nothing more will come
         if not await store.wait_for_events(job_id, after, timeout=keepalive):
             yield b": keep-alive\n\n"
+
+
+async def _last_attempt_over(store: JobStore, job_id: str, tenant: str, after: int) -> bool:
+    """At a ``job.finished``: the stream ends, unless the job was retried since (a later attempt follows)."""
+    job = await store.get_job(job_id, tenant)
+    return job is None or (job.terminal and not await store.read_events(job_id, after=after, limit=1))
 
 
 def _start_after(last_event_id: str | None, after: int | None) -> int:

@@ -101,25 +101,26 @@ class AsyncClient:
                     yield item
 
     async def events(self, job_id: str, *, after: int = 0) -> AsyncIterator[ClientEvent]:
-        """Every event after ``after`` until ``job.finished``, reconnecting (with Last-Event-ID) when dropped.
+        """Every event after ``after`` until the last ``job.finished``, reconnecting (with Last-Event-ID) when dropped.
         Bound it with ``asyncio.timeout`` when it needs a deadline."""
         failures = 0
         while True:
-            got = 0
+            got, finished = 0, False
             try:
                 async for event in self._stream_once(job_id, after):
                     after, failures, got = event.seq, 0, got + 1
+                    finished = event.type == "job.finished"
                     yield event
-                    if event.type == "job.finished":
-                        return
             except (httpx.TransportError, json.JSONDecodeError):
                 failures += 1
                 if failures > self.retries + 3:
                     raise
                 await asyncio.sleep(wire.backoff(failures))
                 continue
-            if not got and (await self.get(job_id)).terminal:
-                return  # the stream closed with nothing new and the job is over: resumed past its last event
+            # The server closes the stream after the last job.finished (a retried job's goes on into its next
+            # attempt), or at once when resumed past the last event of a finished job.
+            if finished or (not got and (await self.get(job_id)).terminal):
+                return
 
     async def wait(
         self, job_id: str, *, strategy: WaitStrategy | EventStream | None = None, deadline: float = 600.0

@@ -110,7 +110,8 @@ class Client:
                     yield item
 
     def events(self, job_id: str, *, after: int = 0, deadline: float | None = None) -> Iterator[ClientEvent]:
-        """Every event after ``after`` until ``job.finished``, reconnecting (with Last-Event-ID) when dropped."""
+        """Every event after ``after`` until the last ``job.finished``, reconnecting (with Last-Event-ID) when
+        dropped."""
         for item in self._follow(job_id, after, deadline):
             if item is not wire.KEEPALIVE:
                 yield item
@@ -122,22 +123,23 @@ class Client:
             left = 60.0 if end is None else end - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(None)
-            got = 0
+            got, finished = 0, False
             try:
                 for item in self._stream_once(job_id, after, min(left, 60.0)):
                     yield item
                     if item is not wire.KEEPALIVE:
                         after, failures, got = item.seq, 0, got + 1
-                        if item.type == "job.finished":
-                            return
+                        finished = item.type == "job.finished"
             except (httpx.TransportError, json.JSONDecodeError):
                 failures += 1
                 if failures > self.retries + 3:
                     raise
                 time.sleep(wire.backoff(failures))
                 continue
-            if not got and self.get(job_id).terminal:
-                return  # the stream closed with nothing new and the job is over: resumed past its last event
+            # The server closes the stream after the last job.finished (a retried job's goes on into its next
+            # attempt), or at once when resumed past the last event of a finished job.
+            if finished or (not got and self.get(job_id).terminal):
+                return
 
     def wait(self, job_id: str, *, strategy: WaitStrategy | EventStream | None = None, deadline: float = 600.0
              ) -> RemoteJob:  # fmt: skip
