@@ -1,8 +1,8 @@
 """Offline speaker embeddings: the GE2E voice encoder of ``resemblyzer`` 0.1.4, run in numpy (no torch).
 
 The network is a 3-layer LSTM over 40-band mel power frames, then a linear layer, ReLU and L2 norm: 256 numbers
-per window. Its weights and the mel filterbank it was trained with ship in ``providers/data/ge2e.npz`` (float16,
-2.6 MB; exported once by ``bench/tools/export_ge2e.py``; Apache-2.0, see ``providers/data/NOTICE``). The mel
+per window. Its weights and the mel filterbank it was trained with ship in ``providers/data/ge2e.npz`` (float32,
+5.3 MB; exported once by ``bench/tools/export_ge2e.py``; Apache-2.0, see ``providers/data/NOTICE``). The mel
 frames are librosa's ``melspectrogram`` defaults as resemblyzer computes them: 25 ms periodic-Hann windows every
 10 ms, the signal zero-padded by half a window at both ends, |rfft|² through the filterbank. They are computed
 once per speech span and sliced into its windows. Each span's audio is first brought to -30 dBFS, as
@@ -139,12 +139,13 @@ class VoiceEncoder:
         window: seconds per window (the encoder was trained on 1.6 s).
         hop: seconds between window starts.
         min_window: spans shorter than this get no window (too little voice to tell who speaks).
-        threads: BLAS threads while embedding (0: leave numpy's default).
+        threads: BLAS threads while embedding (0: numpy's default, every core). One: the per-step products are
+            small, and on 2 shared cores a second thread cost ~40 % more CPU for the same wall time.
     """
 
     name = "resemblyzer-ge2e"
 
-    def __init__(self, window: float = 1.6, hop: float = 0.75, min_window: float = 0.5, threads: int = 0) -> None:
+    def __init__(self, window: float = 1.6, hop: float = 0.75, min_window: float = 0.5, threads: int = 1) -> None:
         self.window, self.hop, self.min_window, self.threads = window, hop, min_window, threads
 
     def windows(self, start: float, end: float) -> list[tuple[float, float]]:
