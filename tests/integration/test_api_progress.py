@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from api_pipelines import GATED
 from api_support import ApiFactory, finished, submit
 from workers import FAST_API, running_worker
 
+from ingestd.api.views import pace_eta
 from ingestd.settings import Settings
 
 
@@ -95,3 +97,13 @@ async def test_a_step_that_fails_for_good_is_failed_in_the_timeline(api: httpx.A
     row = next(r for r in timeline["rows"] if r["key"] == "check")
     assert [s["state"] for s in row["segments"]] == ["failed"]
     assert any("not audio" in m["label"] for m in row["marks"] if m["kind"] == "failed")
+
+
+def test_the_eta_counts_down_between_two_counts() -> None:
+    """16 items of 8 s, 8 at a time: 8 done at 8 s leaves 8 s, so 4 s later 4 s are left (not 12: elapsed * 8/8)."""
+    start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    at = start + timedelta(seconds=8)
+    assert pace_eta(start, at, 8, 16, at) == 8.0
+    assert pace_eta(start, at, 8, 16, at + timedelta(seconds=4)) == 4.0
+    assert pace_eta(start, at, 8, 16, at + timedelta(seconds=9)) is None  # run out: unknown, not 0
+    assert pace_eta(start, start, 0, 16, at) is None

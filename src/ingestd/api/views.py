@@ -82,6 +82,18 @@ def job_headers(job: Job, retry_after: int | None) -> dict[str, str]:
     return headers
 
 
+def pace_eta(started: datetime, progressed: datetime, done: int, total: int, now: datetime) -> float | None:
+    """Seconds left at the job's own pace: ``done`` items took until ``progressed`` (the job's last progress
+    write), so the rest take ``(progressed - started) * left / done`` from then, counting down until the next count
+    arrives (not growing with the wait, as ``elapsed * left / done`` would between two items). None once run out.
+    """
+    took = (max(progressed, started) - started).total_seconds()
+    if done <= 0 or took <= 0:
+        return None
+    left = took * (total - done) / done - (now - max(progressed, started)).total_seconds()
+    return left if left > 0 else None
+
+
 class Estimator:
     """ETAs from how long recent jobs of the same pipeline took per unit of input."""
 
@@ -100,16 +112,16 @@ class Estimator:
     async def remaining(self, store: JobStore, job: Job) -> float | None:
         """Seconds the job probably still needs (None: unknown, or the job is over).
 
-        From the job's own pace while it reports items done (``elapsed * left / done``), else from recent jobs of
-        the pipeline per unit of input; an estimate that has run out (the job is slower than usual) is unknown,
-        not 0.
+        From the job's own pace while it reports items done (``pace_eta``), else from recent jobs of the pipeline
+        per unit of input; an estimate that has run out (the job is slower than usual) is unknown, not 0.
         """
         if job.terminal:
             return None
-        elapsed = (utcnow() - job.started_at).total_seconds() if job.started_at else 0.0
+        now = utcnow()
+        elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
         done, total = job.progress.done, job.progress.total
-        if 0 < done < total and elapsed > 0:
-            return elapsed * (total - done) / done
+        if 0 < done < total and job.started_at is not None:
+            return pace_eta(job.started_at, job.updated_at or now, done, total, now)
         durations = await self._durations(store, job.pipeline)
         if not durations:
             return None
