@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
 from server_process import Served, ingestd
 from workers import free_port
 
@@ -78,3 +79,13 @@ def test_serve_on_a_busy_port_exits_non_zero_with_the_hint_before_claiming_to_se
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "--port" in done.stderr and "INGESTD_PORT" in done.stderr
     assert "http://" not in done.stderr + done.stdout  # never said it was serving
+
+
+def test_the_bar_eta_counts_down_at_the_jobs_own_pace() -> None:
+    """8 of 16 items took 8 s: 4 s after that count arrived, 4 s are left; past 16 s it is unknown, not 0."""
+    progress = Progress(console=Console(file=io.StringIO()))
+    column = console._PaceColumn()
+    counted = progress.add_task("work", total=16, completed=8, took=8.0, arrived=time.monotonic() - 4)
+    assert column.render(progress.tasks[counted]).plain == "0:00:04"
+    late = progress.add_task("work", total=16, completed=8, took=8.0, arrived=time.monotonic() - 9)
+    assert column.render(progress.tasks[late]).plain == "-:--:--"

@@ -6,11 +6,14 @@ script can pipe; the jobs table is the command's output and goes to stdout.
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from ingestd.client import Client, ClientEvent, RemoteJob
@@ -25,6 +28,31 @@ STATUS_STYLES = {
 }
 
 
+class _PaceColumn(ProgressColumn):
+    """Time left at the job's own pace, as the API's ``eta_seconds``: ``done`` items took ``took`` seconds (server
+    time from ``job.started`` to the count's ``job.progress``), so the rest take ``took * left / done`` from when
+    the count arrived, counting down until the next one (rich's own column waits for two samples, then stalls)."""
+
+    def render(self, task: Task) -> Text:
+        took, arrived = task.fields.get("took"), task.fields.get("arrived")
+        if task.finished:
+            return Text("0:00:00", style="progress.remaining")
+        if took is None or arrived is None or not task.completed or not task.total:
+            return Text("-:--:--", style="progress.remaining")
+        left = took * (task.total - task.completed) / task.completed - (time.monotonic() - arrived)
+        if left <= 0:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(round(left), 60)
+        return Text(f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+
+def _at(event: ClientEvent) -> datetime | None:
+    try:
+        return datetime.fromisoformat(event.at) if event.at else None
+    except ValueError:
+        return None
+
+
 class _Bar:
     """One rich progress task that follows a job's events: stage as the label, items done/total as the bar."""
 
@@ -33,13 +61,18 @@ class _Bar:
         stage = job.progress.get("stage") or job.status
         total = job.progress.get("total") or None
         self.task: TaskID = progress.add_task(str(stage), total=total, completed=job.progress.get("done") or 0)
+        self.started: datetime | None = None
 
     def apply(self, event: ClientEvent) -> None:
         data = event.data
+        if event.type == "job.started":
+            self.started = _at(event)
         if event.type == "job.progress":
             total = data.get("total") or None
-            self.progress.update(self.task, description=str(data.get("stage", "")), total=total,
-                                 completed=data.get("done", 0))  # fmt: skip
+            at, done = _at(event), data.get("done", 0)
+            took = (at - self.started).total_seconds() if at and self.started and done else None
+            self.progress.update(self.task, description=str(data.get("stage", "")), total=total, completed=done,
+                                 took=took, arrived=time.monotonic())  # fmt: skip
         elif event.type == "step.started" and "[" not in str(data.get("key", "[")):
             # a whole-stage step (not one item of a fan-out): a new stage without a count
             self.progress.reset(self.task, description=str(data["key"]), total=None)
@@ -68,7 +101,7 @@ def follow(client: Client, job: RemoteJob, *, deadline: float | None = None, con
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("ETA"),
-        TimeRemainingColumn(),
+        _PaceColumn(),
     )
     with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
         bar = _Bar(progress, job)
