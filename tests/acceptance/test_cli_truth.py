@@ -55,6 +55,7 @@ def test_submit_follow_on_a_partial_job_lists_the_failed_items_and_exits_1(serve
     code, out, err = _cli(served, "submit", "demo", "--input", body, "--follow")
     assert code == 1
     assert "partial: 1 item(s) failed" in err and "work[1]: PermanentError: item 1 was asked to fail" in err
+    assert "3/3" in err  # the bar ends at how far the map got, not at the later 'collect' stage's 0
     assert json.loads(out)["failed"] == [1]
 
 

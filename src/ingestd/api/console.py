@@ -62,6 +62,7 @@ class _Bar:
         total = job.progress.get("total") or None
         self.task: TaskID = progress.add_task(str(stage), total=total, completed=job.progress.get("done") or 0)
         self.started: datetime | None = None
+        self.counted: tuple[int, int | None] | None = None  # the last map's (done, total), shown at a failed end
 
     def apply(self, event: ClientEvent) -> None:
         data = event.data
@@ -73,6 +74,7 @@ class _Bar:
             took = (at - self.started).total_seconds() if at and self.started and done else None
             self.progress.update(self.task, description=str(data.get("stage", "")), total=total, completed=done,
                                  took=took, arrived=time.monotonic())  # fmt: skip
+            self.counted = (done, total)
         elif event.type == "step.started" and "[" not in str(data.get("key", "[")):
             # a whole-stage step (not one item of a fan-out): a new stage without a count
             self.progress.reset(self.task, description=str(data["key"]), total=None)
@@ -84,6 +86,8 @@ class _Bar:
             if status == "succeeded":  # only success fills the bar: a failed job shows how far it got
                 task = self.progress.tasks[0]
                 self.progress.update(self.task, description=label, total=task.total or 1, completed=task.total or 1)
+            elif self.counted is not None:  # how far the last map got, not a later stage's empty count
+                self.progress.update(self.task, description=label, completed=self.counted[0], total=self.counted[1])
             else:
                 self.progress.update(self.task, description=label)
 
