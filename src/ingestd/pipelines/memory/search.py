@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
+import numkong
 import numpy as np
 import numpy.typing as npt
 
 from ingestd.pipelines.memory.graph import Fact, Scope
 
 CANDIDATES = 100  # from each of full text and vectors, before fusion
-RANK_WINDOW = 4_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.window_start)
+RANK_WINDOW = 1_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.window_start)
 RRF_K = 60.0  # reciprocal rank fusion constant (Cormack et al. 2009)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -94,15 +95,42 @@ class _Cached:
     matrix: Matrix  # rows L2-normalised
     last_seq: int = 0  # the highest row sequence number read into the matrix
     known: set[str] = field(default_factory=set)
+    quantized: Quantized | None = None  # ``matrix`` in int8 (each row scaled to +-127), built on first search
 
 
 VectorRow = tuple[int, str, bytes]  # (sequence number, owner id, float32 bytes)
+EXACT_ROWS = 20_000  # below this many rows, one float32 matrix-vector product is as fast as the int8 scan
+RERANK = 400  # rows the int8 scan keeps for the exact float32 ranking (recall@100 1.00 vs brute force)
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Rows in int8, each scaled by its own factor: ``row ~ codes / scales``. Scanned with NumKong's int8 dot
+    kernels (a quarter of float32's memory traffic), then the best ``RERANK`` are ranked exactly in float32."""
+
+    codes: npt.NDArray[np.int8]
+    scales: npt.NDArray[np.float32]
+
+    @classmethod
+    def of(cls, matrix: Matrix) -> Quantized:
+        peak = np.abs(matrix).max(axis=1)
+        peak[peak == 0] = 1.0
+        scales = (127.0 / peak).astype(np.float32)
+        return cls(np.rint(matrix * scales[:, None]).astype(np.int8), scales)
+
+    def scores(self, query: Matrix) -> npt.NDArray[np.float64]:
+        """Approximate cosine similarity of every row to the unit vector ``query``."""
+        peak = float(np.abs(query).max()) or 1.0
+        codes = np.rint(query * (127.0 / peak)).astype(np.int8)
+        dots = np.asarray(numkong.cdist(codes[None, :], self.codes, metric="dot")).ravel()
+        scaled: npt.NDArray[np.float64] = dots / self.scales
+        return scaled
 
 
 class VectorCache:
     """Per (scope, kind, model) matrix of embeddings, kept in step with the user's graph version.
 
-    A search then costs one matrix-vector product instead of reading every vector from the database; after a
+    A search then costs one scan of the matrix instead of reading every vector from the database; after a
     job adds to the graph, only the rows written since (higher sequence numbers) are read and appended.
     """
 
@@ -133,10 +161,16 @@ class VectorCache:
         if base is None or not base.ids:
             entry = _Cached(version, ids, fresh, last_seq, set(ids))
         elif not ids:
-            entry = _Cached(version, base.ids, base.matrix, last_seq, base.known)
+            entry = _Cached(version, base.ids, base.matrix, last_seq, base.known, base.quantized)
         else:
             matrix: Matrix = np.vstack([base.matrix, fresh])
-            entry = _Cached(version, base.ids + ids, matrix, last_seq, base.known | set(ids))
+            quantized = None
+            if base.quantized is not None:  # extend the int8 copy too, rather than rebuild it whole
+                more = Quantized.of(fresh)
+                quantized = Quantized(
+                    np.vstack([base.quantized.codes, more.codes]), np.concatenate([base.quantized.scales, more.scales])
+                )
+            entry = _Cached(version, base.ids + ids, matrix, last_seq, base.known | set(ids), quantized)
         self._cached[key] = entry
         return entry
 
@@ -148,25 +182,47 @@ def _matrix(rows: Sequence[VectorRow]) -> Matrix:
 
 
 def _normalised(matrix: Matrix) -> Matrix:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     norms[norms == 0] = 1.0
-    normalised: Matrix = (matrix / norms).astype(np.float32)
+    normalised: Matrix = matrix / norms[:, None]
     return normalised
 
 
 def nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) -> list[tuple[str, float]]:
-    """The ``k`` rows most cosine-similar to ``vector``: (id, similarity), best first."""
+    """The ``k`` rows most cosine-similar to ``vector``: (id, similarity), best first.
+
+    Up to ``EXACT_ROWS`` rows, by one float32 product; beyond, an int8 scan picks ``RERANK`` candidates that
+    float32 then ranks (the same top ``k`` as the exact product on bench/memory.py's check).
+    """
     if not entry.ids:
         return []
     q = np.asarray(vector, dtype=np.float32)
     if q.shape[0] != entry.matrix.shape[1]:
         return []  # embedded by another model: nothing comparable
-    norm = float(np.linalg.norm(q)) or 1.0
-    sims = entry.matrix @ (q / norm)
+    q = q / (float(np.linalg.norm(q)) or 1.0)
     k = min(k, len(entry.ids))
+    if len(entry.ids) < EXACT_ROWS:
+        return _top(entry, entry.matrix @ q, np.arange(len(entry.ids)), k)
+    if entry.quantized is None:
+        entry.quantized = Quantized.of(entry.matrix)
+    rough = entry.quantized.scores(q)
+    pool = min(max(RERANK, k), len(entry.ids))
+    candidates = np.argpartition(-rough, pool - 1)[:pool]
+    return _top(entry, entry.matrix[candidates] @ q, candidates, k)
+
+
+def _top(entry: _Cached, sims: Matrix, rows: npt.NDArray[np.intp], k: int) -> list[tuple[str, float]]:
+    k = min(k, len(rows))
     top = np.argpartition(-sims, k - 1)[:k]
     top = top[np.argsort(-sims[top])]
-    return [(entry.ids[i], float(sims[i])) for i in top]
+    return [(entry.ids[rows[i]], float(sims[i])) for i in top]
+
+
+def exact_nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) -> list[tuple[str, float]]:
+    """``nearest`` by brute force in float32 whatever the size (the reference bench/memory.py checks against)."""
+    q = np.asarray(vector, dtype=np.float32)
+    q = q / (float(np.linalg.norm(q)) or 1.0)
+    return _top(entry, entry.matrix @ q, np.arange(len(entry.ids)), k)
 
 
 def fuse(*rankings: Sequence[str]) -> dict[str, float]:
