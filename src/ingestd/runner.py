@@ -194,7 +194,7 @@ class JobRunner:
         if self.cancel_requested:
             raise errors.JobCanceled()
         started_at = utcnow()
-        await self._store.append_events(self._job.id, [("step.started", {"key": key})])
+        await self._append("step.started", {"key": key})
         state = _StepState(key)
         token = _current_step.set(state)
         try:
@@ -204,7 +204,7 @@ class JobRunner:
             if not item:  # an item's failure is checkpointed with item.failed by _map_item
                 seconds = round((utcnow() - started_at).total_seconds(), 6)
                 failed: JSON = {"key": key, "attempts": exc.extra.get("attempts", 1), "seconds": seconds}
-                await self._store.append_events(self._job.id, [("step.failed", {**failed, "error": exc.to_problem()})])
+                await self._append("step.failed", {**failed, "error": exc.to_problem()})
             raise
         finally:
             _current_step.reset(token)
@@ -214,7 +214,7 @@ class JobRunner:
         event: JSON = {"key": key, "attempts": attempts, "seconds": seconds}
         if traced.limiter_wait_seconds:  # for the dashboard's waterfall
             event["limiter_wait_seconds"] = round(traced.limiter_wait_seconds, 6)
-        saved = await self._store.save_step(step, self._worker_id, [("step.finished", event)])
+        saved = await self._save(step, "step.finished", event)
         (await self._checkpoints())[key] = saved
         return saved.output  # type: ignore[no-any-return]
 
@@ -226,8 +226,8 @@ class JobRunner:
             try:
                 async with asyncio.timeout(timeout):
                     return await fn(), attempt
-            except StepFailed:
-                raise  # a nested step already failed for good and said why
+            except (StepFailed, errors.LeaseLost):
+                raise  # a nested step already failed for good and said why; or this execution lost its lease
             except errors.StoreError as exc:
                 if not isinstance(exc, errors.StoreRejected):
                     raise  # transient: the whole job is queued again (the worker's _retry_later), not this step
@@ -240,7 +240,7 @@ class JobRunner:
                     raise StepFailed(key, describe(exc), cause="transient", attempts=attempt) from exc
                 delay = backoff_delay(policy, attempt, retry_after_of(exc))
                 data = {"key": key, "attempt": attempt, "delay": round(delay, 3), "reason": describe(exc)}
-                await self._store.append_events(self._job.id, [("step.retrying", data)])
+                await self._append("step.retrying", data)
                 telemetry.step_retrying(attempt, exc, delay)
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -306,7 +306,7 @@ class JobRunner:
         now = utcnow()
         step = Step(self._job.id, key, False, None, problem, attempts, now, now, {})
         event = {"key": key, "index": index, "error": problem}
-        saved = await self._store.save_step(step, self._worker_id, [("item.failed", event)])
+        saved = await self._save(step, "item.failed", event)
         (await self._checkpoints())[key] = saved
         self._record_failed(key, index, saved.error or problem)
 
@@ -356,7 +356,21 @@ class JobRunner:
         await self._progress.write(stage, done, total)
 
     async def _write_progress(self, stage: str, done: int, total: int) -> None:
-        await self._store.set_progress(self._job.id, self._worker_id, Progress(stage, done, total))
+        progress = Progress(stage, done, total)
+        await self._store.set_progress(self._job.id, self._worker_id, progress, attempt=self._job.attempt)
+
+    # Every write is fenced by this execution's lease (worker and attempt): once the job was claimed again, a late
+    # write is refused (``LeaseLost``) and the worker drops the job. Step events carry ``job_attempt``, so a log
+    # shows which execution wrote each.
+    async def _append(self, etype: str, data: JSON) -> None:
+        event = {**data, "job_attempt": self._job.attempt}
+        await self._store.append_events(
+            self._job.id, [(etype, event)], worker_id=self._worker_id, attempt=self._job.attempt
+        )
+
+    async def _save(self, step: Step, etype: str, data: JSON) -> Step:
+        event = {**data, "job_attempt": self._job.attempt}
+        return await self._store.save_step(step, self._worker_id, [(etype, event)], attempt=self._job.attempt)
 
     async def file_path(self, file: StoredFile) -> str:
         """A local path holding one of the job's input files."""

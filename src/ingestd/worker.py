@@ -228,6 +228,9 @@ class Worker:
             if entry.reason is None:
                 raise
             await self._after_cancel(entry)
+        except errors.LeaseLost as exc:  # the fence refused a write: another execution owns the job now
+            telemetry.set_job_status("lost")
+            log.warning("job %s: stale write refused (%s): lease lost; dropping it", entry.job.id, exc.extra)
         except errors.StoreError as exc:
             await self._retry_later(entry.job, exc)
 
@@ -256,6 +259,8 @@ class Worker:
             return _failed(exc.to_problem())
         except errors.JobCanceled:
             return JobStatus.CANCELED, None, _canceled_problem()
+        except errors.LeaseLost:
+            raise  # nothing more of this execution may be written (_run_traced)
         except errors.StoreError as exc:
             if not isinstance(exc, errors.StoreRejected):
                 raise  # transient: the job is queued again (_retry_later)
@@ -276,10 +281,13 @@ class Worker:
         entry.finishing = True
         self._finishing += 1
         self._slot_freed.set()
-        done = await self.store.finish(entry.job.id, self.worker_id, status, result=result, error=error, usage=usage)
+        job = entry.job
+        done = await self.store.finish(
+            job.id, self.worker_id, status, result=result, error=error, usage=usage, attempt=job.attempt
+        )
         telemetry.set_job_status(status if done else "lost", _failure_reason(status, error, result))
         if not done:
-            log.warning("job %s: lease lost before it could finish as %s", entry.job.id, status)
+            log.warning("job %s: stale write refused (finish as %s): lease lost before it could finish", job.id, status)
 
     async def _after_cancel(self, entry: _Running) -> None:
         if entry.reason in ("lost", "shutdown"):
@@ -300,7 +308,7 @@ class Worker:
         delay = min(STORE_RETRY_MAX_SECONDS, self.settings.store_retry_seconds * 2 ** max(0, job.attempt - 1))
         run_at = utcnow() + timedelta(seconds=delay)
         with contextlib.suppress(errors.StoreError):  # the lease then expires and another worker resumes it
-            await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem())
+            await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem(), attempt=job.attempt)
 
     # --- heartbeat ------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -328,10 +336,11 @@ def _failed(error: JSON) -> Outcome:
 
 
 def surfaced(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The one error a failed task group stands for: a cancellation, else a transient store error (the job is
-    retried), else a step that failed for good, else the first."""
+    """The one error a failed task group stands for: a lost lease (nothing more may be written), else a
+    cancellation, else a transient store error (the job is retried), else a step that failed for good, else the
+    first."""
     leaves = list(_leaves(group))
-    for kind in (errors.JobCanceled, asyncio.CancelledError, errors.StoreError, StepFailed):
+    for kind in (errors.LeaseLost, errors.JobCanceled, asyncio.CancelledError, errors.StoreError, StepFailed):
         for leaf in leaves:
             if isinstance(leaf, kind) and not isinstance(leaf, errors.StoreRejected):
                 return leaf

@@ -119,10 +119,12 @@ class PostgresJobs(PostgresBase):
             await self._execute(sql.RELEASE, list(job_ids), worker_id, dumps({"worker": worker_id}), idempotent=True)
             self._wake(work=True, jobs=job_ids)
 
-    async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
+    async def set_progress(
+        self, job_id: str, worker_id: str, progress: Progress, *, attempt: int | None = None
+    ) -> None:
         data = dumps({"stage": progress.stage, "done": progress.done, "total": progress.total})
         status = await self._execute(
-            sql.SET_PROGRESS, job_id, worker_id, progress.stage, progress.done, progress.total, data
+            sql.SET_PROGRESS, job_id, worker_id, progress.stage, progress.done, progress.total, data, attempt
         )
         if status != "INSERT 0 0":
             self._wake(jobs=[job_id])
@@ -136,9 +138,10 @@ class PostgresJobs(PostgresBase):
         result: JSON | None = None,
         error: JSON | None = None,
         usage: JSON | None = None,
+        attempt: int | None = None,
     ) -> bool:
         status, encoded = terminal_outcome(status, result, error, usage)
-        return await self._finish_grouped((job_id, worker_id, status.value, *encoded))
+        return await self._finish_grouped((job_id, worker_id, status.value, *encoded, attempt))
 
     # Group commit of finishes (measured by bench/engine.py): finishes asked for while one statement is in flight
     # go together in the next one, so a busy worker pays one round trip and one WAL flush for many jobs, not one.
@@ -190,20 +193,24 @@ class PostgresJobs(PostgresBase):
             self._wake(work=any(r[1] is not None for r in rows), jobs=[r[0] for r in rows])
         return {r[0] for r in rows}
 
-    async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
+    async def retry_later(
+        self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
+    ) -> bool:
         data = dumps({"retry_at": run_at.astimezone(UTC).isoformat(), "error": error})
-        if await self._fetchrow(sql.RETRY_LATER, job_id, worker_id, run_at, dumps(error), data) is None:
+        if await self._fetchrow(sql.RETRY_LATER, job_id, worker_id, run_at, dumps(error), data, attempt) is None:
             return False
         self._wake(work=True, jobs=[job_id])
         return True
 
     # --- steps and events ----------------------------------------------------------------------
-    async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
+    async def save_step(
+        self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
+    ) -> Step:
         row = (step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error), step.attempts,
                step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
         counts = await self._fetchrow(
-            sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8], idempotent=True
+            sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8], attempt, idempotent=True
         )
         if counts is not None and counts[0]:
             if events:
@@ -219,11 +226,23 @@ class PostgresJobs(PostgresBase):
             return records.step_from_row(existing)
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)
 
-    async def append_events(self, job_id: str, events: Sequence[tuple[str, JSON]]) -> list[Event]:
+    async def append_events(
+        self,
+        job_id: str,
+        events: Sequence[tuple[str, JSON]],
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[Event]:
         if not events:
             return []
         types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
-        rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
+        if worker_id is None:
+            rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
+        else:
+            rows = await self._fetch(sql.APPEND_WORKER_EVENTS, job_id, types, data, worker_id, attempt)
+        if not rows and worker_id is not None:
+            raise errors.LeaseLost(job_id=job_id, event=events[0][0])
         rows = sorted(rows, key=lambda r: r[0])
         if rows:
             self._wake(jobs=[job_id])

@@ -115,6 +115,15 @@ WITH expired AS (
 SELECT claimed.* FROM claimed, {NO_FSYNC} ORDER BY rank, priority DESC, run_at, id
 """
 
+
+# The fence of a worker's writes: the job runs under this worker's lease AND the execution (``attempt``) it claimed,
+# so a worker that lost a lease and claimed the same job again cannot write for its earlier execution. NULL attempt:
+# the worker alone (callers outside a worker's run, such as tests and tools).
+def fenced(worker: str, attempt: str) -> str:
+    """SQL: the job row is running under ``worker``'s lease of execution ``attempt`` (parameter placeholders)."""
+    return f"status = 'running' AND lease_owner = {worker} AND ({attempt}::int IS NULL OR attempt = {attempt}::int)"
+
+
 # Statements that lock several job rows lock them in id order first (``ORDERED_LOCK``): a heartbeat and a grouped
 # finish of one worker then cannot deadlock (which PostgreSQL would only break after deadlock_timeout, 1 s).
 ORDERED_LOCK = "SELECT id FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
@@ -141,11 +150,11 @@ WITH locked AS ({ORDERED_LOCK}), back AS (
 INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.released', $3, now() FROM back
 """
 
-SET_PROGRESS = """
+SET_PROGRESS = f"""
 WITH upd AS (
     UPDATE jobs SET progress_stage = $3, progress_done = $4, progress_total = $5, updated_at = now(),
         last_seq = last_seq + 1
-    WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+    WHERE id = $1 AND {fenced("$2", "$7")} RETURNING id, last_seq
 )
 INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.progress', $6, now() FROM upd
 """
@@ -153,32 +162,34 @@ INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.progr
 FINISH = f"""
 WITH done AS (
     UPDATE jobs SET status = $3, result = $4, error = $5, usage = coalesce($6, usage), {TERMINAL_SET}
-    WHERE id = $1 AND status = 'running' AND lease_owner = $2 {DONE_RETURNING}
+    WHERE id = $1 AND {fenced("$2", "$7")} {DONE_RETURNING}
 ){TERMINAL_CTES}
 SELECT id, ordering_key FROM done
 """
 
 # The finishes of one worker process grouped into one statement (one round trip, one commit, one WAL flush):
-# $1 ids, $2 workers, $3 statuses, $4 results, $5 errors, $6 usages (parallel arrays). Returns the finished ids.
+# $1 ids, $2 workers, $3 statuses, $4 results, $5 errors, $6 usages, $7 attempts (parallel arrays). Returns the
+# finished ids.
 FINISH_MANY = f"""
 WITH locked AS ({ORDERED_LOCK}), input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        AS i(id, worker, new_status, new_result, new_error, new_usage)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[])
+        AS i(id, worker, new_status, new_result, new_error, new_usage, fence)
     WHERE i.id IN (SELECT id FROM locked)
 ), done AS (
     UPDATE jobs AS j SET status = i.new_status, result = i.new_result, error = i.new_error,
         usage = coalesce(i.new_usage, j.usage), {TERMINAL_SET}
     FROM input AS i WHERE j.id = i.id AND j.status = 'running' AND j.lease_owner = i.worker
+        AND (i.fence IS NULL OR j.attempt = i.fence)
     RETURNING j.id, j.last_seq, j.tenant, j.pipeline, j.webhook_url, j.status, j.ordering_key
 ){TERMINAL_CTES}
 SELECT id, ordering_key FROM done
 """
 
-RETRY_LATER = """
+RETRY_LATER = f"""
 WITH upd AS (
     UPDATE jobs SET status = 'queued', run_at = $3, error = $4, lease_owner = NULL, lease_expires_at = NULL,
         updated_at = now(), last_seq = last_seq + 1
-    WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING id, last_seq
+    WHERE id = $1 AND {fenced("$2", "$6")} RETURNING id, last_seq
 ), ev AS (
     INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.queued', $5, now() FROM upd
 )
@@ -197,11 +208,23 @@ FROM upd, unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(type, data, ord)
 RETURNING seq, at
 """
 
-# $1 job, $2 worker, $3.. the step; $10 event types, $11 event data. First write wins; only the lease holder
-# may write the first. Returns (inserted, leased).
-SAVE_STEP = """
+# APPEND_EVENTS for a worker's own events, fenced by its lease: $4 worker, $5 attempt.
+APPEND_WORKER_EVENTS = f"""
+WITH upd AS (
+    UPDATE jobs SET last_seq = last_seq + cardinality($2::text[])
+    WHERE id = $1 AND {fenced("$4", "$5")} RETURNING last_seq
+)
+INSERT INTO events (job_id, seq, type, data, at)
+SELECT $1, upd.last_seq - cardinality($2::text[]) + e.ord, e.type, e.data, now()
+FROM upd, unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(type, data, ord)
+RETURNING seq, at
+"""
+
+# $1 job, $2 worker, $3.. the step; $10 event types, $11 event data, $12 usage, $13 attempt. First write wins;
+# only the lease holder (of that execution) may write the first. Returns (inserted, leased).
+SAVE_STEP = f"""
 WITH lease AS (
-    SELECT id FROM jobs WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE
+    SELECT id FROM jobs WHERE id = $1 AND {fenced("$2", "$13")} FOR UPDATE
 ), ins AS (
     INSERT INTO steps (job_id, key, ok, output, error, attempts, started_at, finished_at, usage)
     SELECT $1, $3, $4, $5, $6, $7, $8, $9, $12 FROM lease

@@ -5,6 +5,11 @@ Semantics every backend must honour:
 
 * Every status transition is a compare-and-set: a terminal job never changes again; ``finish`` and
   ``save_step`` of a worker that no longer holds the lease do nothing and say so.
+* The fence: every write of a worker for a job (``save_step``, ``append_events`` with ``worker_id``,
+  ``set_progress``, ``finish``, ``retry_later``) is conditional, in the same statement, on the job running under
+  that worker's lease of that execution (``attempt``, the job's attempt when it was claimed). A worker cut off
+  from the store past its lease, whose job was claimed again (by another worker or by itself), has every late
+  write refused. Workers always pass ``attempt``; None checks the worker alone (tests, tools).
 * ``claim_jobs`` takes queued jobs whose ``run_at`` has come, highest ``priority`` first then oldest, and also
   running jobs whose lease expired (a dead worker's). A job with an ``ordering_key`` is claimable only when no
   other job of its tenant with that key is running (with a live lease) and no such job submitted earlier is still
@@ -120,8 +125,10 @@ class JobStore(Protocol):
         """Give running jobs back (graceful shutdown): queued again at once, the attempt not counted."""
         ...
 
-    async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
-        """Record progress and append a ``job.progress`` event."""
+    async def set_progress(
+        self, job_id: str, worker_id: str, progress: Progress, *, attempt: int | None = None
+    ) -> None:
+        """Record progress and append a ``job.progress`` event (nothing if the lease is not held)."""
         ...
 
     async def finish(
@@ -133,13 +140,16 @@ class JobStore(Protocol):
         result: JSON | None = None,
         error: JSON | None = None,
         usage: JSON | None = None,
+        attempt: int | None = None,
     ) -> bool:
         """Move a running job this worker leases to a terminal status, set ``finished_at`` and ``expires_at``,
         append ``job.finished`` (with the status). False (and no change) if the job is not running under this
-        worker's lease."""
+        worker's lease (of execution ``attempt``, when given: see the module docstring's fence)."""
         ...
 
-    async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
+    async def retry_later(
+        self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
+    ) -> bool:
         """Put a running job back to ``queued`` until ``run_at`` (a job-level retry). False if not leased."""
         ...
 
@@ -152,13 +162,26 @@ class JobStore(Protocol):
         """Every checkpointed step of a job, by key."""
         ...
 
-    async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
+    async def save_step(
+        self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
+    ) -> Step:
         """Checkpoint a finished step, with ``events`` appended in the same transaction. The first checkpoint of
-        a key wins: if one exists already it is returned unchanged (and the events are not appended)."""
+        a key wins: if one exists already it is returned unchanged (and the events are not appended); otherwise
+        only the lease holder may write it (``LeaseLost``)."""
         ...
 
     # --- events ------------------------------------------------------------------------------
-    async def append_events(self, job_id: str, events: Sequence[tuple[str, JSON]]) -> list[Event]: ...
+    async def append_events(
+        self,
+        job_id: str,
+        events: Sequence[tuple[str, JSON]],
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[Event]:
+        """Append events with the next sequence numbers ([] if the job is gone). With ``worker_id`` (a worker's
+        own events), only while the job runs under that lease (and ``attempt``): else ``LeaseLost``."""
+        ...
 
     async def read_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]: ...
 

@@ -248,8 +248,10 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
         await self._write(ops.release, worker_id, list(job_ids), time.time())
 
-    async def set_progress(self, job_id: str, worker_id: str, progress: Progress) -> None:
-        await self._write(ops.set_progress, job_id, worker_id, progress, time.time())
+    async def set_progress(
+        self, job_id: str, worker_id: str, progress: Progress, *, attempt: int | None = None
+    ) -> None:
+        await self._write(ops.set_progress, job_id, (worker_id, attempt), progress, time.time())
 
     async def finish(
         self,
@@ -260,18 +262,32 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
         result: JSON | None = None,
         error: JSON | None = None,
         usage: JSON | None = None,
+        attempt: int | None = None,
     ) -> bool:
         status, encoded = records.terminal_outcome(status, result, error, usage)
-        return await self._write(ops.finish, job_id, worker_id, status, encoded, time.time())
+        return await self._write(ops.finish, job_id, (worker_id, attempt), status, encoded, time.time())
 
-    async def retry_later(self, job_id: str, worker_id: str, run_at: datetime, error: JSON) -> bool:
-        return await self._write(ops.retry_later, job_id, worker_id, run_at.timestamp(), error, time.time())
+    async def retry_later(
+        self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
+    ) -> bool:
+        lease = (worker_id, attempt)
+        return await self._write(ops.retry_later, job_id, lease, run_at.timestamp(), error, time.time())
 
     # --- events ------------------------------------------------------------------------------
-    async def append_events(self, job_id: str, events: Sequence[tuple[str, JSON]]) -> list[Event]:
+    async def append_events(
+        self,
+        job_id: str,
+        events: Sequence[tuple[str, JSON]],
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[Event]:
         now = time.time()
-        last = await self._write(ops.append_events, job_id, list(events), now)
+        lease = None if worker_id is None else (worker_id, attempt)
+        last = await self._write(ops.append_events, job_id, list(events), now, lease)
         if not last:
+            if lease is not None and events:
+                raise errors.LeaseLost(job_id=job_id, event=events[0][0])
             return []
         at = records.as_datetime(now)
         assert at is not None
@@ -311,8 +327,10 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
         rows = await self._read(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = ?", (job_id,))
         return {r[1]: records.step_from_row(r) for r in rows}
 
-    async def save_step(self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = ()) -> Step:
-        row = await self._write(_save_step, step, worker_id, list(events), time.time())
+    async def save_step(
+        self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
+    ) -> Step:
+        row = await self._write(_save_step, step, (worker_id, attempt), list(events), time.time())
         return records.step_from_row(row)
 
 
@@ -360,16 +378,21 @@ def _merged(wakes: Iterable[Wake]) -> Wake:
 
 
 def _save_step(
-    conn: sqlite3.Connection, wake: Wake, step: Step, worker_id: str, events: list[tuple[str, JSON]], now: float
+    conn: sqlite3.Connection,
+    wake: Wake,
+    step: Step,
+    lease: tuple[str, int | None],
+    events: list[tuple[str, JSON]],
+    now: float,
 ) -> tuple[Any, ...]:
-    """First write wins; only the lease holder may write the first."""
+    """First write wins; only the holder of the lease (worker, attempt) may write the first."""
     existing = conn.execute(
         f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = ? AND key = ?", (step.job_id, step.key)
     ).fetchone()
     if existing is not None:
         return tuple(existing)
     leased = conn.execute(
-        "SELECT 1 FROM jobs WHERE id = ? AND status = 'running' AND lease_owner = ?", (step.job_id, worker_id)
+        f"SELECT 1 FROM jobs WHERE id = ? AND {ops.FENCE}", (step.job_id, lease[0], lease[1], lease[1])
     ).fetchone()
     if leased is None:
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)

@@ -26,14 +26,27 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+# The fence of a worker's writes (as in postgres_sql.fenced): the job runs under this worker's lease of this
+# execution. Parameters: worker, attempt, attempt (a NULL attempt: the worker alone).
+FENCE = "status = 'running' AND lease_owner = ? AND (? IS NULL OR attempt = ?)"
+
+
 def append_events(
-    conn: sqlite3.Connection, wake: Wake, job_id: str, events: Sequence[tuple[str, JSON]], now: float
+    conn: sqlite3.Connection,
+    wake: Wake,
+    job_id: str,
+    events: Sequence[tuple[str, JSON]],
+    now: float,
+    lease: tuple[str, int | None] | None = None,
 ) -> int:
-    """Append ``events`` with the next sequence numbers; returns the last seq (0 if the job does not exist)."""
+    """Append ``events`` with the next sequence numbers; returns the last seq (0 if the job does not exist, or,
+    with a ``lease`` (worker, attempt), if the job no longer runs under it)."""
     if not events:
         return 0
+    fence, params = ("", ()) if lease is None else (f" AND {FENCE}", (lease[0], lease[1], lease[1]))
     row = conn.execute(
-        "UPDATE jobs SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq", (len(events), job_id)
+        f"UPDATE jobs SET last_seq = last_seq + ? WHERE id = ?{fence} RETURNING last_seq",
+        (len(events), job_id, *params),
     ).fetchone()
     if row is None:
         return 0
@@ -232,11 +245,13 @@ def release(conn: sqlite3.Connection, wake: Wake, worker_id: str, job_ids: Seque
         wake.jobs.extend(r[0] for r in rows)
 
 
-def set_progress(conn: sqlite3.Connection, wake: Wake, job_id: str, worker_id: str, p: Progress, now: float) -> None:
+def set_progress(
+    conn: sqlite3.Connection, wake: Wake, job_id: str, lease: tuple[str, int | None], p: Progress, now: float
+) -> None:
     row = conn.execute(
         "UPDATE jobs SET progress_stage = ?, progress_done = ?, progress_total = ?, updated_at = ?, "
-        "last_seq = last_seq + 1 WHERE id = ? AND status = 'running' AND lease_owner = ? RETURNING last_seq",
-        (p.stage, p.done, p.total, now, job_id, worker_id),
+        f"last_seq = last_seq + 1 WHERE id = ? AND {FENCE} RETURNING last_seq",
+        (p.stage, p.done, p.total, now, job_id, lease[0], lease[1], lease[1]),
     ).fetchone()
     if row is not None:
         conn.execute(
@@ -250,17 +265,18 @@ def finish(
     conn: sqlite3.Connection,
     wake: Wake,
     job_id: str,
-    worker_id: str,
+    lease: tuple[str, int | None],
     status: JobStatus,
     values: tuple[str | None, str | None, str | None],
     now: float,
 ) -> bool:
-    """Compare-and-set a leased running job to ``status``; ``values``: encoded (result, error, usage)."""
+    """Compare-and-set a job running under ``lease`` (worker, attempt) to ``status``; ``values``: encoded
+    (result, error, usage)."""
     result, error, usage = values
     row = conn.execute(
         f"UPDATE jobs SET status = ?, result = ?, error = ?, usage = coalesce(?, usage), {_TERMINAL_SET} "
-        f"WHERE id = ? AND status = 'running' AND lease_owner = ? {_FINISHED_RETURNING}",
-        (status.value, result, error, usage, now, now, now, job_id, worker_id),
+        f"WHERE id = ? AND {FENCE} {_FINISHED_RETURNING}",
+        (status.value, result, error, usage, now, now, now, job_id, lease[0], lease[1], lease[1]),
     ).fetchone()
     if row is None:
         return False
@@ -269,13 +285,18 @@ def finish(
 
 
 def retry_later(
-    conn: sqlite3.Connection, wake: Wake, job_id: str, worker_id: str, run_at: float, error: JSON, now: float
+    conn: sqlite3.Connection,
+    wake: Wake,
+    job_id: str,
+    lease: tuple[str, int | None],
+    run_at: float,
+    error: JSON,
+    now: float,
 ) -> bool:
     row = conn.execute(
         "UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
-        "updated_at = ?, last_seq = last_seq + 1 WHERE id = ? AND status = 'running' AND lease_owner = ? "
-        "RETURNING last_seq",
-        (run_at, dumps(error), now, job_id, worker_id),
+        f"updated_at = ?, last_seq = last_seq + 1 WHERE id = ? AND {FENCE} RETURNING last_seq",
+        (run_at, dumps(error), now, job_id, lease[0], lease[1], lease[1]),
     ).fetchone()
     if row is None:
         return False
