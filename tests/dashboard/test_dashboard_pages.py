@@ -37,7 +37,13 @@ JUNE = {
     "session_id": "s2",
     "reference_time": "2026-06-01T10:00:00+00:00",
     "messages": [
-        {"role": "user", "content": "Ms. Schmidt now lives in Porto.", "timestamp": "2026-06-01T10:00:00+00:00"}
+        {
+            "id": "june-1",
+            "name": "Alice",
+            "role": "user",
+            "content": "Ms. Schmidt now lives in Porto.",
+            "timestamp": "2026-06-01T10:00:00+00:00",
+        }
     ],
 }
 
@@ -174,6 +180,8 @@ def test_memory_browser_draws_the_graph_and_the_timeline(server: str, page: Any,
     expect(page.locator("#result .fact")).to_have_count(1)
     expect(page.locator("#result .fact")).to_contain_text("Emma Schmidt lives in Porto 2026-06-01 → now")
     expect(page.locator("#input .msg")).to_have_text([re.compile("Ms. Schmidt now lives in Porto.")])
+    expect(page.locator("#input .msg .who")).to_have_text(["Alice"])  # the speaker's name, not only its role
+    expect(page.locator("#input .msg")).to_contain_text("june-1")
     page.goto(f"{server}/ui/#/memory")
     page.locator('#memory-users li[data-user="alice"] a').click()
     graph = page.locator("#memory-graph")

@@ -24,9 +24,11 @@ function filesList(files) {
 }
 
 function messagesList(messages) {
+  // a message's speaker (its name, else its role) with its time and the client's id for it when it has one
   return el("ol", { class: "chat" }, ...messages.map((m) =>
-    el("li", { class: "msg " + (m.role || "") }, el("span", { class: "who" }, m.role || m.speaker || ""),
-      el("span", { class: "muted" }, " " + when(m.timestamp)), el("div", {}, m.content || ""))));
+    el("li", { class: "msg " + (m.role || "") }, el("span", { class: "who" }, m.name || m.role || m.speaker || ""),
+      el("span", { class: "muted" }, " " + when(m.timestamp) + (m.id ? " · " + m.id : "")),
+      el("div", {}, m.content || ""))));
 }
 
 function scalarFacts(input) {
