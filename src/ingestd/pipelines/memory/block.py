@@ -24,6 +24,10 @@ TOP = 3
 FACT_SHARE = 0.15  # at most this share of the budget goes to facts
 MAX_FACTS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# A question asking for a time; a sentence carrying a resolved date ("on Sunday [12 February 2023]") then counts
+# one more match, so that a long message cut to fit keeps the sentence that dates it.
+_ASKS_WHEN = re.compile(r"\b(?:when|what (?:year|month|day|date|time)|which (?:year|month|day)|how long ago)\b", re.I)
+_RESOLVED = re.compile(r"\[[^\]]*\d{4}\]")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 
 
@@ -52,13 +56,14 @@ def _matches(sentence: str, stems: set[str]) -> int:
     return len({_stem(w) for w in hybrid.query_terms(sentence, limit=200)} & stems)
 
 
-def snippet(content: str, stems: set[str], cap: int) -> str:
+def snippet(content: str, stems: set[str], cap: int, dated: bool = False) -> str:
     """``content`` if it fits in ``cap`` words, else its best-matching sentence and those after it (then before
-    it) while they fit; a sentence longer than the cap is cut."""
+    it) while they fit; a sentence longer than the cap is cut. ``dated``: a sentence with a resolved date counts
+    one match more."""
     if words(content) <= cap:
         return content.strip()
     sentences = [s for s in _SENTENCE.split(content.strip()) if s]
-    scores = [_matches(s, stems) for s in sentences]
+    scores = [_matches(s, stems) + (1 if dated and _RESOLVED.search(s) else 0) for s in sentences]
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
     chosen, used = [best], words(sentences[best])
     order = [*range(best + 1, len(sentences)), *range(best - 1, -1, -1)]
@@ -96,14 +101,21 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
     stems = {_stem(t) for t in hybrid.query_terms(query, limit=32)}
     candidates = _candidates(found)
     shown: list[tuple[Message, str]] = []
-    used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown)
+    dated = bool(_ASKS_WHEN.search(query))
+    used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown, dated)
     about = {_stem(t) for t in content_terms(query, list(found.speakers))}
     facts = _facts(found.facts, {m.id for m, _ in shown}, about, budget - used)
-    _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown)
+    _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown, dated)
     return _render(head, tail, shown, facts)
 
 
-def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, shown: list[tuple[Message, str]]) -> int:
+def _fill(
+    candidates: list[tuple[Message, int]],
+    stems: set[str],
+    room: int,
+    shown: list[tuple[Message, str]],
+    dated: bool = False,
+) -> int:
     """Add to ``shown`` the candidates not in it that fit in ``room`` words, best first; the words added."""
     taken = {m.key for m, _ in shown}
     days = {day_line(m) for m, _ in shown}
@@ -111,7 +123,7 @@ def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, sho
     for message, cap in candidates:
         if message.key in taken:
             continue
-        text = snippet(message.content, stems, cap)
+        text = snippet(message.content, stems, cap, dated)
         day = day_line(message)
         size = words(message_line(message, text)) + (0 if day in days else words(day))
         if used + size <= room:
@@ -122,17 +134,17 @@ def _fill(candidates: list[tuple[Message, int]], stems: set[str], room: int, sho
 
 
 def _facts(hits: Sequence[SearchHit], shown_ids: set[str], about: set[str], room: int) -> list[Fact]:
-    """Facts whose messages are not shown and whose words meet the question's (a speaker's name aside)."""
+    """Facts whose messages are not shown and whose subject or object meets the question's words (a speaker's
+    name aside)."""
     chosen: list[Fact] = []
     lines: set[str] = set()
     for hit in hits:
         fact = hit.fact
         line = fact_line(fact)
-        triple = f"{fact.subject} {fact.predicate.replace('_', ' ')} {fact.object}"
         if set(fact.message_ids) <= shown_ids or line in lines or len(chosen) >= MAX_FACTS:
             continue
-        if not _matches(triple, about):
-            continue
+        if not _matches(f"{fact.subject} {fact.object}", about):
+            continue  # a shared verb alone ("get" in "Kwame get 71" for "When did Claire get married?") is chance
         if words(line) > room:
             break
         chosen.append(fact)

@@ -29,6 +29,9 @@ SPEAKER_BOOST = 1.5  # score factor of a message said by a speaker the question 
 TEXT_WEIGHT = 1.0  # weight of the full-text ranking against the vector one
 GRAPH_WEIGHT = 0.25  # weight of each fact-derived ranking
 MESSAGE_CANDIDATES = 40
+# Reciprocal rank fusion constant for messages: lower than the usual 60, so that a message one ranking puts near
+# its top stands out from the long flat tail every ranking gives (a dense ranking scores every message).
+MESSAGE_RRF_K = 20.0
 # Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
 NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
 SAME_SPEAKER_SHARE = 0.3  # the share of the turn two before when the same speaker said it: their previous turn
@@ -173,8 +176,8 @@ def _ids(ids: list[str]) -> list[str]:
 def _fuse(text: list[str], dense: list[str], by_fact: list[str], expanded: list[str]) -> dict[str, float]:
     scores: dict[str, float] = {}
     for ranking, weight in ((text, TEXT_WEIGHT), (dense, 1.0), (by_fact, GRAPH_WEIGHT), (expanded, GRAPH_WEIGHT)):
-        for key, score in hybrid.fuse(ranking).items():
-            scores[key] = scores.get(key, 0.0) + weight * score
+        for rank, key in enumerate(ranking):
+            scores[key] = scores.get(key, 0.0) + weight / (MESSAGE_RRF_K + rank + 1)
     return scores
 
 
