@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from ingestd import keys
+from ingestd.store import records
 from ingestd.store.postgres_base import PostgresBase
 
-_COLUMNS = "key_id, tenant, scopes, created_at, name, expires_at, revoked_at"
-
-
-def _key(row: Any) -> keys.ApiKey:
-    return keys.ApiKey(
-        id=row["key_id"],
-        tenant=row["tenant"],
-        scopes=tuple(str(row["scopes"]).split()),
-        created_at=row["created_at"],
-        name=row["name"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-    )
+_COLUMNS = records.API_KEY_COLUMNS
+_key = records.api_key_from_row
 
 
 class PostgresKeys(PostgresBase):

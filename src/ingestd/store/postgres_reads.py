@@ -54,21 +54,23 @@ class PostgresReads(PostgresBase):
 
     async def load_steps(self, job_id: str) -> dict[str, Step]:
         rows = await self._fetch(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = $1", job_id, idempotent=True)
-        return {r[1]: records.step_from_row(r) for r in rows}
+        steps = (records.step_from_row(r) for r in rows)
+        return {step.key: step for step in steps}
 
     async def live_workers(self, within_seconds: float) -> list[JSON]:
         rows = await self._fetch(
-            f"SELECT id, last_seen, jobs FROM workers WHERE last_seen >= now() - $1::float8 {sql.SECONDS} ORDER BY id",
+            f"SELECT {records.WORKER_COLUMNS} FROM workers WHERE last_seen >= now() - $1::float8 {sql.SECONDS} "
+            "ORDER BY id",
             within_seconds,
             idempotent=True,
         )
-        return [{"id": r[0], "last_seen": r[1], "jobs": r[2]} for r in rows]
+        return [records.worker_from_row(r) for r in rows]
 
     async def queue_stats(self) -> list[JSON]:
         rows = await self._fetch(sql.QUEUE_STATS, idempotent=True)
         return [
-            {"pipeline": r[0], "queued": int(r[1]), "running": int(r[2]), "oldest_queued_age": float(r[3])}
-            for r in rows
+            {"pipeline": pipeline, "queued": int(queued), "running": int(running), "oldest_queued_age": float(oldest)}
+            for pipeline, queued, running, oldest in rows
         ]
 
     async def recent_durations(self, pipeline: str, limit: int = 50) -> list[tuple[float, float]]:
@@ -79,7 +81,7 @@ class PostgresReads(PostgresBase):
             limit,
             idempotent=True,
         )
-        return [(float(r[0]), float(r[1])) for r in rows]
+        return [(float(units), float(seconds)) for units, seconds in rows]
 
 
 __all__ = ["PostgresReads"]

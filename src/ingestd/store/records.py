@@ -1,31 +1,124 @@
 """Rows to domain objects and back, shared by the SQLite and PostgreSQL backends.
 
-Rows are read positionally in the order of ``JOB_COLUMNS`` / ``STEP_COLUMNS`` / ``EVENT_COLUMNS`` (the fastest
-way with both drivers). Times arrive as Unix seconds (SQLite) or aware datetimes (PostgreSQL); ``as_datetime``
-accepts both.
+Each table read has a typed row (``JobRow``, ``StepRow``...): a ``NamedTuple`` whose fields are the selected
+columns, in order (``JOB_COLUMNS`` is made from ``JobRow``'s fields), so a row is read by name while both drivers
+still return plain tuples. To add a column, add it to the row type; the SELECT lists follow. Times arrive as Unix
+seconds (SQLite) or aware datetimes (PostgreSQL); ``as_datetime`` accepts both.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from ingestd import errors
+from ingestd.keys import ApiKey
 from ingestd.models import JSON, Event, Job, JobFilter, JobStatus, Progress, Step, StoredFile
 
-JOB_COLUMNS = (
-    "id, tenant, pipeline, status, input, files, progress_stage, progress_done, progress_total, result, error, "
-    "attempt, max_attempts, priority, run_at, ordering_key, idempotency_key, payload_hash, created_at, "
-    "started_at, finished_at, updated_at, expires_at, lease_owner, lease_expires_at, cancel_requested, "
-    "deadline_at, usage, webhook_url, units, last_seq"
-)
-STEP_COLUMNS = "job_id, key, ok, output, error, attempts, started_at, finished_at, usage"
-EVENT_COLUMNS = "job_id, seq, type, data, at"
+Time = float | datetime  # Unix seconds on SQLite, an aware datetime on PostgreSQL
+
+
+class JobRow(NamedTuple):
+    """A ``jobs`` row as selected with ``JOB_COLUMNS`` (the columns are these fields, in this order)."""
+
+    id: str
+    tenant: str
+    pipeline: str
+    status: str
+    input: str
+    files: str
+    progress_stage: str | None
+    progress_done: int
+    progress_total: int
+    result: str | None
+    error: str | None
+    attempt: int
+    max_attempts: int
+    priority: int
+    run_at: Time
+    ordering_key: str | None
+    idempotency_key: str | None
+    payload_hash: str | None
+    created_at: Time
+    started_at: Time | None
+    finished_at: Time | None
+    updated_at: Time
+    expires_at: Time | None
+    lease_owner: str | None
+    lease_expires_at: Time | None
+    cancel_requested: bool | int
+    deadline_at: Time | None
+    usage: str
+    webhook_url: str | None
+    units: float
+    last_seq: int
+
+
+class StepRow(NamedTuple):
+    """A ``steps`` row as selected with ``STEP_COLUMNS``."""
+
+    job_id: str
+    key: str
+    ok: bool | int
+    output: str | None
+    error: str | None
+    attempts: int
+    started_at: Time
+    finished_at: Time
+    usage: str
+
+
+class EventRow(NamedTuple):
+    """An ``events`` row as selected with ``EVENT_COLUMNS``."""
+
+    job_id: str
+    seq: int
+    type: str
+    data: str
+    at: Time
+
+
+class ApiKeyRow(NamedTuple):
+    """An ``api_keys`` row as selected with ``API_KEY_COLUMNS`` (never the hash)."""
+
+    key_id: str
+    tenant: str
+    scopes: str
+    created_at: Time
+    name: str | None
+    expires_at: Time | None
+    revoked_at: Time | None
+
+
+class WorkerRow(NamedTuple):
+    """A ``workers`` row as selected with ``WORKER_COLUMNS``."""
+
+    id: str
+    last_seen: Time
+    jobs: int
+
+
+def columns(fields: Sequence[str]) -> str:
+    """The SELECT list of a row type (``columns(JobRow._fields)``): its field names, in order."""
+    return ", ".join(fields)
+
+
+def _first(row: Sequence[Any], n: int) -> Iterable[Any]:
+    """The first ``n`` values of a row (a statement may return more after them, as ``CLAIM`` its order)."""
+    return row if len(row) == n else itertools.islice(row, n)
+
+
+JOB_COLUMNS = columns(JobRow._fields)
+STEP_COLUMNS = columns(StepRow._fields)
+EVENT_COLUMNS = columns(EventRow._fields)
+API_KEY_COLUMNS = columns(ApiKeyRow._fields)
+WORKER_COLUMNS = columns(WorkerRow._fields)
 
 
 def dumps(value: Any) -> str:
@@ -77,56 +170,79 @@ def decode_files(text: str) -> tuple[StoredFile, ...]:
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """A ``Job`` from a row selected with ``JOB_COLUMNS``."""
+    r = JobRow._make(_first(row, len(JobRow._fields)))
     return Job(
-        id=row[0],
-        tenant=row[1],
-        pipeline=row[2],
-        status=JobStatus(row[3]),
-        input=orjson.loads(row[4]),
-        files=decode_files(row[5]) if row[5] != "[]" else (),
-        progress=Progress(row[6], row[7], row[8]),
-        result=loads(row[9]),
-        error=loads(row[10]),
-        attempt=row[11],
-        max_attempts=row[12],
-        priority=row[13],
-        run_at=_dt(row[14]),
-        ordering_key=row[15],
-        idempotency_key=row[16],
-        payload_hash=row[17],
-        created_at=_dt(row[18]),
-        started_at=as_datetime(row[19]),
-        finished_at=as_datetime(row[20]),
-        updated_at=_dt(row[21]),
-        expires_at=as_datetime(row[22]),
-        lease_owner=row[23],
-        lease_expires_at=as_datetime(row[24]),
-        cancel_requested=bool(row[25]),
-        deadline_at=as_datetime(row[26]),
-        usage=orjson.loads(row[27]),
-        webhook_url=row[28],
-        units=row[29],
+        id=r.id,
+        tenant=r.tenant,
+        pipeline=r.pipeline,
+        status=JobStatus(r.status),
+        input=orjson.loads(r.input),
+        files=decode_files(r.files) if r.files != "[]" else (),
+        progress=Progress(r.progress_stage, r.progress_done, r.progress_total),
+        result=loads(r.result),
+        error=loads(r.error),
+        attempt=r.attempt,
+        max_attempts=r.max_attempts,
+        priority=r.priority,
+        run_at=_dt(r.run_at),
+        ordering_key=r.ordering_key,
+        idempotency_key=r.idempotency_key,
+        payload_hash=r.payload_hash,
+        created_at=_dt(r.created_at),
+        started_at=as_datetime(r.started_at),
+        finished_at=as_datetime(r.finished_at),
+        updated_at=_dt(r.updated_at),
+        expires_at=as_datetime(r.expires_at),
+        lease_owner=r.lease_owner,
+        lease_expires_at=as_datetime(r.lease_expires_at),
+        cancel_requested=bool(r.cancel_requested),
+        deadline_at=as_datetime(r.deadline_at),
+        usage=orjson.loads(r.usage),
+        webhook_url=r.webhook_url,
+        units=r.units,
     )
 
 
 def step_from_row(row: Sequence[Any]) -> Step:
     """A ``Step`` from a row selected with ``STEP_COLUMNS``."""
+    r = StepRow._make(row)
     return Step(
-        job_id=row[0],
-        key=row[1],
-        ok=bool(row[2]),
-        output=loads(row[3]),
-        error=loads(row[4]),
-        attempts=row[5],
-        started_at=_dt(row[6]),
-        finished_at=_dt(row[7]),
-        usage=orjson.loads(row[8]),
+        job_id=r.job_id,
+        key=r.key,
+        ok=bool(r.ok),
+        output=loads(r.output),
+        error=loads(r.error),
+        attempts=r.attempts,
+        started_at=_dt(r.started_at),
+        finished_at=_dt(r.finished_at),
+        usage=orjson.loads(r.usage),
     )
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
     """An ``Event`` from a row selected with ``EVENT_COLUMNS``."""
-    return Event(job_id=row[0], seq=row[1], type=row[2], data=orjson.loads(row[3]), at=_dt(row[4]))
+    r = EventRow._make(row)
+    return Event(job_id=r.job_id, seq=r.seq, type=r.type, data=orjson.loads(r.data), at=_dt(r.at))
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    """An ``ApiKey`` from a row selected with ``API_KEY_COLUMNS``."""
+    r = ApiKeyRow._make(row)
+    return ApiKey(
+        id=r.key_id,
+        tenant=r.tenant,
+        scopes=tuple(str(r.scopes).split()),
+        created_at=_dt(r.created_at),
+        name=r.name,
+        expires_at=as_datetime(r.expires_at),
+        revoked_at=as_datetime(r.revoked_at),
+    )
+
+
+def worker_from_row(row: Sequence[Any]) -> JSON:
+    """A live worker (``live_workers``) from a row selected with ``WORKER_COLUMNS``."""
+    r = WorkerRow._make(row)
+    return {"id": r.id, "last_seen": as_datetime(r.last_seen), "jobs": r.jobs}
 
 
 def encode_cursor(job_id: str) -> str:

@@ -48,7 +48,7 @@ from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
 from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
-from ingestd.store.sqlite_more import SQLiteQueries
+from ingestd.store.sqlite_reads import SQLiteReads
 from ingestd.store.sqlite_retry import SQLiteRetry
 from ingestd.store.sqlite_webhooks import SQLiteWebhooks
 from ingestd.store.wakeup import Waiters, Wake, WakeSocket
@@ -66,7 +66,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteWebhooks):  # mixins
+class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteWebhooks):  # mixins
     """A ``JobStore`` on one SQLite file. Create with ``await SQLiteJobStore.open(url, path)``."""
 
     def __init__(self, url: str, path: str, blob_dir: str | None = None) -> None:
@@ -190,7 +190,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
         while True:
             await asyncio.sleep(_FALLBACK_POLL_SECONDS)
             try:
-                version = (await self._read("PRAGMA data_version"))[0][0]
+                ((version,),) = await self._read("PRAGMA data_version")
             except errors.StoreError:
                 continue
             if version != self._data_version:
@@ -208,7 +208,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
             rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         else:
             rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant))
-        return records.job_from_row(rows[0]) if rows else None
+        return next((records.job_from_row(r) for r in rows), None)
 
     async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
         where, params = records.job_filter_sql(flt, cursor, lambda: "?", lambda d: d.timestamp())
@@ -218,8 +218,8 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
         return JobPage(jobs, next_cursor)
 
     async def count_queued(self, tenant: str) -> int:
-        rows = await self._read("SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", (tenant,))
-        return int(rows[0][0])
+        ((count,),) = await self._read("SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", (tenant,))
+        return int(count)
 
     async def delete_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         row = await self._write(ops.delete_job, job_id, tenant)
@@ -303,7 +303,7 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
 
     async def _last_seq(self, job_id: str) -> int:
         rows = await self._read("SELECT last_seq FROM jobs WHERE id = ?", (job_id,))
-        return int(rows[0][0]) if rows else 0
+        return next((int(last_seq) for (last_seq,) in rows), 0)
 
     async def wait_for_events(self, job_id: str, after: int, timeout: float) -> bool:
         return await self._waiters.wait_for_events(job_id, after, timeout, self._last_seq, _FALLBACK_POLL_SECONDS)
@@ -325,7 +325,8 @@ class SQLiteJobStore(SQLiteQueries, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLit
 
     async def load_steps(self, job_id: str) -> dict[str, Step]:
         rows = await self._read(f"SELECT {records.STEP_COLUMNS} FROM steps WHERE job_id = ?", (job_id,))
-        return {r[1]: records.step_from_row(r) for r in rows}
+        steps = (records.step_from_row(r) for r in rows)
+        return {step.key: step for step in steps}
 
     async def save_step(
         self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None

@@ -10,25 +10,12 @@ from typing import Any
 from ingestd import keys
 from ingestd.store import records
 
-_COLUMNS = "key_id, tenant, scopes, created_at, name, expires_at, revoked_at"
+_COLUMNS = records.API_KEY_COLUMNS
+_key = records.api_key_from_row
 
 
 def _seconds(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
-
-
-def _key(row: Any) -> keys.ApiKey:
-    created = records.as_datetime(row[3])
-    assert created is not None
-    return keys.ApiKey(
-        id=row[0],
-        tenant=row[1],
-        scopes=tuple(str(row[2]).split()),
-        created_at=created,
-        name=row[4],
-        expires_at=records.as_datetime(row[5]),
-        revoked_at=records.as_datetime(row[6]),
-    )
 
 
 class SQLiteKeys:
@@ -53,12 +40,13 @@ class SQLiteKeys:
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
             (key_hash, tenant, time.time(), key_id or keys.new_id(), " ".join(scopes), name, _seconds(expires_at)),
         )
-        rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
-        return _key(rows[0])
+        key = await self.api_key_for_hash(key_hash)
+        assert key is not None
+        return key
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
         rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
-        return _key(rows[0]) if rows else None
+        return next((_key(row) for row in rows), None)
 
     async def tenant_for_key(self, key_hash: str) -> str | None:
         key = await self.api_key_for_hash(key_hash)
@@ -77,8 +65,9 @@ class SQLiteKeys:
             (time.time(), key_id, tenant, tenant),
         )
         rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE {mine}", (key_id, tenant, tenant))
-        return _key(rows[0]) if rows else None
+        return next((_key(row) for row in rows), None)
 
     async def has_api_keys(self) -> bool:
         rows = await self._read("SELECT EXISTS (SELECT 1 FROM api_keys)")
-        return bool(rows[0][0])
+        ((exists,),) = rows
+        return bool(exists)

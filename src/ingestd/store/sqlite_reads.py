@@ -1,4 +1,4 @@
-"""The SQLite store's smaller queries: workers, numbers (a mixin of ``SQLiteJobStore``; API keys: ``sqlite_keys``)."""
+"""The SQLite store's small reads: live workers, queue numbers, durations (a mixin of ``SQLiteJobStore``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ingestd.models import JSON
 from ingestd.store import records
 
 
-class SQLiteQueries:
+class SQLiteReads:
     """Single-statement reads and writes; ``SQLiteJobStore`` provides ``_read`` and ``_execute``."""
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -18,9 +18,10 @@ class SQLiteQueries:
 
     async def live_workers(self, within_seconds: float) -> list[JSON]:
         rows = await self._read(
-            "SELECT id, last_seen, jobs FROM workers WHERE last_seen >= ? ORDER BY id", (time.time() - within_seconds,)
+            f"SELECT {records.WORKER_COLUMNS} FROM workers WHERE last_seen >= ? ORDER BY id",
+            (time.time() - within_seconds,),
         )
-        return [{"id": r[0], "last_seen": records.as_datetime(r[1]), "jobs": r[2]} for r in rows]
+        return [records.worker_from_row(r) for r in rows]
 
     async def queue_stats(self) -> list[JSON]:
         rows = await self._read(
@@ -31,12 +32,12 @@ class SQLiteQueries:
         now = time.time()
         return [
             {
-                "pipeline": r[0],
-                "queued": int(r[1]),
-                "running": int(r[2]),
-                "oldest_queued_age": (now - r[3]) if r[3] is not None else 0.0,
+                "pipeline": pipeline,
+                "queued": int(queued),
+                "running": int(running),
+                "oldest_queued_age": (now - oldest) if oldest is not None else 0.0,
             }
-            for r in rows
+            for pipeline, queued, running, oldest in rows
         ]
 
     async def recent_durations(self, pipeline: str, limit: int = 50) -> list[tuple[float, float]]:
@@ -45,4 +46,4 @@ class SQLiteQueries:
             "ORDER BY finished_at DESC LIMIT ?",
             (pipeline, limit),
         )
-        return [(float(r[0]), float(r[1])) for r in rows]
+        return [(float(units), float(seconds)) for units, seconds in rows]
