@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-MACHINE_PATH = re.compile(r"(?<![\w.])(/work/|/home/|/root/|\.\./shared/)")
+MACHINE_PATH = re.compile(r"(?<![\w.])(/work/|/home/|/root/|\.\./shared/)|(?<![\w./-])shared/research/")
 
 
 def test_relative_links_resolve_and_no_machine_paths() -> None:
