@@ -4,6 +4,7 @@ revoke``; ``ingestd keys list`` shows what happened, by key id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,9 @@ import httpx
 import pytest
 from server_process import Process, free_port, ingestd
 from workers import wait_healthy
+
+from ingestd.models import NewJob
+from ingestd.store import open_store
 
 REFUSED_WITHIN = 5.0  # seconds: the promise of docs/operations.md ("API keys")
 
@@ -64,3 +68,22 @@ def test_a_revoked_key_is_refused_by_every_api_process(database_url: str, tmp_pa
     finally:
         for api in apis:
             api.stop()
+
+
+async def _submit_keyless_job(database_url: str) -> None:
+    store = await open_store(database_url)
+    try:
+        await store.migrate()
+        await store.submit(NewJob(pipeline="noop", input={}))  # open mode: tenant default
+    finally:
+        await store.close()
+
+
+def test_the_first_key_says_where_the_keyless_jobs_went(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path}/keys.db"
+    asyncio.run(_submit_keyless_job(database_url))
+    made = ingestd("keys", "create", "--tenant", "acme", "--database", database_url)
+    assert made.returncode == 0 and made.stdout.startswith("ik_"), made.stderr
+    assert "belong to tenant 'default'" in made.stderr and "keys create --tenant default" in made.stderr
+    again = ingestd("keys", "create", "--tenant", "globex", "--database", database_url)  # not the first key
+    assert again.returncode == 0 and "note:" not in again.stderr

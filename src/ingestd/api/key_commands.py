@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from ingestd import keys
+from ingestd.models import JobFilter
 
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
@@ -92,15 +93,28 @@ def create(
     expires_at = datetime.now(UTC) + parse_duration(expires_in) if expires_in else None
     given = _secret_from(secret_env)
 
-    async def work(store: JobStore) -> tuple[keys.ApiKey, str]:
-        return await auth.make_key(store, tenant, scopes=scopes, name=name, expires_at=expires_at, secret=given)
+    async def work(store: JobStore) -> tuple[keys.ApiKey, str, bool]:
+        first = not await store.has_api_keys()
+        keyless = (
+            first
+            and tenant != auth.OPEN_TENANT
+            and bool((await store.list_jobs(JobFilter(tenant=auth.OPEN_TENANT), limit=1)).jobs)
+        )
+        key, secret = await auth.make_key(store, tenant, scopes=scopes, name=name, expires_at=expires_at, secret=given)
+        return key, secret, keyless
 
-    key, secret = _on_store(database, work)
+    key, secret, keyless = _on_store(database, work)
     shown = None if given else secret
     if as_json:
         typer.echo(json.dumps({**key.to_json(), "secret": shown}, indent=2))
         return
     typer.echo(f"key {key.id} for tenant {key.tenant}: {' '.join(key.scopes)}", err=True)
+    if keyless:  # the jobs submitted in open mode would otherwise seem to vanish from this key's listing
+        typer.echo(
+            f"note: the jobs submitted before any key existed belong to tenant '{auth.OPEN_TENANT}'; this key "
+            f"does not list them: `ingestd keys create --tenant {auth.OPEN_TENANT}` makes one that does",
+            err=True,
+        )
     typer.echo(shown if shown is not None else key.id)
 
 
