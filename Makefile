@@ -9,7 +9,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test lint bench install clean browser
+.PHONY: run test lint bench install clean browser netlab
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -30,7 +30,7 @@ run: $(RUN_STAMP)
 	mkdir -p var
 	$(BIN)/ingestd serve
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser netlab
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -47,6 +47,18 @@ browser:
 	    { apt-get update -qq >/dev/null 2>&1 && \
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; }; } || \
 	  echo "make: chromium is not installed (needs root and apt-get): the dashboard tests will skip"
+
+# The partition test (tests/chaos/test_partition.py) makes network namespaces with iproute2, nftables and socat
+# (Debian's packages): install them when missing, as root with apt-get; otherwise say so and go on (that test then
+# skips, or fails under CI=true).
+NETLAB_TOOLS := ip nft tc socat
+netlab:
+	@for t in $(NETLAB_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; [ -z "$$missing" ] || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables socat >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables socat >/dev/null 2>&1; }; }; } || \
+	  echo "make: iproute2, nftables or socat is not installed (needs root and apt-get): the partition test will skip"
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py --quick

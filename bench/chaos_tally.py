@@ -44,6 +44,9 @@ class Report:
     pg_restart_seconds: float = 0.0  # how long `pg_ctlcluster restart` took
     seconds: float = 0.0
     drain_seconds: float = 0.0
+    stale_refused: int = 0  # late writes of an execution that lost its lease, refused by the fence (chaos_faults)
+    stale_accepted: int = 0  # step events of an earlier execution after a later one started: must stay 0
+    transient_errors: int = 0  # job executions put back by an injected store error (chaos_faults transient)
 
     @property
     def max_resume_wait(self) -> float:

@@ -308,7 +308,8 @@ class Worker:
         delay = min(STORE_RETRY_MAX_SECONDS, self.settings.store_retry_seconds * 2 ** max(0, job.attempt - 1))
         run_at = utcnow() + timedelta(seconds=delay)
         with contextlib.suppress(errors.StoreError):  # the lease then expires and another worker resumes it
-            await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem(), attempt=job.attempt)
+            if not await self.store.retry_later(job.id, self.worker_id, run_at, exc.to_problem(), attempt=job.attempt):
+                log.warning("job %s: stale write refused (retry later): lease lost", job.id)
 
     # --- heartbeat ------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
