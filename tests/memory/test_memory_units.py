@@ -98,6 +98,18 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     assert "Nothing relevant" in recall.context_json("alice", "x", Recall([], [], []))["context"]
 
 
+def test_a_cut_message_keeps_the_part_that_answers() -> None:
+    stems = {block._stem(t) for t in search.query_terms("What car did Jonah buy?")}
+    # A run-on turn without full stops: the piece holding the answer, not the first words.
+    run_on = " ".join(["so we walked around the market for hours"] * 8) + " and Jonah bought a red car in the end"
+    assert "Jonah bought a red car" in block.snippet(run_on, stems, 20)
+    # A question asking "when" keeps the sentence that carries the resolved date.
+    dated = "We were drifting for months and he wants to stay in Austin. We talked on Sunday [12 February 2023]."
+    when = {block._stem(t) for t in search.query_terms("When did Rosa and Theo break up?")}
+    assert "[12 February 2023]" in block.snippet(dated, when, 12, dated=True)
+    assert "[12 February 2023]" not in block.snippet(dated, when, 12)
+
+
 def test_query_terms_and_full_text_expressions() -> None:
     terms = search.query_terms("Where does Émma LIVE, and who is Tom?")
     assert terms == ["emma", "live", "tom"]

@@ -62,7 +62,7 @@ def snippet(content: str, stems: set[str], cap: int, dated: bool = False) -> str
     one match more."""
     if words(content) <= cap:
         return content.strip()
-    sentences = [s for s in _SENTENCE.split(content.strip()) if s]
+    sentences = [piece for s in _SENTENCE.split(content.strip()) if s for piece in _pieces(s, cap)]
     scores = [_matches(s, stems) + (1 if dated and _RESOLVED.search(s) else 0) for s in sentences]
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
     chosen, used = [best], words(sentences[best])
@@ -73,6 +73,16 @@ def snippet(content: str, stems: set[str], cap: int, dated: bool = False) -> str
             used += words(sentences[i])
     text = " ".join(sentences[i] for i in sorted(chosen))
     return " ".join(text.split()[:cap]) + (" …" if words(text) > cap else "")
+
+
+def _pieces(sentence: str, cap: int) -> list[str]:
+    """A sentence longer than ``cap`` words in pieces of at most half of it (a run-on turn without full stops
+    would otherwise show only its first words, wherever the answer sits)."""
+    tokens = sentence.split()
+    if len(tokens) <= cap:
+        return [sentence]
+    size = max(cap // 2, 1)
+    return [" ".join(tokens[i : i + size]) for i in range(0, len(tokens), size)]
 
 
 def message_line(message: Message, text: str) -> str:

@@ -95,9 +95,17 @@ def named_speakers(query: str, speakers: list[str]) -> list[str]:
 _ROLES = {"user", "assistant", "system"}
 
 
+# Words of the question's form, not of its subject ("Would Melanie likely enjoy…", "What kind of car…"): a rare
+# one ("likely") would otherwise weigh like a topic in full-text ranking.
+QUESTION_WORDS = frozenset(
+    "would could should might likely probably kind sort type ever get got much many consider considered think".split()
+)
+
+
 def content_terms(query: str, named: list[str]) -> list[str]:
-    """The query's search terms without the named speakers' names (every message of theirs has them anyway)."""
-    terms = hybrid.query_terms(query, limit=16)
+    """The query's search terms without the named speakers' names (every message of theirs has them anyway) nor
+    the words of the question's form."""
+    terms = [t for t in hybrid.query_terms(query, limit=24) if t not in QUESTION_WORDS][:16]
     names = {w for s in named for w in fold(s).split()}
     names |= {f"{n}s" for n in names}  # "Melanie's" folds to "melanie s" / "melanies"
     rest = [t for t in terms if t not in names]
