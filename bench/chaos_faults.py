@@ -56,8 +56,8 @@ TRANSIENT_OFF = "DROP TRIGGER IF EXISTS chaos_transient ON steps"
 class FaultOptions:
     """One fault run."""
 
-    schedule: str = "partition"  # partition | outage | transient | lossy
-    seconds: float = 8.0  # how long the fault lasts
+    schedule: str = "partition"  # partition | outage | transient | lossy, or several: "partition,outage"
+    seconds: float | str = 8.0  # how long each fault lasts (or one per fault: "6,3")
     before: float = 4.0  # seconds of traffic before the fault
     after: float = 4.0  # seconds of traffic after it heals
     submit_every: float = 0.3
@@ -70,7 +70,8 @@ class FaultOptions:
 
 async def run_fault(options: FaultOptions, log_dir: Path) -> Report:
     """One run; the lab, its processes and its database are gone when it returns."""
-    report = Report(f"postgres · {options.schedule} {options.seconds:g} s")
+    faults = list(zip(options.schedule.split(","), _durations(options), strict=True))
+    report = Report("postgres · " + " + ".join(f"{name} {seconds:g} s" for name, seconds in faults))
     routes = {**SEGMENT_ROUTES}
     sim_config = {"time_scale": options.time_scale, "seed": options.seed, "routes": routes}
     with NetLab() as lab, running_simulator(sim_config) as sim:
@@ -96,7 +97,9 @@ async def run_fault(options: FaultOptions, log_dir: Path) -> Report:
         try:
             stop = asyncio.Event()
             stream = asyncio.create_task(_stream(client, options, stop))
-            hit = await _fault(lab, options, pg, (db, w1), store, report)
+            hit = []
+            for name, seconds in faults:
+                hit += await _fault(lab, options, name, seconds, pg, (db, w1), store, report)
             await asyncio.sleep(options.after)
             stop.set()
             await stream
@@ -149,13 +152,26 @@ async def _running(store: JobStore, worker: str | None = None) -> list[str]:
     return [j.id for j in page.jobs if worker is None or j.lease_owner == worker]
 
 
+def _durations(options: FaultOptions) -> list[float]:
+    names = options.schedule.split(",")
+    given = [float(x) for x in str(options.seconds).split(",")]
+    return given if len(given) == len(names) else given[:1] * len(names)
+
+
 async def _fault(
-    lab: NetLab, options: FaultOptions, pg: Any, hosts: tuple[Host, Host], store: JobStore, report: Report
+    lab: NetLab,
+    options: FaultOptions,
+    schedule: str,
+    seconds: float,
+    pg: Any,
+    hosts: tuple[Host, Host],
+    store: JobStore,
+    report: Report,
 ) -> list[tuple[float, str, tuple[str, ...]]]:
-    """Apply the fault; returns (from when, job, the events that count as resumed) for every job it hit."""
+    """Apply one fault; returns (from when, job, the events that count as resumed) for every job it hit."""
     db, w1 = hosts
     await asyncio.sleep(options.before)
-    if options.schedule == "partition":
+    if schedule == "partition":
         for _ in range(100):  # cut while w1 holds running jobs
             held = await _running(store, "w1")
             if held:
@@ -163,32 +179,32 @@ async def _fault(
             await asyncio.sleep(0.1)
         lab.cut(w1, db)
         at = time.time()
-        await asyncio.sleep(options.seconds)
+        await asyncio.sleep(seconds)
         lab.heal(w1)
         return [(at, job_id, ("job.started", "job.finished")) for job_id in held]
-    if options.schedule == "lossy":
+    if schedule == "lossy":
         held = await _running(store)
         lab.lossy(w1, db, 30)
-        await asyncio.sleep(options.seconds)
+        await asyncio.sleep(seconds)
         lab.heal(w1)
         return [(time.time(), job_id, ()) for job_id in held]
-    if options.schedule == "outage":
+    if schedule == "outage":
         held = await _running(store)
         await asyncio.to_thread(pg.crash)
-        await asyncio.sleep(options.seconds)
+        await asyncio.sleep(seconds)
         await asyncio.to_thread(pg.start)
         return [(time.time(), job_id, ()) for job_id in held]
-    if options.schedule == "transient":
+    if schedule == "transient":
         conn = await asyncpg.connect(pg.url)
         try:
             await conn.execute(TRANSIENT_ON.format(rate=options.transient_rate))
-            await asyncio.sleep(options.seconds)
+            await asyncio.sleep(seconds)
             report.transient_errors = await _count_step_retries(conn)
             await conn.execute(TRANSIENT_OFF)
         finally:
             await conn.close()
         return []
-    raise ValueError(f"unknown schedule {options.schedule!r}")
+    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 async def _count_step_retries(conn: asyncpg.Connection) -> int:

@@ -1,11 +1,12 @@
 """A partition, not a crash: the API, two workers and PostgreSQL on hosts of their own (network namespaces this
-test makes), and every packet between worker ``w1`` and the database dropped for 6 s while jobs run (lease 3 s).
+test makes), every packet between worker ``w1`` and the database dropped for 6 s while jobs run (lease 3 s), then
+the database server down for 3 s (an immediate shutdown).
 
 The cut-off worker's jobs resume on ``w2``; no finished step runs twice; nothing is lost; when the link heals,
 ``w1``'s late writes reach the server and are refused by the fence (lease owner AND attempt), and no step event of
-an earlier execution lands after a later one started. Timing (resume waits) is measured by ``bench/chaos.py``.
-Needs root, iproute2, nftables, socat and PostgreSQL's server binaries (``make netlab``): skipped without them,
-failed under CI=true.
+an earlier execution lands after a later one started. After the outage every job goes on and succeeds. Timing
+(resume waits) is measured by ``bench/chaos.py``. Needs root, iproute2, nftables, socat and PostgreSQL's server
+binaries (``make netlab``): skipped without them, failed under CI=true.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def _lab_possible() -> None:
 
 
 async def test_a_partitioned_worker_is_fenced_and_its_jobs_resume_elsewhere(tmp_path: Path) -> None:
-    options = FaultOptions(schedule="partition", seconds=6.0, before=3.0, after=2.0, settings=FAST, drain_seconds=60)
+    options = FaultOptions(
+        schedule="partition,outage", seconds="6,3", before=3.0, after=2.0, settings=FAST, drain_seconds=60
+    )
     report = await run_fault(options, tmp_path)
     assert report.resume_waits, "the cut hit no running job of w1: the run proved nothing"
     assert report.never_resumed == []
