@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = 24.0  # then a delivery is given up
     webhook_retry_base_seconds: float = 5.0  # first retry after ~this, doubling per attempt (capped at 1 h)
     webhook_dispatch: bool = True  # run the webhook dispatcher in each worker process
+    webhook_secret_overlap_hours: float = 24.0  # after a rotation the old secret also signs for this long
     # --- telemetry (docs/operations.md: metrics, alerts) ---
     log_format: str = "text"  # text | json (one JSON object per line)
     log_level: str = "INFO"

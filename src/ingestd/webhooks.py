@@ -1,13 +1,17 @@
-"""Webhook delivery: the outbox that ``finish`` fills, sent per Standard Webhooks, with retries for up to 24 h.
+"""Webhook delivery: the outbox that a job's events fill, sent per Standard Webhooks, with retries for up to 24 h.
 
-A finished job's notification is written to ``webhook_outbox`` in the same transaction as its terminal
-transition (``store.finish``), one row per target URL, so a crash between commit and delivery loses nothing.
-Every worker process runs a ``Dispatcher`` (``Settings.webhook_dispatch``) that claims due rows with a lease
-(no other worker sends them meanwhile), signs each with the tenant's secret (``webhook-id``, the same on every
-retry so receivers can drop duplicates; ``webhook-timestamp``; ``webhook-signature`` = ``v1,<HMAC-SHA256>``)
+Event types: ``job.succeeded``, ``job.partial``, ``job.failed``, ``job.canceled`` (a job's own ``webhook_url``
+gets these four; a tenant's endpoint those it subscribed to) and the opt-in ``job.progress``. A notification is
+written to ``webhook_outbox`` in the same transaction as its event (``store.finish``, ``store.set_progress``),
+one row per target URL, so a crash between commit and delivery loses nothing. Every worker process runs a
+``Dispatcher`` (``Settings.webhook_dispatch``) that claims due rows with a lease (no other worker sends them
+meanwhile), signs each (``webhook-id``, the same on every retry so receivers can drop duplicates;
+``webhook-timestamp``; ``webhook-signature`` = ``v1,<HMAC-SHA256>``, and during a secret rotation's overlap a
+second ``v1,<...>`` made with the previous secret, space-separated, so a receiver holding either secret accepts)
 and POSTs it. A 2xx answer marks it delivered; anything else is retried with exponential backoff and jitter
-until ``Settings.webhook_retry_hours`` after the job finished, then it is given up. Attempts and the last error
-are visible at ``GET /v1/jobs/{id}/webhooks``.
+until ``Settings.webhook_retry_hours`` after the event (or after a redelivery request), then it is given up.
+Attempts and the last error are visible at ``GET /v1/jobs/{id}/webhooks``; ``POST
+/v1/webhooks/deliveries/{id}/redeliver`` sends one again.
 
 Server-side request forgery: a target is resolved, and refused when any address it resolves to is loopback,
 private, link-local (cloud metadata lives there), shared, reserved or multicast, unless the operator allows
@@ -174,13 +178,17 @@ async def check_target(url: str, settings: Settings) -> Target:
 
 
 # --- signing ---------------------------------------------------------------------------------
-def signed_headers(secret: str, message_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers of one attempt (signed over ``id.timestamp.body``)."""
+def signed_headers(
+    secrets: str | Sequence[str], message_id: str, body: str, at: datetime | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt, signed over ``id.timestamp.body`` with each of ``secrets``
+    (the current one first; during a rotation's overlap also the previous one), space-separated."""
     when = (at or datetime.now(UTC)).astimezone(UTC)
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, when, body),
+        "webhook-signature": " ".join(Webhook(key).sign(message_id, when, body) for key in keys),
         "content-type": "application/json",
         "user-agent": "ingestd-webhooks/1",
     }
@@ -283,9 +291,9 @@ class Dispatcher:
             target = await check_target(message.url, self._settings)
         except errors.WebhookTargetRefused as exc:
             return exc.detail, True
-        secret = await self._store.webhook_secret(message.tenant)
+        secrets = await self._store.webhook_signing_secrets(message.tenant)
         body = body_of(message)
-        headers = signed_headers(secret, message.id, body) | {"host": target.host_header()}
+        headers = signed_headers(secrets, message.id, body) | {"host": target.host_header()}
         assert self._client is not None
         try:
             response = await self._client.post(

@@ -63,7 +63,7 @@ async def test_each_finished_job_gets_one_verified_delivery_after_two_failed_att
             bodies = verified_bodies(receiver, secret, delivery["id"])  # raises if a signature is wrong
             assert len(bodies) == 3  # two answered 500, the third 204; same webhook-id each time
             assert {json.dumps(b, sort_keys=True) for b in bodies} == {json.dumps(bodies[0], sort_keys=True)}
-            assert bodies[0]["type"] == "job.finished"
+            assert bodies[0]["type"] == "job.succeeded"
             assert bodies[0]["data"] == {"id": job.id, "tenant": "default", "pipeline": "noop", "status": "succeeded"}
         acked = [r.headers["webhook-id"] for r in receiver.acknowledged()]
         assert sorted(acked) == sorted({a for a in acked}) and len(acked) == 3  # exactly one per job

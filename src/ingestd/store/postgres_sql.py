@@ -5,6 +5,7 @@ leases mean the same thing to every machine of a fleet. Wake-ups are sent by the
 
 from __future__ import annotations
 
+from ingestd.store.postgres_webhooks import FINISHED_HOOK_CTES, PROGRESS_HOOK_CTES
 from ingestd.store.records import JOB_COLUMNS
 
 _J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
@@ -13,31 +14,16 @@ SECONDS = "* interval '1 second'"
 TERMINAL = "('succeeded', 'partial', 'failed', 'canceled')"
 
 # CTEs appended after a CTE ``done`` that moved jobs to a terminal status and returned
-# (id, last_seq, tenant, pipeline, webhook_url, status, ordering_key): the job.finished event and one webhook
-# outbox row per target: the job's own URL, then each endpoint of its tenant (by id, duplicates once), numbered
-# from 0 like ``sqlite_webhooks.webhook_targets``. The outbox body mirrors records.webhook_payload.
-TERMINAL_CTES = """
+# (id, last_seq, tenant, pipeline, webhook_url, status, ordering_key): the job.finished event, and the webhook
+# outbox rows of job.<status> (``postgres_webhooks.FINISHED_HOOK_CTES``).
+TERMINAL_CTES = (
+    """
 , finished_events AS (
     INSERT INTO events (job_id, seq, type, data, at)
     SELECT id, last_seq, 'job.finished', json_build_object('status', status)::text, now() FROM done
-), hook_targets AS (
-    SELECT done.id, done.tenant, done.pipeline, done.status, t.url, t.ord FROM done, LATERAL (
-        SELECT u.url, row_number() OVER (ORDER BY min(u.prio), min(u.eid)) - 1 AS ord FROM (
-            SELECT done.webhook_url AS url, 0 AS prio, '' AS eid WHERE done.webhook_url IS NOT NULL
-            UNION ALL
-            SELECT e.url, 1, e.id FROM webhook_endpoints AS e WHERE e.tenant = done.tenant
-        ) AS u GROUP BY u.url
-    ) AS t
-), finished_hooks AS (
-    INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, created_at)
-    SELECT id || '-' || ord, id, tenant, url, 'job.finished', json_build_object(
-        'type', 'job.finished',
-        'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
-        'data', json_build_object('id', id, 'tenant', tenant, 'pipeline', pipeline, 'status', status))::text,
-        0, now(), now()
-    FROM hook_targets
-    ON CONFLICT (id) DO NOTHING
 )"""
+    + FINISHED_HOOK_CTES
+)
 TERMINAL_SET = (
     f"finished_at = now(), updated_at = now(), expires_at = now() + retention_seconds {SECONDS}, "
     "lease_owner = NULL, lease_expires_at = NULL, last_seq = last_seq + 1"
@@ -154,9 +140,11 @@ SET_PROGRESS = f"""
 WITH upd AS (
     UPDATE jobs SET progress_stage = $3, progress_done = $4, progress_total = $5, updated_at = now(),
         last_seq = last_seq + 1
-    WHERE id = $1 AND {fenced("$2", "$7")} RETURNING id, last_seq
-)
-INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.progress', $6, now() FROM upd
+    WHERE id = $1 AND {fenced("$2", "$7")} RETURNING id, last_seq, tenant, pipeline
+), progress_event AS (
+    INSERT INTO events (job_id, seq, type, data, at) SELECT id, last_seq, 'job.progress', $6, now() FROM upd
+){PROGRESS_HOOK_CTES}
+SELECT count(*) FROM upd
 """
 
 FINISH = f"""

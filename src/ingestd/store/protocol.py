@@ -290,14 +290,37 @@ class LimiterStore(Protocol):
 
 @runtime_checkable
 class WebhookStore(Protocol):
-    """Webhook endpoints, signing secrets and the outbox that ``finish`` fills (``ingestd.webhooks``)."""
+    """Webhook endpoints (each subscribed to event types), signing secrets (a rotated one keeps signing for an
+    overlap), and the outbox that a job's events fill (``ingestd.webhooks``). Event types:
+    ``webhook_records.EVENT_TYPES``."""
 
     async def webhook_secret(self, tenant: str, *, rotate: bool = False) -> str:
-        """The tenant's signing secret (``whsec_...``), created on first use; ``rotate`` makes a new one."""
+        """The tenant's signing secret (``whsec_...``), created on first use; ``rotate`` makes a new one at once
+        (no overlap)."""
         ...
 
-    async def add_webhook_endpoint(self, tenant: str, url: str) -> JSON:
-        """Register a URL that gets every finished job of the tenant: ``{"id", "url", "created_at"}``."""
+    async def rotate_webhook_secret(self, tenant: str, *, overlap_seconds: float) -> JSON:
+        """A new secret; the old one keeps signing (next to it) for ``overlap_seconds``:
+        ``{"secret", "previous_expires_at"}``."""
+        ...
+
+    async def webhook_secret_info(self, tenant: str) -> JSON:
+        """``{"secret", "previous_expires_at"}`` (the latter None when only one secret signs)."""
+        ...
+
+    async def webhook_signing_secrets(self, tenant: str) -> list[str]:
+        """What a message is signed with now: the current secret, then the previous one during its overlap."""
+        ...
+
+    async def add_webhook_endpoint(self, tenant: str, url: str, event_types: Sequence[str] = ...) -> JSON:
+        """Register a URL that gets the tenant's jobs' events of ``event_types`` (default: the four terminal
+        ones): ``{"id", "url", "event_types", "created_at"}``."""
+        ...
+
+    async def set_webhook_endpoint_events(
+        self, tenant: str, endpoint_id: str, event_types: Sequence[str]
+    ) -> JSON | None:
+        """Change what an endpoint is subscribed to (None: no such endpoint of the tenant)."""
         ...
 
     async def list_webhook_endpoints(self, tenant: str) -> list[JSON]: ...
@@ -315,9 +338,19 @@ class WebhookStore(Protocol):
         no next attempt). False if this worker's lease was lost meanwhile."""
         ...
 
+    async def redeliver_webhook(self, tenant: str, message_id: str) -> str:
+        """Send a message again (same ``webhook-id``), delivered or given up or not: due now, its retry window
+        starting again. ``"queued"``, ``"busy"`` (a dispatcher is sending it now) or ``"missing"``."""
+        ...
+
     async def webhook_deliveries(self, job_id: str) -> list[JSON]:
-        """The job's messages: ``{"id", "url", "event_type", "attempts", "last_error", "next_attempt_at",
-        "delivered_at", "status"}`` (status: pending, delivered, failed)."""
+        """The job's messages: ``{"id", "job_id", "url", "event_type", "attempts", "last_error",
+        "next_attempt_at", "delivered_at", "created_at", "redelivered_at", "status"}`` (status: pending,
+        delivered, failed)."""
+        ...
+
+    async def webhook_delivery(self, tenant: str, message_id: str) -> JSON | None:
+        """One message of the tenant, as in ``webhook_deliveries``."""
         ...
 
 

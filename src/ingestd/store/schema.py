@@ -160,6 +160,7 @@ webhook_outbox = sa.Table(
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_expires_at", Timestamp),
     sa.Column("failed_at", Timestamp),
+    sa.Column("redelivered_at", Timestamp),  # migration 0005: the retry window starts again here
 )
 sa.Index("webhook_outbox_job", webhook_outbox.c.job_id)
 _undelivered = webhook_outbox.c.delivered_at.is_(None)
@@ -223,6 +224,10 @@ webhook_endpoints = sa.Table(
     sa.Column("tenant", sa.Text, nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # migration 0005: the event types it gets, space-separated
+    sa.Column(
+        "event_types", sa.Text, nullable=False, server_default="job.succeeded job.partial job.failed job.canceled"
+    ),
 )
 sa.Index("webhook_endpoints_tenant", webhook_endpoints.c.tenant)
 
@@ -232,4 +237,7 @@ webhook_secrets = sa.Table(
     sa.Column("tenant", sa.Text, primary_key=True),
     sa.Column("secret", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # migration 0005: the secret before the last rotation, still signing (next to the new one) until then
+    sa.Column("previous_secret", sa.Text),
+    sa.Column("previous_expires_at", Timestamp),
 )

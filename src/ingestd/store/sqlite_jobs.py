@@ -13,9 +13,8 @@ from typing import Any
 
 from ingestd import errors
 from ingestd.models import JSON, JobStatus, NewJob, Progress
-from ingestd.store import records
+from ingestd.store import records, sqlite_webhooks
 from ingestd.store.records import JOB_COLUMNS, dumps
-from ingestd.store.sqlite_webhooks import webhook_targets
 from ingestd.store.wakeup import Wake
 
 Row = tuple[Any, ...]
@@ -133,19 +132,9 @@ def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[Row], status: 
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.finished', ?, ?)",
         [(r[0], r[1], dumps({"status": status}), now) for r in rows],
     )
-    at = records.as_datetime(now)
-    assert at is not None
-    outbox = [
-        (f"{r[0]}-{i}", r[0], r[2], url, dumps(records.webhook_payload(r[0], r[2], r[3], status, at)), now, now)
-        for r in rows
-        for i, url in enumerate(webhook_targets(conn, r[2], r[4]))  # the job's URL, then the tenant's endpoints
-    ]
-    if outbox:
-        conn.executemany(
-            "INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, "
-            "created_at) VALUES (?, ?, ?, ?, 'job.finished', ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
-            outbox,
-        )
+    for r in rows:  # the webhook outbox: the job's URL, then the tenant's endpoints subscribed to job.<status>
+        job = {"id": r[0], "last_seq": r[1], "tenant": r[2], "pipeline": r[3], "webhook_url": r[4]}
+        sqlite_webhooks.queue_finished(conn, job, status, now)
     wake.jobs.extend(r[0] for r in rows)
     if any(r[5] is not None for r in rows):
         wake.work = True  # a same-key successor may be claimable now
@@ -258,6 +247,7 @@ def set_progress(
             "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.progress', ?, ?)",
             (job_id, row[0], dumps({"stage": p.stage, "done": p.done, "total": p.total}), now),
         )
+        sqlite_webhooks.queue_progress(conn, job_id, row[0], {"stage": p.stage, "done": p.done, "total": p.total}, now)
         wake.jobs.append(job_id)
 
 

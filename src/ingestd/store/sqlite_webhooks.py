@@ -1,59 +1,144 @@
-"""The SQLite store's ``WebhookStore``: endpoints, signing secrets, and outbox claims with leases.
+"""The SQLite store's ``WebhookStore``: endpoints and their event types, signing secrets (with a rotation's
+overlap), the outbox with leases, and redelivery.
 
-The outbox rows themselves are written by ``finish`` (``sqlite_jobs._finish_rows``) in the finishing
-transaction; ``webhook_targets`` is what it asks for the URLs (the job's own, then the tenant's endpoints).
+The outbox rows of a job's events are written in the transaction of the event itself: ``queue_finished`` by
+``finish`` (``sqlite_jobs._finish_rows``), ``queue_progress`` by ``set_progress``. Rows are read by name
+(``webhook_records``).
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingestd.models import JSON, WebhookMessage
-from ingestd.store import records
+from ingestd.store import webhook_records as wr
+from ingestd.store.records import dumps
 from ingestd.store.wakeup import Wake
 
 T = TypeVar("T")
 
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks signing secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+# Kept for the callers that import it from here.
+new_webhook_secret = wr.new_webhook_secret
 
 
-def webhook_targets(conn: sqlite3.Connection, tenant: str, job_webhook_url: str | None) -> list[str]:
-    """Where a finished job's notification goes: its own ``webhook_url``, then each endpoint of its tenant."""
-    urls = records.webhook_urls(job_webhook_url)
-    for (url,) in conn.execute("SELECT url FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,)):
-        if url not in urls:
-            urls.append(url)
+def _at(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
+
+
+_INSERT = (
+    "INSERT INTO webhook_outbox (id, job_id, tenant, url, event_type, payload, attempts, next_attempt_at, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+# Undelivered, not given up, and not in a dispatcher's hands right now (? = now).
+_WAITING = "delivered_at IS NULL AND failed_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
+
+
+def _subscribed(conn: sqlite3.Connection, tenant: str, event_type: str) -> list[str]:
+    """The tenant's endpoint URLs subscribed to ``event_type``, oldest endpoint id first, each once."""
+    urls: list[str] = []
+    rows = conn.execute("SELECT url, event_types FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,))
+    for row in (wr.named(("url", "event_types"), r) for r in rows):
+        if event_type in str(row["event_types"]).split() and row["url"] not in urls:
+            urls.append(row["url"])
     return urls
 
 
-def _secret(conn: sqlite3.Connection, wake: Wake, tenant: str, rotate: bool, now: float) -> str:
-    row = conn.execute("SELECT secret FROM webhook_secrets WHERE tenant = ?", (tenant,)).fetchone()
-    if row is not None and not rotate:
-        return str(row[0])
-    secret = new_webhook_secret()
+def queue_finished(conn: sqlite3.Connection, job: wr.Row, status: str, now: float) -> None:
+    """In ``finish``'s transaction: one outbox row per target of the job's terminal event (its own
+    ``webhook_url``, then each endpoint of its tenant subscribed to ``job.<status>``), and its pending
+    ``job.progress`` messages dropped (the job is no longer running).
+
+    ``job``: ``id``, ``last_seq`` (the job.finished event's number), ``tenant``, ``pipeline``, ``webhook_url``."""
+    event = wr.event_of(status)
+    urls = [job["webhook_url"]] if job["webhook_url"] else []
+    urls += [u for u in _subscribed(conn, job["tenant"], event) if u not in urls]
+    body = dumps(wr.payload(event, _at(now), {**job, "status": status}))
+    conn.executemany(
+        _INSERT,
+        [(wr.message_id(job["id"], job["last_seq"], i), job["id"], job["tenant"], u, event, body, now, now)
+         for i, u in enumerate(urls)],
+    )  # fmt: skip
     conn.execute(
-        "INSERT INTO webhook_secrets (tenant, secret, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (tenant) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at",
-        (tenant, secret, now),
+        f"DELETE FROM webhook_outbox WHERE job_id = ? AND event_type = ? AND {_WAITING}",
+        (job["id"], wr.PROGRESS_EVENT, now),
     )
-    return secret
 
 
-def _add_endpoint(conn: sqlite3.Connection, wake: Wake, endpoint_id: str, tenant: str, url: str, now: float) -> None:
+def queue_progress(conn: sqlite3.Connection, job_id: str, seq: int, progress: JSON, now: float) -> None:
+    """In ``set_progress``'s transaction: the new count to each endpoint subscribed to ``job.progress``.
+
+    Coalesced: a progress message still waiting for its endpoint (not being sent) takes the new count; otherwise
+    a new message is queued. So a receiver gets at most one progress message per dispatcher round, the latest."""
+    row = conn.execute("SELECT tenant, pipeline FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return
+    job = wr.named(("tenant", "pipeline"), row) | {"id": job_id, "status": "running"}
+    body = dumps(wr.payload(wr.PROGRESS_EVENT, _at(now), job, progress=progress))
+    for i, url in enumerate(_subscribed(conn, job["tenant"], wr.PROGRESS_EVENT)):
+        updated = conn.execute(
+            f"UPDATE webhook_outbox SET payload = ? WHERE job_id = ? AND url = ? AND event_type = ? AND {_WAITING}",
+            (body, job_id, url, wr.PROGRESS_EVENT, now),
+        )
+        if updated.rowcount == 0:
+            message = wr.message_id(job_id, seq, i)
+            conn.execute(_INSERT, (message, job_id, job["tenant"], url, wr.PROGRESS_EVENT, body, now, now))
+
+
+# --- secrets ---------------------------------------------------------------------------------
+_SECRET_COLUMNS = ("secret", "previous_secret", "previous_expires_at")
+
+
+def _secret_row(conn: sqlite3.Connection, tenant: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT {', '.join(_SECRET_COLUMNS)} FROM webhook_secrets WHERE tenant = ?", (tenant,)
+    ).fetchone()
+    return None if row is None else wr.named(_SECRET_COLUMNS, row)
+
+
+def _secret(conn: sqlite3.Connection, wake: Wake, tenant: str, now: float) -> dict[str, Any]:
+    """The tenant's secret row, created on first use."""
+    row = _secret_row(conn, tenant)
+    if row is not None:
+        return row
+    secret = wr.new_webhook_secret()
+    conn.execute("INSERT INTO webhook_secrets (tenant, secret, created_at) VALUES (?, ?, ?)", (tenant, secret, now))
+    return {"secret": secret, "previous_secret": None, "previous_expires_at": None}
+
+
+def _rotate(conn: sqlite3.Connection, wake: Wake, tenant: str, overlap: float, now: float) -> dict[str, Any]:
+    old = _secret(conn, wake, tenant, now)["secret"]
+    row = {
+        "secret": wr.new_webhook_secret(),
+        "previous_secret": old if overlap > 0 else None,
+        "previous_expires_at": now + overlap if overlap > 0 else None,
+    }
     conn.execute(
-        "INSERT INTO webhook_endpoints (id, tenant, url, created_at) VALUES (?, ?, ?, ?)",
-        (endpoint_id, tenant, url, now),
+        "UPDATE webhook_secrets SET secret = ?, previous_secret = ?, previous_expires_at = ?, created_at = ? "
+        "WHERE tenant = ?",
+        (row["secret"], row["previous_secret"], row["previous_expires_at"], now, tenant),
     )
+    return row
+
+
+# --- endpoints -------------------------------------------------------------------------------
+def _add_endpoint(conn: sqlite3.Connection, wake: Wake, endpoint: dict[str, Any], tenant: str) -> None:
+    conn.execute(
+        "INSERT INTO webhook_endpoints (id, tenant, url, event_types, created_at) VALUES (?, ?, ?, ?, ?)",
+        (endpoint["id"], tenant, endpoint["url"], endpoint["event_types"], endpoint["created_at"]),
+    )
+
+
+def _set_events(conn: sqlite3.Connection, wake: Wake, tenant: str, endpoint_id: str, types: str) -> Any:
+    return conn.execute(
+        "UPDATE webhook_endpoints SET event_types = ? WHERE id = ? AND tenant = ? "
+        f"RETURNING {', '.join(wr.ENDPOINT_COLUMNS)}",
+        (types, endpoint_id, tenant),
+    ).fetchone()
 
 
 def _delete_endpoint(conn: sqlite3.Connection, wake: Wake, tenant: str, endpoint_id: str) -> bool:
@@ -61,25 +146,20 @@ def _delete_endpoint(conn: sqlite3.Connection, wake: Wake, tenant: str, endpoint
     return cur.rowcount > 0
 
 
-_MESSAGE_COLUMNS = "id, job_id, tenant, url, event_type, payload, attempts, created_at"
-
-
+# --- the outbox ------------------------------------------------------------------------------
 def _claim(
     conn: sqlite3.Connection, wake: Wake, worker_id: str, limit: int, lease_seconds: float, now: float
 ) -> list[Any]:
     return conn.execute(
-        f"UPDATE webhook_outbox SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
-        " SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?"
-        " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY next_attempt_at LIMIT ?)"
-        f" RETURNING {_MESSAGE_COLUMNS}",
+        "UPDATE webhook_outbox SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
+        f" SELECT id FROM webhook_outbox WHERE {_WAITING} AND next_attempt_at <= ?"
+        " ORDER BY next_attempt_at LIMIT ?)"
+        f" RETURNING {wr.MESSAGE_SELECT}",
         (worker_id, now + lease_seconds, now, now, limit),
     ).fetchall()
 
 
-_DUE = (
-    "SELECT 1 FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? AND failed_at IS NULL"
-    " AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1"
-)
+_DUE = f"SELECT 1 FROM webhook_outbox WHERE {_WAITING} AND next_attempt_at <= ? LIMIT 1"
 
 
 def _record(
@@ -102,34 +182,19 @@ def _record(
     return cur.rowcount > 0
 
 
-def message_from_row(row: Sequence[Any]) -> WebhookMessage:
-    created = records.as_datetime(row[7])
-    assert created is not None
-    return WebhookMessage(row[0], row[1], row[2], row[3], row[4], records.loads(row[5]), row[6], created)
+def _redeliver(conn: sqlite3.Connection, wake: Wake, tenant: str, message_id: str, now: float) -> wr.Redelivery:
+    cur = conn.execute(
+        "UPDATE webhook_outbox SET delivered_at = NULL, failed_at = NULL, next_attempt_at = ?, redelivered_at = ?"
+        " WHERE id = ? AND tenant = ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+        (now, now, message_id, tenant, now),
+    )
+    if cur.rowcount > 0:
+        return "queued"
+    found = conn.execute("SELECT 1 FROM webhook_outbox WHERE id = ? AND tenant = ?", (message_id, tenant))
+    return "busy" if found.fetchone() else "missing"
 
 
-def delivery_from_row(row: Sequence[Any]) -> JSON:
-    """``(id, url, event_type, attempts, last_error, next_attempt_at, delivered_at, failed_at)`` as JSON."""
-    status = "delivered" if row[6] is not None else "failed" if row[7] is not None else "pending"
-    times = [records.as_datetime(v) for v in row[5:8]]
-    return {
-        "id": row[0],
-        "url": row[1],
-        "event_type": row[2],
-        "attempts": row[3],
-        "last_error": row[4],
-        "next_attempt_at": None if status != "pending" or times[0] is None else times[0].isoformat(),
-        "delivered_at": times[1].isoformat() if times[1] else None,
-        "status": status,
-    }
-
-
-DELIVERY_COLUMNS = "id, url, event_type, attempts, last_error, next_attempt_at, delivered_at, failed_at"
-
-
-def endpoint_from_row(row: Sequence[Any]) -> JSON:
-    created = records.as_datetime(row[2])
-    return {"id": row[0], "url": row[1], "created_at": created.isoformat() if created else None}
+_DELIVERIES = f"SELECT {', '.join(wr.DELIVERY_COLUMNS)} FROM webhook_outbox"
 
 
 class SQLiteWebhooks:
@@ -142,18 +207,46 @@ class SQLiteWebhooks:
         async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
     async def webhook_secret(self, tenant: str, *, rotate: bool = False) -> str:
-        return await self._write(_secret, tenant, rotate, time.time())
+        if rotate:
+            return str((await self._write(_rotate, tenant, 0.0, time.time()))["secret"])
+        return str((await self._write(_secret, tenant, time.time()))["secret"])
 
-    async def add_webhook_endpoint(self, tenant: str, url: str) -> JSON:
-        endpoint_id, now = uuid.uuid4().hex, time.time()
-        await self._write(_add_endpoint, endpoint_id, tenant, url, now)
-        return endpoint_from_row((endpoint_id, url, now))
+    async def rotate_webhook_secret(self, tenant: str, *, overlap_seconds: float) -> JSON:
+        now = time.time()
+        row = await self._write(_rotate, tenant, max(overlap_seconds, 0.0), now)
+        return wr.secret_from_row(row, _at(now))
+
+    async def webhook_secret_info(self, tenant: str) -> JSON:
+        now = time.time()
+        return wr.secret_from_row(await self._write(_secret, tenant, now), _at(now))
+
+    async def webhook_signing_secrets(self, tenant: str) -> list[str]:
+        now = time.time()
+        return wr.signing_secrets(await self._write(_secret, tenant, now), _at(now))
+
+    async def add_webhook_endpoint(
+        self, tenant: str, url: str, event_types: Sequence[str] = wr.TERMINAL_EVENTS
+    ) -> JSON:
+        endpoint = {
+            "id": uuid.uuid4().hex,
+            "url": url,
+            "event_types": wr.event_types_text(event_types),
+            "created_at": time.time(),
+        }
+        await self._write(_add_endpoint, endpoint, tenant)
+        return wr.endpoint_from_row(endpoint)
+
+    async def set_webhook_endpoint_events(
+        self, tenant: str, endpoint_id: str, event_types: Sequence[str]
+    ) -> JSON | None:
+        row = await self._write(_set_events, tenant, endpoint_id, wr.event_types_text(event_types))
+        return None if row is None else wr.endpoint_from_row(wr.named(wr.ENDPOINT_COLUMNS, row))
 
     async def list_webhook_endpoints(self, tenant: str) -> list[JSON]:
         rows = await self._read(
-            "SELECT id, url, created_at FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,)
+            f"SELECT {', '.join(wr.ENDPOINT_COLUMNS)} FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,)
         )
-        return [endpoint_from_row(r) for r in rows]
+        return [wr.endpoint_from_row(wr.named(wr.ENDPOINT_COLUMNS, r)) for r in rows]
 
     async def delete_webhook_endpoint(self, tenant: str, endpoint_id: str) -> bool:
         return await self._write(_delete_endpoint, tenant, endpoint_id)
@@ -164,7 +257,7 @@ class SQLiteWebhooks:
         if not await self._read(_DUE, (now, now)):
             return []
         rows = await self._write(_claim, worker_id, limit, lease_seconds, now)
-        return [message_from_row(r) for r in rows]
+        return [wr.message_from_row(wr.named(wr.MESSAGE_COLUMNS, r)) for r in rows]
 
     async def record_webhook_attempt(
         self, message_id: str, worker_id: str, *, error: str | None, next_attempt_at: datetime | None
@@ -172,18 +265,23 @@ class SQLiteWebhooks:
         when = None if next_attempt_at is None else next_attempt_at.timestamp()
         return await self._write(_record, message_id, worker_id, error, when, time.time())
 
+    async def redeliver_webhook(self, tenant: str, message_id: str) -> wr.Redelivery:
+        return await self._write(_redeliver, tenant, message_id, time.time())
+
     async def webhook_deliveries(self, job_id: str) -> list[JSON]:
-        rows = await self._read(
-            f"SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE job_id = ? ORDER BY created_at, id", (job_id,)
-        )
-        return [delivery_from_row(r) for r in rows]
+        rows = await self._read(f"{_DELIVERIES} WHERE job_id = ? ORDER BY created_at, id", (job_id,))
+        now = _at(time.time())
+        return [wr.delivery_from_row(wr.named(wr.DELIVERY_COLUMNS, r), now) for r in rows]
+
+    async def webhook_delivery(self, tenant: str, message_id: str) -> JSON | None:
+        rows = await self._read(f"{_DELIVERIES} WHERE id = ? AND tenant = ?", (message_id, tenant))
+        now = _at(time.time())
+        return wr.delivery_from_row(wr.named(wr.DELIVERY_COLUMNS, rows[0]), now) if rows else None
 
 
 __all__ = [
     "SQLiteWebhooks",
-    "delivery_from_row",
-    "endpoint_from_row",
-    "message_from_row",
     "new_webhook_secret",
-    "webhook_targets",
+    "queue_finished",
+    "queue_progress",
 ]
