@@ -24,6 +24,7 @@ import asyncpg
 import sqlalchemy.exc
 
 from ingestd.store import migrations
+from ingestd.store.group_commit import GroupCommit
 from ingestd.store.pg_blobs import PostgresBlobStore
 from ingestd.store.pg_listen import Listener
 from ingestd.store.postgres_base import DRIVER_ERRORS, no_reset, translate
@@ -48,6 +49,7 @@ class PostgresJobStore(PostgresJobs, PostgresReads, PostgresKeys, PostgresRetry,
         self._waiters = Waiters()
         self._listener = Listener(url, self._waiters)
         self.blobs: BlobStore = PostgresBlobStore(self._acquire)
+        self._finishes = GroupCommit(self._finish_batch, "ingestd-pg-finish")
 
     @classmethod
     async def open(

@@ -8,11 +8,10 @@ locks the job row first. After each commit that matters, ``_wake`` wakes workers
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import NamedTuple
 
 import asyncpg
 
@@ -31,6 +30,7 @@ from ingestd.models import (
 )
 from ingestd.store import pg_blobs, records
 from ingestd.store import postgres_sql as sql
+from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.postgres_base import PostgresBase
 from ingestd.store.records import dumps, dumps_or_none, terminal_outcome
 
@@ -53,13 +53,12 @@ class PostgresJobs(PostgresBase):
         for _ in range(3):  # only loops if the existing job is deleted between the two statements
             row = await self._fetchrow(sql.SUBMIT, new_job_id(), *args)
             if row is not None:
-                self._wake(work=True, jobs=[row[0]])
-                return SubmitOutcome(records.job_from_row(row), created=True)
+                job = records.job_from_row(row)
+                self._wake(work=True, jobs=[job.id])
+                return SubmitOutcome(job, created=True)
             existing = await self._fetchrow(sql.BY_IDEMPOTENCY_KEY, new.tenant, new.idempotency_key)
             if existing is not None:
-                if existing[17] != new.payload_hash:
-                    raise errors.IdempotencyConflict(job_id=existing[0])
-                return SubmitOutcome(records.job_from_row(existing), created=False)
+                return SubmitOutcome(records.idempotent_replay(records.job_from_row(existing), new), created=False)
         raise errors.StoreError("the job with this Idempotency-Key kept disappearing; try again")
 
     async def delete_job(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -67,7 +66,7 @@ class PostgresJobs(PostgresBase):
             lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
             if lock is None:
                 return None
-            if not JobStatus(lock[0]).terminal:
+            if not JobStatus(lock["status"]).terminal:
                 raise errors.JobNotFinished(job_id=job_id)
             row = await conn.fetchrow(sql.GET_JOB, job_id, None)
             await conn.execute(sql.DELETE_CHILDREN, [job_id])
@@ -81,16 +80,17 @@ class PostgresJobs(PostgresBase):
             lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
             if lock is None:
                 return None
-            changed = lock[0] == JobStatus.QUEUED or (lock[0] == JobStatus.RUNNING and not lock[1])
+            queued = lock["status"] == JobStatus.QUEUED
+            changed = queued or (lock["status"] == JobStatus.RUNNING and not lock["cancel_requested"])
             if changed:
                 await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.cancel_requested"], [_EMPTY])
-                if lock[0] == JobStatus.QUEUED:
+                if queued:
                     await conn.fetch(sql.CANCEL_QUEUED, job_id)
                 else:
                     await conn.execute(sql.MARK_CANCEL, job_id)
             row = await conn.fetchrow(sql.GET_JOB, job_id, None)
         if changed:  # a canceled queued job may have held back same-key successors
-            self._wake(work=lock[0] == JobStatus.QUEUED, jobs=[job_id])
+            self._wake(work=queued, jobs=[job_id])
         return records.job_from_row(row)
 
     # --- workers ----------------------------------------------------------------------------
@@ -99,19 +99,20 @@ class PostgresJobs(PostgresBase):
     ) -> list[Job]:
         names = None if pipelines is None else list(pipelines)
         rows = await self._fetch(sql.CLAIM, worker_id, names, limit, lease_seconds)
-        if rows:
-            self._wake(jobs=[r[0] for r in rows])
+        jobs = [records.job_from_row(r) for r in rows]
+        if jobs:
+            self._wake(jobs=[job.id for job in jobs])
         if not rows or time.monotonic() >= self._exhausted_due:
             # Idle (no claimed job waits for this), or a second passed: fail dead workers' used-up jobs.
             self._exhausted_due = time.monotonic() + _EXHAUSTED_EVERY_SECONDS
             self._finished(await self._fetch(sql.FAIL_EXHAUSTED, names, limit))
-        return [records.job_from_row(r) for r in rows]
+        return jobs
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
         ids = list(dict.fromkeys(job_ids))
         rows = await self._fetch(sql.HEARTBEAT, ids, worker_id, lease_seconds, idempotent=True)
-        held = {r[0] for r in rows}
-        cancel = {r[0] for r in rows if r[1]}
+        held = {r["id"] for r in rows}
+        cancel = {r["id"] for r in rows if r["cancel_requested"]}
         return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
 
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
@@ -140,44 +141,23 @@ class PostgresJobs(PostgresBase):
         usage: JSON | None = None,
         attempt: int | None = None,
     ) -> bool:
-        status, encoded = terminal_outcome(status, result, error, usage)
-        return await self._finish_grouped((job_id, worker_id, status.value, *encoded, attempt))
+        status, (result_text, error_text, usage_text) = terminal_outcome(status, result, error, usage)
+        finish = _Finish(job_id, worker_id, status.value, result_text, error_text, usage_text, attempt)
+        finished: bool = await self._finishes.submit(finish)
+        return finished
 
-    # Group commit of finishes (measured by bench/engine.py): finishes asked for while one statement is in flight
-    # go together in the next one, so a busy worker pays one round trip and one WAL flush for many jobs, not one.
-    _finish_pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] | None = None
-    _finish_task: asyncio.Task[None] | None = None
+    # Finishes asked for while one statement is in flight go together in the next one (``GroupCommit``), so a busy
+    # worker pays one round trip and one WAL flush for many jobs, not one.
+    _finishes: GroupCommit[_Finish]
 
-    async def _finish_grouped(self, row: tuple[Any, ...]) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
-        if self._finish_pending is None:
-            self._finish_pending = []
-        self._finish_pending.append((row, future))
-        if self._finish_task is None:
-            self._finish_task = asyncio.create_task(self._finish_drain(), name="ingestd-pg-finish")
-        return await asyncio.shield(future)
+    async def _finish_batch(self, batch: list[_Finish]) -> list[Outcome]:
+        finished = await self._finish_rows(batch)
+        return [(True, finish.job_id in finished) for finish in batch]
 
-    async def _finish_drain(self) -> None:
-        try:
-            while self._finish_pending:
-                batch, self._finish_pending = self._finish_pending, []
-                try:
-                    finished = await self._finish_rows([row for row, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for row, future in batch:
-                    if not future.done():
-                        future.set_result(row[0] in finished)
-        finally:
-            self._finish_task = None
-
-    async def _finish_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
+    async def _finish_rows(self, rows: list[_Finish]) -> set[str]:
         if len(rows) == 1:
-            return self._finished(await self._fetch(sql.FINISH, *rows[0]))
+            (one,) = rows
+            return self._finished(await self._fetch(sql.FINISH, *one))
         columns = [list(column) for column in zip(*rows, strict=True)]
         for attempt in range(3):
             try:
@@ -190,8 +170,8 @@ class PostgresJobs(PostgresBase):
     def _finished(self, rows: list[asyncpg.Record]) -> set[str]:
         """The ids of jobs just finished; wakes their followers, and workers if a keyed job's successor may run."""
         if rows:
-            self._wake(work=any(r[1] is not None for r in rows), jobs=[r[0] for r in rows])
-        return {r[0] for r in rows}
+            self._wake(work=any(r["ordering_key"] is not None for r in rows), jobs=[r["id"] for r in rows])
+        return {r["id"] for r in rows}
 
     async def retry_later(
         self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
@@ -206,13 +186,14 @@ class PostgresJobs(PostgresBase):
     async def save_step(
         self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
     ) -> Step:
-        row = (step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error), step.attempts,
-               step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
-        types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
-        counts = await self._fetchrow(
-            sql.SAVE_STEP, step.job_id, worker_id, *row[1:8], types, data, row[8], attempt, idempotent=True
-        )
-        if counts is not None and counts[0]:
+        row = records.StepRow(step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error),
+                              step.attempts, step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
+        types, data = _event_columns(events)
+        inserted = await self._fetchval(
+            sql.SAVE_STEP, step.job_id, worker_id, row.key, row.ok, row.output, row.error, row.attempts,
+            row.started_at, row.finished_at, types, data, row.usage, attempt, idempotent=True,
+        )  # fmt: skip
+        if inserted:
             if events:
                 self._wake(jobs=[step.job_id])
             return records.step_from_row(row)
@@ -236,17 +217,18 @@ class PostgresJobs(PostgresBase):
     ) -> list[Event]:
         if not events:
             return []
-        types, data = [e[0] for e in events], [dumps(e[1]) for e in events]
+        types, data = _event_columns(events)
         if worker_id is None:
             rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
         else:
             rows = await self._fetch(sql.APPEND_WORKER_EVENTS, job_id, types, data, worker_id, attempt)
         if not rows and worker_id is not None:
-            raise errors.LeaseLost(job_id=job_id, event=events[0][0])
-        rows = sorted(rows, key=lambda r: r[0])
+            raise errors.LeaseLost(job_id=job_id, event=types[0])
+        rows = sorted(rows, key=lambda r: r["seq"])
         if rows:
             self._wake(jobs=[job_id])
-        return [Event(job_id, r[0], etype, value, r[1]) for r, (etype, value) in zip(rows, events, strict=True)]
+        pairs = zip(rows, events, strict=True)
+        return [Event(job_id, r["seq"], etype, value, r["at"]) for r, (etype, value) in pairs]
 
     # --- housekeeping ----------------------------------------------------------------------------
     async def purge_expired(self, now: datetime | None = None) -> int:
@@ -255,18 +237,29 @@ class PostgresJobs(PostgresBase):
             async with self._acquire() as conn, conn.transaction():
                 rows = await conn.fetch(sql.PURGE, now, _PURGE_BATCH)
                 if rows:
-                    await conn.execute(sql.DELETE_CHILDREN, [r[0] for r in rows])
-                    refs = [f.blob for r in rows for f in records.decode_files(r[1])]
+                    await conn.execute(sql.DELETE_CHILDREN, [r["id"] for r in rows])
+                    refs = [f.blob for r in rows for f in records.decode_files(r["files"])]
                     await pg_blobs.delete_refs(conn, refs)
             purged += len(rows)
             if len(rows) < _PURGE_BATCH:
                 return purged
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # A caller cancelled while its finish was in flight never reads the outcome: mark it read (no loop warning).
-    if not future.cancelled():
-        future.exception()
+class _Finish(NamedTuple):
+    """One ``finish`` waiting for its group: the parameters of ``FINISH`` (one) or ``FINISH_MANY`` (as columns)."""
+
+    job_id: str
+    worker_id: str
+    status: str
+    result: str | None
+    error: str | None
+    usage: str | None
+    attempt: int | None
+
+
+def _event_columns(events: Sequence[tuple[str, JSON]]) -> tuple[list[str], list[str]]:
+    """The event types and their JSON texts, as the parallel arrays the statements take."""
+    return [etype for etype, _ in events], [dumps(data) for _, data in events]
 
 
 __all__ = ["PostgresJobs"]

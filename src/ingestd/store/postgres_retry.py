@@ -28,13 +28,14 @@ class PostgresRetry(PostgresBase):
             lock = await conn.fetchrow(sql.LOCK_JOB, job_id, tenant)
             if lock is None:
                 return None
-            if lock[0] not in retry_plan.RETRYABLE:
-                raise errors.Conflict(retry_plan.not_retryable(job_id, lock[0]), status_now=lock[0])
+            status = lock["status"]
+            if status not in retry_plan.RETRYABLE:
+                raise errors.Conflict(retry_plan.not_retryable(job_id, status), status_now=status)
             steps = await conn.fetch("SELECT key, ok, finished_at FROM steps WHERE job_id = $1", job_id)
             rerun = retry_plan.steps_to_rerun([(r["key"], r["ok"], r["finished_at"]) for r in steps])
             await conn.execute("DELETE FROM steps WHERE job_id = $1 AND key = ANY($2::text[])", job_id, rerun)
             await conn.execute(_REQUEUE, job_id)
-            event = orjson.dumps({"was": lock[0], "rerun": rerun}).decode()
+            event = orjson.dumps({"was": status, "rerun": rerun}).decode()
             await conn.fetch(sql.APPEND_EVENTS, job_id, ["job.retried"], [event])
             row = await conn.fetchrow(sql.GET_JOB, job_id, None)
         self._wake(work=True, jobs=[job_id])

@@ -19,7 +19,7 @@ import orjson
 
 from ingestd import errors
 from ingestd.keys import ApiKey
-from ingestd.models import JSON, Event, Job, JobFilter, JobStatus, Progress, Step, StoredFile
+from ingestd.models import JSON, Event, Job, JobFilter, JobStatus, NewJob, Progress, Step, StoredFile
 
 Time = float | datetime  # Unix seconds on SQLite, an aware datetime on PostgreSQL
 
@@ -121,6 +121,10 @@ API_KEY_COLUMNS = columns(ApiKeyRow._fields)
 WORKER_COLUMNS = columns(WorkerRow._fields)
 
 
+# The terminal statuses as an SQL list, for ``status IN ...`` (inlined, not bound, so partial indexes apply).
+TERMINAL_SQL = "(" + ", ".join(f"'{status}'" for status in JobStatus if status.terminal) + ")"
+
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -153,6 +157,13 @@ def terminal_outcome(
     if not status.terminal:
         raise ValueError(f"finish needs a terminal status, not {status}")
     return status, (dumps_or_none(result), dumps_or_none(error), dumps_or_none(usage))
+
+
+def idempotent_replay(existing: Job, new: NewJob) -> Job:
+    """What a submit with a known ``Idempotency-Key`` returns: the existing job, if its payload is the same."""
+    if existing.payload_hash != new.payload_hash:
+        raise errors.IdempotencyConflict(job_id=existing.id)
+    return existing
 
 
 def encode_files(files: Sequence[StoredFile]) -> str:

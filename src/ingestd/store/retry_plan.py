@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-RETRYABLE = ("failed", "partial", "canceled")
+from ingestd.models import JobStatus
+
+# A job that ended without succeeding: failed, partial or canceled.
+RETRYABLE = tuple(status.value for status in JobStatus if status.terminal and status is not JobStatus.SUCCEEDED)
 
 
 def steps_to_rerun(steps: Sequence[tuple[str, bool, float | datetime]]) -> list[str]:

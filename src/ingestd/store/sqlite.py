@@ -44,6 +44,7 @@ from ingestd.models import (
 from ingestd.store import migrations, records
 from ingestd.store import sqlite_jobs as ops
 from ingestd.store.files import FileBlobStore
+from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
 from ingestd.store.sqlite_keys import SQLiteKeys
@@ -80,8 +81,7 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
         self._socket = WakeSocket(f"{path}.wake", self._waiters.notify)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
-        self._pending: list[_Write] = []  # writes waiting for the next group commit
-        self._drainer: asyncio.Task[None] | None = None
+        self._writes = GroupCommit(self._commit, "ingestd-sqlite-commit")
 
     @classmethod
     async def open(cls, url: str, path: str, *, blob_dir: str | None = None, migrate: bool = True) -> SQLiteJobStore:
@@ -96,8 +96,7 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
         return store
 
     async def close(self) -> None:
-        if self._drainer is not None:  # let the writes already asked for commit
-            await asyncio.gather(asyncio.shield(self._drainer), return_exceptions=True)
+        await self._writes.flush()  # let the writes already asked for commit
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -116,7 +115,7 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def _tx(self, batch: list[_Write]) -> list[tuple[bool, Any]]:
+    def _tx(self, batch: list[_Write]) -> list[Outcome]:
         """Run a batch of writes in one transaction (in the database thread), then tell other processes.
 
         Group commit: writes requested while the previous batch was running share one ``BEGIN IMMEDIATE`` ...
@@ -129,7 +128,7 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                outcomes = [_run_one(conn, w) for w in batch] if len(batch) > 1 else [_run_alone(conn, batch[0])]
+                outcomes = [_run_one(conn, w) for w in batch] if len(batch) > 1 else [_run_alone(conn, *batch)]
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -143,36 +142,15 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, wake, *args)`` in a write transaction, grouped with the writes queued meanwhile."""
-        write = _Write(fn, args, Wake(), asyncio.get_running_loop().create_future())
-        write.future.add_done_callback(_retrieve)
-        self._pending.append(write)
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name="ingestd-sqlite-commit")
-        result: T = await write.future  # a cancelled caller's write is committed all the same (it may be in flight)
-        return result
+        result: T = await self._writes.submit(_Write(fn, args, Wake()))
+        return result  # a cancelled caller's write is committed all the same (it may be in flight)
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    outcomes = await self._in_thread(self._tx, batch)
-                except Exception as exc:  # the transaction as a whole failed: every write in it did
-                    for write in batch:
-                        if not write.future.done():
-                            write.future.set_exception(exc)
-                    continue
-                except asyncio.CancelledError:
-                    for write in [*batch, *self._pending]:
-                        write.future.cancel()
-                    raise
-                for write, (ok, value) in zip(batch, outcomes, strict=True):
-                    if ok:
-                        self._waiters.notify(write.wake)
-                    if not write.future.done():
-                        write.future.set_result(value) if ok else write.future.set_exception(value)
-        finally:
-            self._drainer = None
+    async def _commit(self, batch: list[_Write]) -> list[Outcome]:
+        outcomes = await self._in_thread(self._tx, batch)
+        for write, (ok, _) in zip(batch, outcomes, strict=True):
+            if ok:
+                self._waiters.notify(write.wake)
+        return outcomes
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._conn is None:
@@ -201,7 +179,8 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
     async def submit(self, new: NewJob) -> SubmitOutcome:
         now, job_id = time.time(), new_job_id()
         row, created = await self._write(ops.submit, new, job_id, now)
-        return SubmitOutcome(records.job_from_row(row), created=created)
+        job = records.job_from_row(row)
+        return SubmitOutcome(job if created else records.idempotent_replay(job, new), created=created)
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         if tenant is None:
@@ -337,26 +316,19 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
 
 @dataclass
 class _Write:
-    """One write waiting for a group commit: ``fn(conn, wake, *args)``, and the future of its caller."""
+    """One write waiting for a group commit: ``fn(conn, wake, *args)``."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     wake: Wake
-    future: asyncio.Future[Any]
 
 
-def _run_alone(conn: sqlite3.Connection, write: _Write) -> tuple[bool, Any]:
+def _run_alone(conn: sqlite3.Connection, write: _Write) -> Outcome:
     """The only write of its transaction: no savepoint needed, an error rolls the whole transaction back."""
     return True, write.fn(conn, write.wake, *write.args)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # A caller cancelled while its write was committing never reads the outcome: mark it read (no loop warning).
-    if not future.cancelled():
-        future.exception()
-
-
-def _run_one(conn: sqlite3.Connection, write: _Write) -> tuple[bool, Any]:
+def _run_one(conn: sqlite3.Connection, write: _Write) -> Outcome:
     """One write of a group, under a savepoint: if it raises, only its own changes are undone."""
     conn.execute("SAVEPOINT w")
     try:

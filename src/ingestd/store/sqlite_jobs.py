@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from ingestd import errors
 from ingestd.models import JSON, JobStatus, NewJob, Progress
@@ -17,8 +17,19 @@ from ingestd.store import records, sqlite_webhooks
 from ingestd.store.records import JOB_COLUMNS, dumps
 from ingestd.store.wakeup import Wake
 
-Row = tuple[Any, ...]
-_TERMINAL_SQL = "('succeeded', 'partial', 'failed', 'canceled')"
+JobRow = records.JobRow
+_TERMINAL = records.TERMINAL_SQL
+
+
+class FinishedRow(NamedTuple):
+    """A job just moved to a terminal status, as its finishing UPDATE returns it (``_FINISHED_RETURNING``)."""
+
+    id: str
+    last_seq: int
+    tenant: str
+    pipeline: str
+    webhook_url: str | None
+    ordering_key: str | None
 
 
 def _marks(n: int) -> str:
@@ -49,13 +60,14 @@ def append_events(
     ).fetchone()
     if row is None:
         return 0
-    first = row[0] - len(events) + 1
+    (last_seq,) = row
+    first = last_seq - len(events) + 1
     conn.executemany(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)",
         [(job_id, first + i, etype, dumps(data), now) for i, (etype, data) in enumerate(events)],
     )
     wake.jobs.append(job_id)
-    return int(row[0])
+    return int(last_seq)
 
 
 _INSERT_JOB = (
@@ -67,17 +79,16 @@ _INSERT_JOB = (
 )
 
 
-def submit(conn: sqlite3.Connection, wake: Wake, new: NewJob, job_id: str, now: float) -> tuple[Row, bool]:
-    """Insert the job and its ``job.queued`` event: (row, True); an idempotent replay: (existing row, False)."""
+def submit(conn: sqlite3.Connection, wake: Wake, new: NewJob, job_id: str, now: float) -> tuple[JobRow, bool]:
+    """Insert the job and its ``job.queued`` event: (row, True); the job with this ``Idempotency-Key``: (its row,
+    False; the caller compares the payloads)."""
     if new.idempotency_key is not None:
         existing = conn.execute(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?",
             (new.tenant, new.idempotency_key),
         ).fetchone()
         if existing is not None:
-            if existing[17] != new.payload_hash:
-                raise errors.IdempotencyConflict(job_id=existing[0])
-            return tuple(existing), False
+            return JobRow._make(existing), False
     run_at = new.run_at.timestamp() if new.run_at else now
     row = conn.execute(
         _INSERT_JOB,
@@ -91,7 +102,7 @@ def submit(conn: sqlite3.Connection, wake: Wake, new: NewJob, job_id: str, now: 
     )
     wake.work = True
     wake.jobs.append(job_id)
-    return tuple(row), True
+    return JobRow._make(row), True
 
 
 def _pipeline_filter(pipelines: Sequence[str] | None) -> tuple[str, list[str]]:
@@ -111,20 +122,26 @@ def _queued_ids(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] |
         "NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.ordering_key = j.ordering_key AND o.tenant = j.tenant "
         "AND o.status = 'queued' AND o.id < j.id))) ORDER BY priority DESC, run_at, id LIMIT ?"
     )
-    return [r[0] for r in conn.execute(sql, (now, *params, limit))]
+    return [job_id for (job_id,) in conn.execute(sql, (now, *params, limit))]
 
 
-def _expired(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | None, limit: int) -> list[Row]:
+class _Expired(NamedTuple):
+    id: str
+    exhausted: bool | int  # its attempts are used up
+    attempt: int
+
+
+def _expired(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | None, limit: int) -> list[_Expired]:
     where, params = _pipeline_filter(pipelines)
     sql = (
         "SELECT id, attempt >= max_attempts, attempt FROM jobs WHERE status = 'running' AND lease_expires_at < ?"
         + where
         + " ORDER BY lease_expires_at LIMIT ?"
     )
-    return [tuple(r) for r in conn.execute(sql, (now, *params, limit))]
+    return [_Expired._make(r) for r in conn.execute(sql, (now, *params, limit))]
 
 
-def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[Row], status: str, now: float) -> None:
+def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[FinishedRow], status: str, now: float) -> None:
     """Events and webhook outbox rows of jobs just moved to a terminal ``status``.
 
     ``rows``: (id, last_seq, tenant, pipeline, webhook_url, ordering_key) as returned by the UPDATE."""
@@ -144,19 +161,19 @@ _TERMINAL_SET = (
     "finished_at = ?, updated_at = ?, expires_at = ? + retention_seconds, lease_owner = NULL, "
     "lease_expires_at = NULL, last_seq = last_seq + 1"
 )
-_FINISHED_RETURNING = "RETURNING id, last_seq, tenant, pipeline, webhook_url, ordering_key"
+_FINISHED_RETURNING = "RETURNING " + records.columns(FinishedRow._fields)
 
 
-def _fail_exhausted(conn: sqlite3.Connection, wake: Wake, expired: list[Row], now: float) -> None:
-    """Fail expired jobs whose attempts are used up; ``expired``: (id, exhausted, attempt) rows."""
+def _fail_exhausted(conn: sqlite3.Connection, wake: Wake, expired: list[_Expired], now: float) -> None:
+    """Fail expired jobs whose attempts are used up."""
     rows = []
-    for job_id, _, attempts in expired:
+    for job in expired:
         row = conn.execute(
             f"UPDATE jobs SET status = 'failed', error = ?, {_TERMINAL_SET} "
             f"WHERE id = ? AND status = 'running' {_FINISHED_RETURNING}",
-            (dumps(records.exhausted_error(attempts)), now, now, now, job_id),
+            (dumps(records.exhausted_error(job.attempt)), now, now, now, job.id),
         ).fetchone()
-        rows.append(tuple(row))
+        rows.append(FinishedRow._make(row))
     _finish_rows(conn, wake, rows, JobStatus.FAILED, now)
 
 
@@ -168,30 +185,33 @@ def claim(
     limit: int,
     lease_seconds: float,
     now: float,
-) -> list[Row]:
+) -> list[JobRow]:
     """Fail exhausted expired jobs, then lease expired and queued jobs (see protocol.py). Rows in claim order."""
     expired = _expired(conn, now, pipelines, limit)
-    exhausted = [r for r in expired if r[1]]
+    exhausted = [job for job in expired if job.exhausted]
     if exhausted:
         _fail_exhausted(conn, wake, exhausted, now)
-    ids = [r[0] for r in expired if not r[1]]
+    ids = [job.id for job in expired if not job.exhausted]
     if len(ids) < limit:
         ids += _queued_ids(conn, now, pipelines, limit - len(ids))
     if not ids:
         return []
-    rows = conn.execute(
-        f"UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
-        f"started_at = coalesce(started_at, ?), deadline_at = coalesce(deadline_at, ? + deadline_seconds), "
-        f"updated_at = ?, last_seq = last_seq + 1 WHERE id IN ({_marks(len(ids))}) RETURNING {JOB_COLUMNS}",
-        (worker_id, now + lease_seconds, now, now, now, *ids),
-    ).fetchall()
+    rows = [
+        JobRow._make(row)
+        for row in conn.execute(
+            f"UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, "
+            f"started_at = coalesce(started_at, ?), deadline_at = coalesce(deadline_at, ? + deadline_seconds), "
+            f"updated_at = ?, last_seq = last_seq + 1 WHERE id IN ({_marks(len(ids))}) RETURNING {JOB_COLUMNS}",
+            (worker_id, now + lease_seconds, now, now, now, *ids),
+        )
+    ]
     conn.executemany(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.started', ?, ?)",
-        [(r[0], r[30], dumps({"attempt": r[11], "worker": worker_id}), now) for r in rows],
+        [(r.id, r.last_seq, dumps({"attempt": r.attempt, "worker": worker_id}), now) for r in rows],
     )
-    wake.jobs.extend(r[0] for r in rows)
+    wake.jobs.extend(r.id for r in rows)
     order = {job_id: i for i, job_id in enumerate(ids)}
-    return sorted((tuple(r) for r in rows), key=lambda r: order[r[0]])
+    return sorted(rows, key=lambda r: order[r.id])
 
 
 def heartbeat(
@@ -206,8 +226,8 @@ def heartbeat(
             "AND lease_owner = ? RETURNING id, cancel_requested",
             (now + lease_seconds, *job_ids, worker_id),
         ).fetchall()
-        held = {r[0] for r in rows}
-        cancel = {r[0] for r in rows if r[1]}
+        held = {job_id for job_id, _ in rows}
+        cancel = {job_id for job_id, cancel_requested in rows if cancel_requested}
     conn.execute(
         "INSERT INTO workers (id, last_seen, jobs) VALUES (?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, jobs = excluded.jobs",
@@ -227,11 +247,11 @@ def release(conn: sqlite3.Connection, wake: Wake, worker_id: str, job_ids: Seque
     ).fetchall()
     conn.executemany(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.released', ?, ?)",
-        [(r[0], r[1], dumps({"worker": worker_id}), now) for r in rows],
+        [(job_id, last_seq, dumps({"worker": worker_id}), now) for job_id, last_seq in rows],
     )
     if rows:
         wake.work = True
-        wake.jobs.extend(r[0] for r in rows)
+        wake.jobs.extend(job_id for job_id, _ in rows)
 
 
 def set_progress(
@@ -270,7 +290,7 @@ def finish(
     ).fetchone()
     if row is None:
         return False
-    _finish_rows(conn, wake, [tuple(row)], status, now)
+    _finish_rows(conn, wake, [FinishedRow._make(row)], status, now)
     return True
 
 
@@ -290,47 +310,55 @@ def retry_later(
     ).fetchone()
     if row is None:
         return False
+    (last_seq,) = row
     retry_at = records.as_datetime(run_at)
     assert retry_at is not None
     conn.execute(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.queued', ?, ?)",
-        (job_id, row[0], dumps({"retry_at": retry_at.isoformat(), "error": error}), now),
+        (job_id, last_seq, dumps({"retry_at": retry_at.isoformat(), "error": error}), now),
     )
     wake.work = True
     wake.jobs.append(job_id)
     return True
 
 
-def request_cancel(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None, now: float) -> Row | None:
+def request_cancel(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None, now: float) -> JobRow | None:
     where = " AND tenant = ?" if tenant is not None else ""
     params = (job_id, tenant) if tenant is not None else (job_id,)
     row = conn.execute(f"SELECT status, cancel_requested FROM jobs WHERE id = ?{where}", params).fetchone()
     if row is None:
         return None
-    if row[0] == "queued":
+    status, cancel_requested = row
+    if status == JobStatus.QUEUED:
         append_events(conn, wake, job_id, [("job.cancel_requested", {})], now)
         done = conn.execute(
             f"UPDATE jobs SET status = 'canceled', {_TERMINAL_SET} WHERE id = ? {_FINISHED_RETURNING}",
             (now, now, now, job_id),
         ).fetchone()
-        _finish_rows(conn, wake, [tuple(done)], JobStatus.CANCELED, now)
+        _finish_rows(conn, wake, [FinishedRow._make(done)], JobStatus.CANCELED, now)
         wake.work = True  # it may have been holding back same-key successors
-    elif row[0] == "running" and not row[1]:
+    elif status == JobStatus.RUNNING and not cancel_requested:
         conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
         append_events(conn, wake, job_id, [("job.cancel_requested", {})], now)
-    return tuple(conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    return job_row(conn, job_id)
 
 
-def delete_job(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None) -> Row | None:
+def job_row(conn: sqlite3.Connection, job_id: str) -> JobRow:
+    """The row of a job that exists."""
+    return JobRow._make(conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def delete_job(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None) -> JobRow | None:
     where = " AND tenant = ?" if tenant is not None else ""
     params = (job_id, tenant) if tenant is not None else (job_id,)
     row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{where}", params).fetchone()
     if row is None:
         return None
-    if not JobStatus(row[3]).terminal:
+    job = JobRow._make(row)
+    if not JobStatus(job.status).terminal:
         raise errors.JobNotFinished(job_id=job_id)
     _delete_ids(conn, [job_id])
-    return tuple(row)
+    return job
 
 
 def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> None:
@@ -343,10 +371,9 @@ def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> None:
 def purge_expired(conn: sqlite3.Connection, wake: Wake, now: float, batch: int) -> list[str]:
     """Delete up to ``batch`` expired terminal jobs; returns their files' encoded lists (for blob deletion)."""
     rows = conn.execute(
-        f"SELECT id, files FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? AND status IN {_TERMINAL_SQL} "
-        "LIMIT ?",
+        f"SELECT id, files FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? AND status IN {_TERMINAL} LIMIT ?",
         (now, batch),
     ).fetchall()
     if rows:
-        _delete_ids(conn, [r[0] for r in rows])
-    return [r[1] for r in rows]
+        _delete_ids(conn, [job_id for job_id, _ in rows])
+    return [files for _, files in rows]

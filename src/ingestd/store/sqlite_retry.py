@@ -9,8 +9,7 @@ from typing import Any
 from ingestd import errors
 from ingestd.models import Job
 from ingestd.store import records, retry_plan
-from ingestd.store.records import JOB_COLUMNS
-from ingestd.store.sqlite_jobs import append_events
+from ingestd.store.sqlite_jobs import append_events, job_row
 from ingestd.store.wakeup import Wake
 
 _REQUEUE = (
@@ -28,15 +27,16 @@ def retry(conn: sqlite3.Connection, wake: Wake, job_id: str, tenant: str | None,
     row = conn.execute(f"SELECT status FROM jobs WHERE id = ?{where}", params).fetchone()
     if row is None:
         return None
-    if row[0] not in retry_plan.RETRYABLE:
-        raise errors.Conflict(retry_plan.not_retryable(job_id, row[0]), status_now=row[0])
+    (status,) = row
+    if status not in retry_plan.RETRYABLE:
+        raise errors.Conflict(retry_plan.not_retryable(job_id, status), status_now=status)
     steps = conn.execute("SELECT key, ok, finished_at FROM steps WHERE job_id = ?", (job_id,)).fetchall()
     rerun = retry_plan.steps_to_rerun([(k, bool(ok), at) for k, ok, at in steps])
     conn.executemany("DELETE FROM steps WHERE job_id = ? AND key = ?", [(job_id, key) for key in rerun])
     conn.execute(_REQUEUE, (now, now, now, job_id))
-    append_events(conn, wake, job_id, [("job.retried", {"was": row[0], "rerun": rerun})], now)
+    append_events(conn, wake, job_id, [("job.retried", {"was": status, "rerun": rerun})], now)
     wake.work = True
-    return tuple(conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    return job_row(conn, job_id)
 
 
 class SQLiteRetry:
