@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 from chaos import Client, job_inputs, record_calls
-from chaos_tally import Report, drain, tally_jobs, tally_steps
+from chaos_tally import Report, drain, stale_accepted, tally_jobs, tally_steps
 from netlab import Host, NetLab, python
 from services import bench_env
 from sim_pipelines import SEGMENT_ROUTES
@@ -227,19 +227,6 @@ async def _tally_resumes(store: JobStore, hit: list[tuple[float, str, tuple[str,
             job = await store.get_job(job_id)
             if job is None or not job.terminal:
                 report.never_resumed.append(job_id)
-
-
-async def stale_accepted(store: JobStore, ids: set[str]) -> int:
-    """Step events written by an execution after a later one of the same job had started."""
-    count = 0
-    for job_id in ids:
-        current = 0
-        for event in await store.read_events(job_id, limit=100_000):
-            if event.type == "job.started":
-                current = int(event.data.get("attempt", current))
-            elif "job_attempt" in event.data and int(event.data["job_attempt"]) < current:
-                count += 1
-    return count
 
 
 def stale_refused(log_dir: Path) -> int:

@@ -156,6 +156,19 @@ async def tally_resumes(store: JobStore, orphans: list[tuple[float, str]], repor
         report.slowest_resumes.append({"job": job_id, "wait": round(wait, 2), "events": events})
 
 
+async def stale_accepted(store: JobStore, ids: set[str]) -> int:
+    """Step events written by an execution after a later one of the same job had started."""
+    count = 0
+    for job_id in ids:
+        current = 0
+        for event in await store.read_events(job_id, limit=100_000):
+            if event.type == "job.started":
+                current = int(event.data.get("attempt", current))
+            elif "job_attempt" in event.data and int(event.data["job_attempt"]) < current:
+                count += 1
+    return count
+
+
 async def tally_order(store: JobStore, ordered: dict[str, list[str]], report: Report) -> None:
     """Jobs sharing an ordering key must run one at a time in submission order: each starts (for the first time)
     only after the previous one finished. Ids are time-sortable and made by one API process: creation order."""
@@ -186,12 +199,15 @@ def table(reports: list[Report]) -> str:
         ("**finished steps run twice**", lambda r: str(len(r.finished_steps_run_twice))),
         ("provider calls / steps calling", lambda r: f"{r.provider_calls} / {r.provider_steps}"),
         ("  repeats: 429 retries, killed mid-step", _repeats_cell),
-        ("jobs orphaned by a kill", lambda r: str(len(r.resume_waits) + len(r.never_resumed))),
+        ("jobs orphaned by the kill or fault", lambda r: str(len(r.resume_waits) + len(r.never_resumed))),
         ("**longest wait to resume**", lambda r: f"{r.max_resume_wait:.1f} s"),
         ("median wait to resume", lambda r: f"{_median(r.resume_waits):.1f} s"),
         ("**final statuses**", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))),
         ("idempotency storm", _storm_cell),
         ("ordering-key jobs run out of order", lambda r: f"{len(r.order_violations)} of {r.ordered_jobs}"),
+        ("stale writes refused by the fence", lambda r: str(r.stale_refused)),
+        ("**stale writes accepted**", lambda r: str(r.stale_accepted)),
+        ("job executions put back by an injected store error", lambda r: str(r.transient_errors)),
         ("submits retried by the client", lambda r: str(r.submit_failures)),
         ("run time (of which draining)", lambda r: f"{r.seconds:.0f} s ({r.drain_seconds:.0f} s)"),
     ]

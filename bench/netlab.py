@@ -60,6 +60,7 @@ class Host:
     name: str  # the namespace
     address: str
     link: str  # its end of the veth pair (inside the namespace)
+    outside: str  # the other end, on the bridge
 
     def command(self, *args: str) -> list[str]:
         """``args`` run inside this host."""
@@ -126,15 +127,20 @@ class PgHost:
 class NetLab:
     """The bridge, its hosts, their faults; everything is removed on exit."""
 
+    made = 0  # labs made by this process: each gets names and a subnet of its own
+
     def __init__(self) -> None:
-        self.tag = f"il{os.getpid() % 10000}"
-        self.subnet = f"10.231.{20 + os.getpid() % 200}"
+        NetLab.made += 1
+        n = os.getpid() * 7 + NetLab.made
+        self.tag = f"il{n % 100000}"
+        self.subnet = f"10.231.{20 + n % 200}"
         self.bridge = f"{self.tag}br"
         self.hosts: dict[str, Host] = {}
         self.folder = Path(tempfile.mkdtemp(prefix="ingestd-netlab-"))
         os.chmod(self.folder, 0o755)
         self._procs: list[subprocess.Popen[bytes]] = []
         self._pg: list[PgHost] = []
+        self._made: list[list[str]] = []  # the commands that undo what was made, in order made
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
@@ -145,14 +151,16 @@ class NetLab:
         n = len(self.hosts) + 10
         ns, outside, inside = f"{self.tag}-{name}", f"{self.tag}v{n}", f"{self.tag}h{n}"
         _run("ip", "netns", "add", ns)
+        self._made.append(["ip", "netns", "del", ns])
         _run("ip", "link", "set", "lo", "up", ns=ns)
         _run("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+        self._made.append(["ip", "link", "del", outside])
         _run("ip", "link", "set", inside, "netns", ns)
         _run("ip", "link", "set", outside, "master", self.bridge)
         _run("ip", "link", "set", outside, "up")
         _run("ip", "addr", "add", f"{self.subnet}.{n}/24", "dev", inside, ns=ns)
         _run("ip", "link", "set", inside, "up", ns=ns)
-        host = Host(ns, f"{self.subnet}.{n}", inside)
+        host = Host(ns, f"{self.subnet}.{n}", inside, outside)
         self.hosts[name] = host
         return host
 
@@ -224,8 +232,8 @@ class NetLab:
         for pg in self._pg:
             with contextlib.suppress(Exception):
                 pg.stop()
-        for host in self.hosts.values():
-            subprocess.run(["ip", "netns", "del", host.name], check=False, capture_output=True)
+        for undo in reversed(self._made):
+            subprocess.run(undo, check=False, capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
