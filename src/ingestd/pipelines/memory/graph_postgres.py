@@ -89,7 +89,11 @@ class PostgresGraphStore:
     async def connect(cls, url: str, max_size: int = 4) -> PostgresGraphStore:
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+            # Custom plans: a generic plan cannot tell a common word (scan the newest rows) from a rare one (the
+            # GIN index), nor one user's embeddings from another's; planning costs well under a millisecond.
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, server_settings={"plan_cache_mode": "force_custom_plan"}
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             raise errors.StoreUnavailable(f"cannot reach the memory graph database: {exc}") from exc
         return cls(url, pool)
@@ -210,8 +214,13 @@ class PostgresGraphStore:
         if not vector:
             return []
         version = await c.fetchval("SELECT version FROM mem_users WHERE tenant=$1 AND user_id=$2", *_s(scope)) or 0
+        # Ordered as the index is, so that it is read: a plain LIMIT 1 can pick a sequential scan that passes
+        # over every other kind's rows first (263 ms at 100k facts + 100k messages).
         model = await c.fetchval(
-            "SELECT model FROM mem_embeddings WHERE tenant=$1 AND user_id=$2 AND kind=$3 LIMIT 1", *_s(scope), kind
+            """SELECT model FROM mem_embeddings WHERE tenant=$1 AND user_id=$2 AND kind=$3
+            ORDER BY tenant, user_id, kind, model LIMIT 1""",
+            *_s(scope),
+            kind,
         )
         if model is None:
             return []
@@ -261,9 +270,9 @@ async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -
     ranked = [
         r[0]
         for r in await c.fetch(
-            """WITH q AS (SELECT to_tsquery('simple', $3) AS q), newest AS (SELECT id, seq, tsv FROM mem_facts, q
-            WHERE tenant=$1 AND user_id=$2 AND tsv @@ q.q ORDER BY seq DESC LIMIT $5)
-            SELECT id FROM newest, q ORDER BY ts_rank(tsv, q.q) DESC, seq DESC LIMIT $4""",
+            """SELECT id FROM (SELECT id, seq, tsv FROM mem_facts WHERE tenant=$1 AND user_id=$2
+            AND tsv @@ to_tsquery('simple', $3) ORDER BY seq DESC LIMIT $5) newest
+            ORDER BY ts_rank(tsv, to_tsquery('simple', $3)) DESC, seq DESC LIMIT $4""",
             *_s(scope),
             hybrid.tsquery(terms, "&"),
             hybrid.CANDIDATES,

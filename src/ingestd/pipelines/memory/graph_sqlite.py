@@ -305,7 +305,8 @@ def _vector_ranking(
         return []
     version = _version(c, scope)
     row = c.execute(
-        "SELECT model FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=? LIMIT 1",
+        """SELECT model FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=?
+        ORDER BY tenant, user_id, kind, model LIMIT 1""",
         (scope.tenant, scope.user_id, kind),
     ).fetchone()
     if row is None:

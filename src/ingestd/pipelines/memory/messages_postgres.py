@@ -84,9 +84,9 @@ async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) ->
         return []
     # ts_rank over the newest RANK_WINDOW matches only: a common word matches much of a big memory.
     rows = await c.fetch(
-        """WITH q AS (SELECT to_tsquery('english', $3) AS q), newest AS (SELECT seq, tsv FROM mem_messages, q
-        WHERE tenant=$1 AND user_id=$2 AND tsv @@ q.q ORDER BY seq DESC LIMIT $5)
-        SELECT seq FROM newest, q ORDER BY ts_rank(tsv, q.q) DESC, seq LIMIT $4""",
+        """SELECT seq FROM (SELECT seq, tsv FROM mem_messages WHERE tenant=$1 AND user_id=$2
+        AND tsv @@ to_tsquery('english', $3) ORDER BY seq DESC LIMIT $5) newest
+        ORDER BY ts_rank(tsv, to_tsquery('english', $3)) DESC, seq LIMIT $4""",
         scope.tenant,
         scope.user_id,
         " | ".join(terms),

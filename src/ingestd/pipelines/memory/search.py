@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from typing import TypeGuard
 import numkong
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import ThreadpoolController
 
 from ingestd.pipelines.memory.graph import Fact, Scope
 
@@ -95,7 +98,8 @@ class _Cached:
     matrix: Matrix  # rows L2-normalised
     last_seq: int = 0  # the highest row sequence number read into the matrix
     known: set[str] = field(default_factory=set)
-    quantized: Quantized | None = None  # ``matrix`` in int8 (each row scaled to +-127), built on first search
+    quantized: Quantized | None = None  # ``matrix`` in int8 (each row scaled to +-127), built in the background
+    quantizing: bool = False
 
 
 VectorRow = tuple[int, str, bytes]  # (sequence number, owner id, float32 bytes)
@@ -113,10 +117,12 @@ class Quantized:
 
     @classmethod
     def of(cls, matrix: Matrix) -> Quantized:
-        peak = np.abs(matrix).max(axis=1)
+        peak = np.maximum(matrix.max(axis=1), -matrix.min(axis=1))
         peak[peak == 0] = 1.0
         scales = (127.0 / peak).astype(np.float32)
-        return cls(np.rint(matrix * scales[:, None]).astype(np.int8), scales)
+        scaled = matrix * scales[:, None]
+        np.rint(scaled, out=scaled)
+        return cls(scaled.astype(np.int8), scales)
 
     def scores(self, query: Matrix) -> npt.NDArray[np.float64]:
         """Approximate cosine similarity of every row to the unit vector ``query``."""
@@ -188,12 +194,24 @@ def _normalised(matrix: Matrix) -> Matrix:
     return normalised
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
 def nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) -> list[tuple[str, float]]:
     """The ``k`` rows most cosine-similar to ``vector``: (id, similarity), best first.
 
     Up to ``EXACT_ROWS`` rows, by one float32 product; beyond, an int8 scan picks ``RERANK`` candidates that
-    float32 then ranks (the same top ``k`` as the exact product on bench/memory.py's check).
+    float32 then ranks (the same top ``k`` as the exact product on bench/memory.py's check). One BLAS thread:
+    a matrix-vector product is memory-bound, and OpenBLAS's threads cost more than they save (a 2,000-row
+    product took 4.7 ms with them on a busy 2-core machine, 0.2 ms without).
     """
+    with _blas().limit(limits=1, user_api="blas"):
+        return _nearest(entry, vector, k)
+
+
+def _nearest(entry: _Cached, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
     if not entry.ids:
         return []
     q = np.asarray(vector, dtype=np.float32)
@@ -201,14 +219,32 @@ def nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) -> lis
         return []  # embedded by another model: nothing comparable
     q = q / (float(np.linalg.norm(q)) or 1.0)
     k = min(k, len(entry.ids))
-    if len(entry.ids) < EXACT_ROWS:
+    quantized = entry.quantized
+    if quantized is None:
+        if len(entry.ids) >= EXACT_ROWS:
+            _quantize_soon(entry)
         return _top(entry, entry.matrix @ q, np.arange(len(entry.ids)), k)
-    if entry.quantized is None:
-        entry.quantized = Quantized.of(entry.matrix)
-    rough = entry.quantized.scores(q)
+    rough = quantized.scores(q)
     pool = min(max(RERANK, k), len(entry.ids))
     candidates = np.argpartition(-rough, pool - 1)[:pool]
     return _top(entry, entry.matrix[candidates] @ q, candidates, k)
+
+
+_QUANTIZING = threading.Lock()
+
+
+def _quantize_soon(entry: _Cached) -> None:
+    """Build ``entry``'s int8 copy in a thread (about a second per 100k rows): until it is there, searches scan
+    in float32, so that a user's first search costs no more than reading the vectors."""
+    with _QUANTIZING:
+        if entry.quantizing:
+            return
+        entry.quantizing = True
+
+    def build() -> None:
+        entry.quantized = Quantized.of(entry.matrix)
+
+    threading.Thread(target=build, name="memory-quantize", daemon=True).start()
 
 
 def _top(entry: _Cached, sims: Matrix, rows: npt.NDArray[np.intp], k: int) -> list[tuple[str, float]]:
@@ -222,7 +258,8 @@ def exact_nearest(entry: _Cached, vector: Sequence[float], k: int = CANDIDATES) 
     """``nearest`` by brute force in float32 whatever the size (the reference bench/memory.py checks against)."""
     q = np.asarray(vector, dtype=np.float32)
     q = q / (float(np.linalg.norm(q)) or 1.0)
-    return _top(entry, entry.matrix @ q, np.arange(len(entry.ids)), k)
+    with _blas().limit(limits=1, user_api="blas"):
+        return _top(entry, entry.matrix @ q, np.arange(len(entry.ids)), k)
 
 
 def fuse(*rankings: Sequence[str]) -> dict[str, float]:
