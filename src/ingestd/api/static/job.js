@@ -202,10 +202,13 @@ function selectRow(key) {
 
 // The job's usage ({total, providers, stages}: filled in when it ends) as one table: per provider, then per
 // stage and provider, then the total.
-function usageTable(usage) {
+function usageTable(usage, terminal) {
   const providers = (usage && usage.providers) || {};
   const stages = (usage && usage.stages) || {};
-  if (!Object.keys(providers).length) return el("p", { class: "muted" }, "no provider usage recorded (yet: it is added up when the job ends)");
+  if (!Object.keys(providers).length) {
+    return el("p", { class: "muted" }, terminal ? "no provider usage recorded"
+      : "no provider usage recorded yet: it is added up when the job ends");
+  }
   const lines = Object.keys(providers).map((n) => ["provider " + n, providers[n], "provider"]);
   for (const stage of Object.keys(stages)) {
     for (const [provider, counters] of Object.entries(stages[stage])) lines.push([stage + " · " + provider, counters, "stage"]);
@@ -244,7 +247,7 @@ function showJob(id) {
     renderHead(timeline.job, timeline.elapsed);
     renderWaterfall(timeline);
     renderStepDetail(timeline);
-    $("usage").replaceChildren(usageTable(timeline.job.usage));
+    $("usage").replaceChildren(usageTable(timeline.job.usage, timeline.terminal));
     renderJobIo(timeline.job);
     if (timeline.terminal) return false; // a finished job does not change any more: stop polling
     // the timeline is rebuilt from every event on each request: poll a job with a long log less often
