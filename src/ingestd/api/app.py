@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from ingestd.api import (
     admin_keys,
     auth,
+    batch,
     docs,
     events,
     guards,
@@ -139,6 +140,7 @@ def create_app(
         app.include_router(router)
     app.include_router(admin_keys.router)
     app.include_router(retry.router)
+    app.include_router(batch.router)
     memory_router = _optional_router("ingestd.api.memory")
     if memory_router is not None:
         app.include_router(memory_router)

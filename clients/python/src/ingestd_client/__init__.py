@@ -25,6 +25,9 @@ from ingestd_client.errors import ApiError, WaitTimeout
 from ingestd_client.memory import AsyncMemory, Memory
 from ingestd_client.sync import Client
 from ingestd_client.types import (
+    BatchEntry,
+    BatchJob,
+    BatchResult,
     ClientEvent,
     Entity,
     Fact,
@@ -42,6 +45,9 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "AsyncMemory",
+    "BatchEntry",
+    "BatchJob",
+    "BatchResult",
     "Client",
     "ClientEvent",
     "Entity",

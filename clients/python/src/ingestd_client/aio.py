@@ -14,7 +14,7 @@ import httpx
 from ingestd_client import wire
 from ingestd_client.errors import WaitTimeout
 from ingestd_client.memory import AsyncMemory
-from ingestd_client.types import ClientEvent, RemoteJob
+from ingestd_client.types import BatchResult, ClientEvent, RemoteJob
 from ingestd_client.waiting import EventStream, ServerHint, WaitStrategy
 
 
@@ -61,6 +61,30 @@ class AsyncClient:
                     continue
             if response.status_code not in wire.RETRY_STATUSES or attempt == self.retries:
                 return wire.job(response)
+            await asyncio.sleep(wire.retry_after(response) or wire.backoff(attempt))
+        raise AssertionError("unreachable")
+
+    async def submit_batch(
+        self, pipeline: str, items: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> BatchResult:
+        """Submit up to 1,000 jobs: ``items`` are ``{"input": {...}, "idempotency_key"?, "priority"?, "run_at"?,
+        "delay_seconds"?, "webhook_url"?, ...}``. An item without its own key gets ``<idempotency_key>:<index>``
+        (a fresh ``idempotency_key`` is made when none is given), so the retries of a lost answer make each job
+        once. Each entry of the answer holds the item's ``job`` or its ``problem``."""
+        headers = wire.submit_headers(idempotency_key, None)
+        body = wire.batch_body(items)
+        url = f"/v1/pipelines/{pipeline}/jobs:batch"
+        for attempt in range(self.retries + 1):
+            try:
+                response = await self.http.post(url, headers=headers, json=body)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+                await asyncio.sleep(wire.backoff(attempt))
+                continue
+            if response.status_code not in wire.RETRY_STATUSES or attempt == self.retries:
+                result: BatchResult = wire.json_of(response)
+                return result
             await asyncio.sleep(wire.retry_after(response) or wire.backoff(attempt))
         raise AssertionError("unreachable")
 

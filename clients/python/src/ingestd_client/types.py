@@ -147,3 +147,28 @@ class MemoryDeletion(TypedDict):
     session_id: NotRequired[str]
     message_id: NotRequired[str]
     deleted: Forgotten
+
+
+class BatchJob(TypedDict):
+    """A job a batch item made (or found, for a replayed idempotency key)."""
+
+    id: str
+    status: str
+    links: dict[str, str]
+
+
+class BatchEntry(TypedDict):
+    """One item of ``submit_batch``: its ``job`` (and whether it was ``replayed``), or its RFC 9457 ``problem``."""
+
+    index: int
+    job: NotRequired[BatchJob]
+    replayed: NotRequired[bool]
+    problem: NotRequired[dict[str, Any]]
+
+
+class BatchResult(TypedDict):
+    """``submit_batch``: how many items made (or found) a job, how many were refused, and each item in order."""
+
+    accepted: int
+    rejected: int
+    jobs: list[BatchEntry]

@@ -108,6 +108,11 @@ def submit_headers(idempotency_key: str | None, prefer_wait: float | None) -> di
     return headers
 
 
+def batch_body(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The JSON of ``POST /v1/pipelines/{name}/jobs:batch``: each item ``{"input", "idempotency_key"?, ...}``."""
+    return {"jobs": [dict(item) for item in items]}
+
+
 def base_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
