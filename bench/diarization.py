@@ -7,15 +7,20 @@ Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is 
 * **call**: the real 30 s two-speaker phone call in the ``pyannote-audio`` 4.0.7 wheel (``pip download --no-deps``),
   with its RTTM (who spoke when);
 * **SYNTHETIC meetings** spoken with espeak-ng (needs ``espeak-ng``): three two-voice meetings, one three-voice
-  meeting and one single-voice monologue, with voices and lines NOT used when ``diarize.ONE_SPEAKER_DISTANCE``
-  was chosen (that was on the repository's examples and five other espeak-ng meetings). The reference turns are
-  where each line was placed.
+  meeting (two of its voices are variants of one espeak-ng male voice: hard), a four-voice meeting with other
+  voices and pitches, and a single-voice monologue. The reference turns are where each line was placed;
+* **real mixes** (held out: not looked at while the clustering was chosen): real human clips of three packages
+  taking turns (Debian's asterisk prompts, pocketsphinx's LibriVox reader, alsa-utils' channel names; fetched by
+  ``bench/speech_data.py``), and a monologue of the asterisk voice alone.
 
 1. **Alternatives** on each recording, over the same Silero speech spans and the same windows (1.6 s every
-   0.75 s): the GE2E voice encoder of ``resemblyzer`` 0.1.4 run in numpy (what the pipeline uses) against a
-   model-free baseline (mean and standard deviation of 20 MFCCs per window, librosa: the dev extra), each
-   clustered with the automatic speaker count and with the true count. Printed: speakers found, DER, and seconds
-   of embedding per audio second. Other packaged models were looked for and none ships its weights (docs/providers.md).
+   0.5 s): the GE2E voice encoder of ``resemblyzer`` 0.1.4 run in numpy (what the pipeline uses) against a
+   model-free baseline (mean and standard deviation of 20 MFCCs per window, librosa: the dev extra); clustered by
+   NME-SC (what the pipeline uses), with and without the short windows (0.8 s every 0.2 s) that re-place
+   changes of speaker, and by the agglomerative clustering it replaced; each with the automatic speaker count
+   and with the true count. Printed: speakers found, DER, and seconds of embedding per audio second. Other
+   packaged models were looked for and none ships its weights (docs/providers.md). **1b** (``--skip-windowings``
+   skips): other window lengths and hops.
 2. **Whole jobs** (``--skip-jobs`` skips): each recording as an ``audio`` job on an in-process worker (offline
    providers, the server's default Whisper), with ``diarize`` on and off: the share of recognised words that carry
    the right speaker (after the best one-to-one label mapping; a word's reference speaker is the turn covering its
@@ -53,7 +58,7 @@ import numpy as np
 from audio import FAST, run_job  # the audio bench's in-process job runner
 from scipy.optimize import linear_sum_assignment
 
-from ingestd.pipelines.audio import diarize
+from ingestd.pipelines.audio import diarize, speaker_turns
 from ingestd.providers.silero import SileroVAD
 from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
 from ingestd.settings import Settings
@@ -62,6 +67,7 @@ RATE = 16_000
 Turn = tuple[float, float, str]
 TWO_VOICES = [("en-gb-scotland", "en-us+f4"), ("en-us+m2", "en-gb+f3"), ("en-029", "en-us+f5")]
 THREE_VOICES = ("en-us", "en-gb+f2", "en-us+m6")
+FOUR_VOICES = ("en-gb-x-gbcwmd+Andy@40", "en-us-nyc+Annie@70", "en-gb-x-gbclan+Michael@30", "en-us+Linda@60")
 LINES = [
     "Thanks for joining, the school trip is the only thing on today's list.",
     "I spoke to the bus company and they can take forty children on the fourth.",
@@ -118,7 +124,10 @@ def call(cache: Path) -> Recording:
 
 
 def say(voice: str, text: str, rate: int) -> np.ndarray:
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], capture_output=True, check=True)
+    """``voice`` is an espeak-ng voice, optionally ``@pitch`` (0-99) after it."""
+    name, _, pitch = voice.partition("@")
+    command = ["espeak-ng", "-v", name, "-s", str(rate), *(["-p", pitch] if pitch else []), "--stdout", text]
+    wav = subprocess.run(command, capture_output=True, check=True)
     samples = decode16k(wav.stdout)
     loud = np.flatnonzero(np.abs(samples) > 200)
     return samples[loud[0] : loud[-1] + 1]
@@ -148,7 +157,56 @@ def recordings(cache: Path) -> list[Recording]:
         out.append(meeting(f"meeting {i + 1}, 2 voices (SYNTHETIC)", pair, seed=100 + i))
     out.append(meeting("meeting 4, 3 voices (SYNTHETIC)", THREE_VOICES, seed=200))
     out.append(meeting("monologue, 1 voice (SYNTHETIC)", ("en-gb-x-rp",), seed=300))
+    out.append(meeting("meeting 5, 4 voices (SYNTHETIC)", FOUR_VOICES, seed=400, lines=LINES + LINES[:6]))
+    out.append(real_mix())
+    out.append(real_mix(("asterisk",), turns=8, seed=600))
     return out
+
+
+def real_mix(names: Sequence[str] = ("asterisk", "librivox", "alsa"), turns: int = 15, seed: int = 500) -> Recording:
+    """Real human voices from three packages taking turns (bench/speech_data.py fetches them): Debian's
+    asterisk prompts (one voice, 8 kHz), the LibriVox reader of pocketsphinx's test data, and the voice of
+    alsa-utils' channel names (two names per turn), with pauses of 0.3-0.8 s and a little noise. Held out: none
+    of it was looked at while the clustering was chosen. One name: a monologue of that voice's clips."""
+    import speech_data
+
+    rng = np.random.default_rng(seed)
+    prompts = [decode16k(str(c.path)) for c in speech_data.prompts(80) if 2.0 <= _seconds(c.path) <= 6.0]
+    prompts = [p for p in prompts if np.abs(p.astype(np.int32)).max() > 3000]  # not the silence files
+    voices = {
+        "asterisk": prompts[:: max(1, len(prompts) // 5)],
+        "librivox": [decode16k(str(c.path)) for c in speech_data.audiobook() if "librivox" in str(c.path)],
+        "alsa": [np.concatenate([decode16k(str(a.path)), decode16k(str(b.path))]) for a, b in _pairs()],
+    }
+    parts: list[np.ndarray] = [np.zeros(RATE // 2)]
+    reference: list[Turn] = []
+    at = 0.5
+    for i in range(turns):
+        name = names[i % len(names)]
+        clip = voices[name][(i // len(names)) % len(voices[name])].astype(np.float64)
+        loud = np.flatnonzero(np.abs(clip) > 300)
+        clip = clip[loud[0] : loud[-1] + 1] * (8000 / max(1.0, float(np.abs(clip).max())))
+        pause = np.zeros(int(RATE * rng.uniform(0.3, 0.8)))
+        reference.append((round(at, 3), round(at + len(clip) / RATE, 3), name))
+        parts += [clip, pause]
+        at += (len(clip) + len(pause)) / RATE
+    mixed = np.concatenate(parts) + rng.normal(0, 30, sum(len(p) for p in parts))
+    samples = np.clip(mixed, -32768, 32767).astype(np.int16)
+    if len(names) == 1:
+        return Recording(f"real monologue, 1 voice ({names[0]})", samples, reference)
+    return Recording(f"real mix, {len(names)} voices ({', '.join(names)})", samples, reference)
+
+
+def _seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def _pairs() -> list[tuple[Any, Any]]:
+    import speech_data
+
+    names = speech_data.alsa()
+    return list(zip(names[::2], names[1::2], strict=False))
 
 
 # --- scores ------------------------------------------------------------------------------------------------------
@@ -221,14 +279,56 @@ async def speech_spans(samples: np.ndarray, tmp: Path) -> list[tuple[float, floa
     return [(s.start, s.end) for s in await SileroVAD().detect(str(path))]
 
 
-def hypothesis(spans: list[tuple[float, float]], windows: SpeakerWindows, count: diarize.SpeakerCount) -> list[Turn]:
-    labels = diarize.cluster(windows.vectors, count)
+ONE_SPEAKER_DISTANCE = 0.28  # the agglomerative alternative's: below this last merge distance, one voice
+
+
+def agglomerative(vectors: np.ndarray, count: diarize.SpeakerCount) -> np.ndarray:
+    """The clustering the pipeline used before NME-SC: average linkage on cosine distance (scipy); one speaker
+    when the last merge is closer than ``ONE_SPEAKER_DISTANCE``, else the count whose silhouette is best."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import silhouette_score
+
+    n = len(vectors)
+    if n < 2 or count.high == 1:
+        return np.zeros(n, dtype=int)
+    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    if count.low <= 1 and tree[-1, 2] < ONE_SPEAKER_DISTANCE:
+        return np.zeros(n, dtype=int)
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(max(2, count.low), min(n, count.high + 3, diarize.MAX_AUTO_SPEAKERS + 3) + 1):
+        labels = diarize._fold_small(vectors, fcluster(tree, t=k, criterion="maxclust") - 1)
+        found = len(set(labels.tolist()))
+        if found < 2 or not count.low <= found <= min(count.high, diarize.MAX_AUTO_SPEAKERS):
+            continue
+        score = float(silhouette_score(distances, labels, metric="precomputed"))
+        if best is None or score > best[0]:
+            best = (score, labels)
+    return diarize._renumber(best[1]) if best is not None else np.zeros(n, dtype=int)
+
+
+def hypothesis(
+    spans: list[tuple[float, float]],
+    windows: SpeakerWindows,
+    count: diarize.SpeakerCount,
+    method: Any = None,
+    fine: SpeakerWindows | None = None,
+) -> list[Turn]:
+    """Who spoke when: ``windows`` clustered by ``method``; with ``fine`` (short windows), changes of speaker
+    re-placed against the clusters' centroids, as the pipeline does (``speaker_turns.job_turns``)."""
+    labels = (method or diarize.cluster)(windows.vectors, count)
+    if fine is not None and len(set(labels.tolist())) > 1 and len(fine.spans):
+        names = diarize.names(labels.tolist())
+        keys, centroids = diarize.centroids(windows.vectors, labels)
+        return diarize.resegment(spans, fine.spans, fine.vectors @ centroids.T, [names[k] for k in keys])
     names = diarize.names(labels.tolist())
     return diarize.turns([list(s) for s in spans], windows.spans, [names[int(k)] for k in labels])
 
 
 async def alternatives(items: list[Recording], tmp: Path) -> None:
     encoder = VoiceEncoder()
+    short = speaker_turns.fine_encoder(encoder)
     encoder.embed(np.zeros(RATE, dtype=np.float32), [(0.0, 1.0)])  # load the model before timing
     rows = []
     for rec in items:
@@ -236,16 +336,26 @@ async def alternatives(items: list[Recording], tmp: Path) -> None:
         started, cpu = time.perf_counter(), time.process_time()
         ge2e = encoder.embed(rec.samples.astype(np.float32) / 32768.0, spans)
         ge2e_took = (time.perf_counter() - started, time.process_time() - cpu)
+        fine = short.embed(rec.samples.astype(np.float32) / 32768.0, spans)
+        both_took = (time.perf_counter() - started, time.process_time() - cpu)
         started, cpu = time.perf_counter(), time.process_time()
         mfcc = mfcc_windows(rec.samples, spans, encoder)
         mfcc_took = (time.perf_counter() - started, time.process_time() - cpu)
-        for model, windows, took in (("GE2E (resemblyzer)", ge2e, ge2e_took), ("MFCC stats", mfcc, mfcc_took)):
-            auto = hypothesis(spans, windows, diarize.SpeakerCount())
-            oracle = hypothesis(spans, windows, diarize.SpeakerCount(rec.speakers, rec.speakers))
+        candidates = [
+            ("GE2E (resemblyzer)", "NME-SC + short windows", ge2e, both_took, diarize.cluster, fine),
+            ("GE2E (resemblyzer)", "NME-SC", ge2e, ge2e_took, diarize.cluster, None),
+            ("GE2E (resemblyzer)", "agglomerative", ge2e, ge2e_took, agglomerative, None),
+            ("MFCC stats", "NME-SC", mfcc, mfcc_took, diarize.cluster, None),
+        ]
+        for model, method, windows, took, clustering, short_windows in candidates:
+            auto = hypothesis(spans, windows, diarize.SpeakerCount(), clustering, short_windows)
+            exact = diarize.SpeakerCount(rec.speakers, rec.speakers)
+            oracle = hypothesis(spans, windows, exact, clustering, short_windows)
             rows.append(
                 [
                     rec.name,
                     model,
+                    method,
                     f"{rec.speakers}/{len({t[2] for t in auto})}",
                     f"{100 * der(rec.turns, auto, rec.seconds):.1f}",
                     f"{100 * der(rec.turns, auto, rec.seconds, collar=0):.1f}",
@@ -254,9 +364,29 @@ async def alternatives(items: list[Recording], tmp: Path) -> None:
                     f"{took[1] / rec.seconds:.4f}",
                 ]
             )
-    print("\n1. Speaker embeddings over the same speech windows (DER %, collar 0.25 s; DER0: no collar)")
-    header = ["recording", "embedding", "speakers true/found", "DER", "DER0", "DER, true count"]
+    print("\n1. Speaker embeddings and clusterings over the same speech windows (DER %, collar 0.25 s; DER0: none)")
+    header = ["recording", "embedding", "clustering", "speakers true/found", "DER", "DER0", "DER, true count"]
     table([*header, "s per audio s", "CPU s per audio s"], rows)
+
+
+WINDOWINGS = [(1.6, 0.75), (1.6, 0.5), (1.6, 0.4), (2.0, 0.5), (1.0, 0.5)]  # (window, hop) seconds
+
+
+async def windowings(items: list[Recording], tmp: Path) -> None:
+    """GE2E + NME-SC with other window lengths and hops: speakers found and DER per recording."""
+    rows = []
+    spans = [await speech_spans(rec.samples, tmp) for rec in items]
+    for window, hop in WINDOWINGS:
+        encoder = VoiceEncoder(window=window, hop=hop)
+        cells, right = [f"{window} / {hop}"], 0
+        for rec, own in zip(items, spans, strict=True):
+            auto = hypothesis(own, encoder.embed(rec.samples.astype(np.float32) / 32768.0, own), diarize.SpeakerCount())
+            found = len({t[2] for t in auto})
+            right += found == rec.speakers
+            cells.append(f"{rec.speakers}/{found}, {100 * der(rec.turns, auto, rec.seconds):.1f}")
+        rows.append([*cells, f"{right}/{len(items)}"])
+    print("\n1b. Window / hop (s), GE2E + NME-SC: speakers true/found, DER % (collar 0.25 s)")
+    table(["window / hop", *(r.name.split(" (")[0] for r in items), "count right"], rows)
 
 
 # --- 2. whole jobs -----------------------------------------------------------------------------------------------
@@ -323,6 +453,8 @@ async def main(args: argparse.Namespace) -> None:
     print(json.dumps({r.name: f"{r.seconds:.1f} s, {r.speakers} speakers" for r in items}, indent=1))
     with tempfile.TemporaryDirectory() as tmp:
         await alternatives(items, Path(tmp))
+        if not args.skip_windowings:
+            await windowings(items, Path(tmp))
         if not args.skip_jobs:
             await jobs(items, Path(tmp), args.long_minutes)
 
@@ -331,5 +463,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "cache" / "diarization")
     parser.add_argument("--skip-jobs", action="store_true")
+    parser.add_argument("--skip-windowings", action="store_true")
     parser.add_argument("--long-minutes", type=float, default=5.0)
     asyncio.run(main(parser.parse_args()))

@@ -148,3 +148,16 @@ async def test_bad_speaker_and_channel_options_are_a_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in response.text, response.text
+
+
+def test_short_windows_place_a_turn_shorter_than_the_long_windows() -> None:
+    """A 0.6 s reply between two long turns: the long windows all straddle it, the short ones scored against the
+    two voices' centroids give it its own turn, with its edges within a short window's hop."""
+    voices = np.eye(2)
+    spans = [(round(s, 2), round(s + 0.8, 2)) for s in np.arange(0.0, 5.21, 0.2)]  # 0.8 s windows every 0.2 s
+    reply = (2.5, 3.1)
+    scores = np.array([voices[1] if reply[0] <= (s + e) / 2 < reply[1] else voices[0] for s, e in spans])
+    turns = diarize.resegment([[0.0, 6.0]], spans, scores, ["speaker_1", "speaker_2"])
+    assert [t[2] for t in turns] == ["speaker_1", "speaker_2", "speaker_1"], turns
+    assert abs(turns[1][0] - reply[0]) <= 0.2 and abs(turns[1][1] - reply[1]) <= 0.2, turns
+    assert turns[0][0] == 0.0 and turns[-1][1] == 6.0

@@ -145,7 +145,7 @@ class VoiceEncoder:
 
     name = "resemblyzer-ge2e"
 
-    def __init__(self, window: float = 1.6, hop: float = 0.75, min_window: float = 0.5, threads: int = 1) -> None:
+    def __init__(self, window: float = 1.6, hop: float = 0.5, min_window: float = 0.5, threads: int = 1) -> None:
         self.window, self.hop, self.min_window, self.threads = window, hop, min_window, threads
 
     def windows(self, start: float, end: float) -> list[tuple[float, float]]:

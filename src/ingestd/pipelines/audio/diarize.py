@@ -1,13 +1,14 @@
 """Who spoke when: speaker turns from voice embeddings of sliding windows over speech, clustered for the whole job.
 
-Every window of every file of a job is clustered together (agglomerative, average linkage on cosine distance,
-scipy), so ``speaker_1`` is one voice across all clips and all files of the job. One speaker when even the last
-merge joins windows closer than ``ONE_SPEAKER_DISTANCE``; otherwise the number of clusters (within the job's
-``min_speakers``..``max_speakers``; ``speakers`` fixes it) whose silhouette is best (scikit-learn). Both were
-measured in bench/diarization.py. Clusters of a few windows (a cough, a laugh, a
+Every window of every file of a job is clustered together (spectral clustering with the number of speakers
+from the normalized maximum eigengap, NME-SC; within the job's ``min_speakers``..``max_speakers``, and
+``speakers`` fixes it), so ``speaker_1`` is one voice across all clips and all files of the job. It replaced
+agglomerative clustering with a silhouette-chosen count, which split a monologue in two and a sparse real call
+into many; both were measured in bench/diarization.py. Clusters of a few windows (a cough, a laugh, a
 window that straddles two voices) are folded into the nearest large one. Labels are numbered in order of first
-appearance. A moment of speech takes the label of the window whose centre is nearest, so a change of speaker
-is placed half way between two windows of different voices (within ``hop``/2 of where it is).
+appearance. When there are two speakers or more, changes of speaker are then re-placed with shorter windows
+scored against each speaker's centroid (``resegment``); without them (``turns``) a moment of speech takes the
+label of the window whose centre is nearest.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any
 
 import numpy as np
 
-ONE_SPEAKER_DISTANCE = 0.28  # below this last merge distance everything is one voice; see docs/providers.md
 MAX_AUTO_SPEAKERS = 10  # the most speakers found without a hint
-MAX_CLUSTERED = 4000  # windows (~50 min of speech); more are assigned to the clusters of a sample
-MIN_CLUSTER_SHARE = 0.05  # a cluster with fewer of the windows (and fewer than 3) is folded into a larger one
+MAX_CLUSTERED = 600  # windows (~5 min of speech) clustered at once; more are assigned to the clusters of a sample
+MIN_CLUSTER_SHARE = 0.05  # a cluster with fewer of the windows is folded into a larger one (without a hint)
+MIN_SPEAKER_WINDOWS = 5  # nor is a cluster of fewer windows (~3.6 s of speech) a speaker of its own
+PRUNE_SHARES = (0.15, 0.4)  # the range of neighbours kept per window (share of windows) that NME-SC searches
+PRUNE_STEPS = 16  # neighbour counts tried in that range, at most
+RESEGMENT_STEP = 0.05  # seconds: the resolution at which short windows re-place speaker changes
 Turn = tuple[float, float, str]
 
 
@@ -39,36 +43,71 @@ def cluster(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
     n = len(vectors)
     if n < 2 or count.high == 1:
         return np.zeros(n, dtype=int)
-    if n > MAX_CLUSTERED:  # linkage needs n² memory: cluster an even sample, then give the rest the nearest
+    if n > MAX_CLUSTERED:  # the eigen-decompositions grow as n³: cluster an even sample, the rest join the nearest
         sample = np.linspace(0, n - 1, MAX_CLUSTERED).astype(int)
         keys, centroids = _centroids(vectors[sample], cluster(vectors[sample], count))
         return _renumber(np.array(keys)[np.argmax(vectors @ centroids.T, axis=1)])
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from threadpoolctl import threadpool_limits
 
-    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
-    if count.low <= 1 and tree[-1, 2] < ONE_SPEAKER_DISTANCE:
-        return np.zeros(n, dtype=int)
-    best: tuple[float, np.ndarray] | None = None
-    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)  # once, for every candidate count's silhouette
-    np.fill_diagonal(distances, 0.0)
-    for k in range(max(2, count.low), min(n, count.high + 3, MAX_AUTO_SPEAKERS + 3) + 1):
-        labels = _fold_small(vectors, fcluster(tree, t=k, criterion="maxclust") - 1)
-        score = _separation(distances, labels, count)
-        if score is not None and (best is None or score > best[0]):
-            best = (score, labels)
+    with threadpool_limits(1):  # small matrices: one thread is as fast, and leaves the other core to Whisper
+        labels = _spectral(vectors.astype(np.float64), count)
+    if count.low <= 1:  # a few stray windows (a cough, two voices at once) are not a speaker of their own
+        labels = _fold_small(vectors, labels)
+    return _renumber(labels)
+
+
+def _spectral(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
+    """NME-SC (Park et al., 2019, "Auto-tuning spectral clustering for speaker diarization using normalized
+    maximum eigengap"): the cosine-similarity graph keeps each window's ``p`` nearest neighbours; the Laplacian's
+    largest eigengap among the first eigenvalues gives the number of speakers; ``p`` is the one whose gap is
+    largest relative to ``p`` (a sparse graph that still separates the voices). Graphs that fall apart into
+    pieces are skipped (with few windows they would count every piece as a speaker). Then k-means on the
+    first ``k`` eigenvectors."""
+    from scipy.cluster.vq import kmeans2
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vectors)
+    similarity = vectors @ vectors.T
+    order = np.argsort(-similarity, axis=1)
+    low, high = max(1, count.low), max(1, min(count.high, MAX_AUTO_SPEAKERS, n - 1))
+    first, last = max(2, int(PRUNE_SHARES[0] * n)), max(3, int(PRUNE_SHARES[1] * n))
+    tried = sorted({int(p) for p in np.linspace(first, last, PRUNE_STEPS).round()})
+    tried += list(range(last + 1, n))  # only when no graph in the range holds together
+    best: tuple[float, int, int] | None = None
+    for p in tried:
+        if best is not None and p > last:
+            break
+        graph = _pruned(order, p)
+        if connected_components(graph > 0, directed=False)[0] > 1:
+            continue
+        eigenvalues = np.linalg.eigvalsh(_laplacian(graph))
+        gaps = np.diff(eigenvalues[: high + 1])
+        k = low + int(np.argmax(gaps[low - 1 :])) if low <= len(gaps) else low
+        ratio = p / (float(gaps[k - 1] if k - 1 < len(gaps) else 0.0) / (eigenvalues[-1] + 1e-10) + 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, p, k)
     if best is None:
-        return _split(vectors, min(max(count.low, 2), n)) if count.low >= 2 else np.zeros(n, dtype=int)
-    return _renumber(best[1])
+        return np.zeros(n, dtype=int) if low <= 1 else _split(vectors, min(low, n))
+    _, p, k = best
+    if k <= 1:
+        return np.zeros(n, dtype=int)
+    _, eigenvectors = np.linalg.eigh(_laplacian(_pruned(order, p)))
+    spectral = eigenvectors[:, :k]
+    spectral /= np.linalg.norm(spectral, axis=1, keepdims=True).clip(1e-9)
+    _, labels = kmeans2(spectral, k, minit="++", seed=0)
+    return np.asarray(labels)
 
 
-def _separation(distances: np.ndarray, labels: np.ndarray, count: SpeakerCount) -> float | None:
-    """The silhouette (cosine distances given) of a labelling whose cluster count the hint allows, else None."""
-    from sklearn.metrics import silhouette_score
+def _pruned(order: np.ndarray, p: int) -> np.ndarray:
+    """The symmetric graph in which each window links to its ``p`` most similar windows (itself included)."""
+    n = len(order)
+    graph = np.zeros((n, n))
+    graph[np.arange(n)[:, None], order[:, :p]] = 1.0
+    return (graph + graph.T) / 2
 
-    found = len(set(labels.tolist()))
-    if found < 2 or not count.low <= found <= min(count.high, MAX_AUTO_SPEAKERS):
-        return None
-    return float(silhouette_score(distances, labels, metric="precomputed"))
+
+def _laplacian(graph: np.ndarray) -> np.ndarray:
+    return np.asarray(np.diag(graph.sum(axis=1)) - graph)
 
 
 def _centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -80,7 +119,7 @@ def _centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.n
 def _fold_small(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Fold clusters with too few windows into the nearest larger cluster (by centroid similarity)."""
     sizes = np.bincount(labels)
-    small = max(2, int(MIN_CLUSTER_SHARE * len(labels)))
+    small = max(MIN_SPEAKER_WINDOWS - 1, int(MIN_CLUSTER_SHARE * len(labels)))
     big = [int(c) for c in np.flatnonzero(sizes > small)] or [int(np.argmax(sizes))]
     keys, centroids = _centroids(vectors, np.where(np.isin(labels, big), labels, -1))
     keep = [i for i, k in enumerate(keys) if k >= 0]
@@ -88,14 +127,6 @@ def _fold_small(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(~np.isin(labels, big)):
         out[i] = keys[keep[int(np.argmax(centroids[keep] @ vectors[i]))]]
     return out
-
-
-def _merge_closest(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """One fewer cluster: the two whose centroids are most alike become one."""
-    keys, centroids = _centroids(vectors, labels)
-    similarity = centroids @ centroids.T - 2 * np.eye(len(keys))
-    a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
-    return np.where(labels == keys[int(b)], keys[int(a)], labels)
 
 
 def _split(vectors: np.ndarray, k: int) -> np.ndarray:
@@ -158,6 +189,48 @@ def _pieces(start: float, end: float, centres: list[float], labels: Sequence[str
     return [(round(s, 3), round(e, 3), label) for s, e, label in pieces]
 
 
+def centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The cluster numbers and each cluster's mean vector (unit length), in the same order."""
+    return _centroids(vectors, labels)
+
+
+def resegment(
+    speech: Sequence[Sequence[float]], windows: Sequence[Sequence[float]], scores: np.ndarray, labels: Sequence[str]
+) -> list[Turn]:
+    """Turns over the ``speech`` spans of one track from short windows scored against each speaker's centroid
+    (``scores[i, j]``: window ``i``'s similarity to ``labels[j]``): every ``RESEGMENT_STEP`` of speech takes the
+    speaker whose centroid the windows covering it resemble most, each window weighted by a Hann curve over its
+    length (its middle counts most). A moment no window covers takes the nearest window's best speaker.
+
+    The clustering needs long windows (1.6 s) to find the voices, but a turn shorter than a window ("hello", "I
+    see") then never gets a window of its own; short windows (0.8 s every 0.2 s) compared with the long windows'
+    centroids place it (bench/diarization.py: 0.90 -> 0.97 of the real call's words right)."""
+    if not len(windows):
+        return []
+    spans = np.asarray(windows, dtype=np.float64).reshape(-1, 2)
+    centres = spans.mean(axis=1)
+    out: list[Turn] = []
+    for start, end in speech:
+        start, end = float(start), float(end)
+        count = max(1, int(np.ceil((end - start) / RESEGMENT_STEP - 1e-9)))
+        for first in range(0, count, 400):  # blocks of 20 s bound the (windows x moments) weight matrix
+            times = start + RESEGMENT_STEP * (np.arange(first, min(count, first + 400)) + 0.5)
+            near = np.flatnonzero((spans[:, 0] < times[-1]) & (spans[:, 1] > times[0]))
+            x = (times[None, :] - spans[near, :1]) / np.maximum(spans[near, 1:] - spans[near, :1], 1e-9)
+            weight = np.where((x >= 0) & (x < 1), np.sin(np.pi * x) ** 2, 0.0)
+            best = np.argmax(weight.T @ scores[near], axis=1).tolist()
+            for i in np.flatnonzero(weight.sum(axis=0) <= 0).tolist():
+                best[i] = int(np.argmax(scores[int(np.argmin(np.abs(centres - times[i])))]))
+            for i, key in enumerate(best):
+                s = round(max(start, float(times[i]) - RESEGMENT_STEP / 2), 3)
+                e = round(min(end, float(times[i]) + RESEGMENT_STEP / 2), 3)
+                if out and out[-1][2] == labels[key] and out[-1][1] == s:
+                    out[-1] = (out[-1][0], e, labels[key])
+                else:
+                    out.append((s, e, labels[key]))
+    return out
+
+
 class SpeakerTimeline:
     """The turns of one track, for asking who spoke at a moment or over a stretch."""
 
@@ -188,4 +261,4 @@ def _distance(turn: tuple[float, float, str], t: float) -> float:
     return 0.0 if turn[0] <= t <= turn[1] else min(abs(turn[0] - t), abs(turn[1] - t))
 
 
-__all__ = ["SpeakerCount", "SpeakerTimeline", "cluster", "names", "turns"]
+__all__ = ["SpeakerCount", "SpeakerTimeline", "centroids", "cluster", "names", "resegment", "turns"]

@@ -175,12 +175,18 @@ class AudioRun:
         tracks, speech = _tracks(plan)
         encoder = self.providers.voices
         windows: dict[int, SpeakerWindows] = {}
+        paths: dict[int, str] = {}
         for index, track in enumerate(tracks):
             if track["channel"] is None and inp.diarize:
-                path = await _track_path(workspace, track)
-                windows[index] = await ctx.run_cpu(speaker_turns.embed_track, encoder, path, speech[index])
+                paths[index] = await _track_path(workspace, track)
+                windows[index] = await ctx.run_cpu(speaker_turns.embed_track, encoder, paths[index], speech[index])
         count = diarize.SpeakerCount(*inp.speaker_count())
-        return await ctx.run_cpu(speaker_turns.job_turns, tracks, speech, windows, count)
+        short = speaker_turns.fine_encoder(encoder)
+
+        def fine(index: int) -> SpeakerWindows:
+            return speaker_turns.embed_track(short, paths[index], speech[index])
+
+        return await ctx.run_cpu(speaker_turns.job_turns, tracks, speech, windows, count, fine)
 
     async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON) -> JSON:
         """One clip: its speech spans joined, transcribed, the segments and words put back on the file's timeline

@@ -8,7 +8,7 @@ clips and files. A separated channel needs no embedding: its turns are its speec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,6 +17,13 @@ from ingestd.pipelines.audio import channels, diarize
 from ingestd.pipelines.audio.workspace import read_spans
 from ingestd.providers.base import SAMPLE_RATE
 from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
+
+FINE = (0.8, 0.2, 0.3)  # window, hop, shortest span (s) of the windows that re-place changes of speaker
+
+
+def fine_encoder(encoder: VoiceEncoder) -> VoiceEncoder:
+    """The encoder for the short windows that place changes of speaker (``diarize.resegment``)."""
+    return VoiceEncoder(*FINE, threads=encoder.threads)
 
 
 def embed_track(encoder: VoiceEncoder, path: str, speech: Sequence[Sequence[float]]) -> SpeakerWindows:
@@ -37,12 +44,15 @@ def job_turns(
     speech: Sequence[Sequence[Sequence[float]]],
     windows: dict[int, SpeakerWindows],
     count: diarize.SpeakerCount,
+    fine: Callable[[int], SpeakerWindows] | None = None,
 ) -> JSON:
-    """Turns per track (``[[start, end, speaker], ...]``) and the job's speakers in order of appearance."""
+    """Turns per track (``[[start, end, speaker], ...]``) and the job's speakers in order of appearance.
+    ``fine(track)``: the short windows of a track, embedded only when two speakers or more were found."""
     order = sorted(windows)
     vectors = [windows[t].vectors for t in order if len(windows[t].spans)]
     labels = diarize.cluster(np.concatenate(vectors), count) if vectors else np.zeros(0, dtype=int)
     names = diarize.names(labels.tolist())
+    keys, centroids = diarize.centroids(np.concatenate(vectors), labels) if len(names) > 1 else ([], None)
     turns: list[list[list[object]]] = []
     at = 0
     for index, track in enumerate(tracks):
@@ -52,9 +62,15 @@ def job_turns(
             continue
         own = [names[int(k)] for k in labels[at : at + len(windows[index].spans)]]
         at += len(own)
-        turns.append([list(t) for t in diarize.turns(speech[index], windows[index].spans, own)])
+        short = fine(index) if fine is not None and centroids is not None else None
+        if short is not None and len(short.spans):
+            scores = short.vectors @ centroids.T  # type: ignore[union-attr]
+            track_turns = diarize.resegment(speech[index], short.spans, scores, [names[k] for k in keys])
+        else:
+            track_turns = diarize.turns(speech[index], windows[index].spans, own)
+        turns.append([list(t) for t in track_turns])
     speakers = list(dict.fromkeys(str(t[2]) for track_turns in turns for t in track_turns))
     return {"turns": turns, "speakers": speakers}
 
 
-__all__ = ["embed_track", "job_turns"]
+__all__ = ["embed_track", "fine_encoder", "job_turns"]
