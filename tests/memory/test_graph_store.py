@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ingestd import errors
 from ingestd.pipelines.memory.embedder import hash_embed
 from ingestd.pipelines.memory.graph import (
     GraphChanges,
@@ -98,6 +99,16 @@ async def test_apply_is_once_per_job_and_keeps_history(graph: GraphStore) -> Non
     assert [(k.name, k.aliases) for k in known] == [("Emma Schmidt", ("emma schmidt", "schmidt"))]
     entity = await graph.get_entity(ALICE, "emma")
     assert entity is not None and entity.name == "Emma Schmidt"
+
+
+async def test_a_refused_write_is_store_rejected_and_changes_nothing(graph: GraphStore) -> None:
+    """A write the database refuses for its data (here an entity id taken) fails the same way every time: it is
+    ``StoreRejected`` (the step fails rather than being retried), and the transaction leaves nothing behind."""
+    await graph.apply(ALICE, _changes("j1", lives="Lisbon", when=T1))
+    with pytest.raises(errors.StoreRejected):
+        await graph.apply(ALICE, _changes("j2", lives="Porto", when=T2))
+    assert [f.object for f in await graph.entity_facts(ALICE, "emma")] == ["Lisbon"]
+    assert (await graph.apply(ALICE, _changes("j2", lives="Porto", when=T2, new_entity=False))).applied
 
 
 async def test_every_read_is_scoped_to_tenant_and_user(graph: GraphStore) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -63,18 +62,47 @@ ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
 """
 
-_FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
-    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id, f.message_ids
+_FACT_SELECT = """SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
+    COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
+    f.message_ids
     FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
 _ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
 
 
-def _fact(r: Sequence[Any]) -> Fact:
-    return Fact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], tuple(json.loads(r[12])))
+# SQLSTATE classes of a statement refused for what it says (the job store's rule): data exception, integrity
+# violation, syntax error or access rule violation, program limit exceeded. The same write fails again.
+_REFUSED_CLASSES = ("22", "23", "42", "54")
 
 
-def _entity(r: Sequence[Any], aliases: Sequence[str] = ()) -> Entity:
-    return Entity(r[0], r[1], r[2], r[3], tuple(aliases), r[4], r[5])
+def store_error(exc: asyncpg.PostgresError) -> errors.StoreError:
+    """A server error as ``ingestd.errors``: ``StoreRejected`` when retrying cannot help, else ``StoreError``."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    message = f"memory graph: {type(exc).__name__}: {exc}"
+    if sqlstate[:2] in _REFUSED_CLASSES:
+        return errors.StoreRejected(message, sqlstate=sqlstate)
+    return errors.StoreError(message)
+
+
+def _fact(r: asyncpg.Record) -> Fact:
+    return Fact(
+        id=r["id"],
+        subject_id=r["subject_id"],
+        subject=r["subject"],
+        predicate=r["predicate"],
+        object_id=r["object_id"],
+        object=r["object"],
+        sentence=r["sentence"],
+        valid_at=r["valid_at"],
+        invalid_at=r["invalid_at"],
+        created_at=r["created_at"],
+        episode_id=r["episode_id"],
+        job_id=r["job_id"],
+        message_ids=tuple(json.loads(r["message_ids"])),
+    )
+
+
+def _entity(r: asyncpg.Record, aliases: Sequence[str] = ()) -> Entity:
+    return Entity(r["id"], r["name"], r["type"], r["summary"], tuple(aliases), r["created_at"], r["updated_at"])
 
 
 class PostgresGraphStore:
@@ -113,7 +141,7 @@ class PostgresGraphStore:
             for r in await c.fetch(
                 "SELECT alias, entity_id FROM mem_aliases WHERE tenant=$1 AND user_id=$2 ORDER BY alias", *_s(scope)
             ):
-                aliases.setdefault(r[1], []).append(r[0])
+                aliases.setdefault(r["entity_id"], []).append(r["alias"])
             rows = await c.fetch(
                 """SELECT e.id, e.name, e.type, v.vector FROM mem_entities e LEFT JOIN mem_embeddings v
                 ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=$1 AND e.user_id=$2
@@ -122,7 +150,11 @@ class PostgresGraphStore:
             )
         return [
             KnownEntity(
-                r[0], r[1], r[2], tuple(aliases.get(r[0], ())), hybrid.vector_from_bytes(r[3]) if r[3] else None
+                r["id"],
+                r["name"],
+                r["type"],
+                tuple(aliases.get(r["id"], ())),
+                hybrid.vector_from_bytes(r["vector"]) if r["vector"] else None,
             )
             for r in rows
         ]
@@ -133,6 +165,12 @@ class PostgresGraphStore:
             return [_fact(r) for r in await c.fetch(sql + " ORDER BY f.seq", *_s(scope), subject_ids)]
 
     async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
+        try:
+            return await self._apply(scope, changes)
+        except asyncpg.PostgresError as exc:
+            raise store_error(exc) from exc
+
+    async def _apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
         async with self._pool.acquire() as c, c.transaction():
             # Serialise applies of one user (and make a concurrent retry of the same job wait, then see it done).
             await c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"memory:{scope.tenant}/{scope.user_id}")
@@ -148,7 +186,7 @@ class PostgresGraphStore:
             if row is None:
                 return None
             aliases = await c.fetch("SELECT alias FROM mem_aliases WHERE entity_id=$1 ORDER BY alias", entity_id)
-        return _entity(row, [a[0] for a in aliases])
+        return _entity(row, [a["alias"] for a in aliases])
 
     async def entity_facts(self, scope: Scope, entity_id: str) -> list[Fact]:
         sql = f"{_FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND (f.subject_id=$3 OR f.object_id=$3)"
@@ -231,10 +269,10 @@ class PostgresGraphStore:
             sql = """SELECT seq, owner_id, vector FROM mem_embeddings
                 WHERE tenant=$1 AND user_id=$2 AND kind=$3 AND model=$4 AND seq > $5 ORDER BY seq"""
             since = entry.last_seq if entry is not None else 0
-            rows = [(r[0], r[1], bytes(r[2])) for r in await c.fetch(sql, *_s(scope), kind, model, since)]
+            rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, since)]
             entry = self._vectors.refresh(scope, kind, model, version, rows, since)
             if entry is None:  # a vector was replaced: read them all again
-                rows = [(r[0], r[1], bytes(r[2])) for r in await c.fetch(sql, *_s(scope), kind, model, 0)]
+                rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, 0)]
                 entry = self._vectors.refresh(scope, kind, model, version, rows, 0)
         assert entry is not None
         return hybrid.nearest(entry, vector)
@@ -244,7 +282,7 @@ class PostgresGraphStore:
     ) -> list[EntityHit]:
         ranking = [i for i, s in (await self._nearest(c, scope, "entity", vector))[:5] if s >= 0.35]
         named = [
-            r[0]
+            r["entity_id"]
             for r in await c.fetch(
                 """SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=$1 AND user_id=$2
                 AND string_to_array(alias, ' ') && $3::text[]""",
@@ -255,7 +293,7 @@ class PostgresGraphStore:
         scores = hybrid.fuse(named, ranking)
         top = sorted(scores.items(), key=lambda kv: -kv[1])[:5]
         rows = {
-            r[0]: r
+            r["id"]: r
             for r in await c.fetch(
                 f"{_ENTITY_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", *_s(scope), [i for i, _ in top]
             )
@@ -268,7 +306,7 @@ async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -
     if not terms:
         return []
     ranked = [
-        r[0]
+        r["id"]
         for r in await c.fetch(
             """SELECT id FROM (SELECT id, seq, tsv FROM mem_facts WHERE tenant=$1 AND user_id=$2
             AND tsv @@ to_tsquery('simple', $3) ORDER BY seq DESC LIMIT $5) newest
@@ -288,7 +326,11 @@ async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -
         hybrid.tsquery(terms),
         hybrid.CANDIDATES,
     )
-    return hybrid.merge_rankings(ranked, [r[0] for r in newest])
+    return hybrid.merge_rankings(ranked, [r["id"] for r in newest])
+
+
+def _vector_row(r: asyncpg.Record) -> hybrid.VectorRow:
+    return r["seq"], r["owner_id"], bytes(r["vector"])
 
 
 def _search_texts(names: dict[str, str], fact: NewFact) -> tuple[str, str]:
@@ -349,7 +391,9 @@ async def _apply_facts(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) ->
     t, u = _s(scope)
     names = {e.id: e.name for e in ch.entities}
     missing = list({f.subject_id for f in ch.facts} - names.keys())
-    names |= {r[0]: r[1] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)}
+    names |= {
+        r["id"]: r["name"] for r in await c.fetch("SELECT id, name FROM mem_entities WHERE id = ANY($1)", missing)
+    }
     await c.executemany(
         """INSERT INTO mem_facts (id, tenant, user_id, subject_id, predicate, object_id, object, sentence, valid_at,
         invalid_at, created_at, episode_id, job_id, triple_text, sentence_text, message_ids)

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
@@ -35,8 +35,9 @@ T = TypeVar("T")
 TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
 
 
-_FACT_SELECT = """SELECT f.id, f.subject_id, s.name, f.predicate, f.object_id, COALESCE(o.name, f.object), f.sentence,
-    f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id, f.message_ids
+_FACT_SELECT = """SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
+    COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
+    f.message_ids
     FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
 
 
@@ -54,22 +55,50 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _fact(row: Sequence[Any]) -> Fact:
+def _fact(row: sqlite3.Row) -> Fact:
     return Fact(
-        id=row[0],
-        subject_id=row[1],
-        subject=row[2],
-        predicate=row[3],
-        object_id=row[4],
-        object=row[5],
-        sentence=row[6],
-        valid_at=_dt(row[7]),
-        invalid_at=_dt(row[8]),
-        created_at=_dt(row[9]) or utcnow(),
-        episode_id=row[10],
-        job_id=row[11],
-        message_ids=tuple(json.loads(row[12] or "[]")),
+        id=row["id"],
+        subject_id=row["subject_id"],
+        subject=row["subject"],
+        predicate=row["predicate"],
+        object_id=row["object_id"],
+        object=row["object"],
+        sentence=row["sentence"],
+        valid_at=_dt(row["valid_at"]),
+        invalid_at=_dt(row["invalid_at"]),
+        created_at=_dt(row["created_at"]) or utcnow(),
+        episode_id=row["episode_id"],
+        job_id=row["job_id"],
+        message_ids=tuple(json.loads(row["message_ids"] or "[]")),
     )
+
+
+def _entity(row: sqlite3.Row, aliases: Sequence[str] = ()) -> Entity:
+    return Entity(
+        row["id"],
+        row["name"],
+        row["type"],
+        row["summary"],
+        tuple(aliases),
+        _dt(row["created_at"]) or utcnow(),
+        _dt(row["updated_at"]) or utcnow(),
+    )
+
+
+# Result codes of a full disk or a failing device: the graph cannot take writes now (retried later).
+_UNAVAILABLE_CODES = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
+def store_error(exc: sqlite3.Error) -> errors.StoreError:
+    """A driver error as ``ingestd.errors``, by the job store's rule: a refused value or statement is
+    ``StoreRejected`` (the same write fails again: the step fails rather than retrying), a full disk or a broken
+    file ``StoreUnavailable``, anything else (a busy database) a plain, transient ``StoreError``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_UNAVAILABLE_CODES):
+        return errors.StoreUnavailable(f"memory graph: {exc}")
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError):
+        return errors.StoreRejected(f"memory graph: {exc}")
+    return errors.StoreError(f"memory graph: {exc}")
 
 
 def sqlite_path(url: str) -> str:
@@ -88,6 +117,7 @@ class SqliteGraphStore:
             self._conn = sqlite3.connect(sqlite_path(url), check_same_thread=False, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
             raise errors.StoreUnavailable(f"cannot open the memory graph: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row  # rows read by name
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._lock = threading.Lock()
@@ -101,7 +131,7 @@ class SqliteGraphStore:
                 except sqlite3.Error as exc:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    raise errors.StoreError(f"memory graph: {exc}") from exc
+                    raise store_error(exc) from exc
 
         return await asyncio.to_thread(locked)
 
@@ -126,7 +156,11 @@ class SqliteGraphStore:
             ).fetchall()
             return [
                 KnownEntity(
-                    r[0], r[1], r[2], tuple(aliases.get(r[0], ())), hybrid.vector_from_bytes(r[3]) if r[3] else None
+                    r["id"],
+                    r["name"],
+                    r["type"],
+                    tuple(aliases.get(r["id"], ())),
+                    hybrid.vector_from_bytes(r["vector"]) if r["vector"] else None,
                 )
                 for r in rows
             ]
@@ -155,11 +189,10 @@ class SqliteGraphStore:
             if row is None:
                 return None
             aliases = [
-                a for (a,) in c.execute("SELECT alias FROM mem_aliases WHERE entity_id=? ORDER BY alias", (row[0],))
+                a["alias"]
+                for a in c.execute("SELECT alias FROM mem_aliases WHERE entity_id=? ORDER BY alias", (row["id"],))
             ]
-            return Entity(
-                row[0], row[1], row[2], row[3], tuple(aliases), _dt(row[4]) or utcnow(), _dt(row[5]) or utcnow()
-            )
+            return _entity(row, aliases)
 
         return await self._run(read)
 
@@ -216,7 +249,7 @@ def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcom
     done = c.execute("SELECT stats FROM mem_applied_jobs WHERE job_id=?", (ch.job_id,)).fetchone()
     if done is not None:
         c.execute("ROLLBACK")
-        return ApplyOutcome(applied=False, stats=json.loads(done[0]))
+        return ApplyOutcome(applied=False, stats=json.loads(done["stats"]))
     now = _ts(utcnow())
     t, u = scope.tenant, scope.user_id
     _insert_entities(c, scope, ch, now)
@@ -295,7 +328,7 @@ def _version(c: sqlite3.Connection, scope: Scope) -> int:
     row = c.execute(
         "SELECT version FROM mem_users WHERE tenant=? AND user_id=?", (scope.tenant, scope.user_id)
     ).fetchone()
-    return int(row[0]) if row else 0
+    return int(row["version"]) if row else 0
 
 
 def _vector_ranking(
@@ -311,7 +344,7 @@ def _vector_ranking(
     ).fetchone()
     if row is None:
         return []
-    model = row[0]
+    model = row["model"]
     entry = cache.get(scope, kind, model)
     if entry is None or entry.version != version:
         # rowid order is commit order (one writer), so the rows after the cached ones are the new ones.
@@ -334,7 +367,7 @@ def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list
     prefix = f"scope:{scope_token(scope)} AND {{triple sentence}}:"
     every = f"{prefix}({hybrid.fts5_match(terms, 'AND')})"
     ranked = [
-        r[0]
+        r["fact_id"]
         for r in c.execute(
             "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? AND rowid >= ? "
             f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
@@ -347,7 +380,7 @@ def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list
         "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? ORDER BY rowid DESC LIMIT ?",
         (f"{prefix}({hybrid.fts5_match(terms)})", hybrid.CANDIDATES),
     )
-    return hybrid.merge_rankings(ranked, [r[0] for r in newest])
+    return hybrid.merge_rankings(ranked, [r["fact_id"] for r in newest])
 
 
 def _search(
@@ -378,7 +411,7 @@ def _entity_hits(
 ) -> list[EntityHit]:
     ranking = [(i, s) for i, s in _vector_ranking(c, cache, scope, "entity", vector)[:5] if s >= 0.35]
     named = [
-        r[0]
+        r["entity_id"]
         for t in terms
         for r in c.execute(
             "SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=? AND user_id=? AND (' ' || alias || ' ') LIKE ?",
@@ -394,6 +427,5 @@ def _entity_hits(
             (entity_id, scope.tenant, scope.user_id),
         ).fetchone()
         if row is not None:
-            entity = Entity(row[0], row[1], row[2], row[3], (), _dt(row[4]) or utcnow(), _dt(row[5]) or utcnow())
-            hits.append(EntityHit(entity, score))
+            hits.append(EntityHit(_entity(row), score))
     return hits

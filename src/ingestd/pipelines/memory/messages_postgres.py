@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -36,17 +34,17 @@ async def list_messages(
     return [message(r) for r in await c.fetch(sql, *args)]
 
 
-def message(row: Sequence[Any]) -> Message:
+def message(row: asyncpg.Record) -> Message:
     return Message(
-        key=str(row[0]),
-        id=row[1],
-        session_id=row[2],
-        index=int(row[3]),
-        role=row[4],
-        speaker=row[5],
-        content=row[6],
-        at=row[7],
-        dates=tuple(json.loads(row[8])),
+        key=str(row["seq"]),
+        id=row["id"],
+        session_id=row["session_id"],
+        index=int(row["idx"]),
+        role=row["role"],
+        speaker=row["speaker"],
+        content=row["content"],
+        at=row["at"],
+        dates=tuple(json.loads(row["dates"])),
     )
 
 
@@ -93,7 +91,7 @@ async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) ->
         hybrid.CANDIDATES,
         hybrid.RANK_WINDOW,
     )
-    return [str(r[0]) for r in rows]
+    return [str(r["seq"]) for r in rows]
 
 
 async def get_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> list[Message]:
@@ -124,4 +122,4 @@ async def neighbours(c: asyncpg.Connection, scope: Scope, keys: list[str], width
 
 async def speakers(c: asyncpg.Connection, scope: Scope) -> list[str]:
     rows = await c.fetch("SELECT speaker FROM mem_speakers WHERE tenant=$1 AND user_id=$2", scope.tenant, scope.user_id)
-    return sorted(r[0] for r in rows)
+    return sorted(r["speaker"] for r in rows)

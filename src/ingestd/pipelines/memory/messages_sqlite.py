@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
@@ -43,17 +41,17 @@ def list_messages(
     return [message(r) for r in c.execute(sql, args)]
 
 
-def message(row: Sequence[Any]) -> Message:
+def message(row: sqlite3.Row) -> Message:
     return Message(
-        key=str(row[0]),
-        id=row[1],
-        session_id=row[2],
-        index=int(row[3]),
-        role=row[4],
-        speaker=row[5],
-        content=row[6],
-        at=datetime.fromisoformat(row[7]),
-        dates=tuple(json.loads(row[8])),
+        key=str(row["seq"]),
+        id=row["id"],
+        session_id=row["session_id"],
+        index=int(row["idx"]),
+        role=row["role"],
+        speaker=row["speaker"],
+        content=row["content"],
+        at=datetime.fromisoformat(row["at"]),
+        dates=tuple(json.loads(row["dates"])),
     )
 
 
@@ -97,7 +95,7 @@ def text_ranking(c: sqlite3.Connection, token: str, terms: list[str]) -> list[st
         "ORDER BY bm25(mem_message_text, 0.0, 0.0, 1.0) LIMIT ?",
         (match, window_start(c, "mem_message_text", match), hybrid.CANDIDATES),
     )
-    return [str(r[0]) for r in rows]
+    return [str(r["rowid"]) for r in rows]
 
 
 def window_start(c: sqlite3.Connection, table: str, match: str) -> int:
@@ -110,7 +108,7 @@ def window_start(c: sqlite3.Connection, table: str, match: str) -> int:
         f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
         (match, hybrid.RANK_WINDOW - 1),
     ).fetchone()
-    return int(row[0]) if row else 0
+    return int(row["rowid"]) if row else 0
 
 
 def _quoted(term: str) -> str:
@@ -150,4 +148,4 @@ def neighbours(c: sqlite3.Connection, scope: Scope, keys: list[str], width: int)
 
 def speakers(c: sqlite3.Connection, scope: Scope) -> list[str]:
     rows = c.execute("SELECT speaker FROM mem_speakers WHERE tenant=? AND user_id=?", (scope.tenant, scope.user_id))
-    return sorted(r[0] for r in rows)
+    return sorted(r["speaker"] for r in rows)
