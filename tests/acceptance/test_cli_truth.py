@@ -48,6 +48,8 @@ def test_submit_follow_on_a_failed_job_prints_the_problem_and_exits_1(served: Se
     assert code == 1
     assert "failed at stage check: PermanentError: the recording is not audio" in err
     assert json.loads(out)["status"] == "failed"  # stdout stays the job's JSON for scripts
+    code, out, _ = _cli(served, "jobs", "--status", "failed", "--pipeline", "gated", "--limit", "1")
+    assert code == 0 and "check: PermanentError: the recording is not audio" in out  # the table's error column
 
 
 def test_submit_follow_on_a_partial_job_lists_the_failed_items_and_exits_1(served: Served) -> None:

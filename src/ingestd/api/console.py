@@ -144,6 +144,14 @@ def _progress_cell(job: dict[str, Any]) -> str:
     return str(stage)
 
 
+def _error_cell(job: dict[str, Any]) -> str:
+    error = job.get("error") or {}
+    if not error:
+        return ""
+    reason = str(error.get("reason") or error.get("detail") or error.get("title") or "")
+    return f"{error['stage']}: {reason}" if error.get("stage") else reason
+
+
 def jobs_table(page: dict[str, Any], console: Console | None = None) -> None:
     """Print one page of ``GET /v1/jobs`` as a table, with the cursor of the next page when there is one."""
     out = console or Console()
@@ -153,6 +161,7 @@ def jobs_table(page: dict[str, Any], console: Console | None = None) -> None:
     table.add_column("id", no_wrap=True)
     for name in ("pipeline", "status", "progress", "created", "finished"):
         table.add_column(name)
+    table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=60)
     for job in page.get("jobs", []):
         status = str(job.get("status", ""))
         table.add_row(
@@ -162,6 +171,7 @@ def jobs_table(page: dict[str, Any], console: Console | None = None) -> None:
             _progress_cell(job),
             _cell(job.get("created_at"))[:19].replace("T", " "),
             _cell(job.get("finished_at"))[:19].replace("T", " "),
+            _error_cell(job),
         )
     out.print(table)
     if page.get("next_cursor"):
