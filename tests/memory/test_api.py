@@ -77,8 +77,8 @@ async def test_two_sessions_become_one_graph_with_history(store: JobStore) -> No
     assert context.status_code == 200 and context.headers["content-type"].startswith("text/plain")
     lines = context.text.splitlines()
     porto, lisbon = (
-        "- User: Ms. Schmidt now lives in Porto.",
-        "- User: My friend Emma Schmidt lives in Lisbon and works at Stripe.",
+        "User: Ms. Schmidt now lives in Porto.",
+        "User: My friend Emma Schmidt lives in Lisbon and works at Stripe.",
     )
     assert lines.index("1 March 2026:") < lines.index(lisbon) < lines.index("1 June 2026:") < lines.index(porto)
     await _assert_each_entity_once(store.url, Scope("default", "alice"))
@@ -113,7 +113,7 @@ async def test_context_block_json_and_search_with_past_and_current(store: JobSto
     body = answer.json()
     assert answer.status_code == 200 and body["user_id"] == "alice"
     assert body["context"].startswith('<memory user="alice">') and body["context"].endswith("</memory>")
-    assert "- User: Anna Müller lives in Zürich." in body["context"].splitlines()
+    assert "User: Anna Müller lives in Zürich." in body["context"].splitlines()
     assert {"s1:4", "s2:8"} <= set(body["message_ids"]) and body["words"] == len(body["context"].split())
     shown = {m["id"]: m["shown"] for m in body["messages"]}
     assert shown["s2:8"] == "Anna Mueller works at Stripe." and set(shown) <= set(body["message_ids"])

@@ -85,7 +85,7 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     assert answer["words"] == len(answer["context"].split()) <= 120
     assert lines[:2] == ['<memory user="alice">', "Conversation:"] and lines[-1] == "</memory>"
     # Messages are grouped by day, in time order; the long one is cut to the sentence that matches and what follows.
-    assert lines[2:4] == ["7 May 2023:", "- Caroline: What did you paint last week?"]
+    assert lines[2:4] == ["7 May 2023:", "Caroline: What did you paint last week?"]
     assert lines[4] == "8 May 2023:" and "My daughter painted a sunset with purple clouds. It rained." in lines[5]
     assert len(lines[5].split()) <= block.TOP_CAP + 2 and lines[5].count("It rained.") < 30
     assert lines[6] == "9 May 2023:"
@@ -94,7 +94,7 @@ def test_context_block_fits_the_budget_shows_who_and_when_and_cites_what_it_show
     assert lines[-3:-1] == ["Facts:", "- Emma Schmidt sells a painting (1 June 2026)"]
     shown = [m["id"] for m in answer["messages"]]
     assert shown[:2] == ["s:2", "s:1"] and answer["message_ids"] == [*shown, "s:77"] and answer["fact_ids"] == ["f1"]
-    assert all(f"- {m['speaker']}: {m['shown']}" in lines for m in answer["messages"])
+    assert all(f"{m['speaker']}: {m['shown']}" in lines for m in answer["messages"])
     assert "Nothing relevant" in recall.context_json("alice", "x", Recall([], [], []))["context"]
 
 
@@ -108,6 +108,12 @@ def test_a_cut_message_keeps_the_part_that_answers() -> None:
     when = {block._stem(t) for t in search.query_terms("When did Rosa and Theo break up?")}
     assert "[12 February 2023]" in block.snippet(dated, when, 12, dated=True)
     assert "[12 February 2023]" not in block.snippet(dated, when, 12)
+
+
+def test_speakers_show_by_first_name_where_it_is_unambiguous() -> None:
+    names = block.short_names(["Maya Okafor", "Daniel Reyes", "Sam Okoye", "Sam Hill", "User"])
+    assert names == {"Maya Okafor": "Maya", "Daniel Reyes": "Daniel", "Sam Okoye": "Sam Okoye", "Sam Hill": "Sam Hill",
+                     "User": "User"}  # fmt: skip
 
 
 def test_query_terms_and_full_text_expressions() -> None:

@@ -53,7 +53,7 @@ async def test_two_speakers_keep_their_own_facts_and_dates(store: JobStore) -> N
         text = await client.get("/v1/memory/cm/context", params={"q": "Boston", "format": "text"})
     lines = support["context"].splitlines()
     # "yesterday", said on 8 May 2023, is shown as 7 May 2023, and the message is cited by its default id.
-    said = "- Caroline: Hey Mel! I went to the LGBTQ support group yesterday [7 May 2023] and it was so powerful."
+    said = "Caroline: Hey Mel! I went to the LGBTQ support group yesterday [7 May 2023] and it was so powerful."
     assert lines[lines.index(said) - 1] == "8 May 2023:" and "D1:0" in support["message_ids"]
     assert camping["words"] <= 60 and "two days ago [18 June 2023]" in camping["context"]
     assert "m-1" in camping["message_ids"]
@@ -66,7 +66,7 @@ async def test_two_speakers_keep_their_own_facts_and_dates(store: JobStore) -> N
     assert denver["message_ids"] == ["D1:3"] and denver["valid_at"].startswith("2023-05-08")
     assert (
         text.headers["content-type"].startswith("text/plain")
-        and "- Caroline: I work as a counselor at a youth" in text.text
+        and "Caroline: I work as a counselor at a youth" in text.text
     )
     # The fact read from "I went … yesterday" is Caroline's, and held from the day before it was said.
     group = next(f for f in work["facts"] if f["object"]["name"] == "LGBTQ support group")

@@ -85,8 +85,16 @@ def _pieces(sentence: str, cap: int) -> list[str]:
     return [" ".join(tokens[i : i + size]) for i in range(0, len(tokens), size)]
 
 
-def message_line(message: Message, text: str) -> str:
-    return f"- {message.speaker}: {text}"
+def message_line(message: Message, text: str, names: dict[str, str] | None = None) -> str:
+    """``Caroline: text``: no bullet and, where ``names`` gives one, the speaker's short name (every word of the
+    budget a cue takes is one the messages do not get)."""
+    return f"{(names or {}).get(message.speaker, message.speaker)}: {text}"
+
+
+def short_names(speakers: Sequence[str]) -> dict[str, str]:
+    """Each speaker's first name where no other speaker has that first name ("Maya Okafor" -> "Maya")."""
+    firsts = [s.split()[0] if s.split() else s for s in speakers]
+    return {s: f if firsts.count(f) == 1 else s for s, f in zip(speakers, firsts, strict=True)}
 
 
 def day_line(message: Message) -> str:
@@ -110,13 +118,14 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
     budget = max_words - words(head) - words(tail) - 2  # the two section titles
     stems = {_stem(t) for t in hybrid.query_terms(query, limit=32)}
     candidates = _candidates(found)
+    names = short_names(sorted({m.speaker for m, _ in candidates}))
     shown: list[tuple[Message, str]] = []
     dated = bool(_ASKS_WHEN.search(query))
-    used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown, dated)
+    used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown, names, dated)
     about = {_stem(t) for t in content_terms(query, list(found.speakers))}
     facts = _facts(found.facts, {m.id for m, _ in shown}, about, budget - used)
-    _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown, dated)
-    return _render(head, tail, shown, facts)
+    _fill(candidates, stems, budget - used - sum(words(fact_line(f)) for f in facts), shown, names, dated)
+    return _render(head, tail, shown, facts, names)
 
 
 def _fill(
@@ -124,6 +133,7 @@ def _fill(
     stems: set[str],
     room: int,
     shown: list[tuple[Message, str]],
+    names: dict[str, str],
     dated: bool = False,
 ) -> int:
     """Add to ``shown`` the candidates not in it that fit in ``room`` words, best first; the words added."""
@@ -135,7 +145,7 @@ def _fill(
             continue
         text = snippet(message.content, stems, cap, dated)
         day = day_line(message)
-        size = words(message_line(message, text)) + (0 if day in days else words(day))
+        size = words(message_line(message, text, names)) + (0 if day in days else words(day))
         if used + size <= room:
             shown.append((message, text))
             days.add(day)
@@ -163,7 +173,7 @@ def _facts(hits: Sequence[SearchHit], shown_ids: set[str], about: set[str], room
     return chosen
 
 
-def _render(head: str, tail: str, shown: list[tuple[Message, str]], facts: list[Fact]) -> Block:
+def _render(head: str, tail: str, shown: list[tuple[Message, str]], facts: list[Fact], names: dict[str, str]) -> Block:
     ordered = sorted(shown, key=lambda p: (p[0].at, p[0].session_id, p[0].index))
     lines = [head]
     if ordered:
@@ -171,7 +181,7 @@ def _render(head: str, tail: str, shown: list[tuple[Message, str]], facts: list[
         for message, text in ordered:
             if day_line(message) not in lines:
                 lines.append(day_line(message))
-            lines.append(message_line(message, text))
+            lines.append(message_line(message, text, names))
     if facts:
         lines += ["Facts:", *(fact_line(f) for f in facts)]
     if not ordered and not facts:
