@@ -18,6 +18,7 @@ another execution started it or it went on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ async def run_fault(options: FaultOptions, log_dir: Path) -> Report:
     """One run; the lab, its processes and its database are gone when it returns."""
     faults = list(zip(options.schedule.split(","), _durations(options), strict=True))
     report = Report("postgres · " + " + ".join(f"{name} {seconds:g} s" for name, seconds in faults))
+    logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)  # "failed to restore the pool" while it is down
     routes = {**SEGMENT_ROUTES}
     sim_config = {"time_scale": options.time_scale, "seed": options.seed, "routes": routes}
     with NetLab() as lab, running_simulator(sim_config) as sim:
@@ -108,8 +110,8 @@ async def run_fault(options: FaultOptions, log_dir: Path) -> Report:
             await tally_jobs(store, client.accepted, report)
             await _tally_resumes(store, hit, report)
             report.stale_accepted = await stale_accepted(store, client.accepted)
-            await asyncio.sleep(2.0)  # the last stalled writes of a healed worker reach the server
-            report.stale_refused = stale_refused(log_dir)
+            report.stale_refused = await _late_writes(log_dir, options, hit)
+            report.leases_lost_seen = leases_lost_seen(log_dir)
             report.seconds = time.monotonic() - started
             await tally_steps(store, list(calls), report)
         finally:
@@ -227,6 +229,27 @@ async def _tally_resumes(store: JobStore, hit: list[tuple[float, str, tuple[str,
             job = await store.get_job(job_id)
             if job is None or not job.terminal:
                 report.never_resumed.append(job_id)
+
+
+async def _late_writes(log_dir: Path, options: FaultOptions, hit: list[tuple[float, str, tuple[str, ...]]]) -> int:
+    """The stale writes refused, once the cut-off worker's stalled statements had time to arrive: TCP retransmits
+    with a doubling backoff, so after a long cut the next try may come 30 s after the heal."""
+    deadline = time.monotonic() + (60.0 if "partition" in options.schedule and hit else 2.0)
+    while (refused := stale_refused(log_dir)) + leases_lost_seen(log_dir) == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return refused
+
+
+def leases_lost_seen(log_dir: Path) -> int:
+    """Jobs a worker dropped on learning (from a heartbeat) that its lease was gone."""
+    return len(
+        {
+            line.split("job ", 1)[1].split(":", 1)[0]
+            for path in log_dir.glob("w*.log")
+            for line in path.read_text(errors="replace").splitlines()
+            if "lease lost; dropping it" in line
+        }
+    )
 
 
 def stale_refused(log_dir: Path) -> int:

@@ -46,6 +46,7 @@ class Report:
     drain_seconds: float = 0.0
     stale_refused: int = 0  # late writes of an execution that lost its lease, refused by the fence (chaos_faults)
     stale_accepted: int = 0  # step events of an earlier execution after a later one started: must stay 0
+    leases_lost_seen: int = 0  # jobs a worker dropped when its heartbeat found the lease gone (before any write)
     transient_errors: int = 0  # job executions put back by an injected store error (chaos_faults transient)
 
     @property
@@ -205,6 +206,7 @@ def table(reports: list[Report]) -> str:
         ("**final statuses**", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))),
         ("idempotency storm", _storm_cell),
         ("ordering-key jobs run out of order", lambda r: f"{len(r.order_violations)} of {r.ordered_jobs}"),
+        ("jobs dropped by a worker that found its lease gone", lambda r: str(r.leases_lost_seen)),
         ("stale writes refused by the fence", lambda r: str(r.stale_refused)),
         ("**stale writes accepted**", lambda r: str(r.stale_accepted)),
         ("job executions put back by an injected store error", lambda r: str(r.transient_errors)),

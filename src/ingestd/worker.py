@@ -320,7 +320,9 @@ class Worker:
                 beat = await self.store.heartbeat(self.worker_id, list(self._running), self.settings.lease_seconds)
                 for job_id in beat.lost:
                     entry = self._running.get(job_id)
-                    if entry is not None and not entry.finishing:  # else it just finished: not lost
+                    # not a job that just finished (not lost), nor one being dropped already (its task, stuck in a write
+                    # to a cut-off server, ends when that write fails or is refused)
+                    if entry is not None and not entry.finishing and entry.reason is None:
                         log.warning("job %s: lease lost; dropping it", job_id)
                         self._cancel(job_id, "lost")
                 for job_id in beat.cancel_requested:
