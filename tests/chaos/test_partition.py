@@ -3,10 +3,11 @@ test makes), every packet between worker ``w1`` and the database dropped for 6 s
 the database server down for 3 s (an immediate shutdown).
 
 The cut-off worker's jobs resume on ``w2``; no finished step runs twice; nothing is lost; when the link heals,
-``w1``'s late writes reach the server and are refused by the fence (lease owner AND attempt), and no step event of
-an earlier execution lands after a later one started. After the outage every job goes on and succeeds. Timing
-(resume waits) is measured by ``bench/chaos.py``. Needs root, iproute2, nftables, socat and PostgreSQL's server
-binaries (``make netlab``): skipped without them, failed under CI=true.
+``w1``'s late writes reach the server and are refused by the fence (lease owner AND attempt), or its heartbeat
+tells it first and it drops the jobs; no step event of an earlier execution lands after a later one started. After
+the outage every job goes on and succeeds. Timing (resume waits) is measured by ``bench/chaos.py --faults``.
+Needs root, iproute2, nftables, socat and PostgreSQL's server binaries (``make netlab``): skipped without them,
+failed under CI=true.
 """
 
 from __future__ import annotations
@@ -43,4 +44,6 @@ async def test_a_partitioned_worker_is_fenced_and_its_jobs_resume_elsewhere(tmp_
     assert report.finished_steps_run_twice == [], report.run_twice_details
     assert report.statuses == {"succeeded": report.jobs_accepted}, report.failures
     assert report.stale_accepted == 0
-    assert report.stale_refused > 0, "the healed worker wrote nothing late: the fence was not exercised"
+    # When the link heals, w1 learns that its leases are gone: from the fence refusing its stalled write, or from
+    # its next heartbeat first (it then drops the jobs without writing). Which comes first is up to TCP.
+    assert report.stale_refused + report.leases_lost_seen > 0, "w1 never noticed it had lost its jobs"
