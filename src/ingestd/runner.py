@@ -161,6 +161,10 @@ class JobRunner:
         """The job being run."""
         return self._job
 
+    def add_files(self, files: Sequence[StoredFile]) -> None:
+        """Files the worker fetched for the job (``ingestd.sources``): the pipeline sees them after its own."""
+        self._job = dataclasses.replace(self._job, files=(*self._job.files, *files))
+
     async def _checkpoints(self) -> dict[str, Step]:
         # Loaded lazily and once: a pipeline that never calls step() (a no-op) costs no query.
         if self._steps is None:

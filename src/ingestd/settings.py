@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = 5.0  # first retry after ~this, doubling per attempt (capped at 1 h)
     webhook_dispatch: bool = True  # run the webhook dispatcher in each worker process
     webhook_secret_overlap_hours: float = 24.0  # after a rotation the old secret also signs for this long
+    # source_urls (a job's input fetched by the worker, docs/operations.md): the same SSRF guard as webhooks
+    source_max_bytes: int = 1_000_000_000  # a larger download fails the job's fetch step
+    source_timeout_seconds: float = 30.0  # connect / between two reads
+    source_allow_hosts: list[str] = []  # host names fetched whatever they resolve to
+    source_allow_networks: list[str] = []  # CIDRs fetched from; ["127.0.0.0/8"] is for tests and development only
     # --- telemetry (docs/operations.md: metrics, alerts) ---
     log_format: str = "text"  # text | json (one JSON object per line)
     log_level: str = "INFO"

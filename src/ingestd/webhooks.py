@@ -24,133 +24,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import random
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import SplitResult, urlsplit
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from ingestd import errors
+from ingestd import errors, ssrf
 from ingestd.models import WebhookMessage, utcnow
 from ingestd.settings import Settings
 from ingestd.store.protocol import WebhookStore
 
 log = logging.getLogger("ingestd.webhooks")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_BACKOFF_SECONDS = 3600.0
 CLAIM_BATCH = 16
 MIN_POLL_SECONDS = 0.5
 GIVE_UP_STATUSES = frozenset({410})  # "gone": the receiver asks us to stop
-# Cloud metadata services, named in the error because they are the usual target of such requests.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
-)
-_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not "private" to Python, not public either
-# IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 well-known, IPv4-translated (SIIT), IPv4-compatible.
-_IPV4_IN_LOW_BITS = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # the IPv4 address may sit anywhere in it: refused whole
+_HINT = "an operator can allow it with INGESTD_WEBHOOK_ALLOW_HOSTS or INGESTD_WEBHOOK_ALLOW_NETWORKS"
 
-
-# --- where a webhook may go ------------------------------------------------------------------
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for: IPv4-mapped or -translated, IPv4-compatible, 6to4, NAT64
-    (RFC 6052) or a Teredo client. A relay or translator on the path delivers to that IPv4 address."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 to the kernel
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if any(address in net for net in _IPV4_IN_LOW_BITS) and int(address) > 1:  # :: and ::1 are IPv6's own
-        return low32
-    return None
-
-
-def refusal_reason(address: IPAddress) -> str | None:
-    """Why a webhook must not go to ``address`` (None: a public address)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64_LOCAL:
-            return "a local-use NAT64 address (RFC 8215)"
-        inner = embedded_ipv4(address)
-        if inner is not None and inner != address.ipv4_mapped:
-            why = refusal_reason(inner)
-            return f"{why} ({inner}, carried inside this IPv6 address)" if why else None
-        address = inner or address
-    if address in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    checks = [
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _SHARED, "a shared (CGNAT) address"),
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-    ]
-    return next((why for hit, why in checks if hit), None)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A checked webhook URL and the address to connect to."""
-
-    url: str
-    host: str
-    address: str
-
-    def pinned_url(self) -> str:
-        """The URL with its host replaced by the checked address (the port and path kept)."""
-        parts = urlsplit(self.url)
-        literal = f"[{self.address}]" if ":" in self.address else self.address
-        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-        return parts._replace(netloc=netloc).geturl()
-
-    def host_header(self) -> str:
-        return urlsplit(self.url).netloc.rsplit("@", 1)[-1]
-
-
-def _parse(url: str) -> tuple[SplitResult, str]:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # raises for a port out of range or not a number
-    except ValueError as exc:  # also an unbalanced IPv6 bracket
-        raise errors.WebhookTargetRefused(f"webhook URL {url!r} is malformed: {exc}", url=url) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.WebhookTargetRefused(f"webhook URL {url!r} is not an http(s) URL with a host", url=url)
-    if parts.username or parts.password:
-        raise errors.WebhookTargetRefused("webhook URLs may not carry credentials", url=url)
-    return parts, parts.hostname
-
-
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
-        raise errors.WebhookTargetRefused(f"webhook host {host!r} does not resolve: {exc}", host=host) from exc
-    found: list[IPAddress] = []
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if address not in found:
-            found.append(address)
-    return found
-
-
-def _allowed(address: IPAddress, networks: Sequence[str]) -> bool:
-    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+# The server-side request forgery guard lives in ``ingestd.ssrf`` (source URLs use it too); re-exported here.
+embedded_ipv4 = ssrf.embedded_ipv4
+refusal_reason = ssrf.refusal_reason
+Target = ssrf.Target
 
 
 async def check_target(url: str, settings: Settings) -> Target:
@@ -159,22 +58,16 @@ async def check_target(url: str, settings: Settings) -> Target:
     An allow-listed host name (``webhook_allow_hosts``) passes whatever it resolves to; otherwise each address
     must be public or inside ``webhook_allow_networks``.
     """
-    parts, host = _parse(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    addresses = await _resolve(host, port)
-    if not addresses:
-        raise errors.WebhookTargetRefused(f"webhook host {host!r} has no address", host=host)
-    if host.lower() not in {h.lower() for h in settings.webhook_allow_hosts}:
-        for address in addresses:
-            why = refusal_reason(address)
-            if why is not None and not _allowed(address, settings.webhook_allow_networks):
-                where = f"{address} is" if host.strip("[]") == str(address) else f"{host} resolves to {address},"
-                detail = (
-                    f"webhook target {url!r} refused: {where} {why} "
-                    "(an operator can allow it with INGESTD_WEBHOOK_ALLOW_HOSTS or INGESTD_WEBHOOK_ALLOW_NETWORKS)"
-                )
-                raise errors.WebhookTargetRefused(detail, host=host, address=str(address), reason=why)
-    return Target(url, host, str(addresses[0]))
+    try:
+        return await ssrf.check_url(
+            url,
+            allow_hosts=settings.webhook_allow_hosts,
+            allow_networks=settings.webhook_allow_networks,
+            what="webhook",
+            hint=_HINT,
+        )
+    except ssrf.Refused as exc:
+        raise errors.WebhookTargetRefused(str(exc), **exc.fields) from exc
 
 
 # --- signing ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 import pydantic
 
-from ingestd import errors, telemetry
+from ingestd import errors, sources, telemetry
 from ingestd.limits import limiter_for
 from ingestd.models import JSON, Job, JobStatus, utcnow
 from ingestd.pipeline import Pipeline
@@ -252,6 +252,7 @@ class Worker:
     async def _run_pipeline(self, pipeline: Pipeline, runner: JobRunner, inp: Any) -> Outcome:
         try:
             try:
+                await sources.fetch_into(runner, inp, self.store.blobs, self.settings)  # source_urls, if any
                 result = await pipeline.run(runner, inp)
             except BaseExceptionGroup as group:  # a task group (ctx.map): answer for the error that matters most
                 raise surfaced(group) from group

@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from ingestd import errors, telemetry, webhooks
+from ingestd import errors, sources, telemetry, webhooks
 from ingestd.api import schedule, views
 from ingestd.api.auth import current_tenant
 from ingestd.api.pipelines import parse_idempotency_key
@@ -74,13 +74,13 @@ class _Batch:
 
     def _new_job(self, index: int, item: BatchItem) -> NewJob:
         pipe = self.pipe
-        if pipe.requires_files:
-            raise errors.InvalidInput(f"pipeline {pipe.name!r} needs files: submit it with POST .../jobs")
         try:
             inp = pipe.input_model.model_validate(item.input)
         except ValidationError as exc:
             errs = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
             raise errors.InvalidInput(f"the input does not fit pipeline {pipe.name!r}", errors=errs) from exc
+        if pipe.requires_files and not sources.urls_of(inp):
+            raise errors.InvalidInput(f"pipeline {pipe.name!r} needs files: name source_urls, or use POST .../jobs")
         data = inp.model_dump(mode="json")
         key = item.idempotency_key or (f"{self.key}:{index}" if self.key else None)
         return NewJob(
@@ -104,6 +104,7 @@ class _Batch:
             if item.webhook_url is not None:
                 await self._check_url(item.webhook_url)
             new = self._new_job(index, item)
+            await sources.check_at_submit(new.input.get("source_urls") or [], self.state.settings)
             async with self.gate:
                 store: JobStore = self.state.store
                 outcome: SubmitOutcome = await store.submit(new)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
-from ingestd import errors, telemetry, webhooks
+from ingestd import errors, sources, telemetry, webhooks
 from ingestd.api import schedule, schemas, uploads, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import NewJob, StoredFile, SubmitOutcome
@@ -182,9 +182,13 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
     try:
         if pipe.accepts_files is False and body.files:
             raise errors.InvalidInput(f"pipeline {pipe.name!r} takes no files")
-        if pipe.requires_files and not body.files:
-            raise errors.InvalidInput(f"pipeline {pipe.name!r} needs at least one file (send multipart/form-data)")
         inp = _validate(pipe, body)
+        urls = sources.urls_of(inp)
+        if pipe.requires_files and not body.files and not urls:
+            raise errors.InvalidInput(
+                f"pipeline {pipe.name!r} needs at least one file (send multipart/form-data, or name source_urls)"
+            )
+        await sources.check_at_submit(urls, state.settings)  # 422 for a URL that is refused already
         new = NewJob(
             pipeline=pipe.name,
             input=inp.model_dump(mode="json"),

@@ -36,6 +36,12 @@ class AudioInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    source_urls: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="recordings to fetch (http/https) instead of uploading them; after any uploaded files",
+        json_schema_extra={"items": {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2000}},
+    )
     language: str | None = Field(
         default=None, max_length=20, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47, e.g. en"
     )
