@@ -6,6 +6,8 @@
     .venv/bin/python bench/recall.py --data DIR --max-words 400
     .venv/bin/python bench/recall.py --baseline-only          # BM25 alone (no service): the dataset's difficulty
     .venv/bin/python bench/recall.py --check                  # validate the dataset (evidence ids, answers)
+    .venv/bin/python bench/recall.py --one-user --data bench/data/recall bench/data/recall_heldout
+                                                              # every conversation as ONE user's memory
 
 The dataset (bench/data/recall/README.md) is LoCoMo-shaped: multi-session chats between two people, turns
 ``D<session>:<turn>``, questions with an answer, evidence turn ids and a category.
@@ -21,6 +23,9 @@ minute per turn). Each question is then asked on ``GET /v1/memory/{user}/context
   block's own dates are left out, so that "six" does not match "6 February 2025");
 * **words**: the block's size in words;
 * **date found** (temporal questions): the answer's date is in the block as a date ("9 April 2024").
+
+``--one-user`` puts every conversation loaded into one user's memory (ids prefixed with their conversation): a
+longer memory with more speakers, for how recall holds as a memory grows.
 
 Rows: per category, "overall" (adversarial questions are scored apart) and "not temporal" (BM25 over undated
 turns cannot hold a date, so that row is the fair comparison), then one line per conversation.
@@ -61,6 +66,7 @@ from recall_data import (
     date_found,
     load,
     normalise,
+    one_user,
     run_check,
     unaccent,
 )  # fmt: skip
@@ -326,7 +332,9 @@ def by_conversation(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="a folder of conversation JSON files")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=[DATA], help="folders of conversation JSON files (bench/data/recall)"
+    )
     parser.add_argument(
         "--database", help="a PostgreSQL server, postgresql://... (a new database on it, dropped after; default SQLite)"
     )
@@ -335,10 +343,16 @@ def main() -> None:
     parser.add_argument("--baseline-only", action="store_true", help="BM25 alone, top --top turns, no service")
     parser.add_argument("--top", type=int, default=10, help="turns BM25 keeps in --baseline-only (default 10)")
     parser.add_argument("--check", action="store_true", help="validate the dataset and exit")
+    parser.add_argument(
+        "--one-user", action="store_true", help="every conversation as one user's memory (a longer memory)"
+    )
     args = parser.parse_args()
-    convs = load(args.data)[:1] if args.quick else load(args.data)
+    convs = [c for folder in args.data for c in load(folder)]
+    convs = convs[:1] if args.quick else convs
     if args.check:
         sys.exit(run_check(convs))
+    if args.one_user:
+        convs = [one_user(convs)]
     if args.baseline_only:
         result = baseline_only(convs, args.top)
     else:

@@ -108,6 +108,23 @@ def load(folder: Path) -> list[Conversation]:
     return convs
 
 
+def one_user(convs: list[Conversation]) -> Conversation:
+    """All ``convs`` as one memory (``conv-all``): turn ids and evidence prefixed with their conversation
+    ("maya-daniel-D1:3"), sessions renumbered in time order. A longer memory with more speakers, where the
+    questions name whom they ask about."""
+    sessions, questions, speakers = [], [], []
+    for conv in convs:
+        short = conv.id.removeprefix("conv-")
+        speakers += conv.speakers
+        for s in conv.sessions:
+            turns = [{**t, "id": f"{short}-{t['id']}"} for t in s["turns"]]
+            sessions.append({**s, "turns": turns})
+        questions += [{**q, "evidence": [f"{short}-{e}" for e in q["evidence"]]} for q in conv.questions]
+    sessions.sort(key=lambda s: datetime.fromisoformat(s["date_time"]))
+    sessions = [{**s, "session": i} for i, s in enumerate(sessions, 1)]
+    return Conversation("conv-all", speakers, sessions, questions)
+
+
 _MONTHS = "january february march april may june july august september october november december".split()
 _DATE = re.compile(r"(?:(\d{1,2}) )?(" + "|".join(m.title() for m in _MONTHS) + r")? ?(\d{4})")
 
