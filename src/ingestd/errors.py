@@ -33,7 +33,19 @@ The tree::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://ingestd.dev/problems/"
+
+
+def problem_body(code: str, title: str, status: int, detail: str, extra: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """An RFC 9457 problem object as ingestd writes every one: ``type`` (``PROBLEM_BASE`` + ``code``), ``title``,
+    ``status``, ``detail``, ``code``, then the ``extra`` members (which win over those)."""
+    body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail}
+    body["code"] = code
+    body.update(extra)
+    return body
 
 
 class IngestdError(Exception):
@@ -50,15 +62,7 @@ class IngestdError(Exception):
 
     def to_problem(self) -> dict[str, Any]:
         """The RFC 9457 members of this error (without ``instance``)."""
-        problem: dict[str, Any] = {
-            "type": f"https://ingestd.dev/problems/{self.code}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "code": self.code,
-        }
-        problem.update(self.extra)
-        return problem
+        return problem_body(self.code, self.title, self.status, self.detail, self.extra)
 
 
 class StoreError(IngestdError):

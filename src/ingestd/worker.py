@@ -51,9 +51,7 @@ Outcome = tuple[JobStatus, JSON | None, JSON | None]  # status, result, error
 
 def problem(code: str, title: str, detail: str, status: int = 500, **extra: Any) -> JSON:
     """An RFC 9457 problem object, shaped like ``IngestdError.to_problem``."""
-    body: JSON = {"type": f"https://ingestd.dev/problems/{code}", "title": title, "status": status}
-    body.update(detail=detail, code=code, **extra)
-    return body
+    return errors.problem_body(code, title, status, detail, extra)
 
 
 def default_worker_id() -> str:

@@ -6,10 +6,12 @@ HTTP, through ``ingestd.client``): ``submit``, ``jobs``, ``status``, ``result``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,6 +125,16 @@ def _client(url: str, api_key: str | None) -> Any:
     return Client(url, api_key)
 
 
+@contextlib.contextmanager
+def _calling(url: str, api_key: str | None) -> Iterator[Any]:
+    """A client for one command; what goes wrong inside is said on stderr and exits 1 (``_fail``)."""
+    with _client(url, api_key) as client:
+        try:
+            yield client
+        except Exception as exc:
+            raise _fail(exc, client) from exc
+
+
 def _fail(exc: Exception, client: Any = None) -> typer.Exit:
     """Say what went wrong on stderr (the server's problem, or which URL did not answer); exit status 1."""
     import httpx
@@ -209,21 +221,15 @@ def jobs(
     """List your jobs, newest first."""
     from ingestd.api import console
 
-    with _client(url, api_key) as client:
-        try:
-            page = client.jobs(pipeline=pipeline, status=status, limit=limit, cursor=cursor)
-        except Exception as exc:
-            raise _fail(exc, client) from exc
+    with _calling(url, api_key) as client:
+        page = client.jobs(pipeline=pipeline, status=status, limit=limit, cursor=cursor)
     console.jobs_table(page)
 
 
 def status(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """Show a job."""
-    with _client(url, api_key) as client:
-        try:
-            _print_json(client.get(job_id).data)
-        except Exception as exc:
-            raise _fail(exc, client) from exc
+    with _calling(url, api_key) as client:
+        _print_json(client.get(job_id).data)
 
 
 def result(
@@ -235,23 +241,17 @@ def result(
     api_key: ApiKey = None,
 ) -> None:
     """Print a finished job's result (``--format srt|vtt|txt``: an audio job's transcript)."""
-    with _client(url, api_key) as client:
-        try:
-            if format == "json":
-                _print_json(client.result(job_id))
-            else:
-                typer.echo(client.result_text(job_id, format), nl=False)
-        except Exception as exc:
-            raise _fail(exc, client) from exc
+    with _calling(url, api_key) as client:
+        if format == "json":
+            _print_json(client.result(job_id))
+        else:
+            typer.echo(client.result_text(job_id, format), nl=False)
 
 
 def cancel(job_id: JobId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """Cancel a job (idempotent)."""
-    with _client(url, api_key) as client:
-        try:
-            _print_json(client.cancel(job_id).data)
-        except Exception as exc:
-            raise _fail(exc, client) from exc
+    with _calling(url, api_key) as client:
+        _print_json(client.cancel(job_id).data)
 
 
 def register(app: typer.Typer) -> None:

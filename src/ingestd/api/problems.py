@@ -24,7 +24,7 @@ from ingestd import errors
 log = logging.getLogger("ingestd.api")
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://ingestd.dev/problems/"
+PROBLEM_BASE = errors.PROBLEM_BASE
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 UNAVAILABLE_RETRY_AFTER = 5  # seconds, on a 503 that carries no better estimate (a store outage, a full disk)
 
@@ -58,13 +58,7 @@ def problem(
 ) -> dict[str, Any]:
     """Build problem members for a status without an ``ingestd.errors`` class behind it."""
     code = code or _HTTP_CODES.get(status, "internal" if status >= 500 else "error")
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + code,
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
+    body = errors.problem_body(code, HTTPStatus(status).phrase, status, detail)
     if instance:
         body["instance"] = instance
     body.update(extra)

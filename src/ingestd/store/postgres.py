@@ -3,7 +3,7 @@
 - An asyncpg pool serves the queries; most protocol methods are one statement (``postgres_sql``), claims use
   ``FOR UPDATE SKIP LOCKED`` so competing workers pass over each other's rows, and times come from the server's
   ``now()`` so leases mean the same on every machine.
-- Wake-ups (``pg_listen``): after each commit that matters the store wakes this process's sleepers
+- Wake-ups (``postgres_listen``): after each commit that matters the store wakes this process's sleepers
   (``Waiters``) and NOTIFYs the others (``ingestd_events`` with job ids, ``ingestd_work``, ``ingestd_slots``) from
   one dedicated connection that also LISTENs. It reconnects after a server restart and wakes everyone to
   re-check; sleepers also re-check every second, the fallback.
@@ -11,7 +11,7 @@
   lease renewals, which losing in a server crash cannot harm (see ``postgres_sql.NO_FSYNC``).
 - The pool (``min_size`` 1, ``max_size`` 10 by default) skips asyncpg's reset query on release: the store leaves
   no session state behind, and the reset would double the round trips of every call.
-- Input files live in the database (``pg_blobs``), so any worker can read them.
+- Input files live in the database (``postgres_blobs``), so any worker can read them.
 """
 
 from __future__ import annotations
@@ -25,22 +25,33 @@ import sqlalchemy.exc
 
 from ingestd.store import migrations
 from ingestd.store.group_commit import GroupCommit
-from ingestd.store.pg_blobs import PostgresBlobStore
-from ingestd.store.pg_listen import Listener
 from ingestd.store.postgres_base import DRIVER_ERRORS, no_reset, translate
+from ingestd.store.postgres_blobs import PostgresBlobStore
 from ingestd.store.postgres_jobs import PostgresJobs
 from ingestd.store.postgres_keys import PostgresKeys
 from ingestd.store.postgres_limits import PostgresLimits
+from ingestd.store.postgres_listen import Listener
 from ingestd.store.postgres_reads import PostgresReads
+from ingestd.store.postgres_replay import PostgresReplay
 from ingestd.store.postgres_retry import PostgresRetry
 from ingestd.store.postgres_webhooks import PostgresWebhooks
 from ingestd.store.protocol import BlobStore
+from ingestd.store.shared import SharedMethods
 from ingestd.store.wakeup import Waiters
 
 _FALLBACK_POLL_SECONDS = 1.0
 
 
-class PostgresJobStore(PostgresJobs, PostgresReads, PostgresKeys, PostgresRetry, PostgresLimits, PostgresWebhooks):
+class PostgresJobStore(
+    PostgresJobs,
+    PostgresReads,
+    PostgresKeys,
+    PostgresRetry,
+    PostgresReplay,
+    PostgresLimits,
+    PostgresWebhooks,
+    SharedMethods,
+):
     """A ``JobStore`` on PostgreSQL. Create with ``await PostgresJobStore.open(url)``."""
 
     def __init__(self, url: str) -> None:

@@ -21,7 +21,7 @@ from ingestd import errors
 from ingestd.store.wakeup import Waiters
 
 if TYPE_CHECKING:
-    from ingestd.store.pg_listen import Listener
+    from ingestd.store.postgres_listen import Listener
 
 # How long one statement keeps retrying through a lost connection or a restarting server before giving up.
 RETRY_SECONDS = 15.0
@@ -66,7 +66,7 @@ class PostgresBase:
     _listener: Listener
 
     def _wake(self, *, work: bool = False, jobs: Iterable[str] = (), slots: Iterable[str] = ()) -> None:
-        """After a commit: wake sleepers here and in every other process (see ``pg_listen``)."""
+        """After a commit: wake sleepers here and in every other process (see ``postgres_listen``)."""
         self._listener.send(work=work, jobs=jobs, slots=slots)
 
     @contextlib.asynccontextmanager

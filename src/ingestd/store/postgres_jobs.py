@@ -3,7 +3,7 @@
 The hot path (submit, claim, heartbeat, save_step, finish, append_events) is one statement each from
 ``postgres_sql``: one round trip, atomic without BEGIN/COMMIT, planned once per pooled connection (asyncpg caches
 prepared statements). Cancel, delete and purge are rarer and read-then-write, so they run in a transaction that
-locks the job row first. After each commit that matters, ``_wake`` wakes workers and followers (``pg_listen``).
+locks the job row first. After each commit that matters, ``_wake`` wakes workers and followers (``postgres_listen``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from ingestd.models import (
     SubmitOutcome,
     new_job_id,
 )
-from ingestd.store import pg_blobs, records
+from ingestd.store import postgres_blobs, records
 from ingestd.store import postgres_sql as sql
 from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.postgres_base import PostgresBase
-from ingestd.store.records import dumps, dumps_or_none, terminal_outcome
+from ingestd.store.records import dumps, dumps_or_none
+from ingestd.store.shared import Encoded
 
 _PURGE_BATCH = 500
 _EXHAUSTED_EVERY_SECONDS = 1.0
@@ -72,7 +73,7 @@ class PostgresJobs(PostgresBase):
             await conn.execute(sql.DELETE_CHILDREN, [job_id])
             await conn.execute("DELETE FROM jobs WHERE id = $1", job_id)
             job = records.job_from_row(row)
-            await pg_blobs.delete_refs(conn, [f.blob for f in job.files])
+            await postgres_blobs.delete_refs(conn, [f.blob for f in job.files])
         return job
 
     async def request_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -130,18 +131,10 @@ class PostgresJobs(PostgresBase):
         if status != "INSERT 0 0":
             self._wake(jobs=[job_id])
 
-    async def finish(
-        self,
-        job_id: str,
-        worker_id: str,
-        status: JobStatus,
-        *,
-        result: JSON | None = None,
-        error: JSON | None = None,
-        usage: JSON | None = None,
-        attempt: int | None = None,
+    async def _finish(
+        self, job_id: str, worker_id: str, attempt: int | None, status: JobStatus, encoded: Encoded
     ) -> bool:
-        status, (result_text, error_text, usage_text) = terminal_outcome(status, result, error, usage)
+        result_text, error_text, usage_text = encoded
         finish = _Finish(job_id, worker_id, status.value, result_text, error_text, usage_text, attempt)
         finished: bool = await self._finishes.submit(finish)
         return finished
@@ -239,7 +232,7 @@ class PostgresJobs(PostgresBase):
                 if rows:
                     await conn.execute(sql.DELETE_CHILDREN, [r["id"] for r in rows])
                     refs = [f.blob for r in rows for f in records.decode_files(r["files"])]
-                    await pg_blobs.delete_refs(conn, refs)
+                    await postgres_blobs.delete_refs(conn, refs)
             purged += len(rows)
             if len(rows) < _PURGE_BATCH:
                 return purged

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from ingestd import keys
@@ -16,39 +15,24 @@ _key = records.api_key_from_row
 class PostgresKeys(PostgresBase):
     """API key rows of ``PostgresJobStore``."""
 
-    async def add_api_key(
-        self,
-        key_hash: str,
-        tenant: str,
-        *,
-        key_id: str | None = None,
-        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
-        name: str | None = None,
-        expires_at: datetime | None = None,
-    ) -> keys.ApiKey:
-        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
+    async def _insert_api_key(
+        self, key_hash: str, tenant: str, key_id: str, scopes: str, name: str | None, expires_at: datetime | None
+    ) -> None:
         await self._execute(
             "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
             "VALUES ($1, $2, now(), $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING",
             key_hash,
             tenant,
-            key_id or keys.new_id(),
-            " ".join(scopes),
+            key_id,
+            scopes,
             name,
             expires_at,
             idempotent=True,
         )
-        row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
-        assert row is not None
-        return _key(row)
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
         row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)
         return _key(row) if row is not None else None
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        key = await self.api_key_for_hash(key_hash)
-        return key.tenant if key is not None and key.state() == "active" else None
 
     async def list_api_keys(self, tenant: str | None = None) -> list[keys.ApiKey]:
         rows = await self._fetch(

@@ -3,7 +3,7 @@
 Each decision runs in one transaction holding a per-provider advisory transaction lock (the lock
 ``ingestd.slots`` asks for), reads the provider's rows, asks ``plan_grants`` and writes the answer. Limiter times
 are Unix seconds on both backends; here they are the server's clock (``now()``), the same for every machine.
-A freed slot or queue place wakes the sleepers of ``wait_for_provider_slots`` in every process (``pg_listen``).
+A freed slot or queue place wakes the sleepers of ``wait_for_provider_slots`` in every process (``postgres_listen``).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class PostgresLimits(PostgresBase):
         async with self._acquire() as conn, conn.transaction():
             now = float(await conn.fetchval(_LOCK, provider))
             freed = await _expire_and_register(conn, provider, waiters, gone, now)
-            held = {r[0]: int(r[1]) for r in await conn.fetch(
-                "SELECT tenant, count(*) FROM provider_slots WHERE provider = $1 GROUP BY tenant", provider
+            held = {r["tenant"]: int(r["held"]) for r in await conn.fetch(
+                "SELECT tenant, count(*) AS held FROM provider_slots WHERE provider = $1 GROUP BY tenant", provider
             )}  # fmt: skip
             rows = await conn.fetch(
                 "SELECT id, tenant, arrived_at, cost FROM provider_waiters WHERE provider = $1", provider

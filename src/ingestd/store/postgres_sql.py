@@ -1,6 +1,6 @@
 """The PostgreSQL store's statements. Most protocol methods are ONE statement (data-modifying CTEs), so they cost
 one round trip and commit atomically without BEGIN/COMMIT. Times come from the server's clock (``now()``), so
-leases mean the same thing to every machine of a fleet. Wake-ups are sent by the store after commit (pg_listen).
+leases mean the same thing to every machine of a fleet. Wake-ups are sent by the store after commit (postgres_listen).
 """
 
 from __future__ import annotations
@@ -184,15 +184,22 @@ WITH upd AS (
 SELECT id FROM upd
 """
 
+
+def _insert_events(types: str, data: str) -> str:
+    """SQL: insert the events of job $1 given as parallel arrays (``types``, ``data``: JSON texts), numbered up to
+    ``upd.last_seq`` (a CTE that has just added their count to the job's ``last_seq``)."""
+    return f"""INSERT INTO events (job_id, seq, type, data, at)
+SELECT $1, upd.last_seq - cardinality({types}::text[]) + e.ord, e.type, e.data, now()
+FROM upd, unnest({types}::text[], {data}::text[]) WITH ORDINALITY AS e(type, data, ord)"""
+
+
 # $1 job, $2 types, $3 data (JSON texts). The row lock taken by the UPDATE serialises concurrent appends, so the
 # numbers are gap-free and in commit order.
-APPEND_EVENTS = """
+APPEND_EVENTS = f"""
 WITH upd AS (
     UPDATE jobs SET last_seq = last_seq + cardinality($2::text[]) WHERE id = $1 RETURNING last_seq
 )
-INSERT INTO events (job_id, seq, type, data, at)
-SELECT $1, upd.last_seq - cardinality($2::text[]) + e.ord, e.type, e.data, now()
-FROM upd, unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(type, data, ord)
+{_insert_events("$2", "$3")}
 RETURNING seq, at
 """
 
@@ -202,9 +209,7 @@ WITH upd AS (
     UPDATE jobs SET last_seq = last_seq + cardinality($2::text[])
     WHERE id = $1 AND {fenced("$4", "$5")} RETURNING last_seq
 )
-INSERT INTO events (job_id, seq, type, data, at)
-SELECT $1, upd.last_seq - cardinality($2::text[]) + e.ord, e.type, e.data, now()
-FROM upd, unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(type, data, ord)
+{_insert_events("$2", "$3")}
 RETURNING seq, at
 """
 
@@ -221,9 +226,7 @@ WITH lease AS (
     UPDATE jobs SET last_seq = last_seq + cardinality($10::text[])
     WHERE id = $1 AND EXISTS (SELECT 1 FROM ins) AND cardinality($10::text[]) > 0 RETURNING last_seq
 ), ev AS (
-    INSERT INTO events (job_id, seq, type, data, at)
-    SELECT $1, upd.last_seq - cardinality($10::text[]) + e.ord, e.type, e.data, now()
-    FROM upd, unnest($10::text[], $11::text[]) WITH ORDINALITY AS e(type, data, ord)
+    {_insert_events("$10", "$11")}
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM lease)
 """

@@ -272,13 +272,8 @@ def decode_cursor(cursor: str) -> str:
 
 def exhausted_error(attempts: int) -> JSON:
     """The RFC 9457 error of a job whose worker kept dying until its attempts ran out."""
-    return {
-        "type": "https://ingestd.dev/problems/attempts-exhausted",
-        "title": "Attempts exhausted",
-        "status": 500,
-        "detail": f"the job's lease expired after {attempts} attempt(s): its worker stopped responding",
-        "code": "attempts-exhausted",
-    }
+    detail = f"the job's lease expired after {attempts} attempt(s): its worker stopped responding"
+    return errors.problem_body("attempts-exhausted", "Attempts exhausted", 500, detail)
 
 
 def webhook_payload(job_id: str, tenant: str, pipeline: str, status: str, at: datetime) -> JSON:

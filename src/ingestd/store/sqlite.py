@@ -47,9 +47,11 @@ from ingestd.store.files import FileBlobStore
 from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
+from ingestd.store.shared import Encoded, SharedMethods
 from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
 from ingestd.store.sqlite_reads import SQLiteReads
+from ingestd.store.sqlite_replay import SQLiteReplay
 from ingestd.store.sqlite_retry import SQLiteRetry
 from ingestd.store.sqlite_webhooks import SQLiteWebhooks
 from ingestd.store.wakeup import Waiters, Wake, WakeSocket
@@ -67,7 +69,9 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteWebhooks):  # mixins
+class SQLiteJobStore(  # mixins
+    SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteReplay, SQLiteLimits, SQLiteWebhooks, SharedMethods
+):
     """A ``JobStore`` on one SQLite file. Create with ``await SQLiteJobStore.open(url, path)``."""
 
     def __init__(self, url: str, path: str, blob_dir: str | None = None) -> None:
@@ -230,26 +234,17 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
     async def set_progress(
         self, job_id: str, worker_id: str, progress: Progress, *, attempt: int | None = None
     ) -> None:
-        await self._write(ops.set_progress, job_id, (worker_id, attempt), progress, time.time())
+        await self._write(ops.set_progress, job_id, ops.Lease(worker_id, attempt), progress, time.time())
 
-    async def finish(
-        self,
-        job_id: str,
-        worker_id: str,
-        status: JobStatus,
-        *,
-        result: JSON | None = None,
-        error: JSON | None = None,
-        usage: JSON | None = None,
-        attempt: int | None = None,
+    async def _finish(
+        self, job_id: str, worker_id: str, attempt: int | None, status: JobStatus, encoded: Encoded
     ) -> bool:
-        status, encoded = records.terminal_outcome(status, result, error, usage)
-        return await self._write(ops.finish, job_id, (worker_id, attempt), status, encoded, time.time())
+        return await self._write(ops.finish, job_id, ops.Lease(worker_id, attempt), status, encoded, time.time())
 
     async def retry_later(
         self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
     ) -> bool:
-        lease = (worker_id, attempt)
+        lease = ops.Lease(worker_id, attempt)
         return await self._write(ops.retry_later, job_id, lease, run_at.timestamp(), error, time.time())
 
     # --- events ------------------------------------------------------------------------------
@@ -262,11 +257,12 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
         attempt: int | None = None,
     ) -> list[Event]:
         now = time.time()
-        lease = None if worker_id is None else (worker_id, attempt)
+        lease = None if worker_id is None else ops.Lease(worker_id, attempt)
         last = await self._write(ops.append_events, job_id, list(events), now, lease)
         if not last:
             if lease is not None and events:
-                raise errors.LeaseLost(job_id=job_id, event=events[0][0])
+                first_type, _ = events[0]
+                raise errors.LeaseLost(job_id=job_id, event=first_type)
             return []
         at = records.as_datetime(now)
         assert at is not None
@@ -310,7 +306,7 @@ class SQLiteJobStore(SQLiteReads, SQLiteKeys, SQLiteRetry, SQLiteLimits, SQLiteW
     async def save_step(
         self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
     ) -> Step:
-        row = await self._write(_save_step, step, (worker_id, attempt), list(events), time.time())
+        row = await self._write(_save_step, step, ops.Lease(worker_id, attempt), list(events), time.time())
         return records.step_from_row(row)
 
 
@@ -354,7 +350,7 @@ def _save_step(
     conn: sqlite3.Connection,
     wake: Wake,
     step: Step,
-    lease: tuple[str, int | None],
+    lease: ops.Lease,
     events: list[tuple[str, JSON]],
     now: float,
 ) -> tuple[Any, ...]:
@@ -364,9 +360,7 @@ def _save_step(
     ).fetchone()
     if existing is not None:
         return tuple(existing)
-    leased = conn.execute(
-        f"SELECT 1 FROM jobs WHERE id = ? AND {ops.FENCE}", (step.job_id, lease[0], lease[1], lease[1])
-    ).fetchone()
+    leased = conn.execute(f"SELECT 1 FROM jobs WHERE id = ? AND {ops.FENCE}", (step.job_id, *lease.params)).fetchone()
     if leased is None:
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)
     row = (step.job_id, step.key, step.ok, dumps(step.output), records.dumps_or_none(step.error),

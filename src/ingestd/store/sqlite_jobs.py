@@ -41,19 +41,31 @@ def _marks(n: int) -> str:
 FENCE = "status = 'running' AND lease_owner = ? AND (? IS NULL OR attempt = ?)"
 
 
+class Lease(NamedTuple):
+    """Whose writes ``FENCE`` lets through: the worker, and its execution (``attempt``; None: the worker alone)."""
+
+    worker: str
+    attempt: int | None
+
+    @property
+    def params(self) -> tuple[str, int | None, int | None]:
+        """The parameters of ``FENCE``."""
+        return self.worker, self.attempt, self.attempt
+
+
 def append_events(
     conn: sqlite3.Connection,
     wake: Wake,
     job_id: str,
     events: Sequence[tuple[str, JSON]],
     now: float,
-    lease: tuple[str, int | None] | None = None,
+    lease: Lease | None = None,
 ) -> int:
     """Append ``events`` with the next sequence numbers; returns the last seq (0 if the job does not exist, or,
     with a ``lease`` (worker, attempt), if the job no longer runs under it)."""
     if not events:
         return 0
-    fence, params = ("", ()) if lease is None else (f" AND {FENCE}", (lease[0], lease[1], lease[1]))
+    fence, params = ("", ()) if lease is None else (f" AND {FENCE}", lease.params)
     row = conn.execute(
         f"UPDATE jobs SET last_seq = last_seq + ? WHERE id = ?{fence} RETURNING last_seq",
         (len(events), job_id, *params),
@@ -144,16 +156,22 @@ def _expired(conn: sqlite3.Connection, now: float, pipelines: Sequence[str] | No
 def _finish_rows(conn: sqlite3.Connection, wake: Wake, rows: list[FinishedRow], status: str, now: float) -> None:
     """Events and webhook outbox rows of jobs just moved to a terminal ``status``.
 
-    ``rows``: (id, last_seq, tenant, pipeline, webhook_url, ordering_key) as returned by the UPDATE."""
+    ``rows``: as returned by the UPDATE (``_FINISHED_RETURNING``)."""
     conn.executemany(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.finished', ?, ?)",
-        [(r[0], r[1], dumps({"status": status}), now) for r in rows],
+        [(r.id, r.last_seq, dumps({"status": status}), now) for r in rows],
     )
     for r in rows:  # the webhook outbox: the job's URL, then the tenant's endpoints subscribed to job.<status>
-        job = {"id": r[0], "last_seq": r[1], "tenant": r[2], "pipeline": r[3], "webhook_url": r[4]}
+        job = {
+            "id": r.id,
+            "last_seq": r.last_seq,
+            "tenant": r.tenant,
+            "pipeline": r.pipeline,
+            "webhook_url": r.webhook_url,
+        }
         sqlite_webhooks.queue_finished(conn, job, status, now)
-    wake.jobs.extend(r[0] for r in rows)
-    if any(r[5] is not None for r in rows):
+    wake.jobs.extend(r.id for r in rows)
+    if any(r.ordering_key is not None for r in rows):
         wake.work = True  # a same-key successor may be claimable now
 
 
@@ -254,20 +272,20 @@ def release(conn: sqlite3.Connection, wake: Wake, worker_id: str, job_ids: Seque
         wake.jobs.extend(job_id for job_id, _ in rows)
 
 
-def set_progress(
-    conn: sqlite3.Connection, wake: Wake, job_id: str, lease: tuple[str, int | None], p: Progress, now: float
-) -> None:
+def set_progress(conn: sqlite3.Connection, wake: Wake, job_id: str, lease: Lease, p: Progress, now: float) -> None:
     row = conn.execute(
         "UPDATE jobs SET progress_stage = ?, progress_done = ?, progress_total = ?, updated_at = ?, "
         f"last_seq = last_seq + 1 WHERE id = ? AND {FENCE} RETURNING last_seq",
-        (p.stage, p.done, p.total, now, job_id, lease[0], lease[1], lease[1]),
+        (p.stage, p.done, p.total, now, job_id, *lease.params),
     ).fetchone()
     if row is not None:
+        (last_seq,) = row
+        progress = {"stage": p.stage, "done": p.done, "total": p.total}
         conn.execute(
             "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, 'job.progress', ?, ?)",
-            (job_id, row[0], dumps({"stage": p.stage, "done": p.done, "total": p.total}), now),
+            (job_id, last_seq, dumps(progress), now),
         )
-        sqlite_webhooks.queue_progress(conn, job_id, row[0], {"stage": p.stage, "done": p.done, "total": p.total}, now)
+        sqlite_webhooks.queue_progress(conn, job_id, last_seq, progress, now)
         wake.jobs.append(job_id)
 
 
@@ -275,7 +293,7 @@ def finish(
     conn: sqlite3.Connection,
     wake: Wake,
     job_id: str,
-    lease: tuple[str, int | None],
+    lease: Lease,
     status: JobStatus,
     values: tuple[str | None, str | None, str | None],
     now: float,
@@ -286,7 +304,7 @@ def finish(
     row = conn.execute(
         f"UPDATE jobs SET status = ?, result = ?, error = ?, usage = coalesce(?, usage), {_TERMINAL_SET} "
         f"WHERE id = ? AND {FENCE} {_FINISHED_RETURNING}",
-        (status.value, result, error, usage, now, now, now, job_id, lease[0], lease[1], lease[1]),
+        (status.value, result, error, usage, now, now, now, job_id, *lease.params),
     ).fetchone()
     if row is None:
         return False
@@ -298,7 +316,7 @@ def retry_later(
     conn: sqlite3.Connection,
     wake: Wake,
     job_id: str,
-    lease: tuple[str, int | None],
+    lease: Lease,
     run_at: float,
     error: JSON,
     now: float,
@@ -306,7 +324,7 @@ def retry_later(
     row = conn.execute(
         "UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
         f"updated_at = ?, last_seq = last_seq + 1 WHERE id = ? AND {FENCE} RETURNING last_seq",
-        (run_at, dumps(error), now, job_id, lease[0], lease[1], lease[1]),
+        (run_at, dumps(error), now, job_id, *lease.params),
     ).fetchone()
     if row is None:
         return False

@@ -24,33 +24,18 @@ class SQLiteKeys:
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
-    async def add_api_key(
-        self,
-        key_hash: str,
-        tenant: str,
-        *,
-        key_id: str | None = None,
-        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
-        name: str | None = None,
-        expires_at: datetime | None = None,
-    ) -> keys.ApiKey:
-        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
+    async def _insert_api_key(
+        self, key_hash: str, tenant: str, key_id: str, scopes: str, name: str | None, expires_at: datetime | None
+    ) -> None:
         await self._read(
             "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
-            (key_hash, tenant, time.time(), key_id or keys.new_id(), " ".join(scopes), name, _seconds(expires_at)),
+            (key_hash, tenant, time.time(), key_id, scopes, name, _seconds(expires_at)),
         )
-        key = await self.api_key_for_hash(key_hash)
-        assert key is not None
-        return key
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
         rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
         return next((_key(row) for row in rows), None)
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        key = await self.api_key_for_hash(key_hash)
-        return key.tenant if key is not None and key.state() == "active" else None
 
     async def list_api_keys(self, tenant: str | None = None) -> list[keys.ApiKey]:
         where, params = (" WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())

@@ -152,7 +152,11 @@ _STATS = (
 
 
 def stats_from_rows(rows: Sequence[Sequence[Any]]) -> list[JSON]:
-    return [{"provider": r[0], "in_flight": r[1], "waiting": r[2], "concurrency": r[3]} for r in rows]
+    """``provider_limiter_stats`` from ``_STATS`` rows (both backends select the same four columns)."""
+    return [
+        {"provider": provider, "in_flight": in_flight, "waiting": waiting, "concurrency": concurrency}
+        for provider, in_flight, waiting, concurrency in rows
+    ]
 
 
 class SQLiteLimits:

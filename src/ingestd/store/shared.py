@@ -1,0 +1,71 @@
+"""The protocol methods both backends implement the same way, written once over each backend's primitives.
+
+``finish`` checks and encodes the outcome (``records.terminal_outcome``) and hands it to the backend's ``_finish``;
+``add_api_key`` and ``tenant_for_key`` are the same steps on both (``_insert_api_key``, ``api_key_for_hash``).
+The store classes list ``SharedMethods`` last among their bases, so a backend's own method always wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ingestd import keys
+from ingestd.models import JSON, JobStatus
+from ingestd.store import records
+
+Encoded = tuple[str | None, str | None, str | None]  # result, error, usage as JSON text (None: SQL NULL)
+
+
+class SharedMethods:
+    """A mixin of ``SQLiteJobStore`` and ``PostgresJobStore``."""
+
+    async def _finish(
+        self, job_id: str, worker_id: str, attempt: int | None, status: JobStatus, encoded: Encoded
+    ) -> bool:
+        raise NotImplementedError
+
+    async def _insert_api_key(
+        self, key_hash: str, tenant: str, key_id: str, scopes: str, name: str | None, expires_at: datetime | None
+    ) -> None:
+        raise NotImplementedError
+
+    async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        raise NotImplementedError
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        result: JSON | None = None,
+        error: JSON | None = None,
+        usage: JSON | None = None,
+        attempt: int | None = None,
+    ) -> bool:
+        status, encoded = records.terminal_outcome(status, result, error, usage)
+        return await self._finish(job_id, worker_id, attempt, status, encoded)
+
+    async def add_api_key(
+        self,
+        key_hash: str,
+        tenant: str,
+        *,
+        key_id: str | None = None,
+        scopes: Sequence[str] = keys.DEFAULT_SCOPES,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> keys.ApiKey:
+        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
+        await self._insert_api_key(key_hash, tenant, key_id or keys.new_id(), " ".join(scopes), name, expires_at)
+        key = await self.api_key_for_hash(key_hash)
+        assert key is not None
+        return key
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        key = await self.api_key_for_hash(key_hash)
+        return key.tenant if key is not None and key.state() == "active" else None
+
+
+__all__ = ["Encoded", "SharedMethods"]
