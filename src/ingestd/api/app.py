@@ -27,6 +27,7 @@ from ingestd.api import (
     jobs,
     observability,
     problems,
+    replay,
     retry,
     schemas,
     views,
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(admin_keys.router)
     app.include_router(retry.router)
     app.include_router(batch.router)
+    app.include_router(replay.router)
     memory_router = _optional_router("ingestd.api.memory")
     if memory_router is not None:
         app.include_router(memory_router)

@@ -289,6 +289,16 @@ class LimiterStore(Protocol):
 
 
 @runtime_checkable
+class ReplayStore(Protocol):
+    """Seeding a replayed job (``POST /v1/jobs/{id}/replay``) with checkpoints copied from the job it replays."""
+
+    async def seed_steps(self, job_id: str, steps: Sequence[Step]) -> bool:
+        """Insert ``steps`` (for ``job_id``) and make the queued job due now, in one transaction; False when the
+        job is not queued."""
+        ...
+
+
+@runtime_checkable
 class WebhookStore(Protocol):
     """Webhook endpoints (each subscribed to event types), signing secrets (a rotated one keeps signing for an
     overlap), and the outbox that a job's events fill (``ingestd.webhooks``). Event types:
