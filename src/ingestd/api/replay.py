@@ -1,11 +1,13 @@
 """``POST /v1/jobs/{id}/replay?from=STEP``: a new job from a copy of a finished job's input and files and of its
 checkpoints before STEP.
 
-"Before STEP" is in the order the job's stages first started (a stage is a step's name, ``transcribe`` for the
-items ``transcribe[0]``...): the finished checkpoints of every stage that started before STEP are copied, STEP and
-every later stage run again. Replaying an audio job from ``structure`` keeps its decoding, speech detection and
-transcripts (never paid twice) and structures them again, e.g. with another model or prompt. The files are copied
-(each job owns its own), and the new job starts with a ``job.replayed`` event naming the job and the stage.
+"Before STEP" is in the order the job's stages first finished a step (a stage is a step's name, ``transcribe`` for
+the items ``transcribe[0]``...; finishing, not starting, because overlapped stages start together: the audio
+pipeline's ``structure`` items start at once and wait for their clips' transcripts): the finished checkpoints of
+every stage that got a step done before STEP did are copied, STEP and every later stage run again. Replaying an
+audio job from ``structure`` keeps its decoding, speech detection, speakers and transcripts (never paid twice) and
+structures them again, e.g. with another model or prompt. The files are copied (each job owns its own), and the
+new job starts with a ``job.replayed`` event naming the job and the stage.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ def stage_of(key: str) -> str:
 
 
 def steps_before(steps: Mapping[str, Step], stage: str) -> list[Step] | None:
-    """The finished checkpoints of the stages that first started before ``stage`` (None: no step of that stage)."""
+    """The finished checkpoints of the stages that first finished a step before ``stage`` did (None: no step of
+    that stage)."""
     first: dict[str, datetime] = {}
     for step in steps.values():
         name = stage_of(step.key)
-        first[name] = min(first.get(name, step.started_at), step.started_at)
+        first[name] = min(first.get(name, step.finished_at), step.finished_at)
     if stage not in first:
         return None
     return sorted(
