@@ -102,6 +102,11 @@ class AsyncClient:
     async def retry(self, job_id: str) -> RemoteJob:
         return wire.job(await self.http.post(f"/v1/jobs/{job_id}/retry"))
 
+    async def replay(self, job_id: str, from_step: str) -> RemoteJob:
+        """A new job from a copy of an ended job's input, files and checkpoints before ``from_step``: only that
+        step and what follows it run (``POST /v1/jobs/{id}/replay?from=STEP``)."""
+        return wire.job(await self.http.post(f"/v1/jobs/{job_id}/replay", params={"from": from_step}))
+
     async def delete(self, job_id: str) -> None:
         wire.raise_for_problem(await self.http.delete(f"/v1/jobs/{job_id}"))
 

@@ -110,6 +110,11 @@ class Client:
         """Run a failed, partial or canceled job again; only its unfinished steps run (``ApiError`` 409 otherwise)."""
         return wire.job(self.http.post(f"/v1/jobs/{job_id}/retry"))
 
+    def replay(self, job_id: str, from_step: str) -> RemoteJob:
+        """A new job from a copy of an ended job's input, files and checkpoints before ``from_step``: only that
+        step and what follows it run (``POST /v1/jobs/{id}/replay?from=STEP``)."""
+        return wire.job(self.http.post(f"/v1/jobs/{job_id}/replay", params={"from": from_step}))
+
     def delete(self, job_id: str) -> None:
         wire.raise_for_problem(self.http.delete(f"/v1/jobs/{job_id}"))
 
