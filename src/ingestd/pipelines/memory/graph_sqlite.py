@@ -9,11 +9,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
-from ingestd.pipelines.memory import forget_sqlite, schema_sqlite
+from ingestd.pipelines.memory import forget_sqlite, schema_sqlite, vector_snapshot
 from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -122,6 +123,9 @@ class SqliteGraphStore:
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._lock = threading.Lock()
         self._vectors = hybrid.VectorCache()
+        path = sqlite_path(url)
+        # Beside the file (none for an in-memory database): see vector_snapshot.
+        self._snapshots = Path(f"{path}.vectors") if path and ":memory:" not in path else None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
@@ -211,14 +215,14 @@ class SqliteGraphStore:
         return row is not None
 
     async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
-        return await self._run(lambda c: _search(c, self._vectors, scope, query, query_vector, limit))
+        return await self._run(lambda c: _search(c, self._vectors, self._snapshots, scope, query, query_vector, limit))
 
     async def message_ranking(
         self, scope: Scope, terms: list[str], vector: list[float] | None
     ) -> tuple[list[str], list[str]]:
         def rank(c: sqlite3.Connection) -> tuple[list[str], list[str]]:
             text = chat.text_ranking(c, scope_token(scope), terms)
-            return text, [k for k, _ in _vector_ranking(c, self._vectors, scope, "message", vector)]
+            return text, [k for k, _ in _vector_ranking(c, self._vectors, self._snapshots, scope, "message", vector)]
 
         return await self._run(rank)
 
@@ -332,7 +336,12 @@ def _version(c: sqlite3.Connection, scope: Scope) -> int:
 
 
 def _vector_ranking(
-    c: sqlite3.Connection, cache: hybrid.VectorCache, scope: Scope, kind: str, vector: list[float] | None
+    c: sqlite3.Connection,
+    cache: hybrid.VectorCache,
+    snapshots: Path | None,
+    scope: Scope,
+    kind: str,
+    vector: list[float] | None,
 ) -> list[tuple[str, float]]:
     if not vector:
         return []
@@ -346,6 +355,8 @@ def _vector_ranking(
         return []
     model = row["model"]
     entry = cache.get(scope, kind, model)
+    if entry is None and snapshots is not None:
+        entry = _from_snapshot(c, cache, snapshots, scope, kind, model, version)
     if entry is None or entry.version != version:
         # rowid order is commit order (one writer), so the rows after the cached ones are the new ones.
         sql = """SELECT rowid, owner_id, vector FROM mem_embeddings
@@ -354,10 +365,37 @@ def _vector_ranking(
         rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, since)).fetchall()
         entry = cache.refresh(scope, kind, model, version, rows, since)
         if entry is None:  # a vector was replaced: read them all again
+            since = 0
             rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, 0)).fetchall()
             entry = cache.refresh(scope, kind, model, version, rows, 0)
-    assert entry is not None
+        assert entry is not None
+        if snapshots is not None and since == 0 and entry.ids:
+            last_owner = rows[-1]["owner_id"]
+            snapshot = vector_snapshot.Snapshot(entry.ids, entry.matrix, entry.last_seq, last_owner, version)
+            vector_snapshot.save_soon(snapshots, scope, kind, model, snapshot)
     return hybrid.nearest(entry, vector)
+
+
+def _from_snapshot(
+    c: sqlite3.Connection,
+    cache: hybrid.VectorCache,
+    snapshots: Path,
+    scope: Scope,
+    kind: str,
+    model: str,
+    version: int,
+) -> hybrid.CachedMatrix | None:
+    """The matrix a process saved before, when it belongs to this database (see ``vector_snapshot``)."""
+    snapshot = vector_snapshot.load(snapshots, scope, kind, model)
+    if snapshot is None or snapshot.version > version:
+        return None
+    row = c.execute(
+        "SELECT owner_id FROM mem_embeddings WHERE rowid=? AND kind=? AND model=? AND tenant=? AND user_id=?",
+        (snapshot.last_seq, kind, model, scope.tenant, scope.user_id),
+    ).fetchone()
+    if row is None or row["owner_id"] != snapshot.last_owner:
+        return None
+    return cache.put(scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq)
 
 
 def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list[str]:
@@ -386,6 +424,7 @@ def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list
 def _search(
     c: sqlite3.Connection,
     cache: hybrid.VectorCache,
+    snapshots: Path | None,
     scope: Scope,
     query: str,
     vector: list[float] | None,
@@ -393,7 +432,7 @@ def _search(
 ) -> SearchResult:
     terms = hybrid.query_terms(query)
     text_ids = _text_ranking(c, scope, terms)
-    vector_ids = [i for i, _ in _vector_ranking(c, cache, scope, "fact", vector)]
+    vector_ids = [i for i, _ in _vector_ranking(c, cache, snapshots, scope, "fact", vector)]
     scores = hybrid.fuse(text_ids, vector_ids)
     ids = list(scores)
     facts: list[Fact] = []
@@ -403,13 +442,18 @@ def _search(
         sql = f"{_FACT_SELECT} WHERE f.id IN ({','.join('?' * len(chunk))}) AND +f.tenant=? AND +f.user_id=?"
         facts += [_fact(r) for r in c.execute(sql, (*chunk, scope.tenant, scope.user_id))]
     hits = [SearchHit(f, s) for f, s in hybrid.rank_facts(facts, scores, limit)]
-    return SearchResult(facts=hits, entities=_entity_hits(c, cache, scope, terms, vector))
+    return SearchResult(facts=hits, entities=_entity_hits(c, cache, snapshots, scope, terms, vector))
 
 
 def _entity_hits(
-    c: sqlite3.Connection, cache: hybrid.VectorCache, scope: Scope, terms: list[str], vector: list[float] | None
+    c: sqlite3.Connection,
+    cache: hybrid.VectorCache,
+    snapshots: Path | None,
+    scope: Scope,
+    terms: list[str],
+    vector: list[float] | None,
 ) -> list[EntityHit]:
-    ranking = [(i, s) for i, s in _vector_ranking(c, cache, scope, "entity", vector)[:5] if s >= 0.35]
+    ranking = [(i, s) for i, s in _vector_ranking(c, cache, snapshots, scope, "entity", vector)[:5] if s >= 0.35]
     named = [
         r["entity_id"]
         for t in terms

@@ -102,6 +102,7 @@ class _Cached:
     quantizing: bool = False
 
 
+CachedMatrix = _Cached
 VectorRow = tuple[int, str, bytes]  # (sequence number, owner id, float32 bytes)
 EXACT_ROWS = 20_000  # below this many rows, one float32 matrix-vector product is as fast as the int8 scan
 RERANK = 400  # rows the int8 scan keeps for the exact float32 ranking (recall@100 1.00 vs brute force)
@@ -147,6 +148,16 @@ class VectorCache:
     def get(self, scope: Scope, kind: str, model: str) -> _Cached | None:
         """The cached matrix, whatever graph version it was read at."""
         return self._cached.get((scope.tenant, scope.user_id, kind, model))
+
+    def put(
+        self, scope: Scope, kind: str, model: str, version: int, ids: list[str], matrix: Matrix, last_seq: int
+    ) -> _Cached:
+        """Cache a matrix read in one piece (a snapshot; rows already normalised) as of ``version``."""
+        key = (scope.tenant, scope.user_id, kind, model)
+        if len(self._cached) >= self._max_users and key not in self._cached:
+            self._cached.pop(next(iter(self._cached)))
+        entry = self._cached[key] = _Cached(version, ids, matrix, last_seq, set(ids))
+        return entry
 
     def refresh(
         self, scope: Scope, kind: str, model: str, version: int, rows: Sequence[VectorRow], since: int

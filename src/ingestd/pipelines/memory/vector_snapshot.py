@@ -1,0 +1,97 @@
+"""A user's vector matrix saved beside the SQLite file, so that a restarted process reads it in one piece.
+
+Reading 100,000 vectors row by row costs seconds (a Python object per row); after a process has read them once it
+writes the normalised matrix to ``<db>.vectors/<key>-<token>.npy`` and the owners and the row sequence number
+it reached to ``<key>.json``, which names that matrix file (in a thread; the JSON replaced atomically, so that a
+reader never pairs one snapshot's owners with another's matrix). The next process of the same database maps the
+matrix (no read), checks that the snapshot belongs to this database (the row at its last sequence number is still
+there with the same owner, and the user's version has not gone back), then reads only the rows written since, as
+the in-process cache does between jobs. A snapshot that does not pass is ignored; a vector replaced since it was
+written makes the cache read every row again, as it does without snapshots. Deleted rows stay in the matrix until
+then: their hits are dropped when their rows are read, as for the in-process cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingestd.pipelines.memory.graph import Scope
+from ingestd.pipelines.memory.search import Matrix
+
+MIN_ROWS = 20_000  # smaller matrices are read from the database fast enough
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    ids: list[str]
+    matrix: Matrix
+    last_seq: int
+    last_owner: str
+    version: int
+
+
+def path_for(directory: Path, scope: Scope, kind: str, model: str) -> Path:
+    """The snapshot's JSON file (owners, numbers and the name of its matrix file)."""
+    key = hashlib.sha256("\x00".join((scope.tenant, scope.user_id, kind, model)).encode()).hexdigest()[:32]
+    return directory / f"{key}.json"
+
+
+def load(directory: Path, scope: Scope, kind: str, model: str) -> Snapshot | None:
+    """The snapshot of (scope, kind, model), or None when there is none or it cannot be read."""
+    try:
+        meta = json.loads(path_for(directory, scope, kind, model).read_text())
+        matrix: Matrix = np.load(directory / meta["matrix"], mmap_mode="r")
+        snapshot = Snapshot(meta["ids"], matrix, int(meta["last_seq"]), meta["last_owner"], int(meta["version"]))
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    if len(snapshot.ids) != matrix.shape[0] or matrix.dtype != np.float32 or matrix.ndim != 2:
+        return None
+    return snapshot
+
+
+def save_soon(directory: Path, scope: Scope, kind: str, model: str, snapshot: Snapshot) -> None:
+    """Write ``snapshot`` in a thread (a few hundred ms for 100,000 rows): a search does not wait for it."""
+    if len(snapshot.ids) < MIN_ROWS:
+        return
+    threading.Thread(
+        target=_save, args=(directory, path_for(directory, scope, kind, model), snapshot), daemon=True
+    ).start()
+
+
+def _save(directory: Path, meta_path: Path, snapshot: Snapshot) -> None:
+    with contextlib.suppress(OSError):  # a read-only or full disk: the next process reads the rows instead
+        directory.mkdir(exist_ok=True)
+        previous = _matrix_name(meta_path)
+        matrix_name = f"{meta_path.stem}-{secrets.token_hex(6)}.npy"
+        np.save(directory / matrix_name, np.asarray(snapshot.matrix, dtype=np.float32))
+        meta = {"matrix": matrix_name, "ids": snapshot.ids, "last_seq": snapshot.last_seq,
+                "last_owner": snapshot.last_owner, "version": snapshot.version}  # fmt: skip
+        fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(meta, out)
+            os.replace(temporary, meta_path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        if previous and previous != matrix_name:  # a process that mapped it keeps its pages (POSIX)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / previous)
+
+
+def _matrix_name(meta_path: Path) -> str | None:
+    try:
+        name = json.loads(meta_path.read_text()).get("matrix")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None

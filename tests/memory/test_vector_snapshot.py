@@ -1,0 +1,78 @@
+"""A restarted process reads a user's vectors from the snapshot beside the SQLite file, catches up with the rows
+applied since, and ignores a snapshot that belongs to another database at the same path."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingestd.pipelines.memory import vector_snapshot
+from ingestd.pipelines.memory.embedder import hash_embed
+from ingestd.pipelines.memory.graph import GraphChanges, NewEntity, NewEpisode, NewFact, Scope, open_graph_store
+
+ALICE = Scope("acme", "alice")
+WHEN = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _facts(job: str, places: list[str], new_entity: bool = True) -> GraphChanges:
+    entities = [NewEntity("emma", "Emma Schmidt", "person", "", hash_embed("Emma Schmidt"))] if new_entity else []
+    facts = [
+        NewFact(f"{job}-f{i}", "emma", "visited", None, p, f"Emma visited {p}.", WHEN, None, f"{job}-ep",
+                hash_embed(f"Emma visited {p}."))
+        for i, p in enumerate(places)
+    ]  # fmt: skip
+    episode = NewEpisode(f"{job}-ep", "s", 0, job, WHEN, WHEN)
+    return GraphChanges(job, "hashing-ngram-256-v1", episodes=[episode], entities=entities, facts=facts)
+
+
+async def _snapshot_written(path: Path) -> None:
+    for _ in range(200):
+        if list(path.glob("*.json")):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no snapshot in {path}")
+
+
+async def _top(url: str, text: str) -> str:
+    graph = await open_graph_store(url)
+    try:
+        found = await graph.search(ALICE, "", hash_embed(text), 1)  # vectors only
+        return found.facts[0].fact.object
+    finally:
+        await graph.close()
+
+
+async def test_a_new_store_reads_the_snapshot_and_the_rows_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    url = f"sqlite:///{tmp_path}/graph.db"
+    graph = await open_graph_store(url)
+    await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
+    assert (await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)).facts[0].fact.object == "Osaka"
+    await _snapshot_written(tmp_path / "graph.db.vectors")
+    await graph.apply(ALICE, _facts("j2", ["Nairobi"], new_entity=False))  # after the snapshot
+    await graph.close()
+    assert await _top(url, "Emma visited Porto.") == "Porto"
+    assert await _top(url, "Emma visited Nairobi.") == "Nairobi"
+
+
+async def test_a_snapshot_of_another_database_at_the_same_path_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    url = f"sqlite:///{tmp_path}/graph.db"
+    graph = await open_graph_store(url)
+    await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
+    await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)
+    await _snapshot_written(tmp_path / "graph.db.vectors")
+    await graph.close()
+    for name in ("graph.db", "graph.db-wal", "graph.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    graph = await open_graph_store(url)  # a new database, the old snapshot still beside it
+    await graph.apply(ALICE, _facts("k1", ["Toronto", "Berlin", "Zurich"]))
+    await graph.close()
+    assert await _top(url, "Emma visited Berlin.") == "Berlin"
