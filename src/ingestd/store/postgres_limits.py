@@ -96,14 +96,8 @@ async def _expire_and_register(
 class PostgresLimits(PostgresBase):
     """``LimiterStore`` for ``PostgresJobStore``."""
 
-    async def acquire_provider_slots(
-        self,
-        provider: str,
-        limit: SlotLimit,
-        waiters: Sequence[Waiter],
-        *,
-        gone: Sequence[str] = (),
-        lease_seconds: float,
+    async def _acquire_provider_slots(
+        self, provider: str, limit: SlotLimit, waiters: Sequence[Waiter], gone: Sequence[str], lease_seconds: float
     ) -> Plan:
         async with self._acquire() as conn, conn.transaction():
             now = float(await conn.fetchval(_LOCK, provider))

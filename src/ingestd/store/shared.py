@@ -1,7 +1,8 @@
 """The protocol methods both backends implement the same way, written once over each backend's primitives.
 
 ``finish`` checks and encodes the outcome (``records.terminal_outcome``) and hands it to the backend's ``_finish``;
-``add_api_key`` and ``tenant_for_key`` are the same steps on both (``_insert_api_key``, ``api_key_for_hash``).
+``add_api_key`` and ``tenant_for_key`` are the same steps on both (``_insert_api_key``, ``api_key_for_hash``);
+``acquire_provider_slots`` takes its options once and hands them to the backend's transaction.
 The store classes list ``SharedMethods`` last among their bases, so a backend's own method always wins.
 """
 
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from ingestd import keys
 from ingestd.models import JSON, JobStatus
+from ingestd.slots import Plan, SlotLimit, Waiter
 from ingestd.store import records
 
 Encoded = tuple[str | None, str | None, str | None]  # result, error, usage as JSON text (None: SQL NULL)
@@ -31,6 +33,11 @@ class SharedMethods:
         raise NotImplementedError
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        raise NotImplementedError
+
+    async def _acquire_provider_slots(
+        self, provider: str, limit: SlotLimit, waiters: Sequence[Waiter], gone: Sequence[str], lease_seconds: float
+    ) -> Plan:
         raise NotImplementedError
 
     async def finish(
@@ -62,6 +69,17 @@ class SharedMethods:
         key = await self.api_key_for_hash(key_hash)
         assert key is not None
         return key
+
+    async def acquire_provider_slots(
+        self,
+        provider: str,
+        limit: SlotLimit,
+        waiters: Sequence[Waiter],
+        *,
+        gone: Sequence[str] = (),
+        lease_seconds: float,
+    ) -> Plan:
+        return await self._acquire_provider_slots(provider, limit, waiters, gone, lease_seconds)
 
     async def tenant_for_key(self, key_hash: str) -> str | None:
         key = await self.api_key_for_hash(key_hash)

@@ -169,14 +169,8 @@ class SQLiteLimits:
 
         async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
-    async def acquire_provider_slots(
-        self,
-        provider: str,
-        limit: SlotLimit,
-        waiters: Sequence[Waiter],
-        *,
-        gone: Sequence[str] = (),
-        lease_seconds: float,
+    async def _acquire_provider_slots(
+        self, provider: str, limit: SlotLimit, waiters: Sequence[Waiter], gone: Sequence[str], lease_seconds: float
     ) -> Plan:
         return await self._write(acquire, provider, limit, list(waiters), list(gone), lease_seconds, time.time())
 
