@@ -76,3 +76,19 @@ async def test_a_snapshot_of_another_database_at_the_same_path_is_ignored(
     await graph.apply(ALICE, _facts("k1", ["Toronto", "Berlin", "Zurich"]))
     await graph.close()
     assert await _top(url, "Emma visited Berlin.") == "Berlin"
+
+
+async def test_deleting_in_a_users_memory_deletes_their_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    url = f"sqlite:///{tmp_path}/graph.db"
+    graph = await open_graph_store(url)
+    try:
+        await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
+        await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)
+        await _snapshot_written(tmp_path / "graph.db.vectors")
+        await graph.forget(ALICE, session_id="s")
+        assert list((tmp_path / "graph.db.vectors").iterdir()) == []
+    finally:
+        await graph.close()

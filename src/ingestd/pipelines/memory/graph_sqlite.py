@@ -245,7 +245,11 @@ class SqliteGraphStore:
         return await self._run(lambda c: chat.list_messages(c, scope, session_id, limit, offset))
 
     async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
-        return await self._run(lambda c: forget_sqlite.forget(c, scope, scope_token(scope), session_id, message_id))
+        forgotten = await self._run(
+            lambda c: forget_sqlite.forget(c, scope, scope_token(scope), session_id, message_id)
+        )
+        vector_snapshot.forget(self._snapshots, scope)
+        return forgotten
 
 
 def _apply(c: sqlite3.Connection, scope: Scope, ch: GraphChanges) -> ApplyOutcome:

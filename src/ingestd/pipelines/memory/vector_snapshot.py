@@ -42,8 +42,22 @@ class Snapshot:
 
 def path_for(directory: Path, scope: Scope, kind: str, model: str) -> Path:
     """The snapshot's JSON file (owners, numbers and the name of its matrix file)."""
-    key = hashlib.sha256("\x00".join((scope.tenant, scope.user_id, kind, model)).encode()).hexdigest()[:32]
-    return directory / f"{key}.json"
+    which = hashlib.sha256(f"{kind}\x00{model}".encode()).hexdigest()[:12]
+    return directory / f"{_user_key(scope)}-{which}.json"
+
+
+def _user_key(scope: Scope) -> str:
+    return hashlib.sha256(f"{scope.tenant}\x00{scope.user_id}".encode()).hexdigest()[:32]
+
+
+def forget(directory: Path | None, scope: Scope) -> None:
+    """Delete the user's snapshots (after a deletion in their memory: no copy of a deleted vector stays on disk;
+    the next full read writes them again)."""
+    if directory is None:
+        return
+    for path in directory.glob(f"{_user_key(scope)}-*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def load(directory: Path, scope: Scope, kind: str, model: str) -> Snapshot | None:
