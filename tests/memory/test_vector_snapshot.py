@@ -92,3 +92,39 @@ async def test_deleting_in_a_users_memory_deletes_their_snapshot(
         assert list((tmp_path / "graph.db.vectors").iterdir()) == []
     finally:
         await graph.close()
+
+
+async def test_postgresql_keeps_the_snapshot_in_the_database(
+    database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on both databases through the store: a new store object (a restarted process) finds the vectors
+    and the rows applied after the snapshot; a deletion removes the snapshot (PostgreSQL: its row)."""
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    graph = await open_graph_store(database_url)
+    await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
+    await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)
+    await graph.close()  # PostgreSQL: waits for the snapshot being written; SQLite: it is written in a thread
+    if backend == "sqlite":
+        await _snapshot_written(Path(f"{database_url.split(':///', 1)[1]}.vectors"))
+    else:
+        assert await _pg_snapshots(database_url) == 2  # the facts' and the entities'
+    graph = await open_graph_store(database_url)
+    await graph.apply(ALICE, _facts("j2", ["Nairobi"], new_entity=False))
+    await graph.close()
+    assert await _top(database_url, "Emma visited Porto.") == "Porto"
+    assert await _top(database_url, "Emma visited Nairobi.") == "Nairobi"
+    graph = await open_graph_store(database_url)
+    await graph.forget(ALICE, session_id="s")
+    await graph.close()
+    if backend == "postgres":
+        assert await _pg_snapshots(database_url) == 0
+
+
+async def _pg_snapshots(url: str) -> int:
+    import asyncpg
+
+    c = await asyncpg.connect(url)
+    try:
+        return int(await c.fetchval("SELECT count(*) FROM mem_vector_snapshots"))
+    finally:
+        await c.close()

@@ -6,15 +6,18 @@ version into an in-process matrix (``search.VectorCache``), and bytes decode abo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Sequence
 
 import asyncpg
 
 from ingestd import errors
-from ingestd.pipelines.memory import forget_postgres
+from ingestd.pipelines.memory import forget_postgres, vector_snapshot
 from ingestd.pipelines.memory import messages_postgres as chat
 from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory import snapshots_postgres as snapshots
 from ingestd.pipelines.memory.graph import (
     ApplyOutcome,
     Entity,
@@ -30,8 +33,11 @@ from ingestd.pipelines.memory.graph import (
     SearchResult,
     SessionInfo,
 )
+from ingestd.pipelines.memory.vector_snapshot import Snapshot
 
+log = logging.getLogger("ingestd.memory.graph")
 _LOCK = 7320501  # advisory lock id held while creating the tables
+SNAPSHOT_WAIT = 30.0  # seconds close() lets a vector snapshot being written finish
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mem_users (tenant text NOT NULL, user_id text NOT NULL, version bigint NOT NULL,
@@ -112,6 +118,7 @@ class PostgresGraphStore:
         self.url = url
         self._pool = pool
         self._vectors = hybrid.VectorCache()
+        self._saving: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(cls, url: str, max_size: int = 4) -> PostgresGraphStore:
@@ -131,9 +138,29 @@ class PostgresGraphStore:
             await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
             await conn.execute(SCHEMA)
             await conn.execute(chat.SCHEMA)
+            await conn.execute(snapshots.SCHEMA)
 
     async def close(self) -> None:
+        if self._saving:  # a snapshot being written: let it finish (seconds), it saves the next start a read
+            _, pending = await asyncio.wait(set(self._saving), timeout=SNAPSHOT_WAIT)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         await self._pool.close()
+
+    def _save_soon(self, scope: Scope, kind: str, model: str, snapshot: Snapshot) -> None:
+        """Write the user's snapshot in the background (a search does not wait for it); a failure only costs the
+        next process a read row by row."""
+
+        async def save() -> None:
+            try:
+                await snapshots.save(self._pool, scope, kind, model, snapshot)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("memory graph: vector snapshot not saved: %s", exc)
+
+        task = asyncio.create_task(save())
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
 
     async def known_entities(self, scope: Scope) -> list[KnownEntity]:
         async with self._pool.acquire() as c:
@@ -244,7 +271,9 @@ class PostgresGraphStore:
 
     async def forget(self, scope: Scope, session_id: str | None = None, message_id: str | None = None) -> Forgotten:
         async with self._pool.acquire() as c:
-            return await forget_postgres.forget(c, scope, session_id, message_id)
+            forgotten = await forget_postgres.forget(c, scope, session_id, message_id)
+            await snapshots.forget(c, scope)  # no copy of a deleted vector stays
+            return forgotten
 
     async def _nearest(
         self, c: asyncpg.Connection, scope: Scope, kind: str, vector: list[float] | None
@@ -263,6 +292,12 @@ class PostgresGraphStore:
         if model is None:
             return []
         entry = self._vectors.get(scope, kind, model)
+        if entry is None:
+            snapshot = await snapshots.load(c, scope, kind, model, version)
+            if snapshot is not None:
+                entry = self._vectors.put(
+                    scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq
+                )
         if entry is None or entry.version != version:
             # One user's applies hold an advisory lock until they commit, so for one user seq order is commit
             # order: the rows after the cached ones are exactly the new ones.
@@ -272,8 +307,13 @@ class PostgresGraphStore:
             rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, since)]
             entry = self._vectors.refresh(scope, kind, model, version, rows, since)
             if entry is None:  # a vector was replaced: read them all again
+                since = 0
                 rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, 0)]
                 entry = self._vectors.refresh(scope, kind, model, version, rows, 0)
+            assert entry is not None
+            if since == 0 and len(entry.ids) >= vector_snapshot.MIN_ROWS:
+                saved = Snapshot(entry.ids, entry.matrix, entry.last_seq, rows[-1][1], version)
+                self._save_soon(scope, kind, model, saved)
         assert entry is not None
         return hybrid.nearest(entry, vector)
 
