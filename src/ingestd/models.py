@@ -101,6 +101,7 @@ class NewJob:
     retention_seconds: float = 7 * 24 * 3600  # kept this long after it finished
     webhook_url: str | None = None
     units: float = 0.0  # size of the input in the pipeline's unit (audio seconds, messages), for ETAs
+    traceparent: str | None = None  # W3C trace context of the submit: the job's spans are its children
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Job:
     usage: JSON
     webhook_url: str | None
     units: float
+    traceparent: str | None = None  # W3C trace context of the submit (the parent of the job's spans)
 
     @property
     def terminal(self) -> bool:

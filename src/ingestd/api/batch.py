@@ -64,6 +64,7 @@ class _Batch:
     def __init__(self, request: Request, pipe: Pipeline, tenant: str, key: str | None) -> None:
         self.state = request.app.state
         self.pipe, self.tenant, self.key = pipe, tenant, key
+        self.traceparent = telemetry.submit_traceparent(request.headers)  # every job of the batch joins it
         self.checked: dict[str, asyncio.Task[object]] = {}
         self.gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -96,6 +97,7 @@ class _Batch:
             webhook_url=item.webhook_url,
             deadline_seconds=item.deadline_seconds,
             run_at=schedule.run_at_from(item.run_at, item.delay_seconds),
+            traceparent=self.traceparent,
         )
 
     async def submit(self, index: int, item: BatchItem) -> dict[str, Any]:

@@ -198,6 +198,7 @@ async def _store_job(request: Request, pipe: Pipeline, tenant: str, key: str | N
             payload_hash=body.payload_hash(pipe.name),
             retention_seconds=state.settings.retention_seconds,
             units=_units(pipe, inp, body.files),
+            traceparent=telemetry.submit_traceparent(request.headers),
             ordering_key=opts.pop("ordering_key") or pipe.ordering_key(inp),
             **opts,
         )

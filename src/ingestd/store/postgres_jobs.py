@@ -49,7 +49,7 @@ class PostgresJobs(PostgresBase):
         args = (
             new.tenant, new.pipeline, dumps(new.input), records.encode_files(new.files), new.max_attempts,
             new.priority, new.run_at, new.ordering_key, new.idempotency_key, new.payload_hash, new.deadline_seconds,
-            new.retention_seconds, new.webhook_url, new.units, dumps({"pipeline": new.pipeline}),
+            new.retention_seconds, new.webhook_url, new.units, dumps({"pipeline": new.pipeline}), new.traceparent,
         )  # fmt: skip
         for _ in range(3):  # only loops if the existing job is deleted between the two statements
             row = await self._fetchrow(sql.SUBMIT, new_job_id(), *args)

@@ -34,9 +34,9 @@ SUBMIT = f"""
 WITH ins AS (
     INSERT INTO jobs (id, tenant, pipeline, status, input, files, attempt, max_attempts, priority, run_at,
         ordering_key, idempotency_key, payload_hash, created_at, updated_at, cancel_requested, deadline_seconds,
-        retention_seconds, usage, webhook_url, units, last_seq)
+        retention_seconds, usage, webhook_url, units, last_seq, traceparent)
     VALUES ($1, $2, $3, 'queued', $4, $5, 0, $6, $7, coalesce($8, now()), $9, $10, $11, now(), now(), false,
-        $12, $13, '{{}}', $14, $15, 1)
+        $12, $13, '{{}}', $14, $15, 1, $17)
     ON CONFLICT (tenant, idempotency_key) DO NOTHING
     RETURNING {JOB_COLUMNS}
 ), ev AS (

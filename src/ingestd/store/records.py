@@ -58,6 +58,7 @@ class JobRow(NamedTuple):
     webhook_url: str | None
     units: float
     last_seq: int
+    traceparent: str | None
 
 
 class StepRow(NamedTuple):
@@ -211,6 +212,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         usage=orjson.loads(r.usage),
         webhook_url=r.webhook_url,
         units=r.units,
+        traceparent=r.traceparent,
     )
 
 

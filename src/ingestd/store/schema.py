@@ -59,6 +59,7 @@ jobs = sa.Table(
     sa.Column("webhook_url", sa.Text),
     sa.Column("units", sa.Float, nullable=False, server_default="0"),
     sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),  # the newest event's seq
+    sa.Column("traceparent", sa.Text),  # W3C trace context of the submit (the job's spans are its children)
 )
 
 _queued = jobs.c.status == "queued"

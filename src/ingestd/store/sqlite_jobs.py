@@ -85,8 +85,8 @@ def append_events(
 _INSERT_JOB = (
     "INSERT INTO jobs (id, tenant, pipeline, status, input, files, attempt, max_attempts, priority, run_at, "
     "ordering_key, idempotency_key, payload_hash, created_at, updated_at, cancel_requested, deadline_seconds, "
-    "retention_seconds, usage, webhook_url, units, last_seq) "
-    "VALUES (?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '{}', ?, ?, 1) "
+    "retention_seconds, usage, webhook_url, units, last_seq, traceparent) "
+    "VALUES (?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '{}', ?, ?, 1, ?) "
     f"RETURNING {JOB_COLUMNS}"
 )
 
@@ -106,7 +106,7 @@ def submit(conn: sqlite3.Connection, wake: Wake, new: NewJob, job_id: str, now: 
         _INSERT_JOB,
         (job_id, new.tenant, new.pipeline, dumps(new.input), records.encode_files(new.files), new.max_attempts,
          new.priority, run_at, new.ordering_key, new.idempotency_key, new.payload_hash, now, now,
-         new.deadline_seconds, new.retention_seconds, new.webhook_url, new.units),
+         new.deadline_seconds, new.retention_seconds, new.webhook_url, new.units, new.traceparent),
     ).fetchone()  # fmt: skip
     conn.execute(
         "INSERT INTO events (job_id, seq, type, data, at) VALUES (?, 1, 'job.queued', ?, ?)",

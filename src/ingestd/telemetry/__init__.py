@@ -4,7 +4,8 @@ the dashboard.
 The engine calls three hooks and nothing else: ``job_span(job)``, ``step_span(key)`` and
 ``provider_span(provider)`` (see ``ingestd.telemetry.spans``). The limiter reports waits with
 ``observe_limiter_wait`` (``ingestd.telemetry.current``: it also adds them to the current step), usage goes
-through ``record_usage``, the API counts submissions with ``observe_job_submitted`` and serves
+through ``record_usage``, the API stores a submit's trace context with ``submit_traceparent`` (the job span
+becomes its child), counts submissions with ``observe_job_submitted`` and serves
 ``render_metrics``. ``configure`` sets logging and tracing up from the settings and the ``OTEL_*`` environment;
 tests call ``install_memory_exporter`` instead.
 """
@@ -28,6 +29,7 @@ from ingestd.telemetry.metrics import (
     render_metrics,
     start_metrics_server,
 )
+from ingestd.telemetry.propagation import submit_traceparent
 from ingestd.telemetry.spans import current_span, job_span, provider_span, step_span
 from ingestd.telemetry.tracing import configure_tracing, install_memory_exporter, shutdown_tracing
 
@@ -75,4 +77,5 @@ __all__ = [
     "start_metrics_server",
     "step_retrying",
     "step_span",
+    "submit_traceparent",
 ]

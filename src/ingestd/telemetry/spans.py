@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ingestd.models import Job, JobStatus, utcnow
-from ingestd.telemetry import current, metrics
+from ingestd.telemetry import current, metrics, propagation
 from ingestd.telemetry.current import JobRun, StepRun
 from ingestd.telemetry.logs import LOG_CONTEXT, log_context
 from ingestd.telemetry.tracing import tracer
@@ -50,7 +50,8 @@ def _queue_wait_seconds(job: Job, now: datetime) -> float | None:
 
 @contextmanager
 def job_span(job: Job) -> Iterator[JobRun]:
-    """Trace one execution of ``job`` (the root of its steps' spans) and count how it ended."""
+    """Trace one execution of ``job`` (the root of its steps' spans, itself a child of the submit's
+    ``traceparent`` when the job has one) and count how it ended."""
     wait = _queue_wait_seconds(job, utcnow())
     if wait is not None:
         metrics.JOB_QUEUE_WAIT.labels(job.pipeline).observe(wait)
@@ -63,7 +64,12 @@ def job_span(job: Job) -> Iterator[JobRun]:
     started = time.perf_counter()
     with (
         log_context(job_id=job.id, pipeline=job.pipeline, tenant=job.tenant, attempt=job.attempt),
-        tracer().start_as_current_span(f"job {job.pipeline}", attributes=attributes, record_exception=False) as span,
+        tracer().start_as_current_span(
+            f"job {job.pipeline}",
+            context=propagation.parent_context(job.traceparent),  # the submit's trace, if it came with one
+            attributes=attributes,
+            record_exception=False,
+        ) as span,
     ):
         run = JobRun(job, span)
         token = current.CURRENT_JOB.set(run)
