@@ -1,6 +1,6 @@
 """Who spoke when, offline: the speaker model and clustering behind the ``audio`` pipeline's ``speakers`` stage.
 
-    .venv/bin/python bench/diarization.py [--skip-jobs] [--long-minutes 5]
+    .venv/bin/python bench/diarization.py [--skip-alternatives] [--skip-windowings] [--skip-jobs] [--long-minutes 5]
 
 Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is committed):
 
@@ -55,7 +55,7 @@ from typing import Any
 
 import av
 import numpy as np
-from audio import FAST, run_job  # the audio bench's in-process job runner
+from audio import FAST, run_job, step_seconds  # the audio bench's in-process job runner
 from scipy.optimize import linear_sum_assignment
 
 from ingestd.pipelines.audio import diarize, speaker_turns
@@ -64,6 +64,7 @@ from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
 from ingestd.settings import Settings
 
 RATE = 16_000
+STAGES: dict[str, float] = {}  # seconds per stage of the last job of ``one_job``
 Turn = tuple[float, float, str]
 TWO_VOICES = [("en-gb-scotland", "en-us+f4"), ("en-us+m2", "en-gb+f3"), ("en-029", "en-us+f5")]
 THREE_VOICES = ("en-us", "en-gb+f2", "en-us+m6")
@@ -399,13 +400,16 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
 
 
 async def one_job(rec: Recording, tmp: Path, options: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
-    """The job's result, its wall time and the CPU seconds this process spent meanwhile (every thread)."""
+    """The job's result, its wall time and the CPU seconds this process spent meanwhile (every thread); the
+    seconds of each stage's steps go to ``STAGES``."""
     path = tmp / "job.wav"
     write_wav(path, rec.samples)
     settings = Settings(database_url=f"sqlite:///{tmp}/jobs-{time.time_ns()}.db", **FAST)
     cpu = time.process_time()
-    job, _events, makespan = await run_job(path, settings, options)
+    job, events, makespan = await run_job(path, settings, options)
     assert job.result is not None, job.error
+    STAGES.clear()
+    STAGES.update({stage: step_seconds(events, stage) for stage in ("decode", "speech", "speakers", "transcribe")})
     return job.result, makespan, time.process_time() - cpu
 
 
@@ -429,6 +433,7 @@ async def jobs(items: list[Recording], tmp: Path, long_minutes: float) -> None:
         "long", np.concatenate([r.samples for r in meetings] * reps), [t for r in meetings for t in r.turns]
     )
     _, on, on_cpu = await one_job(joined, tmp, {})
+    stages = dict(STAGES)
     _, off, off_cpu = await one_job(joined, tmp, {"diarize": False})
     print(f"\n{joined.seconds / 60:.1f} min of the SYNTHETIC meetings in one job, {os.cpu_count()} cores:")
     table(
@@ -438,6 +443,9 @@ async def jobs(items: list[Recording], tmp: Path, long_minutes: float) -> None:
             ["off", f"{off:.1f}", f"{off / joined.seconds:.4f}", f"{off_cpu / joined.seconds:.4f}"],
         ],
     )
+    print(f"\nwhere the time goes (diarize on; steps' seconds, {os.cpu_count()} cores):")
+    rows = [[k, f"{v:.2f}", f"{v / joined.seconds:.4f}"] for k, v in stages.items()]
+    table(["stage", "seconds", "per audio second"], [*rows, ["whole job", f"{on:.2f}", f"{on / joined.seconds:.4f}"]])
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
@@ -452,7 +460,8 @@ async def main(args: argparse.Namespace) -> None:
     items = recordings(args.cache)
     print(json.dumps({r.name: f"{r.seconds:.1f} s, {r.speakers} speakers" for r in items}, indent=1))
     with tempfile.TemporaryDirectory() as tmp:
-        await alternatives(items, Path(tmp))
+        if not args.skip_alternatives:
+            await alternatives(items, Path(tmp))
         if not args.skip_windowings:
             await windowings(items, Path(tmp))
         if not args.skip_jobs:
@@ -464,5 +473,6 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "cache" / "diarization")
     parser.add_argument("--skip-jobs", action="store_true")
     parser.add_argument("--skip-windowings", action="store_true")
+    parser.add_argument("--skip-alternatives", action="store_true")
     parser.add_argument("--long-minutes", type=float, default=5.0)
     asyncio.run(main(parser.parse_args()))

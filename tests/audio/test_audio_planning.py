@@ -14,14 +14,21 @@ MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def test_spans_closer_than_the_gap_are_one_conversation() -> None:
     plan = plan_work([[(0, 10), (20, 30), (200, 210)]], [None], gap_seconds=120, max_clip_seconds=300)
     assert [c["clips"] for c in plan["conversations"]] == [[0], [1]]
-    assert plan["clips"][0]["spans"] == [[0, 10], [20, 30]]  # only speech is sent, never the silence
-    assert plan["clips"][1]["spans"] == [[200, 210]]
+    assert plan["clips"][0]["spans"] == [[0, 10.3], [19.7, 30.3]]  # speech and 0.3 s around it, not the silence
+    assert plan["clips"][1]["spans"] == [[199.7, 210.3]]
 
 
 def test_long_speech_is_cut_into_clips_of_at_most_max_seconds() -> None:
     plan = plan_work([[(0, 250)]], [None], gap_seconds=120, max_clip_seconds=100)
-    assert [c["spans"] for c in plan["clips"]] == [[[0, 100]], [[100, 200]], [[200, 250]]]
+    assert [c["spans"] for c in plan["clips"]] == [[[0, 100]], [[100, 200]], [[200, 250.3]]]
     assert plan["conversations"] == [{"index": 0, "clips": [0, 1, 2]}]
+
+
+def test_a_short_pause_stays_in_the_clip_and_a_long_one_is_cut_out() -> None:
+    """Pauses under ``BRIDGE_SECONDS`` are transcribed with the speech around them; longer ones are left out;
+    each span gains 0.3 s on both sides, never into its neighbour."""
+    plan = plan_work([[(0, 4), (5.5, 9), (20, 25), (26, 95)]], [None], gap_seconds=120, max_clip_seconds=60)
+    assert [c["spans"] for c in plan["clips"]] == [[[0, 9.3], [19.7, 25.3]], [[25.7, 85.7]], [[85.7, 95.3]]]
 
 
 def test_files_with_capture_times_share_a_timeline() -> None:

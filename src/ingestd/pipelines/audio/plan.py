@@ -5,7 +5,14 @@ has a ``captured_at``, all files share one timeline and a conversation may run f
 wearable uploads its recording in pieces); otherwise each file is its own timeline.
 
 A clip is the speech of one conversation in one file, at most ``max_clip_seconds`` of it: the transcriber gets
-only the speech spans, joined, never the silence between them (hosted speech-to-text bills every second sent).
+the speech spans joined, without the silences between them (hosted speech-to-text bills every second sent),
+except pauses shorter than ``BRIDGE_SECONDS``, which stay in, and each span widened by ``CLIP_PAD_SECONDS``.
+Cut tight (the VAD's spans padded 0.2 s, every pause out), the end of one phrase met the start of the next and
+the first syllable of a phrase was clipped; Whisper then lost or changed words there ("I am sorry" read
+"sorry", "please hold" read "he is told", the first "hello" of a call dropped): real speech WER 7.2 % through
+the pipeline's clips against 6.8 % for the transcriber on the whole clips; 0.5 s of padding and pauses under
+2 s kept gave 6.8 %, padding alone 7.2 %, pauses alone 7.2 % (faster-whisper's own VAD defaults are alike:
+0.4 s padding, 2 s of silence to cut).
 ``ClipMap`` takes a time in the joined clip back to the file's timeline.
 """
 
@@ -17,6 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ingestd.models import JSON
+
+BRIDGE_SECONDS = 2.0  # a pause shorter than this between two speech spans of a clip is transcribed with them
+CLIP_PAD_SECONDS = 0.3  # more audio around each span for the transcriber (on top of the VAD's own 0.2 s)
 
 Span = tuple[float, float]
 
@@ -100,14 +110,33 @@ def _clips(group: list[TimedSpan], max_seconds: float) -> list[tuple[int, list[l
     """Split a conversation's spans into clips of one file and at most ``max_seconds`` of speech each."""
     clips: list[tuple[int, list[list[float]]]] = []
     length = 0.0
-    for span in group:
-        for start, end in _pieces(span.start, span.end, max_seconds):
+    for span, (padded_start, padded_end) in zip(group, _padded(group), strict=True):
+        for start, end in _pieces(padded_start, padded_end, max_seconds):
+            last = clips[-1][1][-1] if clips and clips[-1][0] == span.file else None
+            gap = start - last[1] if last is not None else float("inf")
+            if last is not None and 0 <= gap < BRIDGE_SECONDS and length + gap + (end - start) <= max_seconds:
+                last[1] = round(end, 3)  # a short pause stays in the clip: Whisper reads across it as spoken
+                length += gap + end - start
+                continue
             if not clips or clips[-1][0] != span.file or length + (end - start) > max_seconds:
                 clips.append((span.file, []))
                 length = 0.0
             clips[-1][1].append([round(start, 3), round(end, 3)])
             length += end - start
     return clips
+
+
+def _padded(group: list[TimedSpan]) -> list[Span]:
+    """Each span widened by ``CLIP_PAD_SECONDS`` on both sides for the transcriber, never into a neighbouring
+    span of its track nor before the file's start (past the file's end, reading stops at the end)."""
+    out: list[Span] = []
+    for i, span in enumerate(group):
+        before = group[i - 1] if i and group[i - 1].file == span.file else None
+        after = group[i + 1] if i + 1 < len(group) and group[i + 1].file == span.file else None
+        start = max(0.0, span.start - CLIP_PAD_SECONDS, out[-1][1] if before is not None else 0.0)
+        end = span.end + CLIP_PAD_SECONDS if after is None else min(span.end + CLIP_PAD_SECONDS, after.start)
+        out.append((min(start, span.start), max(end, span.end)))
+    return out
 
 
 def _pieces(start: float, end: float, max_seconds: float) -> list[Span]:
