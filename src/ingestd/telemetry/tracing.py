@@ -11,7 +11,7 @@ install an ``InMemorySpanExporter`` without touching the process-wide provider o
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -84,7 +84,26 @@ def configure_tracing(env: Mapping[str, str] | None = None) -> TracerProvider | 
         # Also the global provider, so instrumented libraries (httpx, asyncpg) join the same traces.
         trace.set_tracer_provider(_Tracing.provider)
         _Tracing.global_set = True
+        instrument_http_clients(_Tracing.provider)
     return _Tracing.provider
+
+
+def instrument_http_clients(provider: TracerProvider) -> Callable[[], None] | None:
+    """Trace outgoing httpx requests (a client span each, and their ``traceparent`` header sent on) when
+    ``opentelemetry-instrumentation-httpx`` is installed (the ``otel`` extra); only called once tracing is on.
+
+    Returns how to undo it (tests), or None when the package is not installed."""
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:
+        return None
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+
+    def undo() -> None:
+        instrumentor.uninstrument()
+
+    return undo
 
 
 def install_memory_exporter() -> InMemorySpanExporter:
