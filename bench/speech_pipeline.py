@@ -1,0 +1,55 @@
+"""Why the pipeline's transcript differs from the transcriber's: each real-speech clip transcribed alone (the
+whole file) and as its own ``audio`` job (in-process worker, offline providers, ``diarize: false``), WER of both.
+
+    .venv/bin/python bench/speech_pipeline.py [--prompts 100] [--dump]
+
+The clips and references are ``bench/speech_data.py``'s; scored with ``bench/speech_score.py`` (Whisper's English
+normaliser). ``--dump`` prints every clip whose two transcripts differ. Slow on a busy machine (one job per clip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+
+import speech
+import speech_data
+import speech_score
+from audio import FAST, run_job
+
+from ingestd.providers.whisper import WhisperTranscriber
+from ingestd.settings import Settings
+
+
+async def main(args: argparse.Namespace) -> None:
+    by_category: dict[str, list[speech_data.Clip]] = {}
+    for clip in speech_data.real_speech(args.prompts):
+        by_category.setdefault(clip.category, []).append(clip)
+    stt = WhisperTranscriber()
+    print("| category | words | WER %, whole file | WER %, through the pipeline |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=f"sqlite:///{tmp}/jobs.db", **FAST)
+        for category, clips in by_category.items():
+            alone = [stt.transcribe_sync(speech.pcm16k(c.path)).text for c in clips]
+            piped = []
+            for clip in clips:
+                job, _, _ = await run_job(clip.path, settings, {"diarize": False})
+                assert job.result is not None, job.error
+                segments = [s for c in job.result["conversations"] for s in c["transcript"]]
+                piped.append(" ".join(s["text"] for s in sorted(segments, key=lambda s: s["start"])))
+            refs = [c.text for c in clips]
+            (whole, words), (through, _) = speech_score.wer(refs, alone), speech_score.wer(refs, piped)
+            print(f"| {category} | {words} | {100 * whole:.1f} | {100 * through:.1f} |", flush=True)
+            for clip, a, p in zip(clips, alone, piped, strict=True):
+                if args.dump and speech_score.normalise(a) != speech_score.normalise(p):
+                    whole_text, piped_text = speech_score.normalise(a), speech_score.normalise(p)
+                    print(f"  {clip.path.name}: whole {whole_text!r}\n    pipeline {piped_text!r}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=100)
+    parser.add_argument("--dump", action="store_true")
+    asyncio.run(main(parser.parse_args()))
