@@ -14,7 +14,7 @@ RUN_STAMP := $(VENV)/.installed-run
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./clients/python -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet --no-compile -e ./clients/python -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # --no-compile: Python compiles what it imports on first use; compiling every installed file up front was half of
@@ -32,8 +32,12 @@ run: $(RUN_STAMP)
 	mkdir -p var
 	$(BIN)/ingestd serve
 
+# The suite runs on two processes (pytest-xdist): most tests wait on subprocesses, servers and databases, so two
+# share two cores well. PYTEST_ARGS= runs it in one process; -n auto uses every core.
+PYTEST_ARGS ?= -n 2
+
 test: $(STAMP) lint browser netlab
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench clients
