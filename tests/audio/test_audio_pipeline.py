@@ -3,6 +3,7 @@ clips that fail for good, and input files kept until the job is deleted."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +163,20 @@ async def test_unusable_files_fail_at_decode_and_the_worker_goes_on(tmp_path: Pa
 
 
 class _RefusesOneClip:
-    """The offline transcriber, except that the service refuses clip ``index`` for good."""
+    """The offline transcriber, except that the service refuses clip ``index`` for good while ``refusing``; counts
+    the calls it takes per request key (the provider bill)."""
 
     def __init__(self, index: int) -> None:
         self.inner = default_providers(Settings()).stt
         self.name = self.inner.name
         self.index = index
+        self.refusing = True
+        self.calls: Counter[str] = Counter()
 
     async def transcribe(self, pcm: bytes, **kwargs: Any) -> Transcript:
-        if str(kwargs.get("request_key", "")).endswith(f"transcribe[{self.index}]"):
+        key = str(kwargs.get("request_key", ""))
+        self.calls[key.rsplit(":", 1)[-1]] += 1
+        if self.refusing and key.endswith(f"transcribe[{self.index}]"):
             raise errors.PermanentError("the service rejected this clip (HTTP 400)")
         return await self.inner.transcribe(pcm, **kwargs)
 
@@ -179,7 +185,8 @@ async def test_a_clip_that_fails_for_good_leaves_the_job_partial(tmp_path: Path)
     url = f"sqlite:///{tmp_path}/ingestd.db"
     settings = fast_settings(url)
     base = default_providers(settings)
-    providers = audio.AudioProviders(base.vad, _RefusesOneClip(1), base.analyzer, 1)
+    stt = _RefusesOneClip(1)
+    providers = audio.AudioProviders(base.vad, stt, base.analyzer, 1)
     pipelines = {**build_pipelines(settings), "audio": audio.build(settings, providers)}
     store = await open_store(url)
     try:
@@ -187,8 +194,16 @@ async def test_a_clip_that_fails_for_good_leaves_the_job_partial(tmp_path: Path)
             job_id = await submit(client, [("two.webm", example("two-conversations.webm"))])
             job = await wait_job(client, job_id)
             result = await result_of(client, job_id)
+            first_calls = dict(stt.calls)
+            stt.refusing = False  # the service takes the clip now: a retry pays for that clip alone
+            assert (await client.post(f"/v1/jobs/{job_id}/retry")).status_code == 202
+            retried = await wait_job(client, job_id)
+            after = await result_of(client, job_id)
     finally:
         await store.close()
+    assert first_calls == {"transcribe[0]": 1, "transcribe[1]": 1}
+    assert retried["status"] == "succeeded" and stt.calls == {"transcribe[0]": 1, "transcribe[1]": 2}
+    assert after["failed_clips"] == [] and all(c["complete"] for c in after["conversations"])
     assert job["status"] == "partial", job["error"]
     assert [item["key"] for item in result["failed_items"]] == ["transcribe[1]"]
     assert "rejected this clip" in result["failed_items"][0]["error"]["detail"]
