@@ -83,8 +83,20 @@ class VoiceActivityDetector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ClipRequest:
+    """What one clip's transcription asks for: the keywords of ``SpeechToText.transcribe``, as one value."""
+
+    language: str | None = None
+    speakers: int | None = None
+    vocabulary: Sequence[str] = ()
+    request_key: str | None = None
+
+
 @runtime_checkable
 class SpeechToText(Protocol):
+    """Speech to text. A client subclasses this and writes ``transcribe_clip``; the keyword signature is here once."""
+
     name: str
 
     async def transcribe(
@@ -98,6 +110,10 @@ class SpeechToText(Protocol):
     ) -> Transcript:
         """Transcribe one clip of 16 kHz mono s16le PCM. ``request_key`` identifies the step (hosted clients send
         it as an ``Idempotency-Key``/``X-Request-Key`` header so a simulator can count calls per step)."""
+        return await self.transcribe_clip(pcm, ClipRequest(language, speakers, vocabulary, request_key))
+
+    async def transcribe_clip(self, pcm: bytes, request: ClipRequest) -> Transcript:
+        """What ``transcribe`` runs: one clip with its request."""
         ...
 
 

@@ -15,10 +15,10 @@ import httpx
 
 from ingestd.models import JSON
 from ingestd.providers import http, wav
-from ingestd.providers.base import Transcript, TranscriptSegment, TranscriptWord
+from ingestd.providers.base import ClipRequest, SpeechToText, Transcript, TranscriptSegment, TranscriptWord
 
 
-class DeepgramTranscriber:
+class DeepgramTranscriber(SpeechToText):
     """``SpeechToText`` over Deepgram's pre-recorded API.
 
     Args:
@@ -51,24 +51,16 @@ class DeepgramTranscriber:
         params += [(vocab_param, term) for term in vocabulary if term.strip()]
         return params
 
-    async def transcribe(
-        self,
-        pcm: bytes,
-        *,
-        language: str | None = None,
-        speakers: int | None = None,
-        vocabulary: Sequence[str] = (),
-        request_key: str | None = None,
-    ) -> Transcript:
+    async def transcribe_clip(self, pcm: bytes, request: ClipRequest) -> Transcript:
         """Transcribe one clip; ``speakers`` is not needed (Deepgram's diarization finds the count itself)."""
         response = await self.http.post(
             "/v1/listen",
-            request_key=request_key,
-            params=self._params(language, vocabulary),
+            request_key=request.request_key,
+            params=self._params(request.language, request.vocabulary),
             content=wav.pcm_to_wav(pcm),
             headers={"Content-Type": "audio/wav"},
         )
-        return self._transcript(self.http.json(response), language, wav.pcm_seconds(pcm))
+        return self._transcript(self.http.json(response), request.language, wav.pcm_seconds(pcm))
 
     def _transcript(self, body: JSON, language: str | None, clip_seconds: float) -> Transcript:
         try:

@@ -16,7 +16,7 @@ import httpx
 
 from ingestd.models import JSON
 from ingestd.providers import http, wav
-from ingestd.providers.base import ChatResult, Embeddings, Transcript, TranscriptSegment
+from ingestd.providers.base import ChatResult, ClipRequest, Embeddings, SpeechToText, Transcript, TranscriptSegment
 
 # Embedding sizes of well-known models, so ``dimensions`` is known before the first call.
 KNOWN_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
@@ -120,7 +120,7 @@ class OpenAIChat(_OpenAIClient):
         )
 
 
-class OpenAITranscriber(_OpenAIClient):
+class OpenAITranscriber(_OpenAIClient, SpeechToText):
     """``SpeechToText`` over ``POST {base_url}/audio/transcriptions`` (multipart WAV upload).
 
     ``whisper-1`` (and most self-hosted Whisper servers) answer ``verbose_json`` with timed segments; the
@@ -144,25 +144,18 @@ class OpenAITranscriber(_OpenAIClient):
     def response_format(self) -> str:
         return "json" if self.model.startswith("gpt-4o") else "verbose_json"
 
-    async def transcribe(
-        self,
-        pcm: bytes,
-        *,
-        language: str | None = None,
-        speakers: int | None = None,
-        vocabulary: Sequence[str] = (),
-        request_key: str | None = None,
-    ) -> Transcript:
+    async def transcribe_clip(self, pcm: bytes, request: ClipRequest) -> Transcript:
         """Transcribe one clip (``speakers`` is ignored: this API does not diarize)."""
         form: dict[str, str] = {"model": self.model, "response_format": self.response_format}
-        if language:
-            form["language"] = language
-        terms = [t for t in vocabulary if t.strip()]
+        if request.language:
+            form["language"] = request.language
+        terms = [t for t in request.vocabulary if t.strip()]
         if terms:
             form["prompt"] = "Vocabulary: " + ", ".join(terms) + "."
         files = {"file": ("audio.wav", wav.pcm_to_wav(pcm), "audio/wav")}
-        response = await self.http.post("/audio/transcriptions", request_key=request_key, data=form, files=files)
-        return self._transcript(self.http.json(response), language, wav.pcm_seconds(pcm))
+        key = request.request_key
+        response = await self.http.post("/audio/transcriptions", request_key=key, data=form, files=files)
+        return self._transcript(self.http.json(response), request.language, wav.pcm_seconds(pcm))
 
     def _transcript(self, body: JSON, language: str | None, clip_seconds: float) -> Transcript:
         text = body.get("text")

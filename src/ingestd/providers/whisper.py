@@ -22,7 +22,7 @@ import numpy as np
 
 from ingestd import errors
 from ingestd.providers import whisper_models
-from ingestd.providers.base import SAMPLE_RATE, Transcript, TranscriptSegment, TranscriptWord
+from ingestd.providers.base import SAMPLE_RATE, ClipRequest, SpeechToText, Transcript, TranscriptSegment, TranscriptWord
 
 _models: dict[tuple[str, str, int], Any] = {}
 _models_lock = threading.Lock()
@@ -55,7 +55,7 @@ class _Stopped(Exception):
     """The caller went away; the transcription thread stops early."""
 
 
-class WhisperTranscriber:
+class WhisperTranscriber(SpeechToText):
     """``SpeechToText`` on faster-whisper with a packaged Whisper model.
 
     Args:
@@ -106,22 +106,15 @@ class WhisperTranscriber:
         """The loaded model (loads it on first use)."""
         return load_model(self.model_path, self.compute_type, self.cpu_threads)
 
-    async def transcribe(
-        self,
-        pcm: bytes,
-        *,
-        language: str | None = None,
-        speakers: int | None = None,
-        vocabulary: Sequence[str] = (),
-        request_key: str | None = None,
-    ) -> Transcript:
+    async def transcribe_clip(self, pcm: bytes, request: ClipRequest) -> Transcript:
         """Transcribe one clip of 16 kHz mono s16le PCM. ``speakers`` is ignored: Whisper does not diarise."""
+        language = request.language
         code = language.split("-")[0].lower() if language else None
         if code and code != "en" and self.english_only:
             raise errors.PermanentError(f"the offline model ({self.name}) transcribes English only, not {language!r}")
         stop = threading.Event()
         try:
-            return await asyncio.to_thread(self.transcribe_sync, pcm, vocabulary, stop, code)
+            return await asyncio.to_thread(self.transcribe_sync, pcm, request.vocabulary, stop, code)
         except asyncio.CancelledError:
             stop.set()
             raise
