@@ -6,24 +6,13 @@ Revises:
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from ingestd.store.migrations.types import Bytes, Timestamp, where
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-# Spelled out here (not imported from schema.py) so this revision never changes when the schema moves on.
-Timestamp = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
-Bytes = sa.LargeBinary().with_variant(postgresql.BYTEA(), "postgresql")
-
-
-def _where(sql: str) -> dict[str, Any]:
-    return {"postgresql_where": sa.text(sql), "sqlite_where": sa.text(sql)}
 
 
 def _jobs() -> None:
@@ -63,14 +52,14 @@ def _jobs() -> None:
         sa.Column("units", sa.Float, nullable=False, server_default="0"),
         sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
     )
-    op.create_index("jobs_queued", "jobs", [sa.text("priority DESC"), "run_at", "id"], **_where("status = 'queued'"))
-    op.create_index("jobs_leases", "jobs", ["lease_expires_at"], **_where("status = 'running'"))
-    op.create_index("jobs_ordering", "jobs", ["ordering_key", "status", "id"], **_where("ordering_key IS NOT NULL"))
+    op.create_index("jobs_queued", "jobs", [sa.text("priority DESC"), "run_at", "id"], **where("status = 'queued'"))
+    op.create_index("jobs_leases", "jobs", ["lease_expires_at"], **where("status = 'running'"))
+    op.create_index("jobs_ordering", "jobs", ["ordering_key", "status", "id"], **where("ordering_key IS NOT NULL"))
     op.create_index("jobs_idempotency", "jobs", ["tenant", "idempotency_key"], unique=True)
     op.create_index("jobs_tenant", "jobs", ["tenant", "id"])
-    op.create_index("jobs_tenant_queued", "jobs", ["tenant"], **_where("status = 'queued'"))
-    op.create_index("jobs_expiry", "jobs", ["expires_at"], **_where("expires_at IS NOT NULL"))
-    op.create_index("jobs_durations", "jobs", ["pipeline", "finished_at"], **_where("status = 'succeeded'"))
+    op.create_index("jobs_tenant_queued", "jobs", ["tenant"], **where("status = 'queued'"))
+    op.create_index("jobs_expiry", "jobs", ["expires_at"], **where("expires_at IS NOT NULL"))
+    op.create_index("jobs_durations", "jobs", ["pipeline", "finished_at"], **where("status = 'succeeded'"))
 
 
 def _others() -> None:
@@ -120,7 +109,7 @@ def _others() -> None:
         sa.Column("delivered_at", Timestamp),
         sa.Column("created_at", Timestamp, nullable=False),
     )
-    op.create_index("webhook_outbox_due", "webhook_outbox", ["next_attempt_at"], **_where("delivered_at IS NULL"))
+    op.create_index("webhook_outbox_due", "webhook_outbox", ["next_attempt_at"], **where("delivered_at IS NULL"))
     op.create_table(
         "blobs",
         sa.Column("ref", sa.String(64), primary_key=True),

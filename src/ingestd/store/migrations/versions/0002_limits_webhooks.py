@@ -9,14 +9,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from ingestd.store.migrations.types import Seconds, Timestamp
+
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-# Spelled out here (not imported from schema.py) so this revision never changes when the schema moves on.
-Timestamp = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
-Seconds = sa.Float()  # limiter times are Unix seconds on both backends (ingestd.slots works in them)
 
 
 def _limits() -> None:

@@ -15,8 +15,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 _TRIGGERS = ("events_notify ON events", "jobs_notify_insert ON jobs", "jobs_notify_update ON jobs")
 

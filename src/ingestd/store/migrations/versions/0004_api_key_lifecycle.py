@@ -12,13 +12,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from ingestd.store.migrations.types import Timestamp
+
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-# Spelled out here (not imported from schema.py) so this revision never changes when the schema moves on.
-Timestamp = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
 
 
 def upgrade() -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from ingestd.store.migrations.types import Timestamp
+
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
-# Spelled out here (not imported from schema.py) so this revision never changes when the schema moves on.
-Timestamp = sa.DateTime(timezone=True).with_variant(sa.Float(), "sqlite")
 TERMINAL_EVENTS = "job.succeeded job.partial job.failed job.canceled"
 
 
