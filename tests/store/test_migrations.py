@@ -1,7 +1,8 @@
 """The schema that the Alembic migrations make (``alembic upgrade head``: what ``store.migrate()`` and
-``ingestd migrate`` run) is the one ``store/schema.py`` declares: tables, columns, types, nullability, server
-defaults and indexes, on SQLite and on PostgreSQL. Adding a column to one and not the other fails here, naming
-it (docs/architecture.md, "Add a column")."""
+``ingestd migrate`` run) on SQLite and on PostgreSQL is the one their revisions declare (``store/schema.py``
+replays them onto a ``MetaData``): tables, columns, types, nullability, server defaults and indexes. A change made
+behind Alembic's back (raw SQL DDL) or a dialect that makes something else fails here, naming the table and
+column (docs/architecture.md, "Add a column"). The columns the typed rows select must exist too."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from ingestd.store import migrations, sqlite_path
-from ingestd.store.schema import metadata
+from ingestd.store import migrations, records, schema, sqlite_path
 
 
 def _drift(connection: sa.Connection, declared: sa.MetaData) -> list[str]:
@@ -35,11 +35,12 @@ def _describe(diff: Any) -> str:
         return f"{kind} {rest[0].name} on {rest[0].table.name}"
     if kind.startswith("modify_"):
         _, table, column, _, migrated, declared = rest
-        return f"{kind} {table}.{column}: the migrations make {migrated!r}, schema.py declares {declared!r}"
+        return f"{kind} {table}.{column}: the migrations make {migrated!r}, the revisions declare {declared!r}"
     return repr(diff)
 
 
-async def _live_drift(database_url: str, declared: sa.MetaData = metadata) -> list[str]:
+async def _live_drift(database_url: str, declared: sa.MetaData | None = None) -> list[str]:
+    declared = declared or schema.declared()
     if database_url.startswith("sqlite"):
         engine = sa.create_engine(f"sqlite:///{sqlite_path(database_url)}", poolclass=NullPool)
         try:
@@ -57,13 +58,26 @@ async def _live_drift(database_url: str, declared: sa.MetaData = metadata) -> li
 
 async def test_the_migrations_make_the_declared_schema(database_url: str) -> None:
     drift = await _live_drift(database_url)
-    assert drift == [], "alembic upgrade head and store/schema.py disagree:\n" + "\n".join(drift)
+    assert drift == [], "alembic upgrade head and the revisions disagree:\n" + "\n".join(drift)
 
 
 async def test_a_column_missing_from_the_migrations_is_named(database_url: str) -> None:
-    """The check itself: a column declared in ``schema.py`` but made by no migration is reported by name."""
-    declared = sa.MetaData()
-    for table in metadata.tables.values():
-        table.to_metadata(declared)
+    """The check itself: a column declared but not in the database is reported by name."""
+    declared = schema.declared()
     declared.tables["jobs"].append_column(sa.Column("drift_probe", sa.Text))
     assert await _live_drift(database_url, declared) == ["add_column jobs.drift_probe"]
+
+
+def test_the_typed_rows_select_columns_the_migrations_make() -> None:
+    tables = schema.declared().tables
+    for row, table in [
+        (records.JobRow, "jobs"),
+        (records.StepRow, "steps"),
+        (records.EventRow, "events"),
+        (records.ApiKeyRow, "api_keys"),
+        (records.WorkerRow, "workers"),
+    ]:
+        assert set(row._fields) <= set(tables[table].c.keys()), (
+            row.__name__,
+            set(row._fields) - set(tables[table].c.keys()),
+        )

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from ingestd.store.schema import metadata
-
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only the programmatic path is supported
     raise RuntimeError("run migrations with store.migrate() (or `ingestd migrate`), not the alembic command")
 
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(connection=connection, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()
