@@ -8,6 +8,8 @@
     .venv/bin/python bench/recall.py --check                  # validate the dataset (evidence ids, answers)
     .venv/bin/python bench/recall.py --one-user --data bench/data/recall bench/data/recall_heldout
                                                               # every conversation as ONE user's memory
+    .venv/bin/python bench/recall.py --keep /tmp/r1 --out bench/out/r1.json
+                                  # the SQLite database kept in /tmp/r1; run again: asked without ingesting
 
 The dataset (bench/data/recall/README.md) is LoCoMo-shaped: multi-session chats between two people, turns
 ``D<session>:<turn>``, questions with an answer, evidence turn ids and a category.
@@ -190,12 +192,12 @@ def baseline_only(convs: list[Conversation], top: int) -> dict[str, Any]:
 
 
 @contextmanager
-def ingestd_serve(database: str | None) -> Iterator[str]:
+def ingestd_serve(database: str | None, keep: Path | None = None) -> Iterator[str]:
     """``ingestd serve`` (API + worker, default offline settings) on a free port; its base URL once
-    ``/healthz`` answers. SQLite in a temporary folder unless ``database`` (a fresh PostgreSQL database) is
-    given."""
+    ``/healthz`` answers. SQLite in a temporary folder (or in ``keep``, kept) unless ``database`` (a fresh
+    PostgreSQL database) is given."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-recall-") as folder:
+    with _folder(keep) as folder:
         url = database or f"sqlite:///{folder}/ingestd.db"
         cmd = [str(Path(sys.executable).parent / "ingestd"), "serve", "--port", str(port), "--database", url]
         log = open(Path(folder) / "serve.log", "w")  # closed below
@@ -211,6 +213,16 @@ def ingestd_serve(database: str | None) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
+
+
+@contextmanager
+def _folder(keep: Path | None) -> Iterator[str]:
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="bench-recall-") as folder:
+            yield folder
+    else:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield str(keep.resolve())
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -276,21 +288,32 @@ async def ask(client: httpx.AsyncClient, conv: Conversation, q: dict[str, Any], 
     return {"text": body.get("context", ""), "ids": body.get("message_ids", []), "latency": latency}
 
 
-async def run_service(convs: list[Conversation], max_words: int, server: str | None) -> dict[str, Any]:
-    """Ingest and ask on SQLite, or on a new database of the PostgreSQL ``server`` (dropped afterwards)."""
+async def run_service(
+    convs: list[Conversation], max_words: int, server: str | None, keep: Path | None = None
+) -> dict[str, Any]:
+    """Ingest and ask on SQLite, or on a new database of the PostgreSQL ``server`` (dropped afterwards). With
+    ``keep`` (SQLite), the database stays in that folder, and a folder that already holds one is asked without
+    ingesting again (to compare ranking changes on the same ingested data)."""
     if server is None:
-        return await _run_service(convs, max_words, None)
+        return await _run_service(convs, max_words, None, keep)
     common.PG_ADMIN = server
     async with common.fresh_database("postgresql", "recall") as url:
         return await _run_service(convs, max_words, url)
 
 
-async def _run_service(convs: list[Conversation], max_words: int, database: str | None) -> dict[str, Any]:
-    with ingestd_serve(database) as base:
+async def _run_service(
+    convs: list[Conversation], max_words: int, database: str | None, keep: Path | None = None
+) -> dict[str, Any]:
+    reuse = keep is not None and (keep / "ingestd.db").exists()
+    with ingestd_serve(database, keep) as base:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            speed = await ingest(client, convs)
-            print(f"ingest: {speed['messages']} messages in {speed['jobs']} jobs, {speed['seconds']:.1f} s, "
-                  f"{speed['messages_per_s']:.1f} messages/s end to end")  # fmt: skip
+            if reuse:
+                speed = {"jobs": 0, "messages": 0, "seconds": 0.0, "messages_per_s": 0.0}
+                print(f"asking the memory already in {keep} (no ingest)")
+            else:
+                speed = await ingest(client, convs)
+                print(f"ingest: {speed['messages']} messages in {speed['jobs']} jobs, {speed['seconds']:.1f} s, "
+                      f"{speed['messages_per_s']:.1f} messages/s end to end")  # fmt: skip
             rows, latencies = [], []
             for conv in convs:
                 bm25 = Bm25(conv)
@@ -344,6 +367,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10, help="turns BM25 keeps in --baseline-only (default 10)")
     parser.add_argument("--check", action="store_true", help="validate the dataset and exit")
     parser.add_argument(
+        "--keep", type=Path, help="SQLite in this folder, kept; a folder that holds one is asked without ingesting"
+    )
+    parser.add_argument("--out", type=Path, default=OUT / "recall.json", help="results (bench/out/recall.json)")
+    parser.add_argument(
         "--one-user", action="store_true", help="every conversation as one user's memory (a longer memory)"
     )
     args = parser.parse_args()
@@ -356,9 +383,9 @@ def main() -> None:
     if args.baseline_only:
         result = baseline_only(convs, args.top)
     else:
-        result = asyncio.run(run_service(convs, args.max_words, args.database))
-    OUT.mkdir(exist_ok=True)
-    (OUT / "recall.json").write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+        result = asyncio.run(run_service(convs, args.max_words, args.database, args.keep))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from ingestd.pipelines.memory.codec import pack_vector, unpack_vector
 from ingestd.pipelines.memory.embedder import hash_embed
 from ingestd.pipelines.memory.graph import Fact, KnownEntity, Message, MessageHit, NewFact, Scope, SearchHit
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver
-from ingestd.pipelines.memory.retrieve import Recall
+from ingestd.pipelines.memory.retrieve import Recall, named_speakers, vector_text
 
 T1, T2, T3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
 EMMA = KnownEntity("emma", "Emma Schmidt", "person", ("emma schmidt",), hash_embed("Emma Schmidt"))
@@ -149,3 +149,16 @@ def test_vector_cache_appends_new_rows_and_rereads_on_a_replaced_one() -> None:
     assert [i for i, _ in search.nearest(grown, [1.0, 0.9], k=2)] == ["c", "a"]
     assert cache.refresh(scope, "fact", "m", 3, [row(6, "a", [0, 1])], since=5) is None  # "a" re-embedded
     assert cache.get(scope, "fact", "m") is grown and cache.get(scope, "entity", "m") is None
+
+
+def test_the_query_embedded_without_the_speakers_it_names() -> None:
+    speakers = ["Omar Haddad", "Talia Brenner", "Marcus Bell"]
+    asked = {
+        "What pets does Omar have?": "What pets does have?",
+        "What did Omar\u2019s sister do?": "What did sister do?",
+        "Where is Marcus' dog?": "Where is dog?",
+        "Who is Omar Haddad?": "Who is Omar Haddad?",  # nothing else to embed: the question as it is
+        "When did Talia propose to Sloane?": "When did propose to Sloane?",
+    }
+    for query, embedded in asked.items():
+        assert vector_text(query, named_speakers(query, speakers)) == embedded

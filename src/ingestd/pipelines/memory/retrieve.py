@@ -10,6 +10,7 @@ paint?") prefers that speaker's own messages. A message next to good hits gains 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +37,7 @@ MESSAGE_RRF_K = 20.0
 NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
 SAME_SPEAKER_SHARE = 0.3  # the share of the turn two before when the same speaker said it: their previous turn
 ENTITY_FACTS = 30  # facts read per entity the question names
+_POSSESSIVE = re.compile(r"'?s$|'$")  # "Omar's", "Omar\u2019s" (folded "omars"), "Marcus'"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Recall:
 def named_speakers(query: str, speakers: list[str]) -> list[str]:
     """The speakers whose name (or first name) the query contains."""
     words = set(fold(query).split())
+    words |= {_POSSESSIVE.sub("", w) for w in words}  # "Dev\u2019s" folds to "devs", "Marcus'" to "marcus'"
     return [s for s in speakers if fold(s) and (set(fold(s).split()) & words) and s.lower() not in _ROLES]
 
 
@@ -100,6 +103,18 @@ _ROLES = {"user", "assistant", "system"}
 QUESTION_WORDS = frozenset(
     "would could should might likely probably kind sort type ever get got much many consider considered think".split()
 )
+
+
+def vector_text(query: str, named: list[str]) -> str:
+    """The query to embed: without the named speakers' names. Messages are embedded as "<speaker>: <content>",
+    so a name in the query draws every message of that speaker, the emptiest first ("Omar: Night Tal." is
+    nearer to "What pets does Omar have?" than the turn about his cat); the speaker is weighed apart
+    (``SPEAKER_BOOST``)."""
+    names = {w for s in named for w in fold(s).split()}
+    if not names:
+        return query
+    rest = " ".join(w for w in query.split() if not ({fold(w), _POSSESSIVE.sub("", fold(w))} & names))
+    return rest if hybrid.query_terms(rest) else query
 
 
 def content_terms(query: str, named: list[str]) -> list[str]:
@@ -119,13 +134,15 @@ async def recall(
     vector: list[float] | None,
     fact_limit: int = 10,
     filters: Filters = NO_FILTERS,
+    named: list[str] | None = None,
 ) -> Recall:
     """The messages, facts and entities that answer ``query`` best, among those ``filters`` keep (applied to
-    the candidates: a narrow filter may leave fewer than exist)."""
+    the candidates: a narrow filter may leave fewer than exist). ``named``: the speakers the query names, when
+    the caller has them (``named_speakers``; ``vector`` should then embed ``vector_text``)."""
 
     async def rank_messages() -> tuple[list[str], tuple[list[str], list[str]]]:
-        named = named_speakers(query, await graph.speakers(scope))
-        return named, await graph.message_ranking(scope, content_terms(query, named), vector)
+        who = named if named is not None else named_speakers(query, await graph.speakers(scope))
+        return who, await graph.message_ranking(scope, content_terms(query, who), vector)
 
     # Concurrent where the store has several connections (PostgreSQL's pool); SQLite runs them one after another.
     (named, (text, dense)), found = await asyncio.gather(
