@@ -27,7 +27,7 @@ from ingestd.api.auth import current_tenant
 from ingestd.models import JSON
 from ingestd.pipelines.memory import recall
 from ingestd.pipelines.memory.graph import GraphStore, Scope, open_graph_store
-from ingestd.pipelines.memory.retrieve import NO_FILTERS, Filters, Recall
+from ingestd.pipelines.memory.retrieve import NO_FILTERS, Filters, Recall, named_speakers, vector_text
 from ingestd.pipelines.memory.retrieve import recall as recall_for
 from ingestd.pipelines.memory.run import MemoryRun
 from ingestd.providers.base import Embedder
@@ -137,8 +137,9 @@ async def _recall(
     request: Request, scope: Scope, query: str, limit: int, filters: Filters = NO_FILTERS
 ) -> tuple[Recall, bool]:
     graph = await _known_user(request, scope)
-    vector = await _query_vector(request, query)
-    return await recall_for(graph, scope, query, vector, limit, filters), vector is not None
+    named = named_speakers(query, await graph.speakers(scope))
+    vector = await _query_vector(request, vector_text(query, named))
+    return await recall_for(graph, scope, query, vector, limit, filters, named), vector is not None
 
 
 @router.get("/{user_id}/search", summary="Search a user's memory (full text + embeddings, current facts first)")
