@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from ingestd.models import JobStatus, NewJob, Progress, utcnow
+from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
 
 
@@ -169,3 +173,26 @@ async def test_used_up_jobs_are_failed_even_while_every_claim_is_full(store: Job
             break
         await asyncio.sleep(0.2)
     assert job.status is JobStatus.FAILED and job.error is not None and job.error["code"] == "attempts-exhausted"
+
+
+async def test_sqlite_writes_that_waited_for_the_lock_are_stamped_when_they_ran(tmp_path: Path) -> None:
+    """Times are read once the write lock is held: a claim queued behind another process's transaction must not
+    seem to start before what that transaction committed (a same-key job's finish, say). PostgreSQL needs no
+    test: each statement reads ``now()`` when it starts and sees only what committed before that."""
+    path = tmp_path / "ingestd.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        job_id = await _submit(store)
+        other = sqlite3.connect(path, isolation_level=None)  # another process holding the write lock
+        other.execute("BEGIN IMMEDIATE")
+        claim = asyncio.create_task(_claim(store))
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # it waits for the lock
+        released_at = time.time()
+        other.execute("COMMIT")
+        other.close()
+        assert await claim == [job_id]
+        started = (await store.read_events(job_id))[-1]
+        assert started.type == "job.started" and started.at.timestamp() >= released_at
+    finally:
+        await store.close()

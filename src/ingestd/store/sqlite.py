@@ -131,8 +131,11 @@ class SQLiteJobStore(  # mixins
             raise errors.StoreUnavailable("the store is closed")
         try:
             conn.execute("BEGIN IMMEDIATE")
+            now = time.time()  # ops.NOW: after the lock, so times follow the order of commits across processes
             try:
-                outcomes = [_run_one(conn, w) for w in batch] if len(batch) > 1 else [_run_alone(conn, *batch)]
+                outcomes = (
+                    [_run_one(conn, w, now) for w in batch] if len(batch) > 1 else [_run_alone(conn, batch[0], now)]
+                )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -213,39 +216,39 @@ class SQLiteJobStore(  # mixins
         return job
 
     async def request_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
-        row = await self._write(ops.request_cancel, job_id, tenant, time.time())
+        row = await self._write(ops.request_cancel, job_id, tenant, ops.NOW)
         return records.job_from_row(row) if row is not None else None
 
     # --- workers ----------------------------------------------------------------------------
     async def claim_jobs(
         self, worker_id: str, *, pipelines: Sequence[str] | None, limit: int, lease_seconds: float
     ) -> list[Job]:
-        rows = await self._write(ops.claim, worker_id, pipelines, limit, lease_seconds, time.time())
+        rows = await self._write(ops.claim, worker_id, pipelines, limit, lease_seconds, ops.NOW)
         return [records.job_from_row(r) for r in rows]
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
         ids = list(dict.fromkeys(job_ids))
-        held, cancel = await self._write(ops.heartbeat, worker_id, ids, lease_seconds, time.time())
+        held, cancel = await self._write(ops.heartbeat, worker_id, ids, lease_seconds, ops.NOW)
         return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
 
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
-        await self._write(ops.release, worker_id, list(job_ids), time.time())
+        await self._write(ops.release, worker_id, list(job_ids), ops.NOW)
 
     async def set_progress(
         self, job_id: str, worker_id: str, progress: Progress, *, attempt: int | None = None
     ) -> None:
-        await self._write(ops.set_progress, job_id, ops.Lease(worker_id, attempt), progress, time.time())
+        await self._write(ops.set_progress, job_id, ops.Lease(worker_id, attempt), progress, ops.NOW)
 
     async def _finish(
         self, job_id: str, worker_id: str, attempt: int | None, status: JobStatus, encoded: Encoded
     ) -> bool:
-        return await self._write(ops.finish, job_id, ops.Lease(worker_id, attempt), status, encoded, time.time())
+        return await self._write(ops.finish, job_id, ops.Lease(worker_id, attempt), status, encoded, ops.NOW)
 
     async def retry_later(
         self, job_id: str, worker_id: str, run_at: datetime, error: JSON, *, attempt: int | None = None
     ) -> bool:
         lease = ops.Lease(worker_id, attempt)
-        return await self._write(ops.retry_later, job_id, lease, run_at.timestamp(), error, time.time())
+        return await self._write(ops.retry_later, job_id, lease, run_at.timestamp(), error, ops.NOW)
 
     # --- events ------------------------------------------------------------------------------
     async def append_events(
@@ -306,7 +309,7 @@ class SQLiteJobStore(  # mixins
     async def save_step(
         self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
     ) -> Step:
-        row = await self._write(_save_step, step, ops.Lease(worker_id, attempt), list(events), time.time())
+        row = await self._write(_save_step, step, ops.Lease(worker_id, attempt), list(events), ops.NOW)
         return records.step_from_row(row)
 
 
@@ -318,17 +321,21 @@ class _Write:
     args: tuple[Any, ...]
     wake: Wake
 
+    def run(self, conn: sqlite3.Connection, now: float) -> Any:
+        """``fn`` with the transaction's time in place of ``ops.NOW``."""
+        return self.fn(conn, self.wake, *(now if arg is ops.NOW else arg for arg in self.args))
 
-def _run_alone(conn: sqlite3.Connection, write: _Write) -> Outcome:
+
+def _run_alone(conn: sqlite3.Connection, write: _Write, now: float) -> Outcome:
     """The only write of its transaction: no savepoint needed, an error rolls the whole transaction back."""
-    return True, write.fn(conn, write.wake, *write.args)
+    return True, write.run(conn, now)
 
 
-def _run_one(conn: sqlite3.Connection, write: _Write) -> Outcome:
+def _run_one(conn: sqlite3.Connection, write: _Write, now: float) -> Outcome:
     """One write of a group, under a savepoint: if it raises, only its own changes are undone."""
     conn.execute("SAVEPOINT w")
     try:
-        value = write.fn(conn, write.wake, *write.args)
+        value = write.run(conn, now)
     except Exception as exc:
         conn.execute("ROLLBACK TO w")
         conn.execute("RELEASE w")

@@ -32,6 +32,19 @@ class FinishedRow(NamedTuple):
     ordering_key: str | None
 
 
+class TransactionTime:
+    """Stands for "now" in a write's arguments (``NOW``); the store puts the clock's time there once its
+    ``BEGIN IMMEDIATE`` holds the write lock. A time read before the write waited its turn for the lock (behind the
+    group commit, or behind other processes) could be older than a change committed meanwhile: a claim's
+    ``job.started`` would then seem to come before the ``job.finished`` of the same-key job it waited for."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = TransactionTime()
+
+
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
