@@ -68,10 +68,12 @@ ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
 """
 
-_FACT_SELECT = """SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
+_FACT_FROM = (
+    "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
+)
+_FACT_SELECT = f"""SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
     COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
-    f.message_ids
-    FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
+    f.message_ids {_FACT_FROM}"""
 _ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
 
 
@@ -231,10 +233,16 @@ class PostgresGraphStore:
             text_ids = await _text_ranking(c, scope, terms)
             vector_ids = [i for i, _ in await self._nearest(c, scope, "fact", query_vector)]
             scores = hybrid.fuse(text_ids, vector_ids)
-            rows = await c.fetch(
-                f"{_FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND f.id = ANY($3)", *_s(scope), list(scores)
-            )
-            hits = [SearchHit(f, s) for f, s in hybrid.rank_facts([_fact(r) for r in rows], scores, limit)]
+            where = "WHERE f.tenant=$1 AND f.user_id=$2 AND f.id = ANY($3)"
+            order = [
+                hybrid.FactOrder(r["id"], r["invalid_at"] is None, r["created_at"])
+                for r in await c.fetch(
+                    f"SELECT f.id, f.invalid_at, f.created_at {_FACT_FROM} {where}", *_s(scope), list(scores)
+                )
+            ]
+            best = hybrid.best_fact_ids(order, scores, limit)
+            facts = [_fact(r) for r in await c.fetch(f"{_FACT_SELECT} {where}", *_s(scope), best)]
+            hits = [SearchHit(f, s) for f, s in hybrid.in_order(facts, best, scores)]
             entities = await self._entity_hits(c, scope, terms, query_vector)
         return SearchResult(facts=hits, entities=entities)
 

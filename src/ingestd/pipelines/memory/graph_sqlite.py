@@ -36,10 +36,13 @@ T = TypeVar("T")
 TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
 
 
-_FACT_SELECT = """SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
+_FACT_COLUMNS = """f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
     COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
-    f.message_ids
-    FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"""
+    f.message_ids"""
+_FACT_FROM = (
+    "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
+)
+_FACT_SELECT = f"SELECT {_FACT_COLUMNS} {_FACT_FROM}"
 
 
 def scope_token(scope: Scope) -> str:
@@ -406,21 +409,15 @@ def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list
     """Facts matching every term ranked by bm25, then facts matching any term, newest first."""
     if not terms:
         return []
-    prefix = f"scope:{scope_token(scope)} AND {{triple sentence}}:"
-    every = f"{prefix}({hybrid.fts5_match(terms, 'AND')})"
-    ranked = [
-        r["fact_id"]
-        for r in c.execute(
-            "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? AND rowid >= ? "
-            f"ORDER BY bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0) LIMIT ?",
-            (every, chat.window_start(c, "mem_fact_text", every), hybrid.CANDIDATES),
-        )
-    ]
+    token = scope_token(scope)
+    every = f"{{triple sentence}}:({hybrid.fts5_match(terms, 'AND')})"
+    rank = f"bm25(mem_fact_text, 0.0, {TRIPLE_WEIGHT}, 1.0)"
+    ranked = chat.ranked_window(c, "mem_fact_text", every, token, rank, "fact_id")
     if len(ranked) >= hybrid.CANDIDATES or len(terms) == 1:
         return ranked
     newest = c.execute(
-        "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? ORDER BY rowid DESC LIMIT ?",
-        (f"{prefix}({hybrid.fts5_match(terms)})", hybrid.CANDIDATES),
+        "SELECT fact_id FROM mem_fact_text WHERE mem_fact_text MATCH ? AND +scope = ? ORDER BY rowid DESC LIMIT ?",
+        (f"{{triple sentence}}:({hybrid.fts5_match(terms)})", token, hybrid.CANDIDATES),
     )
     return hybrid.merge_rankings(ranked, [r["fact_id"] for r in newest])
 
@@ -438,15 +435,25 @@ def _search(
     text_ids = _text_ranking(c, scope, terms)
     vector_ids = [i for i, _ in _vector_ranking(c, cache, snapshots, scope, "fact", vector)]
     scores = hybrid.fuse(text_ids, vector_ids)
-    ids = list(scores)
-    facts: list[Fact] = []
+    order = [
+        hybrid.FactOrder(r["id"], r["invalid_at"] is None, _dt(r["created_at"]) or utcnow())
+        for r in _fact_rows(c, scope, "f.id, f.invalid_at, f.created_at", list(scores))
+    ]
+    best = hybrid.best_fact_ids(order, scores, limit)
+    facts = [_fact(r) for r in _fact_rows(c, scope, _FACT_COLUMNS, best)]
+    hits = [SearchHit(f, s) for f, s in hybrid.in_order(facts, best, scores)]
+    return SearchResult(facts=hits, entities=_entity_hits(c, cache, snapshots, scope, terms, vector))
+
+
+def _fact_rows(c: sqlite3.Connection, scope: Scope, columns: str, ids: list[str]) -> list[sqlite3.Row]:
+    rows: list[sqlite3.Row] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         # "+" keeps SQLite on the id index: the (tenant, user_id) indexes would scan the user's whole graph.
-        sql = f"{_FACT_SELECT} WHERE f.id IN ({','.join('?' * len(chunk))}) AND +f.tenant=? AND +f.user_id=?"
-        facts += [_fact(r) for r in c.execute(sql, (*chunk, scope.tenant, scope.user_id))]
-    hits = [SearchHit(f, s) for f, s in hybrid.rank_facts(facts, scores, limit)]
-    return SearchResult(facts=hits, entities=_entity_hits(c, cache, snapshots, scope, terms, vector))
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT {columns} {_FACT_FROM} WHERE f.id IN ({marks}) AND +f.tenant=? AND +f.user_id=?"
+        rows += c.execute(sql, (*chunk, scope.tenant, scope.user_id)).fetchall()
+    return rows
 
 
 def _entity_hits(

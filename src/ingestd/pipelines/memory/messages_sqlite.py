@@ -89,26 +89,27 @@ def text_ranking(c: sqlite3.Connection, token: str, terms: list[str]) -> list[st
     """Message keys matching any of ``terms``, best bm25 first, among the newest ``RANK_WINDOW`` matches."""
     if not terms:
         return []
-    match = f"scope:{token} AND content:({' OR '.join(_quoted(t) for t in terms)})"
-    rows = c.execute(
-        "SELECT rowid FROM mem_message_text WHERE mem_message_text MATCH ? AND rowid >= ? "
-        "ORDER BY bm25(mem_message_text, 0.0, 0.0, 1.0) LIMIT ?",
-        (match, window_start(c, "mem_message_text", match), hybrid.CANDIDATES),
-    )
-    return [str(r["rowid"]) for r in rows]
+    match = f"content:({' OR '.join(_quoted(t) for t in terms)})"
+    return ranked_window(c, "mem_message_text", match, token, "bm25(mem_message_text, 0.0, 0.0, 1.0)")
 
 
-def window_start(c: sqlite3.Connection, table: str, match: str) -> int:
-    """The lowest rowid of the newest ``RANK_WINDOW`` rows matching ``match`` (0 when fewer match).
+def ranked_window(
+    c: sqlite3.Connection, table: str, match: str, token: str, rank: str, key: str = "rowid"
+) -> list[str]:
+    """``key`` of the best ``CANDIDATES`` by ``rank`` (bm25; ties oldest first) among the newest ``RANK_WINDOW``
+    rows of the scope ``token`` matching ``match``.
 
     bm25 costs a few microseconds per matching row, and a common word matches a large part of a big memory:
-    ranking only the newest matches bounds a search's time (the vectors still reach all of it).
+    ranking only the newest matches bounds a search's time (the vectors still reach all of it). The scope is
+    checked on each row read (``+scope``) rather than matched as a phrase: as a phrase, bm25 would count its
+    documents (every row of the user) on each query, for a weight of 0 (5 ms at 100,000 messages).
     """
-    row = c.execute(
-        f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-        (match, hybrid.RANK_WINDOW - 1),
-    ).fetchone()
-    return int(row["rowid"]) if row else 0
+    rows = c.execute(
+        f"""SELECT key FROM (SELECT rowid AS seq, {key} AS key, {rank} AS score FROM {table}
+        WHERE {table} MATCH ? AND +scope = ? ORDER BY rowid DESC LIMIT ?) ORDER BY score, seq LIMIT ?""",
+        (match, token, hybrid.RANK_WINDOW, hybrid.CANDIDATES),
+    )
+    return [str(r["key"]) for r in rows]
 
 
 def _quoted(term: str) -> str:

@@ -8,6 +8,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeGuard
 
 import numkong
@@ -18,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from ingestd.pipelines.memory.graph import Fact, Scope
 
 CANDIDATES = 100  # from each of full text and vectors, before fusion
-RANK_WINDOW = 1_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.window_start)
+RANK_WINDOW = 1_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.ranked_window)
 RRF_K = 60.0  # reciprocal rank fusion constant (Cormack et al. 2009)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -282,10 +283,24 @@ def fuse(*rankings: Sequence[str]) -> dict[str, float]:
     return scores
 
 
-def rank_facts(facts: Sequence[Fact], scores: dict[str, float], limit: int) -> list[tuple[Fact, float]]:
-    """Current facts first, then by fused score, then newest."""
-    ordered = sorted(
-        facts,
-        key=lambda f: (f.invalid_at is not None, -scores.get(f.id, 0.0), -f.created_at.timestamp()),
-    )
-    return [(f, scores.get(f.id, 0.0)) for f in ordered[:limit]]
+@dataclass(frozen=True)
+class FactOrder:
+    """What facts are ranked by, read before the facts themselves: only the best ``limit`` are read whole
+    (decoding 200 candidate rows cost more than ranking them)."""
+
+    id: str
+    current: bool
+    created_at: datetime
+
+
+def best_fact_ids(facts: Sequence[FactOrder], scores: dict[str, float], limit: int) -> list[str]:
+    """The best ``limit`` fact ids: current facts first, then by fused score, then newest (then by id: the order
+    both databases read them in before, a stable one)."""
+    ordered = sorted(facts, key=lambda f: (not f.current, -scores.get(f.id, 0.0), -f.created_at.timestamp(), f.id))
+    return [f.id for f in ordered[:limit]]
+
+
+def in_order(facts: Sequence[Fact], ids: Sequence[str], scores: dict[str, float]) -> list[tuple[Fact, float]]:
+    """``facts`` (read in any order) in the order of ``ids``, with their scores."""
+    by_id = {f.id: f for f in facts}
+    return [(by_id[i], scores.get(i, 0.0)) for i in ids if i in by_id]
