@@ -5,46 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import asyncpg
 import httpx
 
-from ingestd.store import open_store
+from ingestd.testing import processes
+from ingestd.testing.processes import free_port
 
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+__all__ = ["PG_ADMIN", "free_port", "fresh_database", "median_p99", "percentile", "simulator_process", "stop_process"]
+
+PG_ADMIN = processes.PG_ADMIN  # a script may point it at another server (bench/recall.py)
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(backend: str, label: str, *, migrate: bool = True) -> AsyncIterator[str]:
-    """A new, empty database of ``backend`` ("sqlite"/"SQLite", else PostgreSQL at ``PG_ADMIN``), migrated
-    unless ``migrate`` is false (a server under test migrates it itself); deleted or dropped afterwards."""
-    if backend.lower() == "sqlite":
-        with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as folder:
-            url = f"sqlite:///{folder}/ingestd.db"
-            if migrate:
-                await (await open_store(url)).close()
-            yield url
-        return
-    name = f"bench_{label}_{os.urandom(4).hex()}"
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        if migrate:
-            await (await open_store(url)).close()
-        yield url
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+def fresh_database(backend: str, label: str, *, migrate: bool = True) -> contextlib.AbstractAsyncContextManager[str]:
+    """``ingestd.testing.processes.fresh_database`` on the server of ``PG_ADMIN`` (read at each call)."""
+    return processes.fresh_database(backend, label, migrate=migrate, admin_url=PG_ADMIN)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -59,14 +39,6 @@ def median_p99(samples: Sequence[float]) -> tuple[float, float]:
     """The median and the 99th percentile (the sample at index ``int(n * 0.99)``) of ``samples``."""
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -41,8 +41,14 @@ from typing import Any
 import httpx
 import uvicorn
 from common import percentile
-from services import bench_env, start_server
-from sim_pipelines import (
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ingestd.sim.testing import SimulatorURL, running_simulator
+from ingestd.testing.processes import bench_env, start_server
+from ingestd.testing.sim_pipelines import (
     DECODE_SECONDS_PER_MB,
     SEGMENT_ROUTES,
     SimAudioInput,
@@ -51,12 +57,6 @@ from sim_pipelines import (
     decode,
     segments,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-from ingestd.sim.testing import SimulatorURL, running_simulator
 
 TIMEOUT = 120.0  # the middleware's cutoff, simulated seconds
 RETRY_BACKOFF = 2.0

@@ -1,6 +1,6 @@
 """A short chaos run (10 SIGKILLs of worker processes on SQLite, an idempotency storm): nothing lost, no finished
 step run twice, every job terminal. The full run (100 kills, both databases, a PostgreSQL restart) is
-``bench/chaos.py``."""
+``bench/chaos.py``; both drive ``ingestd.testing.chaos``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from chaos import Options, run_chaos
-from chaos_tally import Report, tally_order, tally_steps
 
 from ingestd.models import NewJob, Step, utcnow
 from ingestd.store.protocol import JobStore
+from ingestd.testing.chaos import Options, run_chaos
+from ingestd.testing.chaos_tally import Report, tally_order, tally_steps
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 
 import pytest
-from chaos_faults import FaultOptions, run_fault
-from netlab import missing
+
+from ingestd.testing.chaos_faults import FaultOptions, run_fault
+from ingestd.testing.netlab import missing
 
 pytestmark = pytest.mark.slow
 

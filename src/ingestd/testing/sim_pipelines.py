@@ -1,8 +1,9 @@
-"""Bench-local pipelines whose every step calls the provider simulator, keyed by job and step.
+"""Pipelines whose every step calls the provider simulator, keyed by job and step.
 
-Loaded by ``bench/replay.py`` and ``bench/chaos.py`` through ``INGESTD_PIPELINE_MODULES='["sim_pipelines:build"]'``
-(with ``bench/`` on ``PYTHONPATH``). Each provider call carries ``X-Request-Key: <job id>:<step key>``, so the
-simulator's per-key counters show how often each step really ran.
+Loaded by the chaos tests, ``bench/replay.py`` and ``bench/chaos.py`` through
+``INGESTD_PIPELINE_MODULES='["ingestd.testing.sim_pipelines:build"]'`` (``processes.bench_env``). Each provider
+call carries ``X-Request-Key: <job id>:<step key>``, so the simulator's per-key counters show how often each step
+really ran.
 
 ``simaudio`` mirrors the wearable's audio-sync work: ``decode`` (local, a sleep proportional to the upload size),
 ``vad`` (the hosted VAD), then per 30 s speech segment ``transcribe[i]`` (Deepgram) and ``structure[i]`` (a chat

@@ -1,31 +1,71 @@
-"""Processes for the replay and chaos benchmarks: ``ingestd serve``/``api``/``worker`` subprocesses wired to the
-provider simulator and to ``sim_pipelines``."""
+"""Processes for the chaos tests and the replay and chaos benchmarks: ``ingestd serve``/``api``/``worker``
+subprocesses wired to the provider simulator and to ``sim_pipelines``, and the databases they run on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
-from common import free_port
 
 from ingestd.sim.testing import provider_env
+from ingestd.store import open_store
 
-BENCH = Path(__file__).resolve().parent
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(
+    backend: str, label: str, *, migrate: bool = True, admin_url: str | None = None
+) -> AsyncIterator[str]:
+    """A new, empty database of ``backend`` ("sqlite"/"SQLite", else PostgreSQL on the server of ``admin_url``,
+    by default ``PG_ADMIN``), migrated unless ``migrate`` is false (a server under test migrates it itself);
+    deleted or dropped afterwards."""
+    if backend.lower() == "sqlite":
+        with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as folder:
+            url = f"sqlite:///{folder}/ingestd.db"
+            if migrate:
+                await (await open_store(url)).close()
+            yield url
+        return
+    name = f"bench_{label}_{os.urandom(4).hex()}"
+    admin_url = admin_url or PG_ADMIN
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        if migrate:
+            await (await open_store(url)).close()
+        yield url
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def bench_env(sim_url: str, **settings: Any) -> dict[str, str]:
     """The environment of an ingestd subprocess: the simulator as every provider, ``sim_pipelines`` loaded."""
     env = dict(os.environ)
     env.update(provider_env(sim_url))
-    env["PYTHONPATH"] = os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")])
-    env["INGESTD_PIPELINE_MODULES"] = json.dumps(["sim_pipelines:build"])
+    env["INGESTD_PIPELINE_MODULES"] = json.dumps(["ingestd.testing.sim_pipelines:build"])
     env["INGESTD_LOG_LEVEL"] = "WARNING"
     for key, value in settings.items():
         env[f"INGESTD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)

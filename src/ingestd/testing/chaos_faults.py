@@ -27,17 +27,17 @@ from typing import Any
 
 import asyncpg
 import httpx
-from chaos import Client, job_inputs, record_calls
-from chaos_tally import Report, drain, stale_accepted, tally_jobs, tally_steps
-from netlab import Host, NetLab, python
-from services import bench_env
-from sim_pipelines import SEGMENT_ROUTES
 
 from ingestd.api.auth import create_key
 from ingestd.models import JobFilter, JobStatus
 from ingestd.sim.testing import running_simulator
 from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
+from ingestd.testing.chaos import Client, job_inputs, record_calls
+from ingestd.testing.chaos_tally import Report, drain, stale_accepted, tally_jobs, tally_steps
+from ingestd.testing.netlab import Host, NetLab, python
+from ingestd.testing.processes import bench_env
+from ingestd.testing.sim_pipelines import SEGMENT_ROUTES
 
 # A trigger that fails a share of step checkpoints with a serialization failure (transient: retried by the job).
 TRANSIENT_ON = """

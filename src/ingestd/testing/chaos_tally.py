@@ -1,6 +1,6 @@
 """What a chaos run found (``Report``), how it is measured from the store and the simulator, and its table.
 
-Used by ``bench/chaos.py`` and ``tests/chaos``.
+Used by ``ingestd.testing.chaos`` (``tests/chaos``, ``bench/chaos.py``).
 """
 
 from __future__ import annotations
