@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ingestd.models import JobStatus, NewJob, Progress, utcnow
-from ingestd.store import open_store
+from ingestd.store import open_store, records
 from ingestd.store.protocol import JobStore
 
 
@@ -93,7 +93,7 @@ async def test_attempts_exhausted_on_expiry_fails_the_job(store: JobStore) -> No
     assert await _claim(store, "alive") == []
     job = await store.get_job(job_id)
     assert job is not None and job.status is JobStatus.FAILED and job.error is not None
-    assert job.error["code"] == "attempts-exhausted" and job.finished_at is not None
+    assert job.error == records.exhausted_error(1) and job.finished_at is not None  # the same body on both
     events = await store.read_events(job_id)
     assert events[-1].type == "job.finished" and events[-1].data == {"status": "failed"}
 

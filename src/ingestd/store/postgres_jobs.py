@@ -106,7 +106,8 @@ class PostgresJobs(PostgresBase):
         if not rows or time.monotonic() >= self._exhausted_due:
             # Idle (no claimed job waits for this), or a second passed: fail dead workers' used-up jobs.
             self._exhausted_due = time.monotonic() + _EXHAUSTED_EVERY_SECONDS
-            self._finished(await self._fetch(sql.FAIL_EXHAUSTED, names, limit))
+            template, mark = records.EXHAUSTED_ERROR_TEMPLATE, records.ATTEMPTS_MARK
+            self._finished(await self._fetch(sql.FAIL_EXHAUSTED, names, limit, template, mark))
         return jobs
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:

@@ -52,19 +52,17 @@ BY_IDEMPOTENCY_KEY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = $1 AND idem
 # sequential. It takes an fsync off the enqueue→start path and off every claim.
 NO_FSYNC = "(SELECT set_config('synchronous_commit', 'off', true)) AS no_fsync"
 
-# $1 pipelines, $2 limit: fail running jobs whose lease expired with their attempts used up (their worker kept
-# dying). Kept out of CLAIM, which it would make twice as slow to plan; ``claim_jobs`` runs it when the queue looks
-# empty and at least once a second.
+# $1 pipelines, $2 limit, $3 records.EXHAUSTED_ERROR_TEMPLATE, $4 its ATTEMPTS_MARK: fail running jobs whose lease
+# expired with their attempts used up (their worker kept dying), with the problem records.exhausted_error writes.
+# Kept out of CLAIM, which it would make twice as slow to plan; ``claim_jobs`` runs it when the queue looks empty
+# and at least once a second.
 FAIL_EXHAUSTED = f"""
 WITH exhausted AS (
     SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < now() AND attempt >= max_attempts
         AND ($1::text[] IS NULL OR pipeline = ANY($1::text[])) ORDER BY lease_expires_at LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), done AS (
-    UPDATE jobs AS j SET status = 'failed', error = json_build_object(
-        'type', 'https://ingestd.dev/problems/attempts-exhausted', 'title', 'Attempts exhausted', 'status', 500,
-        'detail', 'the job''s lease expired after ' || j.attempt || ' attempt(s): its worker stopped responding',
-        'code', 'attempts-exhausted')::text, {TERMINAL_SET}
+    UPDATE jobs AS j SET status = 'failed', error = replace($3::text, $4::text, j.attempt::text), {TERMINAL_SET}
     FROM exhausted WHERE j.id = exhausted.id {DONE_RETURNING.replace("RETURNING ", "RETURNING j.")}
 ){TERMINAL_CTES}
 SELECT id, ordering_key FROM done

@@ -272,10 +272,21 @@ def decode_cursor(cursor: str) -> str:
         raise errors.InvalidInput("malformed cursor") from exc
 
 
+_EXHAUSTED_DETAIL = "the job's lease expired after {attempts} attempt(s): its worker stopped responding"
+
+
 def exhausted_error(attempts: int) -> JSON:
     """The RFC 9457 error of a job whose worker kept dying until its attempts ran out."""
-    detail = f"the job's lease expired after {attempts} attempt(s): its worker stopped responding"
-    return errors.problem_body("attempts-exhausted", "Attempts exhausted", 500, detail)
+    return errors.problem_body(
+        "attempts-exhausted", "Attempts exhausted", 500, _EXHAUSTED_DETAIL.format(attempts=attempts)
+    )
+
+
+# ``exhausted_error`` as JSON text with ``ATTEMPTS_MARK`` where the count goes, for SQL that fills it in per row.
+ATTEMPTS_MARK = "{attempts}"
+EXHAUSTED_ERROR_TEMPLATE = dumps(
+    errors.problem_body("attempts-exhausted", "Attempts exhausted", 500, _EXHAUSTED_DETAIL)
+)
 
 
 def webhook_payload(job_id: str, tenant: str, pipeline: str, status: str, at: datetime) -> JSON:
