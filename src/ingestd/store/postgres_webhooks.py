@@ -82,7 +82,7 @@ PROGRESS_HOOK_CTES = f"""
     ON CONFLICT (id) DO NOTHING
 )"""
 
-_SECRET_RETURNING = "RETURNING secret, previous_secret, previous_expires_at"
+_SECRET_RETURNING = f"RETURNING {wr.SECRET_COLUMNS}"
 # $1 tenant, $2 a new secret: the existing secret row, or the new one stored.
 _SECRET = f"""
 WITH ins AS (
@@ -90,7 +90,7 @@ WITH ins AS (
     ON CONFLICT (tenant) DO NOTHING {_SECRET_RETURNING}
 )
 SELECT * FROM ins UNION ALL
-SELECT secret, previous_secret, previous_expires_at FROM webhook_secrets WHERE tenant = $1 LIMIT 1
+SELECT {wr.SECRET_COLUMNS} FROM webhook_secrets WHERE tenant = $1 LIMIT 1
 """
 # $1 tenant, $2 the new secret, $3 overlap seconds: the old secret keeps signing until now + $3 (none when 0).
 _ROTATE = f"""
@@ -120,23 +120,23 @@ _REDELIVER = """
 UPDATE webhook_outbox AS o SET delivered_at = NULL, failed_at = NULL, next_attempt_at = now(), redelivered_at = now()
 WHERE id = $2 AND tenant = $1 AND (o.lease_expires_at IS NULL OR o.lease_expires_at < now())
 """
-_ENDPOINTS = ", ".join(wr.ENDPOINT_COLUMNS)
-_DELIVERIES = f"SELECT {', '.join(wr.DELIVERY_COLUMNS)} FROM webhook_outbox"
+_ENDPOINTS = wr.ENDPOINT_COLUMNS
+_DELIVERIES = f"SELECT {wr.DELIVERY_COLUMNS} FROM webhook_outbox"
 
 
 class PostgresWebhooks(PostgresBase):
     """``WebhookStore`` for ``PostgresJobStore``."""
 
-    async def _secret_row(self, tenant: str) -> wr.Row:
+    async def _secret_row(self, tenant: str) -> wr.SecretRow:
         while True:  # a concurrent first use may commit between our INSERT and SELECT: then look again
             row = await self._fetchrow(_SECRET, tenant, wr.new_webhook_secret())
             if row is not None:
-                return dict(row)
+                return wr.SecretRow._make(row)
 
     async def webhook_secret(self, tenant: str, *, rotate: bool = False) -> str:
         if rotate:
             return str((await self.rotate_webhook_secret(tenant, overlap_seconds=0))["secret"])
-        return str((await self._secret_row(tenant))["secret"])
+        return (await self._secret_row(tenant)).secret
 
     async def rotate_webhook_secret(self, tenant: str, *, overlap_seconds: float) -> JSON:
         row = await self._fetchrow(_ROTATE, tenant, wr.new_webhook_secret(), max(overlap_seconds, 0.0))

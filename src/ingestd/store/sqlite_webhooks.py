@@ -42,9 +42,9 @@ def _subscribed(conn: sqlite3.Connection, tenant: str, event_type: str) -> list[
     """The tenant's endpoint URLs subscribed to ``event_type``, oldest endpoint id first, each once."""
     urls: list[str] = []
     rows = conn.execute("SELECT url, event_types FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,))
-    for row in (wr.named(("url", "event_types"), r) for r in rows):
-        if event_type in str(row["event_types"]).split() and row["url"] not in urls:
-            urls.append(row["url"])
+    for url, event_types in rows:
+        if event_type in str(event_types).split() and url not in urls:
+            urls.append(url)
     return urls
 
 
@@ -80,11 +80,11 @@ def queue_progress(conn: sqlite3.Connection, job_id: str, seq: int, progress: JS
         " ON e.tenant = j.tenant WHERE j.id = ? AND e.event_types LIKE ? ORDER BY e.id",
         (job_id, f"%{wr.PROGRESS_EVENT}%"),
     ).fetchall()
-    targets = [wr.named(("tenant", "pipeline", "url", "event_types"), r) for r in rows]
-    urls = list(dict.fromkeys(t["url"] for t in targets if wr.PROGRESS_EVENT in str(t["event_types"]).split()))
+    urls = list(dict.fromkeys(url for _, _, url, types in rows if wr.PROGRESS_EVENT in str(types).split()))
     if not urls:
         return
-    job = {"id": job_id, "tenant": targets[0]["tenant"], "pipeline": targets[0]["pipeline"], "status": "running"}
+    tenant, pipeline, _, _ = rows[0]
+    job = {"id": job_id, "tenant": tenant, "pipeline": pipeline, "status": "running"}
     body = dumps(wr.payload(wr.PROGRESS_EVENT, _at(now), job, progress=progress))
     for i, url in enumerate(urls):
         updated = conn.execute(
@@ -97,53 +97,37 @@ def queue_progress(conn: sqlite3.Connection, job_id: str, seq: int, progress: JS
 
 
 # --- secrets ---------------------------------------------------------------------------------
-_SECRET_COLUMNS = ("secret", "previous_secret", "previous_expires_at")
-
-
-def _secret_row(conn: sqlite3.Connection, tenant: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        f"SELECT {', '.join(_SECRET_COLUMNS)} FROM webhook_secrets WHERE tenant = ?", (tenant,)
-    ).fetchone()
-    return None if row is None else wr.named(_SECRET_COLUMNS, row)
-
-
-def _secret(conn: sqlite3.Connection, wake: Wake, tenant: str, now: float) -> dict[str, Any]:
+def _secret(conn: sqlite3.Connection, wake: Wake, tenant: str, now: float) -> wr.SecretRow:
     """The tenant's secret row, created on first use."""
-    row = _secret_row(conn, tenant)
+    row = conn.execute(f"SELECT {wr.SECRET_COLUMNS} FROM webhook_secrets WHERE tenant = ?", (tenant,)).fetchone()
     if row is not None:
-        return row
+        return wr.SecretRow._make(row)
     secret = wr.new_webhook_secret()
     conn.execute("INSERT INTO webhook_secrets (tenant, secret, created_at) VALUES (?, ?, ?)", (tenant, secret, now))
-    return {"secret": secret, "previous_secret": None, "previous_expires_at": None}
+    return wr.SecretRow(secret, None, None)
 
 
-def _rotate(conn: sqlite3.Connection, wake: Wake, tenant: str, overlap: float, now: float) -> dict[str, Any]:
-    old = _secret(conn, wake, tenant, now)["secret"]
-    row = {
-        "secret": wr.new_webhook_secret(),
-        "previous_secret": old if overlap > 0 else None,
-        "previous_expires_at": now + overlap if overlap > 0 else None,
-    }
+def _rotate(conn: sqlite3.Connection, wake: Wake, tenant: str, overlap: float, now: float) -> wr.SecretRow:
+    old = _secret(conn, wake, tenant, now).secret
+    row = wr.SecretRow(wr.new_webhook_secret(), old if overlap > 0 else None, now + overlap if overlap > 0 else None)
     conn.execute(
         "UPDATE webhook_secrets SET secret = ?, previous_secret = ?, previous_expires_at = ?, created_at = ? "
         "WHERE tenant = ?",
-        (row["secret"], row["previous_secret"], row["previous_expires_at"], now, tenant),
+        (*row, now, tenant),
     )
     return row
 
 
 # --- endpoints -------------------------------------------------------------------------------
-def _add_endpoint(conn: sqlite3.Connection, wake: Wake, endpoint: dict[str, Any], tenant: str) -> None:
+def _add_endpoint(conn: sqlite3.Connection, wake: Wake, endpoint: wr.EndpointRow, tenant: str) -> None:
     conn.execute(
-        "INSERT INTO webhook_endpoints (id, tenant, url, event_types, created_at) VALUES (?, ?, ?, ?, ?)",
-        (endpoint["id"], tenant, endpoint["url"], endpoint["event_types"], endpoint["created_at"]),
+        f"INSERT INTO webhook_endpoints (tenant, {wr.ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)", (tenant, *endpoint)
     )
 
 
 def _set_events(conn: sqlite3.Connection, wake: Wake, tenant: str, endpoint_id: str, types: str) -> Any:
     return conn.execute(
-        "UPDATE webhook_endpoints SET event_types = ? WHERE id = ? AND tenant = ? "
-        f"RETURNING {', '.join(wr.ENDPOINT_COLUMNS)}",
+        f"UPDATE webhook_endpoints SET event_types = ? WHERE id = ? AND tenant = ? RETURNING {wr.ENDPOINT_COLUMNS}",
         (types, endpoint_id, tenant),
     ).fetchone()
 
@@ -201,7 +185,7 @@ def _redeliver(conn: sqlite3.Connection, wake: Wake, tenant: str, message_id: st
     return "busy" if found.fetchone() else "missing"
 
 
-_DELIVERIES = f"SELECT {', '.join(wr.DELIVERY_COLUMNS)} FROM webhook_outbox"
+_DELIVERIES = f"SELECT {wr.DELIVERY_COLUMNS} FROM webhook_outbox"
 
 
 class SQLiteWebhooks:
@@ -215,8 +199,8 @@ class SQLiteWebhooks:
 
     async def webhook_secret(self, tenant: str, *, rotate: bool = False) -> str:
         if rotate:
-            return str((await self._write(_rotate, tenant, 0.0, time.time()))["secret"])
-        return str((await self._write(_secret, tenant, time.time()))["secret"])
+            return (await self._write(_rotate, tenant, 0.0, time.time())).secret
+        return (await self._write(_secret, tenant, time.time())).secret
 
     async def rotate_webhook_secret(self, tenant: str, *, overlap_seconds: float) -> JSON:
         now = time.time()
@@ -234,12 +218,7 @@ class SQLiteWebhooks:
     async def add_webhook_endpoint(
         self, tenant: str, url: str, event_types: Sequence[str] = wr.TERMINAL_EVENTS
     ) -> JSON:
-        endpoint = {
-            "id": uuid.uuid4().hex,
-            "url": url,
-            "event_types": wr.event_types_text(event_types),
-            "created_at": time.time(),
-        }
+        endpoint = wr.EndpointRow(uuid.uuid4().hex, url, wr.event_types_text(event_types), time.time())
         await self._write(_add_endpoint, endpoint, tenant)
         return wr.endpoint_from_row(endpoint)
 
@@ -247,13 +226,13 @@ class SQLiteWebhooks:
         self, tenant: str, endpoint_id: str, event_types: Sequence[str]
     ) -> JSON | None:
         row = await self._write(_set_events, tenant, endpoint_id, wr.event_types_text(event_types))
-        return None if row is None else wr.endpoint_from_row(wr.named(wr.ENDPOINT_COLUMNS, row))
+        return None if row is None else wr.endpoint_from_row(row)
 
     async def list_webhook_endpoints(self, tenant: str) -> list[JSON]:
         rows = await self._read(
-            f"SELECT {', '.join(wr.ENDPOINT_COLUMNS)} FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,)
+            f"SELECT {wr.ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant = ? ORDER BY id", (tenant,)
         )
-        return [wr.endpoint_from_row(wr.named(wr.ENDPOINT_COLUMNS, r)) for r in rows]
+        return [wr.endpoint_from_row(r) for r in rows]
 
     async def delete_webhook_endpoint(self, tenant: str, endpoint_id: str) -> bool:
         return await self._write(_delete_endpoint, tenant, endpoint_id)
@@ -264,7 +243,7 @@ class SQLiteWebhooks:
         if not await self._read(_DUE, (now, now)):
             return []
         rows = await self._write(_claim, worker_id, limit, lease_seconds, now)
-        return [wr.message_from_row(wr.named(wr.MESSAGE_COLUMNS, r)) for r in rows]
+        return [wr.message_from_row(r) for r in rows]
 
     async def record_webhook_attempt(
         self, message_id: str, worker_id: str, *, error: str | None, next_attempt_at: datetime | None
@@ -278,12 +257,12 @@ class SQLiteWebhooks:
     async def webhook_deliveries(self, job_id: str) -> list[JSON]:
         rows = await self._read(f"{_DELIVERIES} WHERE job_id = ? ORDER BY created_at, id", (job_id,))
         now = _at(time.time())
-        return [wr.delivery_from_row(wr.named(wr.DELIVERY_COLUMNS, r), now) for r in rows]
+        return [wr.delivery_from_row(r, now) for r in rows]
 
     async def webhook_delivery(self, tenant: str, message_id: str) -> JSON | None:
         rows = await self._read(f"{_DELIVERIES} WHERE id = ? AND tenant = ?", (message_id, tenant))
         now = _at(time.time())
-        return wr.delivery_from_row(wr.named(wr.DELIVERY_COLUMNS, rows[0]), now) if rows else None
+        return wr.delivery_from_row(rows[0], now) if rows else None
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """What both stores' webhook code shares: event types, message ids, the body of a notification, rows as JSON.
 
-Rows are read by name: each backend selects the columns named here (``MESSAGE_COLUMNS``, ``DELIVERY_COLUMNS``,
-``ENDPOINT_COLUMNS``) and hands a mapping of them (a ``dict`` or an ``asyncpg.Record``) to the functions below.
+Rows are read by name, as in ``records``: each table read has a typed row (``MessageRow``, ``DeliveryRow``,
+``EndpointRow``, ``SecretRow``), a ``NamedTuple`` whose fields are the selected columns in order; each backend
+selects its ``..._COLUMNS`` and hands the row (a tuple or an ``asyncpg.Record``) to the functions below.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ingestd.models import JSON, WebhookMessage
 from ingestd.store import records
@@ -24,31 +25,60 @@ TERMINAL_EVENTS = ("job.succeeded", "job.partial", "job.failed", "job.canceled")
 PROGRESS_EVENT = "job.progress"  # opt-in: a running job's progress, coalesced (see ``queue_progress``)
 EVENT_TYPES = (*TERMINAL_EVENTS, PROGRESS_EVENT)
 
-MESSAGE_COLUMNS = ("id", "job_id", "tenant", "url", "event_type", "payload", "attempts", "window_start")
-# The retry window of a message starts when it was written, or when it was last redelivered.
-MESSAGE_SELECT = (
-    "id, job_id, tenant, url, event_type, payload, attempts, coalesce(redelivered_at, created_at) AS window_start"
-)
-DELIVERY_COLUMNS = (
-    "id",
-    "job_id",
-    "url",
-    "event_type",
-    "attempts",
-    "last_error",
-    "next_attempt_at",
-    "delivered_at",
-    "failed_at",
-    "created_at",
-    "redelivered_at",
-    "lease_expires_at",
-)
-ENDPOINT_COLUMNS = ("id", "url", "event_types", "created_at")
+
+class MessageRow(NamedTuple):
+    """A ``webhook_outbox`` row as claimed with ``MESSAGE_SELECT``."""
+
+    id: str
+    job_id: str
+    tenant: str
+    url: str
+    event_type: str
+    payload: str
+    attempts: int
+    window_start: Any  # the retry window starts when it was written, or when it was last redelivered
 
 
-def named(columns: Iterable[str], row: Iterable[Any]) -> dict[str, Any]:
-    """A SQLite row (a tuple in ``columns`` order) as a mapping by column name."""
-    return dict(zip(columns, row, strict=True))
+class DeliveryRow(NamedTuple):
+    """A ``webhook_outbox`` row as selected with ``DELIVERY_COLUMNS``."""
+
+    id: str
+    job_id: str
+    url: str
+    event_type: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: Any
+    delivered_at: Any
+    failed_at: Any
+    created_at: Any
+    redelivered_at: Any
+    lease_expires_at: Any
+
+
+class EndpointRow(NamedTuple):
+    """A ``webhook_endpoints`` row as selected with ``ENDPOINT_COLUMNS``."""
+
+    id: str
+    url: str
+    event_types: str  # space-separated
+    created_at: Any
+
+
+class SecretRow(NamedTuple):
+    """A ``webhook_secrets`` row as selected with ``SECRET_COLUMNS``."""
+
+    secret: str
+    previous_secret: str | None
+    previous_expires_at: Any
+
+
+MESSAGE_SELECT = records.columns(MessageRow._fields).replace(
+    "window_start", "coalesce(redelivered_at, created_at) AS window_start"
+)
+DELIVERY_COLUMNS = records.columns(DeliveryRow._fields)
+ENDPOINT_COLUMNS = records.columns(EndpointRow._fields)
+SECRET_COLUMNS = records.columns(SecretRow._fields)
 
 
 def new_webhook_secret() -> str:
@@ -84,18 +114,19 @@ def event_types_text(event_types: Iterable[str]) -> str:
     return " ".join(t for t in EVENT_TYPES if t in wanted)
 
 
-def message_from_row(row: Row) -> WebhookMessage:
+def message_from_row(row: Sequence[Any]) -> WebhookMessage:
     """A claimed message; its ``created_at`` is the start of its retry window (written, or last redelivered)."""
-    start = records.as_datetime(row["window_start"])
+    r = MessageRow._make(row)
+    start = records.as_datetime(r.window_start)
     assert start is not None
     return WebhookMessage(
-        id=row["id"],
-        job_id=row["job_id"],
-        tenant=row["tenant"],
-        url=row["url"],
-        event_type=row["event_type"],
-        payload=records.loads(row["payload"]),
-        attempts=row["attempts"],
+        id=r.id,
+        job_id=r.job_id,
+        tenant=r.tenant,
+        url=r.url,
+        event_type=r.event_type,
+        payload=records.loads(r.payload),
+        attempts=r.attempts,
         created_at=start,
     )
 
@@ -105,76 +136,79 @@ def _iso(value: float | datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-def delivery_status(row: Row, now: datetime) -> str:
+def delivery_status(r: DeliveryRow, now: datetime) -> str:
     """pending, sending (leased by a dispatcher now), delivered or failed (given up)."""
-    if row["delivered_at"] is not None:
+    if r.delivered_at is not None:
         return "delivered"
-    if row["failed_at"] is not None:
+    if r.failed_at is not None:
         return "failed"
-    lease = records.as_datetime(row["lease_expires_at"])
+    lease = records.as_datetime(r.lease_expires_at)
     return "sending" if lease is not None and lease > now else "pending"
 
 
-def delivery_from_row(row: Row, now: datetime) -> JSON:
+def delivery_from_row(row: Sequence[Any], now: datetime) -> JSON:
     """A delivery as the API shows it (``GET /v1/jobs/{id}/webhooks``, ``GET /v1/webhooks/deliveries/{id}``)."""
-    status = delivery_status(row, now)
+    r = DeliveryRow._make(row)
+    status = delivery_status(r, now)
     waiting = status in ("pending", "sending")
     return {
-        "id": row["id"],
-        "job_id": row["job_id"],
-        "url": row["url"],
-        "event_type": row["event_type"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "next_attempt_at": _iso(row["next_attempt_at"]) if waiting else None,
-        "delivered_at": _iso(row["delivered_at"]),
-        "created_at": _iso(row["created_at"]),
-        "redelivered_at": _iso(row["redelivered_at"]),
+        "id": r.id,
+        "job_id": r.job_id,
+        "url": r.url,
+        "event_type": r.event_type,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "next_attempt_at": _iso(r.next_attempt_at) if waiting else None,
+        "delivered_at": _iso(r.delivered_at),
+        "created_at": _iso(r.created_at),
+        "redelivered_at": _iso(r.redelivered_at),
         "status": "pending" if status == "sending" else status,
     }
 
 
-def endpoint_from_row(row: Row) -> JSON:
-    return {
-        "id": row["id"],
-        "url": row["url"],
-        "event_types": str(row["event_types"]).split(),
-        "created_at": _iso(row["created_at"]),
-    }
+def endpoint_from_row(row: Sequence[Any]) -> JSON:
+    """An endpoint as the API shows it."""
+    r = EndpointRow._make(row)
+    return {"id": r.id, "url": r.url, "event_types": str(r.event_types).split(), "created_at": _iso(r.created_at)}
 
 
-def signing_secrets(row: Row | None, now: datetime) -> list[str]:
+def signing_secrets(row: Sequence[Any] | None, now: datetime) -> list[str]:
     """The secrets a message is signed with: the current one, then the previous one during its overlap."""
     if row is None:
         return []
-    until = records.as_datetime(row["previous_expires_at"])
-    previous = row["previous_secret"] if until is not None and until > now else None
-    return [row["secret"], *([previous] if previous else [])]
+    r = SecretRow._make(row)
+    until = records.as_datetime(r.previous_expires_at)
+    previous = r.previous_secret if until is not None and until > now else None
+    return [r.secret, *([previous] if previous else [])]
 
 
-def secret_from_row(row: Row, now: datetime) -> JSON:
+def secret_from_row(row: Sequence[Any], now: datetime) -> JSON:
     """``{"secret", "previous_expires_at"}`` (the latter None when no older secret signs any more)."""
-    until = records.as_datetime(row["previous_expires_at"])
-    live = row["previous_secret"] is not None and until is not None and until > now
-    return {"secret": row["secret"], "previous_expires_at": until.isoformat() if live and until else None}
+    r = SecretRow._make(row)
+    until = records.as_datetime(r.previous_expires_at)
+    live = r.previous_secret is not None and until is not None and until > now
+    return {"secret": r.secret, "previous_expires_at": until.isoformat() if live and until else None}
 
 
 __all__ = [
     "DELIVERY_COLUMNS",
     "ENDPOINT_COLUMNS",
     "EVENT_TYPES",
-    "MESSAGE_COLUMNS",
     "MESSAGE_SELECT",
     "PROGRESS_EVENT",
+    "SECRET_COLUMNS",
     "TERMINAL_EVENTS",
+    "DeliveryRow",
+    "EndpointRow",
+    "MessageRow",
     "Redelivery",
+    "SecretRow",
     "delivery_from_row",
     "endpoint_from_row",
     "event_of",
     "event_types_text",
     "message_from_row",
     "message_id",
-    "named",
     "new_webhook_secret",
     "payload",
     "secret_from_row",
