@@ -11,7 +11,14 @@ from ingestd.pipelines.memory.codec import pack_vector, unpack_vector
 from ingestd.pipelines.memory.embedder import hash_embed
 from ingestd.pipelines.memory.graph import Fact, KnownEntity, Message, MessageHit, NewFact, Scope, SearchHit
 from ingestd.pipelines.memory.resolve import EntityResolver, FactResolver
-from ingestd.pipelines.memory.retrieve import Recall, named_speakers, vector_text
+from ingestd.pipelines.memory.retrieve import (
+    ANSWER_SHARE,
+    NEIGHBOUR_SHARES,
+    Recall,
+    _smoothed,
+    named_speakers,
+    vector_text,
+)
 
 T1, T2, T3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
 EMMA = KnownEntity("emma", "Emma Schmidt", "person", ("emma schmidt",), hash_embed("Emma Schmidt"))
@@ -162,3 +169,10 @@ def test_the_query_embedded_without_the_speakers_it_names() -> None:
     }
     for query, embedded in asked.items():
         assert vector_text(query, named_speakers(query, speakers)) == embedded
+
+
+def test_the_reply_to_a_question_gains_more_of_its_score_than_other_replies() -> None:
+    asked = [_said("1", "Talia", "How's Miso?", 1).message, _said("2", "Omar", "She sleeps on my shoes.", 1).message]
+    told = [_said("1", "Talia", "Miso is fine.", 1).message, _said("2", "Omar", "She sleeps on my shoes.", 1).message]
+    gained = [_smoothed(pair, {"1": 1.0})[pair[1]] for pair in (asked, told)]
+    assert gained == [ANSWER_SHARE, NEIGHBOUR_SHARES[-1]]

@@ -36,6 +36,9 @@ MESSAGE_RRF_K = 20.0
 # Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
 NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
 SAME_SPEAKER_SHARE = 0.3  # the share of the turn two before when the same speaker said it: their previous turn
+# The share of the turn right before when the other speaker asked a question there: the reply answers it, in words
+# of its own ("How's Miso?" / "Miso is Miso. She sleeps on my running shoes…").
+ANSWER_SHARE = 0.6
 ENTITY_FACTS = 30  # facts read per entity the question names
 _POSSESSIVE = re.compile(r"'?s$|'$")  # "Omar's", "Omar\u2019s" (folded "omars"), "Marcus'"
 
@@ -190,8 +193,14 @@ def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message
 def _share(message: Message, neighbour: Message, share: float) -> float:
     # "I got the Lisbon job!" / "Congratulations!!" / "Senior backend engineer, starting in June.": a speaker's
     # previous turn, two back, carries the subject of their next one.
+    if neighbour.index == message.index - 1 and neighbour.speaker != message.speaker and _asks(neighbour.content):
+        return ANSWER_SHARE  # "How was Chicago? Did Camille survive the aunties?" / "she did better than me! …"
     continued = neighbour.speaker == message.speaker and neighbour.index == message.index - 2
     return SAME_SPEAKER_SHARE if continued else share
+
+
+def _asks(content: str) -> bool:
+    return content.rstrip().endswith("?")
 
 
 def _ids(ids: list[str]) -> list[str]:
