@@ -18,7 +18,6 @@ import asyncpg
 from ingestd import errors
 from ingestd.models import (
     JSON,
-    Event,
     HeartbeatResult,
     Job,
     JobStatus,
@@ -33,7 +32,7 @@ from ingestd.store import postgres_sql as sql
 from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.postgres_base import PostgresBase
 from ingestd.store.records import dumps, dumps_or_none
-from ingestd.store.shared import Encoded
+from ingestd.store.shared import Appended, Encoded
 
 _PURGE_BATCH = 500
 _EXHAUSTED_EVERY_SECONDS = 1.0
@@ -201,28 +200,17 @@ class PostgresJobs(PostgresBase):
             return records.step_from_row(existing)
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)
 
-    async def append_events(
-        self,
-        job_id: str,
-        events: Sequence[tuple[str, JSON]],
-        *,
-        worker_id: str | None = None,
-        attempt: int | None = None,
-    ) -> list[Event]:
-        if not events:
-            return []
+    async def _append_events(
+        self, job_id: str, events: Sequence[tuple[str, JSON]], worker_id: str | None, attempt: int | None
+    ) -> Appended:
         types, data = _event_columns(events)
         if worker_id is None:
             rows = await self._fetch(sql.APPEND_EVENTS, job_id, types, data)
         else:
             rows = await self._fetch(sql.APPEND_WORKER_EVENTS, job_id, types, data, worker_id, attempt)
-        if not rows and worker_id is not None:
-            raise errors.LeaseLost(job_id=job_id, event=types[0])
-        rows = sorted(rows, key=lambda r: r["seq"])
         if rows:
             self._wake(jobs=[job_id])
-        pairs = zip(rows, events, strict=True)
-        return [Event(job_id, r["seq"], etype, value, r["at"]) for r, (etype, value) in pairs]
+        return sorted((r["seq"], r["at"]) for r in rows)
 
     # --- housekeeping ----------------------------------------------------------------------------
     async def purge_expired(self, now: datetime | None = None) -> int:

@@ -2,7 +2,8 @@
 
 ``finish`` checks and encodes the outcome (``records.terminal_outcome``) and hands it to the backend's ``_finish``;
 ``add_api_key`` and ``tenant_for_key`` are the same steps on both (``_insert_api_key``, ``api_key_for_hash``);
-``acquire_provider_slots`` takes its options once and hands them to the backend's transaction.
+``acquire_provider_slots`` takes its options once and hands them to the backend's transaction; ``append_events``
+turns what the backend's ``_append_events`` wrote (sequence numbers and times) into events, or ``LeaseLost``.
 The store classes list ``SharedMethods`` last among their bases, so a backend's own method always wins.
 """
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ingestd import keys
-from ingestd.models import JSON, JobStatus
+from ingestd import errors, keys
+from ingestd.models import JSON, Event, JobStatus
 from ingestd.slots import Plan, SlotLimit, Waiter
 from ingestd.store import records
 
 Encoded = tuple[str | None, str | None, str | None]  # result, error, usage as JSON text (None: SQL NULL)
+Appended = list[tuple[int, datetime]]  # (seq, at) of each event written, in order; [] if none was
 
 
 class SharedMethods:
@@ -33,6 +35,11 @@ class SharedMethods:
         raise NotImplementedError
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
+        raise NotImplementedError
+
+    async def _append_events(
+        self, job_id: str, events: Sequence[tuple[str, JSON]], worker_id: str | None, attempt: int | None
+    ) -> Appended:
         raise NotImplementedError
 
     async def _acquire_provider_slots(
@@ -53,6 +60,22 @@ class SharedMethods:
     ) -> bool:
         status, encoded = records.terminal_outcome(status, result, error, usage)
         return await self._finish(job_id, worker_id, attempt, status, encoded)
+
+    async def append_events(
+        self,
+        job_id: str,
+        events: Sequence[tuple[str, JSON]],
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+    ) -> list[Event]:
+        if not events:
+            return []
+        appended = await self._append_events(job_id, events, worker_id, attempt)
+        if not appended and worker_id is not None:
+            raise errors.LeaseLost(job_id=job_id, event=events[0][0])
+        pairs = zip(appended, events, strict=True)
+        return [Event(job_id, seq, etype, data, at) for (seq, at), (etype, data) in pairs]
 
     async def add_api_key(
         self,

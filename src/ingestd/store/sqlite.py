@@ -47,7 +47,7 @@ from ingestd.store.files import FileBlobStore
 from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
-from ingestd.store.shared import Encoded, SharedMethods
+from ingestd.store.shared import Appended, Encoded, SharedMethods
 from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
 from ingestd.store.sqlite_reads import SQLiteReads
@@ -251,26 +251,14 @@ class SQLiteJobStore(  # mixins
         return await self._write(ops.retry_later, job_id, lease, run_at.timestamp(), error, ops.NOW)
 
     # --- events ------------------------------------------------------------------------------
-    async def append_events(
-        self,
-        job_id: str,
-        events: Sequence[tuple[str, JSON]],
-        *,
-        worker_id: str | None = None,
-        attempt: int | None = None,
-    ) -> list[Event]:
-        now = time.time()
+    async def _append_events(
+        self, job_id: str, events: Sequence[tuple[str, JSON]], worker_id: str | None, attempt: int | None
+    ) -> Appended:
         lease = None if worker_id is None else ops.Lease(worker_id, attempt)
-        last = await self._write(ops.append_events, job_id, list(events), now, lease)
-        if not last:
-            if lease is not None and events:
-                first_type, _ = events[0]
-                raise errors.LeaseLost(job_id=job_id, event=first_type)
-            return []
+        last, now = await self._write(_append_events, job_id, list(events), ops.NOW, lease)
         at = records.as_datetime(now)
         assert at is not None
-        first = last - len(events) + 1
-        return [Event(job_id, first + i, etype, data, at) for i, (etype, data) in enumerate(events)]
+        return [(last - len(events) + 1 + i, at) for i in range(len(events))] if last else []
 
     async def read_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[Event]:
         rows = await self._read(
@@ -324,6 +312,18 @@ class _Write:
     def run(self, conn: sqlite3.Connection, now: float) -> Any:
         """``fn`` with the transaction's time in place of ``ops.NOW``."""
         return self.fn(conn, self.wake, *(now if arg is ops.NOW else arg for arg in self.args))
+
+
+def _append_events(
+    conn: sqlite3.Connection,
+    wake: Wake,
+    job_id: str,
+    events: list[tuple[str, JSON]],
+    now: float,
+    lease: ops.Lease | None,
+) -> tuple[int, float]:
+    """``ops.append_events`` and the transaction's time it wrote."""
+    return ops.append_events(conn, wake, job_id, events, now, lease), now
 
 
 def _run_alone(conn: sqlite3.Connection, write: _Write, now: float) -> Outcome:
