@@ -31,9 +31,7 @@ from ingestd.store.protocol import JobStore
 from ingestd.testing.chaos_tally import (
     Report,
     count_refusals,
-    drain,
-    stale_accepted,
-    tally_jobs,
+    drain_and_tally,
     tally_order,
     tally_resumes,
     tally_steps,
@@ -264,12 +262,9 @@ async def _run(database: str, sim: SimulatorURL, options: Options, report: Repor
         orphans = await kills
         stop.set()
         await stream
-        report.drain_seconds = await drain(store, client.accepted, options.drain_seconds)
-        report.jobs_accepted = len(client.accepted)
-        await tally_jobs(store, client.accepted, report)
+        await drain_and_tally(store, client.accepted, options.drain_seconds, report)
         await tally_resumes(store, orphans, report)
         await tally_order(store, client.ordered, report)
-        report.stale_accepted = await stale_accepted(store, client.accepted)
     finally:
         await client.http.aclose()
         await store.close()

@@ -34,7 +34,7 @@ from ingestd.sim.testing import running_simulator
 from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
 from ingestd.testing.chaos import Client, job_inputs, record_calls
-from ingestd.testing.chaos_tally import Report, drain, stale_accepted, tally_jobs, tally_steps
+from ingestd.testing.chaos_tally import Report, drain_and_tally, tally_steps
 from ingestd.testing.netlab import Host, NetLab, python
 from ingestd.testing.processes import bench_env
 from ingestd.testing.sim_pipelines import SEGMENT_ROUTES
@@ -105,11 +105,8 @@ async def run_fault(options: FaultOptions, log_dir: Path) -> Report:
             await asyncio.sleep(options.after)
             stop.set()
             await stream
-            report.drain_seconds = await drain(store, client.accepted, options.drain_seconds)
-            report.jobs_accepted = len(client.accepted)
-            await tally_jobs(store, client.accepted, report)
+            await drain_and_tally(store, client.accepted, options.drain_seconds, report)
             await _tally_resumes(store, hit, report)
-            report.stale_accepted = await stale_accepted(store, client.accepted)
             report.stale_refused = await _late_writes(log_dir, options, hit)
             report.leases_lost_seen = leases_lost_seen(log_dir)
             report.seconds = time.monotonic() - started

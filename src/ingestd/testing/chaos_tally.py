@@ -82,6 +82,14 @@ async def drain(store: JobStore, ids: set[str], seconds: float) -> float:
     return time.monotonic() - started
 
 
+async def drain_and_tally(store: JobStore, ids: set[str], seconds: float, report: Report) -> None:
+    """Wait for the accepted jobs to end (``drain``), then count them: lost, statuses, stale writes accepted."""
+    report.drain_seconds = await drain(store, ids, seconds)
+    report.jobs_accepted = len(ids)
+    await tally_jobs(store, ids, report)
+    report.stale_accepted = await stale_accepted(store, ids)
+
+
 async def tally_jobs(store: JobStore, ids: set[str], report: Report) -> None:
     """Lost jobs, final statuses, and how many jobs the store holds in all (a duplicate submit would show)."""
     statuses: Counter[str] = Counter()
