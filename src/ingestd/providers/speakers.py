@@ -140,7 +140,8 @@ class VoiceEncoder:
         hop: seconds between window starts.
         min_window: spans shorter than this get no window (too little voice to tell who speaks).
         threads: BLAS threads while embedding (0: numpy's default, every core). One: the per-step products are
-            small, and on 2 shared cores a second thread cost ~40 % more CPU for the same wall time.
+            small, and on 2 shared cores a second thread cost ~40 % more CPU for the same wall time. Only the BLAS
+            pool is limited, never OpenMP (CTranslate2's).
     """
 
     name = "resemblyzer-ge2e"
@@ -176,7 +177,10 @@ class VoiceEncoder:
             return SpeakerWindows(windows, self._vectors(mels))
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(self.threads):
+        # numpy's BLAS only: an OpenMP limit reaches CTranslate2's thread pool too, and Whisper transcribing at
+        # the same time (another thread: the speakers stage runs alongside transcription) would then decode on
+        # one thread and give different words.
+        with threadpool_limits(self.threads, user_api="blas"):
             return SpeakerWindows(windows, self._vectors(mels))
 
     def _vectors(self, mels: list[np.ndarray]) -> np.ndarray:

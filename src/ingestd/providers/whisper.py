@@ -24,6 +24,8 @@ from ingestd import errors
 from ingestd.providers import whisper_models
 from ingestd.providers.base import SAMPLE_RATE, ClipRequest, SpeechToText, Transcript, TranscriptSegment, TranscriptWord
 
+MISSED_SECONDS = 3.0  # a clip's stretch without a word this long is transcribed again on its own
+MISSED_ROUNDS = 3
 _models: dict[tuple[str, str, int], Any] = {}
 _models_lock = threading.Lock()
 
@@ -133,11 +135,27 @@ class WhisperTranscriber(SpeechToText):
         language = language or "en"
         if len(audio) < SAMPLE_RATE // 10:  # under 0.1 s: nothing to hear
             return Transcript([], language, self.name, usage)
+        prompt = vocabulary_prompt(vocabulary)
+        segments = self._segments(audio, 0.0, prompt, language, stop)
+        tried: set[tuple[float, float]] = set()
+        for _ in range(MISSED_ROUNDS):  # stretches the decoder skipped: again, on their own (each one once)
+            gaps = [gap for gap in missed(segments, seconds) if gap not in tried]
+            for start, end in gaps:
+                piece = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+                segments = sorted([*segments, *self._segments(piece, start, prompt, language, stop)], key=_start)
+            tried.update(gaps)
+        return Transcript(segments, language, self.name, usage)
+
+    def _segments(
+        self, audio: np.ndarray, offset: float, prompt: str | None, language: str, stop: threading.Event | None
+    ) -> list[TranscriptSegment]:
+        """Whisper's segments of ``audio``, with words, their times shifted by ``offset`` seconds."""
+        seconds = len(audio) / SAMPLE_RATE
         pieces, _info = self.model().transcribe(
             audio,
             language=language,
             beam_size=self.beam_size,
-            initial_prompt=vocabulary_prompt(vocabulary),
+            initial_prompt=prompt,
             vad_filter=False,
             word_timestamps=True,  # words with times and probabilities: speakers are given per word
         )
@@ -147,18 +165,34 @@ class WhisperTranscriber(SpeechToText):
                 raise _Stopped()
             text = piece.text.strip()
             if text:
-                words = tuple(_word(w, seconds) for w in piece.words or () if w.word.strip())
-                segments.append(
-                    TranscriptSegment(round(piece.start, 3), round(min(piece.end, seconds), 3), text, words=words)
-                )
-        return Transcript(segments, language, self.name, usage)
+                words = tuple(_word(w, seconds, offset) for w in piece.words or () if w.word.strip())
+                start, end = round(offset + piece.start, 3), round(offset + min(piece.end, seconds), 3)
+                segments.append(TranscriptSegment(start, end, text, words=words))
+        return segments
 
 
-def _word(word: Any, seconds: float) -> TranscriptWord:
-    end = round(min(float(word.end), seconds), 3)
-    return TranscriptWord(
-        word.word.strip(), min(round(float(word.start), 3), end), end, round(float(word.probability), 3)
-    )
+def missed(segments: Sequence[TranscriptSegment], seconds: float) -> list[tuple[float, float]]:
+    """Stretches of a clip longer than ``MISSED_SECONDS`` without a word. A clip is speech with pauses under
+    2 s (the pipeline's plan), so such a stretch is speech the decoder skipped: Whisper sometimes ends a 30 s
+    window early, and its rest is then never decoded (a known failure, seen here under concurrent load)."""
+    covered = sorted((w.start, w.end) for s in segments for w in (s.words or (s,)))
+    out: list[tuple[float, float]] = []
+    at = 0.0
+    for start, end in [*covered, (seconds, seconds)]:
+        if start - at > MISSED_SECONDS:
+            out.append((round(at, 3), round(start, 3)))
+        at = max(at, end)
+    return out
 
 
-__all__ = ["WhisperTranscriber", "default_model_path", "load_model", "vocabulary_prompt"]
+def _start(segment: TranscriptSegment) -> float:
+    return segment.start
+
+
+def _word(word: Any, seconds: float, offset: float = 0.0) -> TranscriptWord:
+    end = round(offset + min(float(word.end), seconds), 3)
+    start = min(round(offset + float(word.start), 3), end)
+    return TranscriptWord(word.word.strip(), start, end, round(float(word.probability), 3))
+
+
+__all__ = ["WhisperTranscriber", "default_model_path", "load_model", "missed", "vocabulary_prompt"]

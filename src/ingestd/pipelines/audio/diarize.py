@@ -49,7 +49,8 @@ def cluster(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
         return _renumber(np.array(keys)[np.argmax(vectors @ centroids.T, axis=1)])
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):  # small matrices: one thread is as fast, and leaves the other core to Whisper
+    # numpy's BLAS only: an OpenMP limit would reach CTranslate2's pool (Whisper in another thread, other words)
+    with threadpool_limits(1, user_api="blas"):  # small matrices: one thread is as fast, and leaves a core to Whisper
         labels = _spectral(vectors.astype(np.float64), count)
     if count.low <= 1:  # a few stray windows (a cough, two voices at once) are not a speaker of their own
         labels = _fold_small(vectors, labels)
