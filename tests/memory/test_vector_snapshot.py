@@ -128,3 +128,22 @@ async def _pg_snapshots(url: str) -> int:
         return int(await c.fetchval("SELECT count(*) FROM mem_vector_snapshots"))
     finally:
         await c.close()
+
+
+async def test_a_large_apply_leaves_a_snapshot_for_the_next_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bulk import: its writer reads the new vectors and saves them, so no first search of another process
+    # reads them row by row.
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    monkeypatch.setattr(vector_snapshot, "CATCH_UP_ROWS", 3)
+    url = f"sqlite:///{tmp_path}/graph.db"
+    graph = await open_graph_store(url)
+    await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto"]))  # small: no snapshot
+    await asyncio.sleep(0.2)
+    assert not list((tmp_path / "graph.db.vectors").glob("*.json"))
+    await graph.apply(ALICE, _facts("j2", ["Osaka", "Nairobi", "Toronto"], new_entity=False))  # no search
+    await _snapshot_written(tmp_path / "graph.db.vectors")
+    await graph.close()
+    assert await _top(url, "Emma visited Porto.") == "Porto"
+    assert await _top(url, "Emma visited Toronto.") == "Toronto"

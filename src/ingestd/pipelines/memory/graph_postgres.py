@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS mem_embeddings (kind text NOT NULL, owner_id text NOT
     user_id text NOT NULL, model text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (kind, owner_id));
 ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
+CREATE INDEX IF NOT EXISTS mem_embeddings_seq ON mem_embeddings (tenant, user_id, kind, model, seq);
 """
 
 _FACT_FROM = (
@@ -195,7 +196,13 @@ class PostgresGraphStore:
 
     async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
         try:
-            return await self._apply(scope, changes)
+            outcome = await self._apply(scope, changes)
+            kinds = vector_snapshot.large_writes(changes) if outcome.applied else []
+            if kinds:  # read them now and save the snapshot (see vector_snapshot.large_writes)
+                async with self._pool.acquire() as c:
+                    for kind in kinds:
+                        await self._vector_entry(c, scope, kind)
+            return outcome
         except asyncpg.PostgresError as exc:
             raise store_error(exc) from exc
 
@@ -288,6 +295,11 @@ class PostgresGraphStore:
     ) -> list[tuple[str, float]]:
         if not vector:
             return []
+        entry = await self._vector_entry(c, scope, kind)
+        return hybrid.nearest(entry, vector) if entry is not None else []
+
+    async def _vector_entry(self, c: asyncpg.Connection, scope: Scope, kind: str) -> hybrid.CachedMatrix | None:
+        """The user's vectors of ``kind`` as of their graph's version: cached, from the snapshot, or read."""
         version = await c.fetchval("SELECT version FROM mem_users WHERE tenant=$1 AND user_id=$2", *_s(scope)) or 0
         # Ordered as the index is, so that it is read: a plain LIMIT 1 can pick a sequential scan that passes
         # over every other kind's rows first (263 ms at 100k facts + 100k messages).
@@ -298,7 +310,7 @@ class PostgresGraphStore:
             kind,
         )
         if model is None:
-            return []
+            return None
         entry = self._vectors.get(scope, kind, model)
         if entry is None:
             snapshot = await snapshots.load(c, scope, kind, model, version)
@@ -307,23 +319,19 @@ class PostgresGraphStore:
                     scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq
                 )
         if entry is None or entry.version != version:
-            # One user's applies hold an advisory lock until they commit, so for one user seq order is commit
-            # order: the rows after the cached ones are exactly the new ones.
-            sql = """SELECT seq, owner_id, vector FROM mem_embeddings
-                WHERE tenant=$1 AND user_id=$2 AND kind=$3 AND model=$4 AND seq > $5 ORDER BY seq"""
             since = entry.last_seq if entry is not None else 0
-            rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, since)]
-            entry = self._vectors.refresh(scope, kind, model, version, rows, since)
+            batch = await snapshots.read_vectors(c, scope, kind, model, since)
+            entry = self._vectors.refresh(scope, kind, model, version, batch, since)
             if entry is None:  # a vector was replaced: read them all again
                 since = 0
-                rows = [_vector_row(r) for r in await c.fetch(sql, *_s(scope), kind, model, 0)]
-                entry = self._vectors.refresh(scope, kind, model, version, rows, 0)
+                batch = await snapshots.read_vectors(c, scope, kind, model, 0)
+                entry = self._vectors.refresh(scope, kind, model, version, batch, 0)
             assert entry is not None
-            if since == 0 and len(entry.ids) >= vector_snapshot.MIN_ROWS:
-                saved = Snapshot(entry.ids, entry.matrix, entry.last_seq, rows[-1][1], version)
-                self._save_soon(scope, kind, model, saved)
-        assert entry is not None
-        return hybrid.nearest(entry, vector)
+            if batch.ids and vector_snapshot.worth_saving(since, len(batch.ids)):
+                self._save_soon(
+                    scope, kind, model, Snapshot(entry.ids, entry.matrix, entry.last_seq, batch.ids[-1], version)
+                )
+        return entry
 
     async def _entity_hits(
         self, c: asyncpg.Connection, scope: Scope, terms: list[str], vector: list[float] | None
@@ -375,10 +383,6 @@ async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -
         hybrid.CANDIDATES,
     )
     return hybrid.merge_rankings(ranked, [r["id"] for r in newest])
-
-
-def _vector_row(r: asyncpg.Record) -> hybrid.VectorRow:
-    return r["seq"], r["owner_id"], bytes(r["vector"])
 
 
 def _search_texts(names: dict[str, str], fact: NewFact) -> tuple[str, str]:

@@ -184,7 +184,11 @@ class SqliteGraphStore:
         return [_fact(r) for r in rows]
 
     async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
-        return await self._run(lambda c: _apply(c, scope, changes))
+        outcome = await self._run(lambda c: _apply(c, scope, changes))
+        kinds = vector_snapshot.large_writes(changes) if outcome.applied and self._snapshots is not None else []
+        if kinds:  # read them now and save the snapshot (see vector_snapshot.large_writes)
+            await self._run(lambda c: [_vector_entry(c, self._vectors, self._snapshots, scope, k) for k in kinds])
+        return outcome
 
     async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
         def read(c: sqlite3.Connection) -> Entity | None:
@@ -352,6 +356,14 @@ def _vector_ranking(
 ) -> list[tuple[str, float]]:
     if not vector:
         return []
+    entry = _vector_entry(c, cache, snapshots, scope, kind)
+    return hybrid.nearest(entry, vector) if entry is not None else []
+
+
+def _vector_entry(
+    c: sqlite3.Connection, cache: hybrid.VectorCache, snapshots: Path | None, scope: Scope, kind: str
+) -> hybrid.CachedMatrix | None:
+    """The user's vectors of ``kind`` as of their graph's version: cached, from the snapshot, or read."""
     version = _version(c, scope)
     row = c.execute(
         """SELECT model FROM mem_embeddings WHERE tenant=? AND user_id=? AND kind=?
@@ -359,28 +371,37 @@ def _vector_ranking(
         (scope.tenant, scope.user_id, kind),
     ).fetchone()
     if row is None:
-        return []
+        return None
     model = row["model"]
     entry = cache.get(scope, kind, model)
     if entry is None and snapshots is not None:
         entry = _from_snapshot(c, cache, snapshots, scope, kind, model, version)
     if entry is None or entry.version != version:
-        # rowid order is commit order (one writer), so the rows after the cached ones are the new ones.
-        sql = """SELECT rowid, owner_id, vector FROM mem_embeddings
-            WHERE tenant=? AND user_id=? AND kind=? AND model=? AND rowid > ? ORDER BY rowid"""
         since = entry.last_seq if entry is not None else 0
-        rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, since)).fetchall()
-        entry = cache.refresh(scope, kind, model, version, rows, since)
+        batch = _read_vectors(c, scope, kind, model, since)
+        entry = cache.refresh(scope, kind, model, version, batch, since)
         if entry is None:  # a vector was replaced: read them all again
             since = 0
-            rows = c.execute(sql, (scope.tenant, scope.user_id, kind, model, 0)).fetchall()
-            entry = cache.refresh(scope, kind, model, version, rows, 0)
+            batch = _read_vectors(c, scope, kind, model, 0)
+            entry = cache.refresh(scope, kind, model, version, batch, 0)
         assert entry is not None
-        if snapshots is not None and since == 0 and entry.ids:
-            last_owner = rows[-1]["owner_id"]
+        if snapshots is not None and entry.ids and vector_snapshot.worth_saving(since, len(batch.ids)):
+            last_owner = batch.ids[-1]
             snapshot = vector_snapshot.Snapshot(entry.ids, entry.matrix, entry.last_seq, last_owner, version)
             vector_snapshot.save_soon(snapshots, scope, kind, model, snapshot)
-    return hybrid.nearest(entry, vector)
+    return entry
+
+
+def _read_vectors(c: sqlite3.Connection, scope: Scope, kind: str, model: str, since: int) -> hybrid.VectorBatch:
+    """The user's vectors of ``kind`` written after row ``since``: rowid order is commit order (one writer), so
+    the rows after the cached ones are the new ones."""
+    rows = c.execute(
+        """SELECT rowid AS seq, owner_id, vector FROM mem_embeddings
+        WHERE tenant=? AND user_id=? AND kind=? AND model=? AND rowid > ? ORDER BY rowid""",
+        (scope.tenant, scope.user_id, kind, model, since),
+    ).fetchall()
+    last_seq = int(rows[-1]["seq"]) if rows else since
+    return hybrid.VectorBatch.of_blobs([r["owner_id"] for r in rows], [r["vector"] for r in rows], last_seq)
 
 
 def _from_snapshot(

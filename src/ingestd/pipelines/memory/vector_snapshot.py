@@ -1,14 +1,14 @@
 """A user's vector matrix saved beside the SQLite file, so that a restarted process reads it in one piece.
 
-Reading 100,000 vectors row by row costs seconds (a Python object per row); after a process has read them once it
-writes the normalised matrix to ``<db>.vectors/<key>-<token>.npy`` and the owners and the row sequence number
-it reached to ``<key>.json``, which names that matrix file (in a thread; the JSON replaced atomically, so that a
-reader never pairs one snapshot's owners with another's matrix). The next process of the same database maps the
-matrix (no read), checks that the snapshot belongs to this database (the row at its last sequence number is still
-there with the same owner, and the user's version has not gone back), then reads only the rows written since, as
-the in-process cache does between jobs. A snapshot that does not pass is ignored; a vector replaced since it was
-written makes the cache read every row again, as it does without snapshots. Deleted rows stay in the matrix until
-then: their hits are dropped when their rows are read, as for the in-process cache.
+Reading 100,000 vectors row by row costs seconds (a Python object per row); after a process has read them all (or
+many new ones) it writes the normalised matrix to ``<db>.vectors/<key>-<token>.npy`` and the owners and the row
+sequence number it reached to ``<key>.json``, which names that matrix file (in a thread; the JSON replaced
+atomically, so that a reader never pairs one snapshot's owners with another's matrix). The next process of the same
+database maps the matrix (no read), checks that the snapshot belongs to this database (the row at its last sequence
+number is still there with the same owner, and the user's version has not gone back), then reads only the rows
+written since, as the in-process cache does between jobs. A snapshot that does not pass is ignored; a vector replaced
+since it was written makes the cache read every row again, as it does without snapshots. Deleted rows stay in the
+matrix until then: their hits are dropped when their rows are read, as for the in-process cache.
 """
 
 from __future__ import annotations
@@ -25,10 +25,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestd.pipelines.memory.graph import Scope
-from ingestd.pipelines.memory.search import Matrix
+from ingestd.pipelines.memory.graph import GraphChanges, Scope
+from ingestd.pipelines.memory.search import Matrix, has_vector
 
 MIN_ROWS = 20_000  # smaller matrices are read from the database fast enough
+CATCH_UP_ROWS = 10_000  # a process that read this many rows past its snapshot saves a new one
+
+
+def worth_saving(since: int, read: int) -> bool:
+    """Whether a read of ``read`` rows after sequence ``since`` (0: every row) should leave a new snapshot: after
+    a full read, and after a large catch-up (else every new process would read those rows again, one by one)."""
+    return since == 0 or read >= CATCH_UP_ROWS
+
+
+def large_writes(changes: GraphChanges) -> list[str]:
+    """The kinds of vectors ``changes`` adds at least ``CATCH_UP_ROWS`` of. After applying them the writer reads
+    them and saves the snapshot, rather than leave that read to the first search of every next process (a bulk
+    import of 100,000 messages: seconds)."""
+    counts = {
+        "entity": sum(1 for e in changes.entities if has_vector(e.embedding)),
+        "fact": sum(1 for f in changes.facts if has_vector(f.embedding)),
+        "message": sum(1 for m in changes.messages if has_vector(m.embedding)),
+    }
+    return [kind for kind, count in counts.items() if count >= CATCH_UP_ROWS]
 
 
 @dataclass(frozen=True)
