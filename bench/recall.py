@@ -4,6 +4,7 @@
     .venv/bin/python bench/recall.py --quick                  # the first conversation only
     .venv/bin/python bench/recall.py --database postgresql://postgres@127.0.0.1:5432/test   # a new database there
     .venv/bin/python bench/recall.py --data DIR --max-words 400
+    .venv/bin/python bench/recall.py --data bench/data/recall_long   # LoCoMo scale: 26-27 sessions, ~430 turns each
     .venv/bin/python bench/recall.py --baseline-only          # BM25 alone (no service): the dataset's difficulty
     .venv/bin/python bench/recall.py --check                  # validate the dataset (evidence ids, answers)
     .venv/bin/python bench/recall.py --one-user --data bench/data/recall bench/data/recall_heldout
