@@ -6,11 +6,14 @@ column (docs/architecture.md, "Add a column"). The columns the typed rows select
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -81,3 +84,24 @@ def test_the_typed_rows_select_columns_the_migrations_make() -> None:
             row.__name__,
             set(row._fields) - set(tables[table].c.keys()),
         )
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    scripts = ScriptDirectory.from_config(migrations.alembic_config())
+    assert migrations.head_revision() == scripts.get_current_head()
+
+
+def test_a_store_at_head_opens_without_importing_alembic(database_url: str) -> None:
+    """Every ingestd process opens a store: at head, it starts without Alembic and SQLAlchemy (about half of its
+    import time)."""
+    program = (
+        "import asyncio, sys\n"
+        "from ingestd.store import open_store\n"
+        "async def main():\n"
+        f"    await (await open_store({database_url!r})).close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'sqlalchemy'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

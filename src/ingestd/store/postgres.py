@@ -21,7 +21,6 @@ import contextlib
 from typing import Any
 
 import asyncpg
-import sqlalchemy.exc
 
 from ingestd.store import migrations
 from ingestd.store.group_commit import GroupCommit
@@ -94,7 +93,12 @@ class PostgresJobStore(
             await migrations.upgrade_postgres(self.url)
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
-        except sqlalchemy.exc.DBAPIError as exc:  # Alembic runs on SQLAlchemy, which wraps the driver's errors
+        except Exception as exc:
+            import sqlalchemy.exc  # imported by then: only a migration that ran can raise it
+
+            if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+                raise
+            # Alembic runs on SQLAlchemy, which wraps the driver's errors
             cause = exc.orig.__cause__ if exc.orig is not None else None
             raise translate(cause if isinstance(cause, DRIVER_ERRORS) else exc) from exc
 
