@@ -4,6 +4,7 @@ with the reason each is still there."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,16 @@ def test_every_source_folder_is_a_package() -> None:
     folders = {path.parent for path in PACKAGE.rglob("*.py")}
     missing = sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").exists())
     assert missing == []
+
+
+def test_no_test_imports_a_bench_script() -> None:
+    """Tests never import ``bench/`` (what a test and a bench share lives in ``ingestd.testing``)."""
+    scripts = {path.stem for path in (ROOT / "bench").glob("*.py")}
+    found = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in scripts]
+    assert found == []
