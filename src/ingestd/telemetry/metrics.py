@@ -36,32 +36,31 @@ JOBS_SUBMITTED = Counter("ingestd_jobs_submitted", "Jobs accepted by this API pr
 JOBS_FINISHED = Counter(
     "ingestd_jobs_finished", "Jobs this process moved to a terminal status.", ["pipeline", "status"]
 )
-JOB_RUNS = Histogram(
+
+
+def _durations(name: str, documentation: str, labels: list[str]) -> Histogram:
+    """A histogram of seconds on the shared duration buckets."""
+    return Histogram(name, documentation, labels, buckets=_DURATION_BUCKETS)
+
+
+JOB_RUNS = _durations(
     "ingestd_job_run_seconds",
     "Wall time of one execution (attempt) of a job, by how it ended.",
     ["pipeline", "outcome"],
-    buckets=_DURATION_BUCKETS,
 )
-JOB_QUEUE_WAIT = Histogram(
-    "ingestd_job_queue_wait_seconds",
-    "Time from submission (or run_at) to the first start.",
-    ["pipeline"],
-    buckets=_DURATION_BUCKETS,
+JOB_QUEUE_WAIT = _durations(
+    "ingestd_job_queue_wait_seconds", "Time from submission (or run_at) to the first start.", ["pipeline"]
 )
-STEP_DURATION = Histogram(
+STEP_DURATION = _durations(
     "ingestd_step_duration_seconds",
     "Wall time of a step, retries included; fan-out items count under their map's name.",
     ["pipeline", "stage", "outcome"],
-    buckets=_DURATION_BUCKETS,
 )
 STEP_RETRIES = Counter(
     "ingestd_step_retries", "Step attempts that failed transiently and were retried.", ["pipeline", "stage"]
 )
-PROVIDER_LATENCY = Histogram(
-    "ingestd_provider_call_seconds",
-    "Latency of provider calls (limiter wait excluded).",
-    ["provider", "outcome"],
-    buckets=_DURATION_BUCKETS,
+PROVIDER_LATENCY = _durations(
+    "ingestd_provider_call_seconds", "Latency of provider calls (limiter wait excluded).", ["provider", "outcome"]
 )
 PROVIDER_ERRORS = Counter("ingestd_provider_errors", "Failed provider calls, by error code.", ["provider", "code"])
 LIMITER_WAIT = Histogram(
