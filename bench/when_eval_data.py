@@ -281,6 +281,37 @@ DIRECTION: list[tuple[str, str, str, list[str]]] = [
 ]
 
 
+# Written after the rules above were changed for DIRECTION and run once before any change for them (its first run
+# is the held-out number).
+JUL20 = datetime(2025, 7, 20, 11, 0)  # a Sunday
+FEB10 = datetime(2024, 2, 10, 14, 0)  # a Saturday
+NOV05 = datetime(2023, 11, 5, 18, 0)  # a Sunday
+R |= {"jul20": JUL20, "feb10": FEB10, "nov05": NOV05}
+DIRECTION_HELD_OUT: list[tuple[str, str, str, list[str]]] = [
+    ("ahead", "jul20", "Our lease runs out in October, then we're moving in with my dad.", ["2025-10-01..2025-10-31"]),
+    ("behind", "jul20", "I hurt my knee in March and it still aches.", ["2025-03-01..2025-03-31"]),
+    ("ahead", "feb10", "Mom's surgery is on March 3rd, can you drive her?", ["2024-03-03"]),
+    ("behind", "feb10", "She texted me on January 28 out of nowhere.", ["2024-01-28"]),
+    ("ahead", "nov05", "Hoping to see the northern lights in February.", ["2024-02-01..2024-02-29"]),
+    (
+        "behind",
+        "nov05",
+        "The hotel was gorgeous in June, honestly the best part of the trip.",
+        ["2023-06-01..2023-06-30"],
+    ),
+    ("none", "jul20", "The kids usually visit their grandma in August.", []),
+    ("none", "nov05", "We always host at Christmas.", []),
+    ("behind", "jul20", "Remember the storm in May? Our fence is still broken.", ["2025-05-01..2025-05-31"]),
+    ("ahead", "nov05", "Thinking of a trip to Japan in April, any tips?", ["2024-04-01..2024-04-30"]),
+    ("behind", "feb10", "We drove up to Vermont for the long weekend in January.", ["2024-01-01..2024-01-31"]),
+    ("ahead", "jul20", "Dad turns 70 in September, we should throw him a party.", ["2025-09-01..2025-09-30"]),
+    ("none", "feb10", "The beach closes in summer every year for the turtles.", []),
+    ("behind", "nov05", "My cousin moved to Denver in the spring.", ["2023-03-01..2023-05-31"]),
+    ("ahead", "jul20", "Fingers crossed the visa comes through by September.", ["2025-09-01..2025-09-30"]),
+    ("behind", "feb10", "Worst flu of my life in December.", ["2023-12-01..2023-12-31"]),
+]
+
+
 # Time expressions in bench/data/recall/*.json (written by a colleague for bench/recall.py, not for these rules),
 # labelled by hand: turn id -> ["<category>:<span>", ...]; "?" = not scored (a greeting, a vague mention).
 # Categories: day (yesterday, tonight), weekday, unit (last/next week|weekend|month|year), counted (N ... ago, in N

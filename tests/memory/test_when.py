@@ -9,6 +9,7 @@ import pytest
 from ingestd.pipelines.memory import when
 
 MON = datetime(2023, 5, 8, 14, 0, tzinfo=UTC)  # a Monday
+AUTUMN = datetime(2024, 10, 28, 15, 0, tzinfo=UTC)  # a Monday in late October
 NEW_YEAR = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)  # a Tuesday, just past a year boundary
 LEAP = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)  # a Friday, the day after 29 February
 EVE = datetime(2023, 12, 31, 23, 30, tzinfo=UTC)  # a Sunday, the last day of a year
@@ -134,6 +135,15 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("We went apple picking in October", MON, [("October", "October 2022")]),
     ("You were so excited about it at Christmas.", MON, [("Christmas", "25 December 2022")]),
     ("Senior backend engineer, starting in June.", MON, [("June", "June 2023")]),
+    # no direction and no tense in its sentence: the nearest one; a present clause: the next within 8 months
+    ("The inspection got moved. Early December.", AUTUMN, [("Early December", "December 2024")]),
+    ("Worst week of my life in early September.", AUTUMN, [("early September", "September 2024")]),
+    ("The tickets were $90 in June, so I grabbed two.", MON, [("June", "June 2023")]),
+    ("The tickets were $90 in April, I missed them.", MON, [("April", "April 2023")]),
+    ("The contractor is booked for Thursday.", MON, [("Thursday", "11 May 2023")]),
+    ("Over the summer I finally learned to swim.", AUTUMN, [("the summer", "summer 2024")]),
+    ("My lease ends in May.", MON, [("May", "May 2023")]),
+    ("I defend my thesis in March.", AUTUMN, [("March", "March 2025")]),
 ]
 
 
@@ -225,6 +235,20 @@ def test_annotate_is_idempotent_and_labels_are_not_mentions(text: str) -> None:
     once = when.annotate(text, MON)
     assert when.annotate(once, MON) == once
     assert [m.label for m in when.resolve_times(once, MON)] == [m.label for m in when.resolve_times(text, MON)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The geese leave in November, every year.",  # a habit
+        "We usually camp at the lake in August.",
+        "I always see my cousins at Christmas.",
+        "Usually we meet on Sunday.",
+        "They nest in August, so we came too late.",  # a present clause about a month ~a year away: a habit
+    ],
+)
+def test_habits_give_no_date(text: str) -> None:
+    assert when.resolve_times(text, AUTUMN) == []
 
 
 def test_text_without_dates_is_unchanged() -> None:

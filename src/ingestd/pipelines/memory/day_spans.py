@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 Granularity = Literal["day", "week", "month", "year", "season"]
-Choice = Literal["last", "this", "next", "past", "future"]
+Choice = Literal["last", "this", "next", "past", "future", "nearest"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ def add_months(d: date, months: int) -> date:
     index = d.year * 12 + d.month - 1 + months
     year, month = divmod(index, 12)
     return date(year, month + 1, min(d.day, month_length(year, month + 1)))
+
+
+def months_apart(earlier: date, later: date) -> int:
+    """Calendar months from ``earlier``'s month to ``later``'s (0 in the same month)."""
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
 def month_length(year: int, month: int) -> int:
@@ -107,7 +112,8 @@ def choose(occurrences: Iterable[Span | None], today: date, choice: Choice) -> S
     """One of the occurrences of a recurring span (a month, a season, a date, a holiday) as ``choice`` names it.
 
     ``last``: the latest over before today; ``next``: the first begun after today; ``this``: the one holding today,
-    else the one beginning in today's year; ``past``: the latest begun by today; ``future``: the first not over.
+    else the one beginning in today's year; ``past``: the latest begun by today; ``future``: the first not over;
+    ``nearest``: the one holding today, else the one with the fewest days between it and today (the past on a tie).
     """
     spans = sorted((s for s in occurrences if s is not None), key=lambda s: s.first)
     if choice == "last":
@@ -118,6 +124,8 @@ def choose(occurrences: Iterable[Span | None], today: date, choice: Choice) -> S
         return next((s for s in spans if s.first > today), None)
     if choice == "future":
         return next((s for s in spans if s.last >= today), None)
+    if choice == "nearest":
+        return min(spans, key=lambda s: (max((s.first - today).days, (today - s.last).days, 0), s.first), default=None)
     holding = [s for s in spans if s.first <= today <= s.last]
     return holding[0] if holding else next((s for s in spans if s.first.year == today.year), None)
 

@@ -2,9 +2,13 @@
 
 "since" means past. Otherwise the tense cue nearest before the date in its sentence decides (else the nearest after
 it): a past-tense verb ("went", "moved", "was") means past; a future cue ("will", "'ll", "going to", "next", "can
-we", "is on") or a present-tense clause ("I start", "he has", "starting in") means future, as present tense about a
-dated event speaks of the future ("I start in April", "the tables come on Wednesday"). With no cue in the sentence
-("Thursday!", "Best day ever on Saturday") the message's other sentences decide, and past when they say nothing.
+we", "is on", "booked", "is scheduled") means future; a present-tense clause ("I start", "he has", "starting in")
+is read as present, which for a dated event speaks of the future ("I start in April", "the tables come on
+Wednesday"). ``Context.reading`` reports these four readings (``none`` when the sentence has no cue, or when its
+only past is a "was/were" about a booking: "the flights were $1,400 in September"); ``Context.tense`` folds them
+into past or future, with the message's other sentences deciding when a sentence has no cue ("Thursday!"), and
+past when they say nothing. Reported speech ("they said") is no cue; habits ("always", "usually", "every year") are
+kept apart (``Context.habitual``).
 
 Cues are read from words (a set lookup each), not from regular expressions over the text: it runs on every date.
 """
@@ -16,6 +20,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
+from typing import Literal
 
 from ingestd.pipelines.memory.day_spans import Choice
 
@@ -31,19 +36,29 @@ _NOT_PAST = frozenset(  # words ending in -ed that are not past tense, or adject
     "excited interested scared worried tired bored married engaged stressed thrilled pleased prepared supposed used"
     " based need feed seed speed indeed proceed succeed exceed breed weed hundred sacred naked wicked beloved".split()
 )
-_FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled let's wanna won't".split())
+_FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled booked reserved let's wanna won't".split())
+_REPORTING = frozenset("said says told tells mentioned confirmed asked".split())  # the telling, not the event
+_HABIT_WORDS = frozenset("always usually normally typically generally often annually".split())
+_HABIT_UNITS = frozenset("year month week summer winter spring fall autumn".split()) | frozenset(
+    "january february march april may june july august september october november december".split()
+)
+_BE_PRESENT = frozenset("is are am".split())
+_COPULA_PAST = frozenset(("was", "were"))
+_BOOKED = frozenset(  # "the flights were $1,400 in September": what a booking costs, said before the trip
+    "flight flights ticket tickets fare fares trip hotel hotels booking reservation price prices quote".split()
+)
 _FUTURE_PAIRS = frozenset(
     {
         ("plan", "to"), ("plan", "on"), ("plans", "to"), ("plans", "on"), ("planning", "to"), ("planning", "on"),
         ("can't", "wait"), ("cant", "wait"), ("hope", "to"), ("hoping", "to"), ("see", "you"), ("coming", "up"),
         ("looking", "forward"), ("how", "about"), ("can", "we"), ("could", "we"), ("shall", "we"), ("should", "we"),
-        ("is", "on"), ("is", "in"), ("are", "on"), ("are", "in"),
+        ("is", "on"), ("is", "in"), ("are", "on"), ("are", "in"), ("fingers", "crossed"),
     }
 )  # fmt: skip
 _DETERMINERS = frozenset("the a an my your his her our their this that".split())  # "going to the hens": motion
 _PRONOUNS = frozenset("i we you they he she".split())  # not "it": "about it at Christmas" is an object
 _NOT_A_VERB = frozenset(  # words after a pronoun that say nothing of its tense
-    "let put set cut hit quit read just also really still never always only at in on to for with about from by of"
+    "let put set cut hit hurt quit read just also really still never always only at in on to for with about from by of"
     " and or but so too as up out off back here there now then again all both".split()
 )
 _PRESENT_WORDS = frozenset(
@@ -54,7 +69,10 @@ _WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?;:\n]")
 _REACH = 160  # characters either side of a date that its tense is read from
 
-_Cue = tuple[int, int, str]  # where a cue starts and ends in the text, and its kind: past, future, present, gerund
+_Cue = tuple[
+    int, int, str
+]  # where a cue starts and ends in the text, and its kind: past, future, present, gerund, habit
+Reading = Literal["past", "future", "present", "none"]
 
 
 def _is_past(word: str) -> bool:
@@ -100,7 +118,8 @@ def _negative(word: str) -> bool:
 def _is_present(words: list[str], i: int) -> int:
     """How many words from ``i`` make a present-tense cue (0: none)."""
     word, after = words[i], _at(words, i + 1)
-    if word in _PRONOUNS and after and after not in _NOT_A_VERB and not _is_past(after):
+    adverb = after.endswith("ly") and len(after) > 3  # "I finally learned": the verb comes after
+    if word in _PRONOUNS and after and after not in _NOT_A_VERB and not adverb and not _is_past(after):
         return 2
     if word in _PRESENT_WORDS or word.endswith(("'s", "'re", "'m")):
         return 1
@@ -117,15 +136,30 @@ def cues(text: str, start: int, end: int) -> list[_Cue]:
     found = [(m.start(), m.end(), m.group(0).lower().replace("\u2019", "'")) for m in _WORD.finditer(text, start, end)]
     words = [w for _, _, w in found]
     result: list[_Cue] = []
+    covered = 0  # the words of a cue are not cues again: "fingers crossed" is a hope, not a past verb
     for i, (word_start, _, word) in enumerate(found):
+        if i < covered:
+            continue
         length, kind = _classify(words, i, word)
         if length:
             result.append((word_start, found[min(i + length, len(found)) - 1][1], kind))
+            covered = i + length
     return result
 
 
 def _classify(words: list[str], i: int, word: str) -> tuple[int, str]:
+    if word in _REPORTING:
+        return 0, ""
+    if word in _HABIT_WORDS or (word in ("every", "each") and _at(words, i + 1) in _HABIT_UNITS):
+        return 1, "habit"
+    before = _at(words, i - 1)
+    if word in _FUTURE_WORDS:
+        return 1, "future"
     if _is_past(word):
+        # "is scheduled", "we're slammed": a present passive or adjective, not a past event
+        present_be = before in _BE_PRESENT or before.endswith(("'s", "'re", "'m"))
+        if present_be and word.endswith("ed") and not word.endswith("'d"):
+            return 1, "present"
         return 1, "past"
     future = _is_future(words, i)
     if future:
@@ -150,8 +184,16 @@ class Context:
         return max(left, floor), right_match.start() if right_match else ceiling
 
     @cached_property
-    def _cues(self) -> list[_Cue]:
+    def _all_cues(self) -> list[_Cue]:
         return cues(self.text, 0, len(self.text))
+
+    @cached_property
+    def _cues(self) -> list[_Cue]:
+        return [cue for cue in self._all_cues if cue[2] != "habit"]
+
+    @cached_property
+    def _habit_starts(self) -> list[int]:
+        return [start for start, _, kind in self._all_cues if kind == "habit"]
 
     @cached_property
     def _cue_starts(self) -> list[int]:
@@ -171,8 +213,13 @@ class Context:
         """Whether the sentence around ``match`` holds a past-tense verb ("went", "moved", "was")."""
         return any(kind == "past" for _, _, kind in self._cues_in(*self.sentence(match)))
 
-    def tense(self, match: re.Match[str]) -> Choice:
-        """``past`` or ``future``, by the rules in the module docstring."""
+    def habitual(self, match: re.Match[str]) -> bool:
+        """Whether the sentence around ``match`` speaks of a habit ("always", "usually", "every year")."""
+        left, right = self.sentence(match)
+        return any(left <= start < right for start in self._habit_starts)
+
+    def reading(self, match: re.Match[str]) -> Reading:
+        """How the sentence around ``match`` places it, by the rules in the module docstring."""
         if self.before(match, 6).endswith("since ") or match.group(0)[:6].lower() == "since ":
             return "past"
         left, right = self.sentence(match)
@@ -180,11 +227,28 @@ class Context:
         if before:
             kinds = [kind for _, _, kind in before]
             # a gerund after a past verb is a past activity: "we went apple picking in October"
-            return "past" if kinds[-1] == "past" or (kinds[-1] == "gerund" and "past" in kinds) else "future"
+            if kinds[-1] == "past" or (kinds[-1] == "gerund" and "past" in kinds):
+                return "none" if self._booking_cost(left, before[-1]) else "past"
+            return "future" if kinds[-1] == "future" else "present"
         after = self._cues_in(match.end(), right)
-        if after:
-            return "past" if after[0][2] == "past" else "future"
-        return self.message_tense
+        if not after:
+            return "none"
+        if after[0][2] == "past":
+            return "none" if self._booking_cost(left, after[0]) else "past"
+        return "future" if after[0][2] == "future" else "present"
+
+    def _booking_cost(self, left: int, cue: _Cue) -> bool:
+        """ "The flights were $1,400 in September": a past "was/were" about a booking says nothing of its date."""
+        if self.text[cue[0] : cue[1]].lower() not in _COPULA_PAST:
+            return False
+        return any(m.group(0).lower() in _BOOKED for m in _WORD.finditer(self.text, left, cue[0]))
+
+    def tense(self, match: re.Match[str]) -> Choice:
+        """``past`` or ``future``: a present clause speaks of the future, no cue defers to the message's tense."""
+        reading = self.reading(match)
+        if reading == "none":
+            return self.message_tense
+        return "past" if reading == "past" else "future"
 
     def before(self, match: re.Match[str], chars: int = 12) -> str:
         return self.text[max(0, match.start() - chars) : match.start()].lower()

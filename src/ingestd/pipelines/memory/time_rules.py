@@ -104,7 +104,8 @@ def _weekday_of(match: re.Match[str], ctx: Context) -> int | None:
     """The weekday a match names, or None for "every Sunday", "Sunday school", a bare "sat" or "wed"."""
     written, direction = match.group("weekday"), match.group("dir")
     if not direction and (
-        _HABIT_BEFORE.search(ctx.before(match))
+        ctx.habitual(match)
+        or _HABIT_BEFORE.search(ctx.before(match))
         or _NOT_A_DAY_AFTER.match(ctx.text, match.end())
         or _HABIT_IN.search(ctx.text, *ctx.sentence(match))
     ):
@@ -189,14 +190,35 @@ def _resolve_offset(match: re.Match[str], ctx: Context) -> Span | None:
     return Span(first, last, center.granularity, f"around {center.label}")
 
 
+_PRESENT_REACH = 8  # months ahead a present-tense clause names ("I graduate in May"); further on it is a habit
+
+
+def _undirected(match: re.Match[str], ctx: Context, occurrence: Callable[[int], Span | None]) -> Span | None:
+    """A yearly span written without a direction ("in June", "on May 7", "in the fall", "for Christmas").
+
+    A habit ("always", "every year") names none; a past clause the latest one begun by today; a future cue the
+    first not over; a present clause the first not over when it begins within ``_PRESENT_REACH`` months ("they
+    leave in August", said in September, is a habit); no cue in the sentence the nearest one ("early December",
+    said in October).
+    """
+    if ctx.habitual(match):
+        return None
+    reading, occurrences = ctx.reading(match), day_spans.yearly(ctx.today, occurrence)
+    if reading == "none":
+        return day_spans.choose(occurrences, ctx.today, "nearest")
+    span = day_spans.choose(occurrences, ctx.today, "past" if reading == "past" else "future")
+    if reading == "present" and span is not None and day_spans.months_apart(ctx.today, span.first) > _PRESENT_REACH:
+        return None
+    return span
+
+
 def _resolve_month_day(match: re.Match[str], ctx: Context) -> Span | None:
     month, day = _month_of(match), int(match.group("day"))
     if month is None:
         return None
     if written_year := _group(match, "year"):
         return day_spans.date_span(int(written_year), month, day)
-    occurrences = day_spans.yearly(ctx.today, lambda y: day_spans.date_span(y, month, day))
-    return day_spans.choose(occurrences, ctx.today, ctx.tense(match))
+    return _undirected(match, ctx, lambda y: day_spans.date_span(y, month, day))
 
 
 def _resolve_day_of_month(match: re.Match[str], ctx: Context) -> Span | None:
@@ -213,9 +235,11 @@ def _resolve_month(match: re.Match[str], ctx: Context) -> Span | None:
         return None
     if written_year := _group(match, "year"):
         return day_spans.month_span(int(written_year), month)
-    booked_for = _group(match, "gate") is not None and _lower(match, "gate") == "for"  # "flights for October"
-    occurrences = day_spans.yearly(ctx.today, lambda y: day_spans.month_span(y, month))
-    return day_spans.choose(occurrences, ctx.today, "future" if booked_for else ctx.tense(match))
+    if _group(match, "gate") is not None and _lower(match, "gate") == "for":  # "flights for October"
+        return day_spans.choose(
+            day_spans.yearly(ctx.today, lambda y: day_spans.month_span(y, month)), ctx.today, "future"
+        )
+    return _undirected(match, ctx, lambda y: day_spans.month_span(y, month))
 
 
 def _resolve_year(match: re.Match[str], ctx: Context) -> Span | None:
@@ -231,14 +255,14 @@ def _resolve_season_year(match: re.Match[str], ctx: Context) -> Span | None:
 def _resolve_season(match: re.Match[str], ctx: Context) -> Span | None:
     """ "in the fall": the latest one begun by today, or on a future cue the first one not yet over."""
     season = _lower(match, "season")
-    return day_spans.choose(
-        day_spans.yearly(ctx.today, lambda y: day_spans.season_span(season, y)), ctx.today, ctx.tense(match)
-    )
+    return _undirected(match, ctx, lambda y: day_spans.season_span(season, y))
 
 
 def _resolve_holiday(match: re.Match[str], ctx: Context) -> Span | None:
     name = _lower(match, "holiday").replace("xmas", "christmas")
-    choice = _STEPS[_lower(match, "dir")] if match.group("dir") else ctx.tense(match)
+    if not match.group("dir"):
+        return _undirected(match, ctx, lambda y: day_spans.holiday(name, y))
+    choice = _STEPS[_lower(match, "dir")]
     return day_spans.choose(day_spans.yearly(ctx.today, lambda y: day_spans.holiday(name, y)), ctx.today, choice)
 
 
