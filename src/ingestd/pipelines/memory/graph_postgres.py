@@ -197,11 +197,8 @@ class PostgresGraphStore:
     async def apply(self, scope: Scope, changes: GraphChanges) -> ApplyOutcome:
         try:
             outcome = await self._apply(scope, changes)
-            kinds = vector_snapshot.large_writes(changes) if outcome.applied else []
-            if kinds:  # read them now and save the snapshot (see vector_snapshot.large_writes)
-                async with self._pool.acquire() as c:
-                    for kind in kinds:
-                        await self._vector_entry(c, scope, kind)
+            if outcome.applied and len(changes.facts) + len(changes.messages) >= vector_snapshot.CATCH_UP_ROWS:
+                await self._after_large_apply(scope, changes)
             return outcome
         except asyncpg.PostgresError as exc:
             raise store_error(exc) from exc
@@ -215,6 +212,15 @@ class PostgresGraphStore:
                 return ApplyOutcome(applied=False, stats=json.loads(done))
             await _apply(c, scope, changes)
         return ApplyOutcome(applied=True, stats=changes.stats)
+
+    async def _after_large_apply(self, scope: Scope, changes: GraphChanges) -> None:
+        """Fresh planner statistics (a server with autovacuum off would otherwise plan a 100,000-row memory as
+        an empty one: full-text searches scanned every row, 170 ms each), and the new vectors read now with the
+        snapshot saved (see vector_snapshot.large_writes)."""
+        async with self._pool.acquire() as c:
+            await c.execute("ANALYZE mem_facts, mem_messages, mem_embeddings, mem_entities")
+            for kind in vector_snapshot.large_writes(changes):
+                await self._vector_entry(c, scope, kind)
 
     async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
         async with self._pool.acquire() as c:
