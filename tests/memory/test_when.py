@@ -144,6 +144,7 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("Over the summer I finally learned to swim.", AUTUMN, [("the summer", "summer 2024")]),
     ("My lease ends in May.", MON, [("May", "May 2023")]),
     ("I defend my thesis in March.", AUTUMN, [("March", "March 2025")]),
+    ("We play every Saturday until June.", MON, [("June", "June 2023")]),  # a habit's bound is a date
 ]
 
 

@@ -39,8 +39,9 @@ _NOT_PAST = frozenset(  # words ending in -ed that are not past tense, or adject
 _FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled booked reserved let's wanna won't".split())
 _REPORTING = frozenset("said says told tells mentioned confirmed asked".split())  # the telling, not the event
 _HABIT_WORDS = frozenset("always usually normally typically generally often annually".split())
-_HABIT_UNITS = frozenset("year month week summer winter spring fall autumn".split()) | frozenset(
-    "january february march april may june july august september october november december".split()
+_HABIT_UNITS = frozenset(  # "every year", "each summer", "every Saturday"
+    "year month week weekend summer winter spring fall autumn january february march april may june july august"
+    " september october november december monday tuesday wednesday thursday friday saturday sunday".split()
 )
 _BE_PRESENT = frozenset("is are am".split())
 _COPULA_PAST = frozenset(("was", "were"))

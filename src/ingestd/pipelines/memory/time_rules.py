@@ -190,6 +190,7 @@ def _resolve_offset(match: re.Match[str], ctx: Context) -> Span | None:
     return Span(first, last, center.granularity, f"around {center.label}")
 
 
+_BOUNDS = frozenset("until till by before after since".split())
 _PRESENT_REACH = 8  # months ahead a present-tense clause names ("I graduate in May"); further on it is a habit
 
 
@@ -201,7 +202,8 @@ def _undirected(match: re.Match[str], ctx: Context, occurrence: Callable[[int], 
     leave in August", said in September, is a habit); no cue in the sentence the nearest one ("early December",
     said in October).
     """
-    if ctx.habitual(match):
+    gate = _group(match, "gate")
+    if ctx.habitual(match) and (gate is None or gate.lower() not in _BOUNDS):  # "every Saturday until May": a date
         return None
     reading, occurrences = ctx.reading(match), day_spans.yearly(ctx.today, occurrence)
     if reading == "none":

@@ -25,9 +25,9 @@ Rules (kept simple on purpose; a vague expression gives nothing rather than a wr
   "they leave in August", said in September, is a habit: no date); with no cue in its sentence ("early December.",
   "Worst flu of my life in December") it is the nearest occurrence (the one holding today, else the fewest days
   away); "the flights were $1,400 in September" (a past "was/were" about a booking) says nothing of the date and
-  is the nearest too. A habit in the sentence ("always", "usually", "every year") gives a weekday or a yearly date
-  no date at all. A weekday or weekend with no cue in its sentence takes the message's other sentences, and the
-  past when they say nothing.
+  is the nearest too. A habit in the sentence ("always", "usually", "every year", "every Saturday") gives a
+  weekday or a yearly date no date at all, except a bound ("every Saturday until May"). A weekday or weekend with
+  no cue in its sentence takes the message's other sentences, and the past when they say nothing.
 - "N days|weeks|weekends|months|years ago|back", "in N ..." and "N ... from now" resolve at that unit's granularity;
   "a few", "several" (3) and "a couple (of)" (2) are approximate: the span covers one unit either side, labelled
   "around ...".
