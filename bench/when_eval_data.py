@@ -1,8 +1,10 @@
 """The labelled sentences ``bench/when_eval.py`` scores time-expression resolvers on.
 
 ``LABELLED`` and ``HELD_OUT`` are chat sentences written for this comparison (the held-out ones after the rules,
-scored once before any change for them); ``RECALL_LABELS`` labels the time expressions in the recall benchmark's
-conversations (``bench/data/recall``), which a colleague wrote for another purpose.
+scored once before any change for them); ``DIRECTION`` and ``DIRECTION_HELD_OUT`` are months, seasons and
+weekdays written without a direction, half about the past and half about the future; ``RECALL_LABELS`` labels
+the time expressions in the recall benchmark's conversations (``bench/data/recall``), which a colleague wrote
+for another purpose.
 """
 
 from __future__ import annotations
