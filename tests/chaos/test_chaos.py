@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 FAST = {"lease_seconds": 4.0, "heartbeat_seconds": 0.5, "poll_seconds": 0.2, "shutdown_grace_seconds": 0.5}
 
 
+# Its own bound: the run is 10 kills and a drain of up to 90 s, and each kill waits for a restarted worker to come up,
+# which takes several times longer on a loaded machine (120-220 s at load 7, against pytest-timeout's 120 s).
+@pytest.mark.timeout(300)
 async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Path) -> None:
     options = Options(
         kills=10,
