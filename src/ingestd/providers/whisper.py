@@ -8,6 +8,9 @@ whose caller was cancelled stops at the next segment instead of running on for n
 ``vocabulary`` becomes Whisper's ``initial_prompt`` as a punctuated sentence ("Glossary: Kubernetes, Deepgram."):
 Whisper continues the style of its prompt, so a bare comma-separated list makes it drop punctuation and
 capitals from everything it writes after it.
+
+Whisper sometimes ends a 30 s window early and never decodes the rest of it; a clip's stretch of more than
+``MISSED_SECONDS`` without a word is transcribed again on its own (``missed``), up to ``MISSED_ROUNDS`` times.
 """
 
 from __future__ import annotations
