@@ -9,7 +9,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test lint bench install clean browser netlab
+.PHONY: run test lint bench install clean debs browser netlab
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -36,7 +36,7 @@ run: $(RUN_STAMP)
 # share two cores well. PYTEST_ARGS= runs it in one process; -n auto uses every core.
 PYTEST_ARGS ?= -n 2
 
-test: $(STAMP) lint browser netlab
+test: $(STAMP) lint debs
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -45,26 +45,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict clients/python/src
 
-# The dashboard tests drive Debian's Chromium (never a downloaded browser): install it when missing, as root with
-# apt-get; otherwise say so and go on (those tests then skip, or fail under CI=true).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && \
-	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; }; } || \
-	  echo "make: chromium is not installed (needs root and apt-get): the dashboard tests will skip"
+# Debian packages some tests need, installed when missing (as root with apt-get, in one call so that it can run beside
+# the venv's install under `make -j`); otherwise say so and go on (those tests then skip, or fail under CI=true):
+# Chromium for the dashboard tests (driven by playwright, never a downloaded browser), iproute2, nftables and socat for the
+# partition test (tests/chaos/test_partition.py makes network namespaces).
+DEBS_FOR := chromium:chromium ip:iproute2 nft:nftables tc:iproute2 socat:socat
+APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -qq
+debs:
+	@missing=$$(for pair in $(DEBS_FOR); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair#*:}; done | sort -u); \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { $(APT) install $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && $(APT) install $$missing >/dev/null 2>&1; }; }; } || \
+	  echo "make: not installed (needs root and apt-get): $$missing; the tests that need them will skip"
 
-# The partition test (tests/chaos/test_partition.py) makes network namespaces with iproute2, nftables and socat
-# (Debian's packages): install them when missing, as root with apt-get; otherwise say so and go on (that test then
-# skips, or fails under CI=true).
-NETLAB_TOOLS := ip nft tc socat
-netlab:
-	@for t in $(NETLAB_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; [ -z "$$missing" ] || \
-	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables socat >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && \
-	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables socat >/dev/null 2>&1; }; }; } || \
-	  echo "make: iproute2, nftables or socat is not installed (needs root and apt-get): the partition test will skip"
+browser netlab: debs
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py --quick
