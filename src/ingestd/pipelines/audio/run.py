@@ -2,11 +2,11 @@
 
 ``decode`` (every file, one step: an unusable file fails the job here) → ``speech`` (voice activity per track: a
 file, or each channel of one with ``channels: "separate"``; then the plan: conversations and clips) →
-``speakers`` (who spoke when, one clustering of the whole job's voices) → ``transcribe[i]`` per clip, in parallel,
-its words given the job's speakers → ``structure[i]`` per
-conversation, in parallel, each running its three independent questions (``structure[i].structure``,
-``structure[i].folder``, ``structure[i].discard``) at once as steps of their own, so a retried or resumed
-question never pays for the others again → the result (``result.assemble``, no provider calls).
+``speakers`` (who spoke when, one clustering of the whole job's voices, in a child process: ``speaker_process``)
+beside ``transcribe[i]`` per clip, in parallel, each clip's words given the job's speakers once both are done →
+``structure[i]`` per conversation, in parallel, each running its three independent questions
+(``structure[i].structure``, ``structure[i].folder``, ``structure[i].discard``) at once as steps of their own, so a
+retried or resumed question never pays for the others again → the result (``result.assemble``, no provider calls).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ingestd.models import JSON
 from ingestd.pipeline import Context, MapResult
-from ingestd.pipelines.audio import channels, diarize, speaker_turns
+from ingestd.pipelines.audio import channels, diarize, speaker_process, speaker_turns
 from ingestd.pipelines.audio import result as results
 from ingestd.pipelines.audio.analysis import Analyzer, ChatAnalyzer, ConversationText, ExtractiveAnalyzer
 from ingestd.pipelines.audio.diarize import SpeakerTimeline
@@ -29,7 +29,7 @@ from ingestd.pipelines.audio.words import Attribution, attribute
 from ingestd.pipelines.audio.workspace import Workspace
 from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceActivityDetector
 from ingestd.providers.registry import Providers, build_providers
-from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
+from ingestd.providers.speakers import VoiceEncoder
 from ingestd.settings import Settings
 
 A = TypeVar("A")
@@ -104,8 +104,11 @@ class AudioRun:
 
         files: list[JSON] = await ctx.step("decode", decode)
         plan: JSON = await ctx.step("speech", lambda: self._speech(ctx, inp, workspace, files))
-        turns: JSON = await ctx.step("speakers", lambda: self._speakers(ctx, inp, workspace, plan))
-        transcribed, structured = await self._transcribe_and_structure(ctx, inp, workspace, {**plan, **turns})
+        # The speakers stage runs beside transcription (in a child process); each clip waits for it only to
+        # give its words their speakers.
+        speakers = asyncio.ensure_future(ctx.step("speakers", lambda: self._speakers(ctx, inp, workspace, plan)))
+        both = self._transcribe_and_structure(ctx, inp, workspace, plan, speakers)
+        _, (transcribed, structured) = await _both(speakers, both)
         conversations = results.conversations(ctx.job.files, inp, plan, transcribed)
         names: dict[str, str | None] = {"vad": providers.vad.name, "stt": _transcriber(providers.stt, inp).name}
         names["speakers"] = providers.voices.name if inp.diarize else None
@@ -115,23 +118,26 @@ class AudioRun:
         )
 
     async def _transcribe_and_structure(
-        self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON
+        self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, speakers: asyncio.Future[JSON]
     ) -> tuple[MapResult[JSON], MapResult[JSON]]:
         """The ``transcribe`` and ``structure`` maps, overlapped: a conversation is structured as soon as its own
-        clips are transcribed, not when every clip is (a slow clip delays only its own conversation)."""
+        clips are transcribed, not when every clip is (a slow clip delays only its own conversation).
+
+        At most ``concurrency`` clips are being transcribed at once (a semaphore around the transcription
+        itself, not the map's own limit): a transcribed clip waiting for ``speakers`` holds no slot."""
         clips: list[JSON] = plan["clips"]
         loop = asyncio.get_running_loop()
         ready: dict[int, asyncio.Future[JSON | None]] = {i: loop.create_future() for i in range(len(clips))}
+        slots = asyncio.Semaphore(inp.transcribe_concurrency or self.providers.transcribe_concurrency)
 
         async def transcribe(index: int, clip: JSON) -> JSON:
-            out = await self._transcribe(ctx, inp, workspace, plan, clip)
+            out = await self._transcribe(ctx, inp, workspace, plan, clip, _Waits(slots, speakers))
             if not ready[index].done():
                 ready[index].set_result(out)
             return out
 
         async def transcribe_all() -> MapResult[JSON]:
-            concurrency = inp.transcribe_concurrency or self.providers.transcribe_concurrency
-            done = await ctx.map("transcribe", clips, transcribe, concurrency=concurrency)
+            done = await ctx.map("transcribe", clips, transcribe, concurrency=max(1, len(clips)))
             for index, future in ready.items():  # clips restored from checkpoints, and clips that failed
                 if not future.done():
                     future.set_result(done.ok.get(index))
@@ -171,35 +177,28 @@ class AudioRun:
         return {**plan, "speech": by_file, "tracks": tracks, "track_speech": speech}
 
     async def _speakers(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON) -> JSON:
-        """Who spoke when on every track (see ``speaker_turns``); no embedding when ``diarize`` is off."""
+        """Who spoke when on every track (see ``speaker_turns``); no embedding when ``diarize`` is off. The
+        mixed tracks' voices are embedded and clustered in the child process (``speaker_process``)."""
         tracks, speech = _tracks(plan)
-        encoder = self.providers.voices
-        windows: dict[int, SpeakerWindows] = {}
         paths: dict[int, str] = {}
         for index, track in enumerate(tracks):
             if track["channel"] is None and inp.diarize:
                 paths[index] = await _track_path(workspace, track)
-                windows[index] = await ctx.run_cpu(speaker_turns.embed_track, encoder, paths[index], speech[index])
         count = diarize.SpeakerCount(*inp.speaker_count())
-        short = speaker_turns.fine_encoder(encoder)
+        if not paths:  # separated channels only (or diarization off): no voice to embed
+            return speaker_turns.job_turns(tracks, speech, {}, count)
+        encoder = self.providers.voices
+        return await speaker_process.run(speaker_turns.job_speakers, encoder, tracks, speech, paths, count)
 
-        def fine(index: int) -> SpeakerWindows:
-            return speaker_turns.embed_track(short, paths[index], speech[index])
-
-        return await ctx.run_cpu(speaker_turns.job_turns, tracks, speech, windows, count, fine)
-
-    async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON) -> JSON:
-        """One clip: its speech spans joined, transcribed, the segments and words put back on the file's timeline
-        and given the job's speakers."""
+    async def _transcribe(
+        self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON, waits: _Waits
+    ) -> JSON:
+        """One clip: its speech spans joined, transcribed (within a slot of ``waits``), the segments and words put
+        back on the file's timeline and given the job's speakers (once ``waits.speakers`` is done)."""
         index = int(clip["index"])
         stt = _transcriber(self.providers.stt, inp)
         number = int(clip["track"] if "track" in clip else clip["file"])
         track = _tracks(plan)[0][number]
-        turns = plan.get("turns") or []  # the ``speakers`` step's; absent when diarization is off
-        timeline = SpeakerTimeline(turns[number]) if number < len(turns) and turns[number] else None
-        fixed = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
-        who = Attribution(timeline, fixed)
-        pcm = await workspace.clip(int(clip["file"]), clip["spans"], track["channel"])
 
         async def transcribe() -> Transcript:
             answer = await stt.transcribe(
@@ -211,7 +210,13 @@ class AudioRun:
             )
             return _without_calls(answer)
 
-        transcript = await ctx.call(stt.name, transcribe)
+        async with waits.slots:
+            pcm = await workspace.clip(int(clip["file"]), clip["spans"], track["channel"])
+            transcript = await ctx.call(stt.name, transcribe)
+        turns = (await asyncio.shield(waits.speakers)).get("turns") or []  # empty when diarization is off
+        timeline = SpeakerTimeline(turns[number]) if number < len(turns) and turns[number] else None
+        fixed = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
+        who = Attribution(timeline, fixed)
         segments, words = attribute(transcript.segments, ClipMap(clip["spans"]), int(clip["file"]), who)
         seconds = round(len(pcm) / 2 / SAMPLE_RATE, 3)
         return {
@@ -247,6 +252,14 @@ class AudioRun:
             if isinstance(answer, BaseException):
                 raise answer
         return dict(zip(QUESTIONS, answers, strict=True))
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """What a clip's transcription waits for: a slot (clips transcribed at once), then the job's speakers."""
+
+    slots: asyncio.Semaphore
+    speakers: asyncio.Future[JSON]
 
 
 async def _track_path(workspace: Workspace, track: JSON) -> str:

@@ -1,7 +1,8 @@
 """The ``speakers`` stage: speaker turns of every track of a job, from one clustering of all their voices.
 
-Runs after ``speech`` and before ``transcribe``, as one step (its checkpoint holds only the turns). Each mixed
-track (a file, or a mono file in ``separate`` mode) has its speech cut into windows and embedded
+Runs after ``speech``, as one step beside ``transcribe`` (its checkpoint holds only the turns; ``job_speakers``
+runs in a child process, see ``speaker_process``); each clip's words get their speakers once both are done.
+Each mixed track (a file, or a mono file in ``separate`` mode) has its speech cut into windows and embedded
 (``providers.speakers``); all windows of the job are clustered together (``diarize``), so labels hold across
 clips and files. A separated channel needs no embedding: its turns are its speech, labelled ``channel_<n>``.
 """
@@ -39,6 +40,25 @@ def embed_track(encoder: VoiceEncoder, path: str, speech: Sequence[Sequence[floa
     return SpeakerWindows(spans, np.concatenate(vectors) if vectors else np.zeros((0, 256), dtype=np.float32))
 
 
+def job_speakers(
+    encoder: VoiceEncoder,
+    tracks: Sequence[JSON],
+    speech: Sequence[Sequence[Sequence[float]]],
+    paths: dict[int, str],
+    count: diarize.SpeakerCount,
+) -> JSON:
+    """``job_turns`` of the tracks whose PCM files are ``paths`` (track index -> path) embedded with
+    ``encoder``, then their short windows with ``fine_encoder(encoder)``: the whole stage as one call of plain
+    data, so it can run in another process."""
+    windows = {index: embed_track(encoder, path, speech[index]) for index, path in sorted(paths.items())}
+    short = fine_encoder(encoder)
+
+    def fine(index: int) -> SpeakerWindows:
+        return embed_track(short, paths[index], speech[index])
+
+    return job_turns(tracks, speech, windows, count, fine)
+
+
 def job_turns(
     tracks: Sequence[JSON],
     speech: Sequence[Sequence[Sequence[float]]],
@@ -73,4 +93,4 @@ def job_turns(
     return {"turns": turns, "speakers": speakers}
 
 
-__all__ = ["embed_track", "fine_encoder", "job_turns"]
+__all__ = ["embed_track", "fine_encoder", "job_speakers", "job_turns"]
