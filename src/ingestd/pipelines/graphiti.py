@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from ingestd.models import JSON
 from ingestd.pipeline import Context, Pipeline
+from ingestd.pipelines.memory import session_pipeline
 from ingestd.pipelines.memory.embedder import hash_embed
 from ingestd.pipelines.memory.episodes import split_episodes
 from ingestd.pipelines.memory.inputs import MemoryInput
@@ -264,15 +265,8 @@ class GraphitiRun:
 def build(settings: Settings, graphiti: EpisodeSink | None = None) -> Pipeline:
     """The ``graphiti`` pipeline on the configured graph (or on ``graphiti``, for embedding and tests)."""
     runner = GraphitiRun(settings, graphiti)
-    return Pipeline(
-        name="graphiti",
-        input_model=MemoryInput,
-        run=runner.run,
-        description="Chat sessions into an existing Graphiti graph, one add_episode per episode, in order.",
-        unit="messages",
-        units=lambda inp: float(len(inp.messages)),
-        ordering_key=lambda inp: f"graphiti:{inp.user_id}",
-    )
+    description = "Chat sessions into an existing Graphiti graph, one add_episode per episode, in order."
+    return session_pipeline("graphiti", runner.run, description)
 
 
 def build_if_configured(settings: Settings) -> list[Pipeline]:

@@ -7,7 +7,10 @@ One user's sessions run one at a time in submission order (``ordering_key = user
 
 from __future__ import annotations
 
-from ingestd.pipeline import Pipeline
+from collections.abc import Awaitable, Callable
+
+from ingestd.models import JSON
+from ingestd.pipeline import Context, Pipeline
 from ingestd.pipelines.memory.inputs import MemoryInput
 from ingestd.pipelines.memory.run import MemoryProviders, MemoryRun
 from ingestd.settings import Settings
@@ -16,15 +19,22 @@ from ingestd.settings import Settings
 def build(settings: Settings, providers: MemoryProviders | None = None) -> Pipeline:
     """The ``memory`` pipeline writing to the graph in ``settings.database_url``."""
     memory = MemoryRun(settings, providers)
+    description = "Chat sessions into a temporal knowledge graph (entities, facts with validity) per user."
+    return session_pipeline("memory", memory.run, description)
+
+
+def session_pipeline(name: str, run: Callable[[Context, MemoryInput], Awaitable[JSON]], description: str) -> Pipeline:
+    """A pipeline over chat sessions (``MemoryInput``; ``memory`` and ``graphiti``): sized in messages, and one
+    user's sessions run one at a time in submission order (the ordering key ``<name>:<user_id>``)."""
     return Pipeline(
-        name="memory",
+        name=name,
         input_model=MemoryInput,
-        run=memory.run,
-        description="Chat sessions into a temporal knowledge graph (entities, facts with validity) per user.",
+        run=run,
+        description=description,
         unit="messages",
         units=lambda inp: float(len(inp.messages)),
-        ordering_key=lambda inp: f"memory:{inp.user_id}",
+        ordering_key=lambda inp: f"{name}:{inp.user_id}",
     )
 
 
-__all__ = ["MemoryInput", "MemoryProviders", "build"]
+__all__ = ["MemoryInput", "MemoryProviders", "build", "session_pipeline"]
