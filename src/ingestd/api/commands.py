@@ -41,24 +41,10 @@ def _settings(**overrides: Any) -> Settings:
 def _prepare_database(settings: Settings) -> None:
     """Create the SQLite folder (``./var/`` by default) and refuse open mode off loopback."""
     from ingestd.api import auth
-    from ingestd.api.command_runtime import run_async
-    from ingestd.store import open_store
-
-    if settings.database_url.startswith("sqlite:///"):
-        from ingestd.store import sqlite_path
-
-        Path(sqlite_path(settings.database_url)).parent.mkdir(parents=True, exist_ok=True)
-
-    async def check() -> None:
-        store = await open_store(settings.database_url)
-        try:
-            await store.migrate()
-            await auth.check_bind(store, settings.host)
-        finally:
-            await store.close()
+    from ingestd.api.command_runtime import on_store
 
     try:
-        run_async(check)
+        on_store(settings, lambda store: auth.check_bind(store, settings.host))
     except Exception as exc:
         typer.echo(f"ingestd: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -33,22 +32,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _on_store(database: str | None, work: Callable[[JobStore], Awaitable[T]]) -> T:
     """Open (and migrate) the store, run ``work`` on it, close it."""
-    from ingestd.api.command_runtime import run_async, settings_from
-    from ingestd.store import open_store, sqlite_path
+    from ingestd.api.command_runtime import on_store, settings_from
 
-    settings = settings_from(database_url=database)
-    if settings.database_url.startswith("sqlite:///"):
-        Path(sqlite_path(settings.database_url)).parent.mkdir(parents=True, exist_ok=True)
-
-    async def go() -> T:
-        store = await open_store(settings.database_url)
-        try:
-            await store.migrate()
-            return await work(store)
-        finally:
-            await store.close()
-
-    return run_async(go)
+    return on_store(settings_from(database_url=database), work)
 
 
 def parse_duration(text: str) -> timedelta:
