@@ -12,6 +12,9 @@ Reuse these in any test directory:
 
 Without a reachable PostgreSQL the ``postgres`` cases are skipped with a clear message, unless ``CI=true``, where
 they fail: CI must run every test on both databases.
+
+Tests marked ``slow`` (end-to-end runs of processes, tens of seconds each) run first, their modules whole: started
+last, one of them would keep one xdist process busy after the other has finished the rest of the suite.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ from ingestd.store.protocol import JobStore
 
 BACKENDS = ["sqlite", "postgres"]
 _template_ready = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules that hold a ``slow`` test first, each module's tests in their own order (so that module-scoped
+    fixtures are set up once per process)."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.module not in slow_modules)
 
 
 def pg_url(database: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""A short chaos run (10 SIGKILLs of worker processes on SQLite, an idempotency storm): nothing lost, no finished
+"""A short chaos run (5 SIGKILLs of worker processes on SQLite, an idempotency storm): nothing lost, no finished
 step run twice, every job terminal. The full run (100 kills, both databases, a PostgreSQL restart) is
 ``bench/chaos.py``; both drive ``ingestd.testing.chaos``."""
 
@@ -22,12 +22,14 @@ pytestmark = pytest.mark.slow
 FAST = {"lease_seconds": 4.0, "heartbeat_seconds": 0.5, "poll_seconds": 0.2, "shutdown_grace_seconds": 0.5}
 
 
-# Its own bound: the run is 10 kills and a drain of up to 90 s, and each kill waits for a restarted worker to come up,
-# which takes several times longer on a loaded machine (120-220 s at load 7, against pytest-timeout's 120 s).
-@pytest.mark.timeout(300)
-async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Path) -> None:
+# Its own bound: the run is 5 kills and a drain of up to 90 s, and each kill waits for a restarted worker to come up,
+# which takes several times longer on a loaded machine (10 kills took 120-220 s at load 7). Five kills prove what
+# ten did (jobs resumed after a kill, none lost, no finished step run twice) at half the CI time; the counts that
+# need many kills are bench/chaos.py's.
+@pytest.mark.timeout(240)
+async def test_five_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Path) -> None:
     options = Options(
-        kills=10,
+        kills=5,
         kill_every=(1.0, 2.0),
         submit_every=0.1,
         storm_requests=40,
@@ -37,7 +39,7 @@ async def test_ten_sigkills_lose_no_job_and_rerun_no_finished_step(tmp_path: Pat
         drain_seconds=90.0,
     )
     report = await run_chaos(options, tmp_path)
-    assert report.kills == 10
+    assert report.kills == 5
     assert report.resume_waits, "no kill hit a running job: the run proved nothing"
     assert report.provider_steps > 0
     assert report.jobs_lost == []
