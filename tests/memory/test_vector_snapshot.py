@@ -4,16 +4,27 @@ applied since, and ignores a snapshot that belongs to another database at the sa
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from ingestd.pipelines.memory import vector_snapshot
+from ingestd.pipelines.memory import snapshots_postgres, vector_snapshot
 from ingestd.pipelines.memory.embedder import hash_embed
 from ingestd.pipelines.memory.graph import GraphChanges, NewEntity, NewEpisode, NewFact, Scope, open_graph_store
 
 ALICE = Scope("acme", "alice")
+
+
+@pytest.fixture(autouse=True)
+def _host_copies_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's local copies of the snapshots go to this test's folder, not the machine's temporary one."""
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "host"))
+    (tmp_path / "host").mkdir()
+
+
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -147,3 +158,45 @@ async def test_a_large_apply_leaves_a_snapshot_for_the_next_process(
     await graph.close()
     assert await _top(url, "Emma visited Porto.") == "Porto"
     assert await _top(url, "Emma visited Toronto.") == "Toronto"
+
+
+async def test_postgresql_maps_this_hosts_copy_and_drops_a_copy_the_database_no_longer_has(
+    database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL keeps its snapshots in the database, and a copy on each host")
+    monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
+    graph = await open_graph_store(database_url)
+    await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
+    await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)
+    await graph.close()
+    local = snapshots_postgres.local_dir(database_url)
+    assert local is not None
+    for _ in range(200):  # the facts' and the entities' copies, written in threads
+        if len(list(local.glob("*.json"))) == 2:
+            break
+        await asyncio.sleep(0.05)
+
+    def fetched(row: object) -> None:
+        raise AssertionError("the stored bytea was read although this host has the copy")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(snapshots_postgres, "_snapshot", fetched)
+        assert await _top(database_url, "Emma visited Porto.") == "Porto"
+    import asyncpg
+
+    old = _tokens(local)
+    c = await asyncpg.connect(database_url)
+    try:  # another host deleted in Alice's memory: the stored snapshots are gone
+        await c.execute("DELETE FROM mem_vector_snapshots")
+    finally:
+        await c.close()
+    with monkeypatch.context() as patch:
+        patch.setattr(vector_snapshot, "save_soon", lambda *args: None)  # no new copy of the new snapshot
+        assert await _top(database_url, "Emma visited Porto.") == "Porto"  # read from the rows
+    assert len(old) == 2
+    assert _tokens(local) == set()  # the old copies were deleted, not used
+
+
+def _tokens(folder: Path) -> set[str]:
+    return {json.loads(p.read_text())["token"] for p in folder.glob("*.json")}

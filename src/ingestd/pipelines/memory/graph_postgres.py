@@ -122,6 +122,7 @@ class PostgresGraphStore:
         self._pool = pool
         self._vectors = hybrid.VectorCache()
         self._saving: set[asyncio.Task[None]] = set()
+        self._local = snapshots.local_dir(url)  # this host's copies of the stored snapshots
 
     @classmethod
     async def connect(cls, url: str, max_size: int = 4) -> PostgresGraphStore:
@@ -157,7 +158,7 @@ class PostgresGraphStore:
 
         async def save() -> None:
             try:
-                await snapshots.save(self._pool, scope, kind, model, snapshot)
+                await snapshots.save(self._pool, scope, kind, model, snapshot, self._local)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("memory graph: vector snapshot not saved: %s", exc)
 
@@ -294,6 +295,7 @@ class PostgresGraphStore:
         async with self._pool.acquire() as c:
             forgotten = await forget_postgres.forget(c, scope, session_id, message_id)
             await snapshots.forget(c, scope)  # no copy of a deleted vector stays
+            vector_snapshot.forget(self._local, scope)  # other hosts' copies go on their next load
             return forgotten
 
     async def _nearest(
@@ -319,7 +321,7 @@ class PostgresGraphStore:
             return None
         entry = self._vectors.get(scope, kind, model)
         if entry is None:
-            snapshot = await snapshots.load(c, scope, kind, model, version)
+            snapshot = await snapshots.load(c, scope, kind, model, version, self._local)
             if snapshot is not None:
                 entry = self._vectors.put(
                     scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq

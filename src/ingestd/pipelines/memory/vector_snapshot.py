@@ -57,6 +57,7 @@ class Snapshot:
     last_seq: int
     last_owner: str
     version: int
+    token: str = ""  # PostgreSQL: the stored snapshot's random token, which a local copy must carry too
 
 
 def path_for(directory: Path, scope: Scope, kind: str, model: str) -> Path:
@@ -79,12 +80,25 @@ def forget(directory: Path | None, scope: Scope) -> None:
             path.unlink()
 
 
+def forget_one(directory: Path, scope: Scope, kind: str, model: str) -> None:
+    """Delete the snapshot of (scope, kind, model) if there is one (PostgreSQL: a local copy of a snapshot the
+    database no longer has)."""
+    meta_path = path_for(directory, scope, kind, model)
+    name = _matrix_name(meta_path)
+    for path in (meta_path, directory / name if name else None):
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
 def load(directory: Path, scope: Scope, kind: str, model: str) -> Snapshot | None:
     """The snapshot of (scope, kind, model), or None when there is none or it cannot be read."""
     try:
         meta = json.loads(path_for(directory, scope, kind, model).read_text())
         matrix: Matrix = np.load(directory / meta["matrix"], mmap_mode="r")
-        snapshot = Snapshot(meta["ids"], matrix, int(meta["last_seq"]), meta["last_owner"], int(meta["version"]))
+        snapshot = Snapshot(
+            meta["ids"], matrix, int(meta["last_seq"]), meta["last_owner"], int(meta["version"]), meta.get("token", "")
+        )
     except (OSError, KeyError, ValueError, TypeError):
         return None
     if len(snapshot.ids) != matrix.shape[0] or matrix.dtype != np.float32 or matrix.ndim != 2:
@@ -108,7 +122,7 @@ def _save(directory: Path, meta_path: Path, snapshot: Snapshot) -> None:
         matrix_name = f"{meta_path.stem}-{secrets.token_hex(6)}.npy"
         np.save(directory / matrix_name, np.asarray(snapshot.matrix, dtype=np.float32))
         meta = {"matrix": matrix_name, "ids": snapshot.ids, "last_seq": snapshot.last_seq,
-                "last_owner": snapshot.last_owner, "version": snapshot.version}  # fmt: skip
+                "last_owner": snapshot.last_owner, "version": snapshot.version, "token": snapshot.token}  # fmt: skip
         fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as out:
