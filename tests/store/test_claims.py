@@ -8,6 +8,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from ingestd.models import JobStatus, NewJob, Progress, utcnow
 from ingestd.store import open_store, records
 from ingestd.store.protocol import JobStore
@@ -156,7 +158,9 @@ async def test_queue_stats_and_recent_durations(store: JobStore) -> None:
     assert stats["other"]["queued"] == 1 and stats["demo"]["oldest_queued_age"] >= 0
     assert await store.finish(first, "w", JobStatus.SUCCEEDED)
     [(units, seconds)] = await store.recent_durations("demo")
-    assert units == 10.0 and 0 <= seconds < 5
+    job = await store.get_job(first)
+    assert job is not None and job.started_at is not None and job.finished_at is not None
+    assert units == 10.0 and seconds == pytest.approx((job.finished_at - job.started_at).total_seconds(), abs=1e-3)
 
 
 async def test_used_up_jobs_are_failed_even_while_every_claim_is_full(store: JobStore) -> None:
