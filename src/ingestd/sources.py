@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 MAX_REDIRECTS = 5
 STEP = "fetch"
-_HINT = "an operator can allow it with INGESTD_SOURCE_ALLOW_HOSTS or INGESTD_SOURCE_ALLOW_NETWORKS"
 
 
 def urls_of(inp: Any) -> list[str]:
@@ -49,7 +48,6 @@ async def check(url: str, settings: Settings) -> ssrf.Target:
         allow_hosts=settings.source_allow_hosts,
         allow_networks=settings.source_allow_networks,
         what="source",
-        hint=_HINT,
     )
 
 

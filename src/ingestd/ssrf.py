@@ -130,11 +130,10 @@ def _allowed(address: IPAddress, networks: Sequence[str]) -> bool:
     return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
-async def check_url(
-    url: str, *, allow_hosts: Sequence[str], allow_networks: Sequence[str], what: str, hint: str
-) -> Target:
-    """Resolve ``url`` and check every address it resolves to; raise ``Refused`` saying why (``what``: "webhook",
-    "source"; ``hint``: how an operator allows it).
+async def check_url(url: str, *, allow_hosts: Sequence[str], allow_networks: Sequence[str], what: str) -> Target:
+    """Resolve ``url`` and check every address it resolves to; raise ``Refused`` saying why and how an operator
+    allows it (``what``: "webhook" or "source", whose allow-lists are the settings ``<what>_allow_hosts`` and
+    ``<what>_allow_networks``).
 
     An allow-listed host name passes whatever it resolves to; otherwise each address must be public or inside
     ``allow_networks``.
@@ -149,7 +148,8 @@ async def check_url(
             why = refusal_reason(address)
             if why is not None and not _allowed(address, allow_networks):
                 where = f"{address} is" if host.strip("[]") == str(address) else f"{host} resolves to {address},"
-                detail = f"{what} target {url!r} refused: {where} {why} ({hint})"
+                hint = f"INGESTD_{what.upper()}_ALLOW_HOSTS or INGESTD_{what.upper()}_ALLOW_NETWORKS"
+                detail = f"{what} target {url!r} refused: {where} {why} (an operator can allow it with {hint})"
                 raise Refused(detail, host=host, address=str(address), reason=why)
     return Target(url, host, str(addresses[0]))
 

@@ -44,7 +44,6 @@ MAX_BACKOFF_SECONDS = 3600.0
 CLAIM_BATCH = 16
 MIN_POLL_SECONDS = 0.5
 GIVE_UP_STATUSES = frozenset({410})  # "gone": the receiver asks us to stop
-_HINT = "an operator can allow it with INGESTD_WEBHOOK_ALLOW_HOSTS or INGESTD_WEBHOOK_ALLOW_NETWORKS"
 
 # The server-side request forgery guard lives in ``ingestd.ssrf`` (source URLs use it too); re-exported here.
 embedded_ipv4 = ssrf.embedded_ipv4
@@ -64,7 +63,6 @@ async def check_target(url: str, settings: Settings) -> Target:
             allow_hosts=settings.webhook_allow_hosts,
             allow_networks=settings.webhook_allow_networks,
             what="webhook",
-            hint=_HINT,
         )
     except ssrf.Refused as exc:
         raise errors.WebhookTargetRefused(str(exc), **exc.fields) from exc
