@@ -55,10 +55,10 @@ from typing import Any
 
 import av
 import numpy as np
-from audio import FAST, run_job, step_seconds  # the audio bench's in-process job runner
+from audio import FAST, run_job  # the audio bench's in-process job runner
 from scipy.optimize import linear_sum_assignment
 
-from ingestd.pipelines.audio import diarize, speaker_turns
+from ingestd.pipelines.audio import diarize, speaker_process, speaker_turns
 from ingestd.providers.silero import SileroVAD
 from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
 from ingestd.settings import Settings
@@ -399,18 +399,40 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(samples.astype("<i2").tobytes())
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process (every thread) and of the speakers stage's child process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for pid in speaker_process.child_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 async def one_job(rec: Recording, tmp: Path, options: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
-    """The job's result, its wall time and the CPU seconds this process spent meanwhile (every thread); the
-    seconds of each stage's steps go to ``STAGES``."""
+    """The job's result, its wall time and the CPU seconds this process and the speakers child spent
+    meanwhile (every thread); the seconds of each stage's steps go to ``STAGES``."""
     path = tmp / "job.wav"
     write_wav(path, rec.samples)
     settings = Settings(database_url=f"sqlite:///{tmp}/jobs-{time.time_ns()}.db", **FAST)
-    cpu = time.process_time()
+    cpu = cpu_seconds()
     job, events, makespan = await run_job(path, settings, options)
     assert job.result is not None, job.error
     STAGES.clear()
-    STAGES.update({stage: step_seconds(events, stage) for stage in ("decode", "speech", "speakers", "transcribe")})
-    return job.result, makespan, time.process_time() - cpu
+    STAGES.update({stage: stage_span(events, stage) for stage in ("decode", "speech", "speakers", "transcribe")})
+    return job.result, makespan, cpu_seconds() - cpu
+
+
+def stage_span(events: list[Any], stage: str) -> float:
+    """Seconds from the stage's first step starting to its last step finishing (a ``transcribe[i]`` step also
+    holds its wait for a slot and for the speakers, so the sum of its steps' seconds would overcount)."""
+    times = [(e.type, e.at) for e in events if str(e.data.get("key", "")).split("[")[0] == stage]
+    starts = [at for kind, at in times if kind == "step.started"]
+    ends = [at for kind, at in times if kind == "step.finished"]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
 
 
 async def jobs(items: list[Recording], tmp: Path, long_minutes: float) -> None:

@@ -1,6 +1,7 @@
-"""The offline voice encoder (numpy GE2E) on the repository's recordings: one voice's turns embed close, two
-voices' far apart; and, where torch and the ``resemblyzer`` wheel are installed, the numpy encoder gives the
-embeddings of the original (librosa mel frames into resemblyzer's PyTorch network) on the same windows."""
+"""The offline voice encoder (GE2E) on the repository's recordings: one voice's turns embed close, two voices'
+far apart; onnxruntime (the default) gives the numpy network's vectors; and, where torch and the ``resemblyzer``
+wheel are installed, the numpy encoder gives the embeddings of the original (librosa mel frames into
+resemblyzer's PyTorch network) on the same windows."""
 
 from __future__ import annotations
 
@@ -102,3 +103,15 @@ def test_the_numpy_encoder_matches_the_original() -> None:
     assert len(got.spans) == len(expected) and 80 in lengths
     cosines = np.sum(got.vectors * expected, axis=1)
     assert cosines.min() >= 0.999, cosines.min()
+
+
+def test_the_onnx_runtime_gives_the_numpy_encoders_vectors() -> None:
+    """The shipped ONNX graph (weights fed from ``ge2e.npz``) on the meeting's windows, long and short, against
+    the numpy network the test above checks against resemblyzer's original."""
+    meeting = _audio("team-meeting.ogg")
+    spans = _turns(meeting)[:2]
+    for window, hop in ((1.6, 0.5), (0.8, 0.2)):
+        onnx = VoiceEncoder(window, hop, runtime="onnx").embed(meeting, spans)
+        ours = VoiceEncoder(window, hop, runtime="numpy").embed(meeting, spans)
+        assert onnx.spans == ours.spans and len(onnx.spans) > 4
+        assert np.abs(onnx.vectors - ours.vectors).max() < 1e-4

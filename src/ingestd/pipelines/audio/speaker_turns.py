@@ -24,7 +24,7 @@ FINE = (0.8, 0.2, 0.3)  # window, hop, shortest span (s) of the windows that re-
 
 def fine_encoder(encoder: VoiceEncoder) -> VoiceEncoder:
     """The encoder for the short windows that place changes of speaker (``diarize.resegment``)."""
-    return VoiceEncoder(*FINE, threads=encoder.threads)
+    return VoiceEncoder(*FINE, threads=encoder.threads, runtime=encoder.runtime)
 
 
 def embed_track(encoder: VoiceEncoder, path: str, speech: Sequence[Sequence[float]]) -> SpeakerWindows:
