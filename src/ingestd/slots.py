@@ -160,6 +160,12 @@ class Feedback:
     extra_cost: float = 0.0
 
 
+def changes_state(limit: SlotLimit, feedback: Feedback) -> bool:
+    """Whether a call's feedback can change the provider's state (``apply_feedback``); if not, releasing its slot
+    only deletes the slot."""
+    return bool(limit.adaptive or feedback.pause_seconds or feedback.extra_cost)
+
+
 def apply_feedback(limit: SlotLimit, state: ProviderState, feedback: Feedback, *, now: float) -> ProviderState:
     """The provider's state after a call ended: AIMD on the limit, the pause, the extra rate cost."""
     tokens = state.tokens
@@ -187,6 +193,7 @@ __all__ = [
     "SlotLimit",
     "Waiter",
     "apply_feedback",
+    "changes_state",
     "effective_concurrency",
     "fair_order",
     "plan_grants",

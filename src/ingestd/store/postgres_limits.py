@@ -21,10 +21,11 @@ from ingestd.slots import (
     SlotLimit,
     Waiter,
     apply_feedback,
+    changes_state,
     plan_grants,
 )
 from ingestd.store.postgres_base import PostgresBase
-from ingestd.store.sqlite_limits import stats_from_rows
+from ingestd.store.sqlite_limits import stats_from_rows, stats_sql
 
 _EPOCH = "extract(epoch FROM now())::float8"
 # The lock key: a 64-bit hash of the provider, namespaced so it cannot collide with the migration lock.
@@ -62,14 +63,7 @@ INSERT INTO provider_state (provider, {_STATE_COLUMNS}) VALUES ($1, $2, $3, $4, 
 ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at,
     concurrency = excluded.concurrency, paused_until = excluded.paused_until, decreased_at = excluded.decreased_at
 """
-_STATS = f"""
-SELECT p.provider,
-    (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= {_EPOCH}),
-    (SELECT count(*) FROM provider_waiters w WHERE w.provider = p.provider AND w.expires_at >= {_EPOCH}),
-    (SELECT concurrency FROM provider_state t WHERE t.provider = p.provider)
-FROM (SELECT provider FROM provider_slots UNION SELECT provider FROM provider_waiters
-    UNION SELECT provider FROM provider_state) p ORDER BY p.provider
-"""
+_STATS = stats_sql(_EPOCH)
 
 
 async def _state(conn: asyncpg.Connection, provider: str) -> ProviderState:
@@ -126,7 +120,7 @@ class PostgresLimits(PostgresBase):
     async def release_provider_slot(
         self, provider: str, holder_id: str, limit: SlotLimit, feedback: Feedback | None = None
     ) -> None:
-        if feedback is None or not (limit.adaptive or feedback.pause_seconds or feedback.extra_cost):
+        if feedback is None or not changes_state(limit, feedback):
             await self._execute("DELETE FROM provider_slots WHERE holder_id = $1", holder_id)
             self._wake(slots=[provider])
             return

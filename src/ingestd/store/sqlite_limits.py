@@ -23,6 +23,7 @@ from ingestd.slots import (
     SlotLimit,
     Waiter,
     apply_feedback,
+    changes_state,
     plan_grants,
 )
 from ingestd.store.wakeup import Waiters, Wake
@@ -126,7 +127,7 @@ def release(
 ) -> None:
     """Free a slot and apply the call's feedback."""
     conn.execute("DELETE FROM provider_slots WHERE holder_id = ?", (holder_id,))
-    if feedback is not None and (limit.adaptive or feedback.pause_seconds or feedback.extra_cost):
+    if feedback is not None and changes_state(limit, feedback):
         state = _state(conn, provider)
         new = apply_feedback(limit, state, feedback, now=now)
         if new != state:
@@ -141,14 +142,20 @@ def renew(conn: sqlite3.Connection, wake: Wake, holder_ids: Sequence[str], lease
     )
 
 
-_STATS = (
-    "SELECT p.provider,"
-    " (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= ?),"
-    " (SELECT count(*) FROM provider_waiters w WHERE w.provider = p.provider AND w.expires_at >= ?),"
-    " (SELECT concurrency FROM provider_state t WHERE t.provider = p.provider)"
-    " FROM (SELECT provider FROM provider_slots UNION SELECT provider FROM provider_waiters"
-    " UNION SELECT provider FROM provider_state) p ORDER BY p.provider"
-)
+def stats_sql(now: str) -> str:
+    """The statement of ``provider_limiter_stats``, live slots and waiters being those not expired at ``now`` (an
+    SQL expression: SQLite binds the time, PostgreSQL reads the server's clock)."""
+    return (
+        "SELECT p.provider,"
+        f" (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= {now}),"
+        f" (SELECT count(*) FROM provider_waiters w WHERE w.provider = p.provider AND w.expires_at >= {now}),"
+        " (SELECT concurrency FROM provider_state t WHERE t.provider = p.provider)"
+        " FROM (SELECT provider FROM provider_slots UNION SELECT provider FROM provider_waiters"
+        " UNION SELECT provider FROM provider_state) p ORDER BY p.provider"
+    )
+
+
+_STATS = stats_sql("?")
 
 
 def stats_from_rows(rows: Sequence[Sequence[Any]]) -> list[JSON]:
@@ -195,4 +202,4 @@ class SQLiteLimits:
         return stats_from_rows(await self._read(_STATS, (now, now)))
 
 
-__all__ = ["SQLiteLimits", "stats_from_rows", "wake_key"]
+__all__ = ["SQLiteLimits", "stats_from_rows", "stats_sql", "wake_key"]
