@@ -9,7 +9,9 @@ started on the first diarized job and kept for the life of the process, so its ~
 encoder's weights are paid once. One child, one job's speakers at a time: on 2 cores the other core is
 Whisper's.
 
-A child that dies (killed, out of memory) is replaced on the next call; the call that saw it die fails with a
+The child ends when the process that started it ends, however it ends (a thread in the child watches its parent:
+a pool's worker would otherwise outlive a killed or un-shut-down parent, idle but holding its memory). A child
+that dies (killed, out of memory) is replaced on the next call; the call that saw it die fails with a
 ``TransientError`` and its step is retried. A cancelled job stops waiting at once, but a child already
 embedding finishes that job's windows before it takes the next job's (a process pool cannot interrupt a call).
 """
@@ -20,6 +22,7 @@ import asyncio
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,8 +39,20 @@ def _executor() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            context = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(1, context, initializer=_watch_parent, initargs=(os.getpid(),))
         return _pool
+
+
+def _watch_parent(parent: int) -> None:
+    """In the child: end it (at once, no clean-up) once ``parent`` is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:
