@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from ingestd.settings import Settings
 # Episodes extracted at once per job: high, because the real bound is the provider's, set fleet-wide with
 # INGESTD_PROVIDER_LIMITS (a job's episodes then wait for a slot instead of for each other).
 EXTRACT_CONCURRENCY = 64
+
+NAME_VECTORS = 10_000  # entity names whose vectors a process keeps (about 2 KB each)
 
 ProviderCall = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
@@ -80,6 +83,7 @@ class MemoryRun:
         self._providers = providers
         self._graph: GraphStore | None = None
         self._opening = asyncio.Lock()
+        self._names = _NameVectors()
 
     @property
     def providers(self) -> MemoryProviders:
@@ -156,14 +160,18 @@ class MemoryRun:
     async def embed_found(self, call: ProviderCall, key: str, found: JSON) -> JSON:
         """The embeddings of an extraction's entity names, facts and messages (``entity_vectors``,
         ``fact_vectors``, ``messages`` with a ``vector`` each, and ``embedding_model``). A fact read from one
-        message shares that message's vector (it is what the message says): one embedding fewer per fact."""
+        message shares that message's vector (it is what the message says): one embedding fewer per fact. A name
+        this process embedded before reuses its vector (a chat names the same people in most episodes)."""
         entities, facts, messages = found["entities"], found["facts"], found["messages"]
         position = {m["id"]: i for i, m in enumerate(messages)}
         source = [_single_source(f, position) for f in facts]
         own = [i for i, s in enumerate(source) if s is None]
-        texts = [e["name"] for e in entities] + [f"{m['speaker']}: {m['content']}" for m in messages]
-        texts += [_fact_text(facts[i]) for i in own]
         embedder = self.providers.embedder
+        model = embedding_model(embedder)
+        known = [self._names.get((model, e["name"])) for e in entities]
+        names = list(dict.fromkeys(e["name"] for e, v in zip(entities, known, strict=True) if v is None))
+        texts = names + [f"{m['speaker']}: {m['content']}" for m in messages]
+        texts += [_fact_text(facts[i]) for i in own]
 
         async def embed() -> Embeddings:
             answer = await embedder.embed(texts, request_key=key)
@@ -171,14 +179,16 @@ class MemoryRun:
 
         vectors = await call(embedder.name, embed) if texts else None
         packed = [pack_vector(v) for v in vectors.vectors] if vectors else []
-        n, k = len(entities), len(entities) + len(messages)
+        n, k = len(names), len(names) + len(messages)
+        new_names = dict(zip(names, packed[:n], strict=False))
+        self._names.remember(model, new_names)
         by_message, by_fact = packed[n:k], dict(zip(own, packed[k:], strict=False))
         fact_vectors = [by_fact.get(i) if s is None else _at(by_message, s) for i, s in enumerate(source)]
         return {
-            "entity_vectors": packed[:n],
+            "entity_vectors": [v or new_names.get(e["name"]) for e, v in zip(entities, known, strict=True)],
             "fact_vectors": fact_vectors,
             "messages": [{**m, "vector": v} for m, v in zip(messages, by_message, strict=False)] or messages,
-            "embedding_model": vectors.model if vectors else embedding_model(embedder),
+            "embedding_model": vectors.model if vectors else model,
         }
 
     async def resolve_changes(self, job_id: str, scope: Scope, extracted: list[tuple[JSON, JSON]]) -> GraphChanges:
@@ -213,6 +223,25 @@ class MemoryRun:
             invalidations=facts.invalidations,
             stats=stats,
         )
+
+
+class _NameVectors:
+    """The packed vectors of the entity names this process embedded last, by (model, name)."""
+
+    def __init__(self, size: int = NAME_VECTORS) -> None:
+        self._vectors: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        return self._vectors.get(key)
+
+    def remember(self, model: str, vectors: dict[str, str | None]) -> None:
+        for name, vector in vectors.items():
+            if vector is not None:
+                self._vectors[(model, name)] = vector
+                self._vectors.move_to_end((model, name))
+        while len(self._vectors) > self._size:
+            self._vectors.popitem(last=False)
 
 
 def _without_calls(usage: JSON) -> JSON:
