@@ -1,7 +1,16 @@
 """Scores for bench/speech.py: word error rate, speaker-attributed words, diarization error rate, structure.
 
 Text is normalised the way Whisper's evaluation does (``whisper_normalizer``'s English normaliser: case,
-punctuation, contractions, spelled-out numbers as digits on both sides) before ``jiwer`` counts errors.
+punctuation, contractions, British spellings, spelled-out numbers as digits on both sides) before ``jiwer``
+counts errors, with two more rules for the references' own spellings (``fair=True``, the default):
+
+* the keypad symbols a prompt's transcript writes for a spoken word (``*`` "star", ``#`` "pound");
+* compounds written apart on one side and as one word on the other ("log in" / "login", "de-activated" /
+  "deactivated", "touch tone" / "touchtone", "cold-hearted" / "coldhearted"): Whisper's normaliser turns a
+  hyphen into a space, so a hyphenated reference and a closed-up transcript (or the reverse) differ only in
+  spelling. Two neighbouring words are joined when the other side of the same pair has them as one word.
+
+``fair=False`` gives Whisper's normaliser alone (the numbers before this change).
 """
 
 from __future__ import annotations
@@ -16,17 +25,41 @@ import numpy as np
 from whisper_normalizer.english import EnglishTextNormalizer
 
 _normalise = EnglishTextNormalizer()
+SYMBOLS = {"*": " star ", "#": " pound "}
 
 
 def normalise(text: str) -> str:
     """Whisper's English normalisation, less the punctuation-only tokens it leaves (from "…")."""
+    for symbol, word in SYMBOLS.items():
+        text = text.replace(symbol, word)
     return " ".join(w for w in _normalise(text).split() if any(ch.isalnum() for ch in w))
 
 
-def wer(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float, int]:
+def join_compounds(text: str, other: str) -> str:
+    """``text`` with two neighbouring words joined where ``other`` has them as one word ("log in" -> "login")."""
+    vocabulary = set(other.split())
+    words = text.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if i + 1 < len(words) and words[i] + words[i + 1] in vocabulary and words[i] not in vocabulary:
+            out.append(words[i] + words[i + 1])
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
+
+
+def wer(references: Sequence[str], hypotheses: Sequence[str], fair: bool = True) -> tuple[float, int]:
     """Corpus word error rate over pairs of texts (normalised), and the number of reference words."""
+    if not fair:
+        references = [r.replace("*", "").replace("#", "") for r in references]
     refs = [normalise(r) for r in references]
     hyps = [normalise(h) for h in hypotheses]
+    if fair:
+        refs, hyps = [join_compounds(r, h) for r, h in zip(refs, hyps, strict=True)], hyps
+        hyps = [join_compounds(h, r) for r, h in zip(refs, hyps, strict=True)]
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]
     words = sum(len(r.split()) for r, _ in pairs)
     if not pairs:
