@@ -4,7 +4,8 @@ Four rankings of messages are fused by reciprocal rank: full text (bm25 / ts_ran
 question that are not a speaker's name, vector similarity, the source messages of the facts that match, and the
 source messages of the facts about the entities the question names (graph expansion: "the city Emma moved to"
 reaches the message about the move through the entity). A question naming a speaker ("What did Melanie
-paint?") prefers that speaker's own messages. A message next to good hits gains a share of their score.
+paint?") prefers that speaker's own messages. A message next to good hits gains a share of their score (a
+speaker's turn before or after theirs across the other's reply too); a message of few words weighs less alone.
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ MESSAGE_CANDIDATES = 40
 # its top stands out from the long flat tail every ranking gives (a dense ranking scores every message).
 MESSAGE_RRF_K = 20.0
 # Shares of a neighbour's fused score a message gains, by the neighbour's offset: an answer follows its question.
-NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1}
-SAME_SPEAKER_SHARE = 0.3  # the share of the turn two before when the same speaker said it: their previous turn
+# The turn two after shares only when the same speaker said it (``_share``).
+NEIGHBOUR_SHARES = {-2: 0.1, -1: 0.3, 1: 0.1, 2: 0.0}
+# The share of the turn two before or after when the same speaker said it: their previous or next turn, across
+# the other's short reply ("I met someone there." / "Ooh. Someone?" / "His name is Jonah, he's a park ranger…").
+SAME_SPEAKER_SHARE = 0.3
+# A message's own score times min(1, SHORT_PRIOR + SHORT_STEP x its content words): see ``_prior``.
+SHORT_PRIOR, SHORT_STEP, SHORT_WORDS = 0.4, 0.1, 6
 # The share of the turn right before when the other speaker asked a question there: the reply answers it, in words
 # of its own ("How's Miso?" / "Miso is Miso. She sleeps on my running shoes…").
 ANSWER_SHARE = 0.6
@@ -186,8 +192,15 @@ def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message
     out: dict[Message, float] = {}
     for m in messages:
         near = [(at.get((m.session_id, m.index + d)), share) for d, share in NEIGHBOUR_SHARES.items()]
-        out[m] = scores.get(m.key, 0.0) + sum(_share(m, n, share) * scores.get(n.key, 0.0) for n, share in near if n)
+        shared = sum(_share(m, n, share) * scores.get(n.key, 0.0) for n, share in near if n)
+        out[m] = scores.get(m.key, 0.0) * _prior(m) + shared
     return {m: s for m, s in out.items() if s > 0}
+
+
+def _prior(message: Message) -> float:
+    """Under 1 for a message of few content words ("That's a good dog.", "Poor Sloane."): a short text lies near
+    many questions in embedding space and says little; it still passes its own score on to its neighbours."""
+    return min(1.0, SHORT_PRIOR + SHORT_STEP * len(hybrid.query_terms(message.content, limit=SHORT_WORDS)))
 
 
 def _share(message: Message, neighbour: Message, share: float) -> float:
@@ -195,7 +208,7 @@ def _share(message: Message, neighbour: Message, share: float) -> float:
     # previous turn, two back, carries the subject of their next one.
     if neighbour.index == message.index - 1 and neighbour.speaker != message.speaker and _asks(neighbour.content):
         return ANSWER_SHARE  # "How was Chicago? Did Camille survive the aunties?" / "she did better than me! …"
-    continued = neighbour.speaker == message.speaker and neighbour.index == message.index - 2
+    continued = neighbour.speaker == message.speaker and abs(neighbour.index - message.index) == 2
     return SAME_SPEAKER_SHARE if continued else share
 
 
