@@ -59,6 +59,8 @@ _UNIT = r"(?P<unit>day|weekend|week|wk|fortnight|month|mth|year|yr)s?"
 _UNIT_NAMES = {"wk": "week", "mth": "month", "yr": "year"}
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![\d:%])"
 _DIR = rf"(?P<dir>{_alternation(_STEPS)})"
+_FULL_WEEKDAY = rf"(?P<weekday>{_alternation(_FULL_WEEKDAYS)})"
+_WHICH_WEEK = r"(?P<which>last|this|next)\s+week"
 _PART = r"(?:early|mid|late)[\s-]+|(?:the\s+)?(?:end|beginning|start|middle)\s+of\s+"
 
 _DURATION_BEFORE = re.compile(
@@ -133,6 +135,19 @@ def _resolve_weekday(match: re.Match[str], ctx: Context) -> Span | None:
         return day_spans.day_span(_weekday_near(ctx.today, weekday, "last") - timedelta(weeks=1))
     choice = _STEPS[_lower(match, "dir")] if match.group("dir") else ctx.tense(match)
     return day_spans.day_span(_weekday_near(ctx.today, weekday, choice))
+
+
+def _resolve_weekday_of_week(match: re.Match[str], ctx: Context) -> Span:
+    """ "Thursday next week", "next week on Thursday", "on Tuesday last week": that day of that week (from Monday)."""
+    monday = ctx.today - timedelta(days=ctx.today.weekday())
+    week = _STEP_OFFSET[_lower(match, "which")]
+    return day_spans.day_span(monday + timedelta(weeks=week, days=_WEEKDAYS[_lower(match, "weekday")]))
+
+
+def _resolve_week_from_weekday(match: re.Match[str], ctx: Context) -> Span:
+    """ "a week from Saturday", "a week on Saturday": the coming one, and a week more."""
+    coming = _weekday_near(ctx.today, _WEEKDAYS[_lower(match, "weekday")], "future")
+    return day_spans.day_span(coming + timedelta(weeks=1))
 
 
 def _resolve_step(match: re.Match[str], ctx: Context) -> Span | None:
@@ -324,6 +339,9 @@ RULES: tuple[Rule, ...] = (
         rf"\bthe\s+(?P<dir>)(?P<m>{_WEEKDAY}\s+(?P<before_last>before\s+last))\b",
         _resolve_weekday,
     ),
+    _rule((_W_WEEKDAY, {"week"}), rf"\b{_FULL_WEEKDAY}\s+(?:of\s+)?{_WHICH_WEEK}\b", _resolve_weekday_of_week),
+    _rule((_W_WEEKDAY, {"week"}), rf"\b{_WHICH_WEEK}\s+on\s+{_FULL_WEEKDAY}\b", _resolve_weekday_of_week),
+    _rule((_W_WEEKDAY, {"week"}), rf"\b(?:a|one)\s+week\s+(?:from|on)\s+{_FULL_WEEKDAY}\b", _resolve_week_from_weekday),
     _rule((_W_DIR, _W_UNIT | _W_SEASON | _W_MONTH), rf"\b{_DIR}\s+{_STEP_UNITS}\b", _resolve_step),
     _rule((_W_UNIT, {"before"}), r"\bthe\s+(?P<unit>weekend|week|month|year)\s+before\s+last\b", _resolve_before_last),
     _rule(
