@@ -17,10 +17,15 @@ the job. ``JobCanceled`` is raised inside a job whose cancellation was requested
 
 The implementation of ``Context`` lives in ``ingestd.runner``; this module only defines the contract, so
 pipelines import nothing from the worker.
+
+A registered pipeline names its implementation by module path (``DeferredRun``): a process that only lists or
+validates pipelines (the API, the CLI) never imports their stages (numpy, PyAV, models); a worker imports them
+when the first job of that pipeline runs.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -122,3 +127,35 @@ class Pipeline:
     accepts_files: bool = False
     requires_files: bool = False  # a submit without a file is refused (422) instead of failing in the worker
     ordering_key: Callable[[Any], str | None] = lambda _inp: None
+
+
+class DeferredRun:
+    """A pipeline's ``run`` named by ``"package.module:Class"`` instead of imported: the module is imported and
+    ``Class(*args)`` built on first use (the first job, or ``__self__``), then its ``run`` is called.
+
+    It stands for the bound method ``Class(*args).run``: calling it runs a job, ``__self__`` is the instance.
+    """
+
+    def __init__(self, target: str, *args: Any) -> None:
+        module, sep, attribute = target.partition(":")
+        if not sep or not module or not attribute:
+            raise ValueError(f"pipeline implementation {target!r} is not of the form 'package.module:Class'")
+        self.target = target
+        self._args = args
+        self._owner: Any = None
+
+    @property
+    def __self__(self) -> Any:
+        """The implementation's instance (its module imported and the instance built on first access)."""
+        if self._owner is None:
+            module, _, attribute = self.target.partition(":")
+            self._owner = getattr(importlib.import_module(module), attribute)(*self._args)
+        return self._owner
+
+    async def __call__(self, ctx: Context, inp: Any) -> JSON:
+        """Run one job: ``Class(*args).run(ctx, inp)``."""
+        result: JSON = await self.__self__.run(ctx, inp)
+        return result
+
+    def __repr__(self) -> str:
+        return f"DeferredRun({self.target!r})"

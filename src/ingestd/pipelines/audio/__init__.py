@@ -9,24 +9,37 @@ See docs/pipelines/audio.md.
 
 from __future__ import annotations
 
-from ingestd.pipeline import Pipeline
+from typing import TYPE_CHECKING, Any
+
+from ingestd.pipeline import DeferredRun, Pipeline
 from ingestd.pipelines.audio.inputs import AudioInput, Folder
-from ingestd.pipelines.audio.run import AudioProviders, AudioRun, default_providers
-from ingestd.settings import Settings
+
+if TYPE_CHECKING:
+    from ingestd.pipelines.audio.run import AudioProviders
+    from ingestd.settings import Settings
 
 
 def build(settings: Settings, providers: AudioProviders | None = None) -> Pipeline:
-    """The ``audio`` pipeline on the providers ``settings`` choose (or on ``providers``)."""
-    audio = AudioRun(settings, providers)
+    """The ``audio`` pipeline on the providers ``settings`` choose (or on ``providers``); its stages (``run``,
+    numpy) are imported when its first job runs."""
     return Pipeline(
         name="audio",
         input_model=AudioInput,
-        run=audio.run,
+        run=DeferredRun("ingestd.pipelines.audio.run:AudioRun", settings, providers),
         description="Recordings into transcribed, structured conversations (title, overview, action items, folder).",
         unit="input_megabytes",  # the API sizes a job by its uploads (duration is known only after decode)
         accepts_files=True,
         requires_files=True,
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``AudioProviders`` and ``default_providers`` live in ``run``, imported when one of them is asked for."""
+    if name in ("AudioProviders", "default_providers"):
+        from ingestd.pipelines.audio import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["AudioInput", "AudioProviders", "Folder", "build", "default_providers"]

@@ -8,19 +8,23 @@ One user's sessions run one at a time in submission order (``ordering_key = user
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from ingestd.models import JSON
-from ingestd.pipeline import Context, Pipeline
+from ingestd.pipeline import Context, DeferredRun, Pipeline
 from ingestd.pipelines.memory.inputs import MemoryInput
-from ingestd.pipelines.memory.run import MemoryProviders, MemoryRun
-from ingestd.settings import Settings
+
+if TYPE_CHECKING:
+    from ingestd.pipelines.memory.run import MemoryProviders
+    from ingestd.settings import Settings
 
 
 def build(settings: Settings, providers: MemoryProviders | None = None) -> Pipeline:
-    """The ``memory`` pipeline writing to the graph in ``settings.database_url``."""
-    memory = MemoryRun(settings, providers)
+    """The ``memory`` pipeline writing to the graph in ``settings.database_url``; its stages (``run``, numpy)
+    are imported when its first job runs (or ``run.__self__`` is asked for)."""
+    run = DeferredRun("ingestd.pipelines.memory.run:MemoryRun", settings, providers)
     description = "Chat sessions into a temporal knowledge graph (entities, facts with validity) per user."
-    return session_pipeline("memory", memory.run, description)
+    return session_pipeline("memory", run, description)
 
 
 def session_pipeline(name: str, run: Callable[[Context, MemoryInput], Awaitable[JSON]], description: str) -> Pipeline:
@@ -35,6 +39,15 @@ def session_pipeline(name: str, run: Callable[[Context, MemoryInput], Awaitable[
         units=lambda inp: float(len(inp.messages)),
         ordering_key=lambda inp: f"{name}:{inp.user_id}",
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``MemoryProviders`` lives in ``run``, imported when it is asked for."""
+    if name == "MemoryProviders":
+        from ingestd.pipelines.memory import run
+
+        return run.MemoryProviders
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["MemoryInput", "MemoryProviders", "build", "session_pipeline"]
