@@ -2,22 +2,24 @@
 it in one piece.
 
 The PostgreSQL twin of ``vector_snapshot`` (SQLite keeps the matrix in a file beside the database): one row per
-(user, kind, model) in ``mem_vector_snapshots`` with the normalised float32 matrix as ``bytea``, the owners, and
+(user, kind, model) in ``mem_vector_snapshots`` with the normalised matrix as ``bytea``, the owners, and
 the row sequence number it reached. Written in the background after a process read a user's vectors row by row;
 read on a process's first search of that user when it still belongs to the rows (the row at its last sequence
 number is there with the same owner, the user's version has not gone back); the rows written since are then read
 as the in-process cache does between jobs. Any deletion in the user's memory deletes the user's snapshots.
 
-The matrix is stored in float16 (``ids`` then holds ``{"dtype": "float16", "ids": [...]}``; a bare list is an
-older float32 snapshot): half the bytes to move, and the first search of a process waits for that move (2 x 150
-MB took 4.7 s at 100,000 facts and messages on a busy machine). The rows are normalised again in float32 on
-load; a cosine from float16 rows differs from the float32 one by less than 0.001.
+The matrix is stored in float16, under the model name with ``|float16`` appended (a float32 snapshot of an
+earlier version is not read, and an earlier version does not read these: it reads the rows): half the bytes to
+move, and the first search of a process waits for that move (2 x 150 MB took 2-5 s at 100,000 facts and
+messages on a busy machine). The rows are normalised again in float32 on load; a cosine from float16 rows differs
+from the float32 one by less than 0.001.
 
 Each stored snapshot has a random ``token``, and a host keeps a copy of the snapshots it wrote or fetched in
 ``local_dir`` (``vector_snapshot``'s files: float32, memory-mapped): a process whose host has the copy with the
-stored token maps it instead of moving the ``bytea`` (0.7 s instead of 2-5 s at 100,000 + 100,000 on a busy
-machine). The token is checked against the database on every load, so a copy of a snapshot the database no
-longer has (a deletion in the user's memory, on any host) is never used, and it is deleted on that load.
+stored token maps it instead of moving the ``bytea`` (0.4 s instead of 2-5 s for a first recall at 100,000 +
+100,000 on a busy machine). The token is checked against the database on every load, so a copy of a snapshot the
+database no longer has (a deletion in the user's memory, on any host) is never used, and it is deleted on that
+load.
 """
 
 from __future__ import annotations
@@ -90,13 +92,14 @@ async def load(
     With ``local`` (``local_dir``), the host's copy of that very snapshot (same token) is mapped instead of
     moving the ``bytea``; a fetched snapshot leaves such a copy, and one the database no longer has is deleted.
     """
-    key = (scope.tenant, scope.user_id, kind, model)
+    key = (scope.tenant, scope.user_id, kind, _stored_model(model))
     meta = await c.fetchrow(
         """SELECT s.version, s.token FROM mem_vector_snapshots s
         JOIN mem_embeddings e ON e.kind = s.kind AND e.owner_id = s.last_owner AND e.seq = s.last_seq
-        AND e.model = s.model AND e.tenant = s.tenant AND e.user_id = s.user_id
+        AND e.model = $5 AND e.tenant = s.tenant AND e.user_id = s.user_id
         WHERE s.tenant=$1 AND s.user_id=$2 AND s.kind=$3 AND s.model=$4""",
         *key,
+        model,
     )
     if meta is None or meta["version"] > version:
         if local is not None:
@@ -118,20 +121,16 @@ async def load(
 
 
 def _snapshot(row: asyncpg.Record) -> Snapshot | None:
-    stored = json.loads(row["ids"])
-    half = isinstance(stored, dict) and stored.get("dtype") == STORED_DTYPE
-    ids = stored["ids"] if half else stored
-    if not ids or not isinstance(ids, list):
+    ids = json.loads(row["ids"])
+    halves = np.frombuffer(row["matrix"], dtype=np.float16)
+    if not ids or not isinstance(ids, list) or halves.size % len(ids):
         return None
-    if half:
-        halves = np.frombuffer(row["matrix"], dtype=np.float16)
-        matrix = _unit_rows(halves.reshape(len(ids), -1)) if halves.size % len(ids) == 0 else None
-    else:
-        floats = np.frombuffer(row["matrix"], dtype=np.float32)
-        matrix = floats.reshape(len(ids), -1) if floats.size % len(ids) == 0 else None
-    if matrix is None:
-        return None
+    matrix = _unit_rows(halves.reshape(len(ids), -1))
     return Snapshot(ids, matrix, row["last_seq"], row["last_owner"], row["version"], row["token"])
+
+
+def _stored_model(model: str) -> str:
+    return f"{model}|{STORED_DTYPE}"
 
 
 def _unit_rows(half: npt.NDArray[np.float16]) -> search.Matrix:
@@ -152,7 +151,7 @@ async def save(
     if len(snapshot.ids) < vector_snapshot.MIN_ROWS or matrix.nbytes > MAX_BYTES:
         return
     snapshot = dataclasses.replace(snapshot, token=secrets.token_hex(16))
-    ids = json.dumps({"dtype": STORED_DTYPE, "ids": snapshot.ids})
+    ids = json.dumps(snapshot.ids)
     async with pool.acquire() as c:
         await c.execute(
             """INSERT INTO mem_vector_snapshots (tenant, user_id, kind, model, last_seq, last_owner, version, ids,
@@ -160,8 +159,8 @@ async def save(
             ON CONFLICT (tenant, user_id, kind, model) DO UPDATE SET last_seq = excluded.last_seq,
             last_owner = excluded.last_owner, version = excluded.version, ids = excluded.ids,
             matrix = excluded.matrix, token = excluded.token""",
-            scope.tenant, scope.user_id, kind, model, snapshot.last_seq, snapshot.last_owner, snapshot.version,
-            ids, matrix.tobytes(), snapshot.token,
+            scope.tenant, scope.user_id, kind, _stored_model(model), snapshot.last_seq, snapshot.last_owner,
+            snapshot.version, ids, matrix.tobytes(), snapshot.token,
         )  # fmt: skip
     if local is not None:
         vector_snapshot.save_soon(local, scope, kind, model, snapshot)
