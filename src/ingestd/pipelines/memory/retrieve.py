@@ -193,7 +193,8 @@ def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message
     for m in messages:
         near = [(at.get((m.session_id, m.index + d)), share) for d, share in NEIGHBOUR_SHARES.items()]
         shared = sum(_share(m, n, share) * scores.get(n.key, 0.0) for n, share in near if n)
-        out[m] = scores.get(m.key, 0.0) * _prior(m) + shared
+        own = scores.get(m.key, 0.0)
+        out[m] = (own * _prior(m) if own else 0.0) + shared
     return {m: s for m, s in out.items() if s > 0}
 
 
