@@ -27,7 +27,14 @@ from ingestd.pipelines.audio.inputs import AudioInput, captured_at
 from ingestd.pipelines.audio.plan import ClipMap, plan_work
 from ingestd.pipelines.audio.words import Attribution, attribute
 from ingestd.pipelines.audio.workspace import Workspace
-from ingestd.providers.base import SAMPLE_RATE, SpeechToText, Transcript, VoiceActivityDetector
+from ingestd.providers.base import (
+    SAMPLE_RATE,
+    SpeechToText,
+    Transcript,
+    TranscriptSegment,
+    TranscriptWord,
+    VoiceActivityDetector,
+)
 from ingestd.providers.registry import Providers, build_providers
 from ingestd.providers.speakers import VoiceEncoder
 from ingestd.settings import Settings
@@ -123,25 +130,37 @@ class AudioRun:
         """The ``transcribe`` and ``structure`` maps, overlapped: a conversation is structured as soon as its own
         clips are transcribed, not when every clip is (a slow clip delays only its own conversation).
 
-        At most ``concurrency`` clips are being transcribed at once (a semaphore around the transcription
-        itself, not the map's own limit): a transcribed clip waiting for ``speakers`` holds no slot."""
+        A ``transcribe[i]`` step checkpoints the clip's transcript as soon as it is transcribed (a crash never
+        pays for it twice); its words get their speakers after, outside the step, once ``speakers`` is done
+        (``_label``: cheap and deterministic, so a resumed job labels its restored clips the same way)."""
         clips: list[JSON] = plan["clips"]
         loop = asyncio.get_running_loop()
         ready: dict[int, asyncio.Future[JSON | None]] = {i: loop.create_future() for i in range(len(clips))}
-        slots = asyncio.Semaphore(inp.transcribe_concurrency or self.providers.transcribe_concurrency)
+        labelled: dict[int, asyncio.Future[JSON]] = {}
+
+        def label(index: int, raw: JSON) -> asyncio.Future[JSON]:
+            if index not in labelled:
+                labelled[index] = asyncio.ensure_future(self._label(plan, clips[index], raw, speakers))
+                labelled[index].add_done_callback(lambda task: _settle(ready[index], task))
+            return labelled[index]
 
         async def transcribe(index: int, clip: JSON) -> JSON:
-            out = await self._transcribe(ctx, inp, workspace, plan, clip, _Waits(slots, speakers))
-            if not ready[index].done():
-                ready[index].set_result(out)
-            return out
+            raw = await self._transcribe(ctx, inp, workspace, plan, clip)
+            label(index, raw)
+            return raw
 
         async def transcribe_all() -> MapResult[JSON]:
-            done = await ctx.map("transcribe", clips, transcribe, concurrency=max(1, len(clips)))
-            for index, future in ready.items():  # clips restored from checkpoints, and clips that failed
+            concurrency = inp.transcribe_concurrency or self.providers.transcribe_concurrency
+            try:
+                done = await ctx.map("transcribe", clips, transcribe, concurrency=concurrency)
+                ok = {index: await label(index, raw) for index, raw in sorted(done.ok.items())}
+            finally:
+                for task in labelled.values():  # a failure or cancellation: no labelling left running
+                    task.cancel()
+            for index, future in ready.items():  # a done-callback may not have run yet; failed clips: None
                 if not future.done():
-                    future.set_result(done.ok.get(index))
-            return done
+                    future.set_result(ok.get(index))
+            return MapResult(ok, done.failed)
 
         async def structure(index: int, conv: JSON) -> JSON:
             outputs = {i: await ready[i] for i in conv["clips"]}
@@ -190,11 +209,9 @@ class AudioRun:
         encoder = self.providers.voices
         return await speaker_process.run(speaker_turns.job_speakers, encoder, tracks, speech, paths, count)
 
-    async def _transcribe(
-        self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON, waits: _Waits
-    ) -> JSON:
-        """One clip: its speech spans joined, transcribed (within a slot of ``waits``), the segments and words put
-        back on the file's timeline and given the job's speakers (once ``waits.speakers`` is done)."""
+    async def _transcribe(self, ctx: Context, inp: AudioInput, workspace: Workspace, plan: JSON, clip: JSON) -> JSON:
+        """One clip: its speech spans joined and transcribed; the transcript as the transcriber gave it (times
+        within the clip), for ``_label``."""
         index = int(clip["index"])
         stt = _transcriber(self.providers.stt, inp)
         number = int(clip["track"] if "track" in clip else clip["file"])
@@ -210,22 +227,29 @@ class AudioRun:
             )
             return _without_calls(answer)
 
-        async with waits.slots:
-            pcm = await workspace.clip(int(clip["file"]), clip["spans"], track["channel"])
-            transcript = await ctx.call(stt.name, transcribe)
-        turns = (await asyncio.shield(waits.speakers)).get("turns") or []  # empty when diarization is off
-        timeline = SpeakerTimeline(turns[number]) if number < len(turns) and turns[number] else None
-        fixed = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
-        who = Attribution(timeline, fixed)
-        segments, words = attribute(transcript.segments, ClipMap(clip["spans"]), int(clip["file"]), who)
-        seconds = round(len(pcm) / 2 / SAMPLE_RATE, 3)
+        pcm = await workspace.clip(int(clip["file"]), clip["spans"], track["channel"])
+        transcript = await ctx.call(stt.name, transcribe)
         return {
-            "segments": segments,
-            "words": words,
+            "transcript": [_plain(segment) for segment in transcript.segments],
             "language": transcript.language,
             "provider": transcript.provider,
-            "audio_seconds": seconds,
+            "audio_seconds": round(len(pcm) / 2 / SAMPLE_RATE, 3),
         }
+
+    async def _label(self, plan: JSON, clip: JSON, raw: JSON, speakers: asyncio.Future[JSON]) -> JSON:
+        """A clip's transcript (``_transcribe``'s) put back on the file's timeline, its segments and words given
+        the job's speakers once ``speakers`` is done. A checkpoint from before this split is labelled already."""
+        if "segments" in raw:
+            return raw
+        number = int(clip["track"] if "track" in clip else clip["file"])
+        track = _tracks(plan)[0][number]
+        turns = (await asyncio.shield(speakers)).get("turns") or []  # empty when diarization is off
+        timeline = SpeakerTimeline(turns[number]) if number < len(turns) and turns[number] else None
+        fixed = None if track["channel"] is None else channels.channel_speaker(int(track["channel"]))
+        segments = [_segment(s) for s in raw["transcript"]]
+        labelled, words = attribute(segments, ClipMap(clip["spans"]), int(clip["file"]), Attribution(timeline, fixed))
+        rest = {k: v for k, v in raw.items() if k != "transcript"}
+        return {"segments": labelled, "words": words, **rest}
 
     async def _structure(self, ctx: Context, inp: AudioInput, index: int, conv: JSON) -> JSON:
         """The three questions about one conversation, asked at once; each is a step of its own."""
@@ -254,12 +278,38 @@ class AudioRun:
         return dict(zip(QUESTIONS, answers, strict=True))
 
 
-@dataclass(frozen=True)
-class _Waits:
-    """What a clip's transcription waits for: a slot (clips transcribed at once), then the job's speakers."""
+def _plain(segment: TranscriptSegment) -> JSON:
+    """A segment as JSON (a transcriber's numbers may be numpy's)."""
+    words = [
+        {
+            "word": w.word,
+            "start": float(w.start),
+            "end": float(w.end),
+            "confidence": None if w.confidence is None else float(w.confidence),
+            "speaker": w.speaker,
+        }
+        for w in segment.words
+    ]
+    return {"start": float(segment.start), "end": float(segment.end), "text": segment.text,
+            "speaker": segment.speaker, "words": words}  # fmt: skip
 
-    slots: asyncio.Semaphore
-    speakers: asyncio.Future[JSON]
+
+def _segment(data: JSON) -> TranscriptSegment:
+    """A ``TranscriptSegment`` from its checkpointed form (``dataclasses.asdict``)."""
+    words = tuple(TranscriptWord(**word) for word in data.get("words") or ())
+    return TranscriptSegment(**{**data, "words": words})
+
+
+def _settle(future: asyncio.Future[JSON | None], task: asyncio.Future[JSON]) -> None:
+    """Pass ``task``'s outcome on to ``future`` (unless it has one)."""
+    if future.done():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())  # type: ignore[arg-type]
+    else:
+        future.set_result(task.result())
 
 
 async def _track_path(workspace: Workspace, track: JSON) -> str:
