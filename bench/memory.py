@@ -476,7 +476,7 @@ def report(r: JSON) -> str:
         rows += [
             (f"recall, {s['facts']:,} facts + {s['messages']:,} messages ({load})", "", ""),
             ("  first recall of a fresh store (reads the vectors)", f"{s['cold_ms']:.1f} ms", "not multi-second"),
-            ("  first recall after a restart (SQLite: the snapshot)", f"{s.get('restart_ms', 0):.1f} ms", ""),
+            ("  first recall after a restart (its snapshot or host copy)", f"{s.get('restart_ms', 0):.1f} ms", ""),
             ("  recall + block in process p50 / p99", f"{g['p50_ms']:.1f} / {g['p99_ms']:.1f} ms", per_query),
             ("  GET /context p50 / p99 (HTTP)", _ms(h["context"]), "embeds the query; target p99 <= 50 ms"),
             ("  GET /search p50 / p99 (HTTP)", _ms(h["search"]), "target p99 <= 50 ms"),
