@@ -7,8 +7,9 @@ source category (the clips as the job's files, ``model`` set in the input), exac
 decode, voice activity, transcription, speakers (when the pipeline labels them), structure. Printed per category
 and overall:
 
-* **WER**: word error rate against the packages' own transcripts, after Whisper's English normalisation
-  (``bench/speech_score.py``); sources in ``bench/speech_data.py`` (fetched once into ``bench/cache/``);
+* **WER**: word error rate against the packages' own transcripts, after Whisper's English normalisation and
+  the references' own spellings (``bench/speech_score.py``: keypad symbols as spoken, split compounds);
+  sources in ``bench/speech_data.py`` (fetched once into ``bench/cache/``);
 * **RTF**: the job's wall time (``started_at`` → ``finished_at``) / the audio's duration;
 * **peak RSS** of the server process (``VmHWM``) after the model's jobs;
 * on two-speaker material (the real call, and the SYNTHETIC espeak-ng meetings of ``bench/speech_meetings.py``):
