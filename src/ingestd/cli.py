@@ -5,16 +5,17 @@ Each command is a small function over ``Settings``; options override the ``INGES
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ingestd.api import commands as api_commands
 from ingestd.api.command_runtime import run_async, settings_from
-from ingestd.settings import Settings
+
+if TYPE_CHECKING:
+    from ingestd.settings import Settings
 
 # Plain click help (rich_markup_mode=None): typer's rich panels print every flag as `--follow <bool>`.
 app = typer.Typer(
@@ -81,6 +82,8 @@ def worker(
 
 async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
     """Open the store, run a ``Worker`` until a signal asks it to stop, close the store."""
+    import asyncio
+
     from ingestd.pipelines import build_pipelines
     from ingestd.store import open_store
     from ingestd.worker import Worker

@@ -13,12 +13,14 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ingestd.api.key_commands import keys_app
-from ingestd.settings import Settings
+
+if TYPE_CHECKING:
+    from ingestd.settings import Settings
 
 Host = Annotated[str | None, typer.Option(envvar="INGESTD_HOST", help="address to listen on (default 127.0.0.1)")]
 Port = Annotated[int | None, typer.Option(envvar="INGESTD_PORT", help="port to listen on (default 8000)")]
@@ -44,7 +46,7 @@ def _prepare_database(settings: Settings) -> None:
     from ingestd.api.command_runtime import on_store
 
     try:
-        on_store(settings, lambda store: auth.check_bind(store, settings.host))
+        on_store(settings.database_url, lambda store: auth.check_bind(store, settings.host))
     except Exception as exc:
         typer.echo(f"ingestd: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -16,7 +16,6 @@ from ingestd import errors
 from ingestd.api import schemas, views
 from ingestd.api.auth import current_tenant
 from ingestd.models import Job, JobFilter, JobStatus
-from ingestd.pipelines.audio import subtitles
 
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
@@ -99,6 +98,8 @@ async def get_result(
 
 def _transcript(job: Job, fmt: str) -> Response:
     """The result's transcript as SRT, WebVTT or text (``subtitles``); 409 when the result has none."""
+    from ingestd.pipelines.audio import subtitles  # the audio pipeline's package: imported by the first export
+
     try:
         body = subtitles.render(job.result or {}, fmt)
     except subtitles.NoTranscript as exc:

@@ -31,10 +31,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _on_store(database: str | None, work: Callable[[JobStore], Awaitable[T]]) -> T:
-    """Open (and migrate) the store, run ``work`` on it, close it."""
+    """Open (and migrate) the store, run ``work`` on it, close it. The database is all a key command needs: given
+    (``--database``, or ``INGESTD_DATABASE_URL`` which typer reads), ``Settings`` is not built at all."""
     from ingestd.api.command_runtime import on_store, settings_from
 
-    return on_store(settings_from(database_url=database), work)
+    return on_store(database or settings_from().database_url, work)
 
 
 def parse_duration(text: str) -> timedelta:
