@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -25,15 +25,18 @@ from fastapi.responses import PlainTextResponse
 from ingestd import errors
 from ingestd.api.auth import current_tenant
 from ingestd.models import JSON
-from ingestd.pipelines.memory import recall
 from ingestd.pipelines.memory.graph import GraphStore, Scope, open_graph_store
-from ingestd.pipelines.memory.retrieve import NO_FILTERS, Filters, Recall, named_speakers, vector_text
-from ingestd.pipelines.memory.retrieve import recall as recall_for
-from ingestd.pipelines.memory.run import MemoryRun
-from ingestd.providers.base import Embedder
-from ingestd.settings import Settings
+
+# The memory pipeline's search, recall and run (numpy, numkong) are imported by the first request that needs them,
+# so an API process starts without them (tests/architecture/test_start_imports.py).
+if TYPE_CHECKING:
+    from ingestd.pipelines.memory.retrieve import Filters, Recall
+    from ingestd.pipelines.memory.run import MemoryRun
+    from ingestd.providers.base import Embedder
+    from ingestd.settings import Settings
 
 log = logging.getLogger("ingestd.api.memory")
+CONTEXT_WORDS = 400  # the default size of a context block: recall.CONTEXT_WORDS (a test checks they agree)
 
 _USER_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"  # as the memory pipeline's input accepts it
 UserId = Annotated[str, Path(min_length=1, max_length=200, pattern=_USER_ID, description="The user whose memory")]
@@ -92,6 +95,8 @@ def _embedder(request: Request) -> Embedder:
     """The memory pipeline's own embedder when this app runs it, else one built from the settings."""
     state = _state(request)
     if state.embedder is None:
+        from ingestd.pipelines.memory.run import MemoryRun
+
         pipeline = (getattr(request.app.state, "pipelines", None) or {}).get("memory")
         owner: Any = getattr(pipeline.run, "__self__", None) if pipeline is not None else None
         if not isinstance(owner, MemoryRun):
@@ -127,15 +132,18 @@ def _filters(
     until: Annotated[datetime | None, Query(description="Messages said, facts holding from, at or before")] = None,
     speaker: Annotated[str | None, Query(min_length=1, max_length=100, description="Messages by, facts about")] = None,
 ) -> Filters:
+    from ingestd.pipelines.memory.retrieve import Filters
+
     return Filters(_utc(as_of), _utc(since), _utc(until), speaker)
 
 
-Filtered = Annotated[Filters, Depends(_filters)]
+Filtered = Annotated[Any, Depends(_filters)]  # Filters, not imported at start
 
 
-async def _recall(
-    request: Request, scope: Scope, query: str, limit: int, filters: Filters = NO_FILTERS
-) -> tuple[Recall, bool]:
+async def _recall(request: Request, scope: Scope, query: str, limit: int, filters: Filters) -> tuple[Recall, bool]:
+    from ingestd.pipelines.memory.retrieve import named_speakers, vector_text
+    from ingestd.pipelines.memory.retrieve import recall as recall_for
+
     graph = await _known_user(request, scope)
     named = named_speakers(query, await graph.speakers(scope))
     vector = await _query_vector(request, vector_text(query, named))
@@ -151,6 +159,8 @@ async def search_memory(
     filters: Filtered,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSON:
+    from ingestd.pipelines.memory import recall
+
     found, vector_search = await _recall(request, Scope(tenant, user_id), q, limit, filters)
     return recall.recall_json(user_id, q, found, vector_search, limit)
 
@@ -168,6 +178,8 @@ async def get_memory_entity(
     if entity is None:
         raise errors.NotFound(f"no entity {entity_id!r} in the memory of user {user_id!r}", entity_id=entity_id)
     facts = await graph.entity_facts(scope, entity_id)
+    from ingestd.pipelines.memory import recall
+
     return recall.entity_with_facts_json(user_id, entity, facts)
 
 
@@ -182,11 +194,11 @@ async def memory_context(
     user_id: UserId,
     q: QueryText,
     filters: Filtered,
-    max_words: Annotated[int, Query(ge=20, le=4000, description="The block's size limit in words")] = (
-        recall.CONTEXT_WORDS
-    ),
+    max_words: Annotated[int, Query(ge=20, le=4000, description="The block's size limit in words")] = CONTEXT_WORDS,
     format: Annotated[str, Query(pattern="^(json|text)$", description="json (default) or text")] = "json",
 ) -> Any:
+    from ingestd.pipelines.memory import recall
+
     found, _ = await _recall(request, Scope(tenant, user_id), q, 10, filters)
     body = recall.context_json(user_id, q, found, max_words)
     if format == "text":
@@ -204,6 +216,8 @@ async def list_memory_sessions(
 ) -> JSON:
     scope = Scope(tenant, user_id)
     sessions = await (await _known_user(request, scope)).sessions(scope, limit, offset)
+    from ingestd.pipelines.memory import recall
+
     return {"user_id": user_id, "sessions": [recall.session_json(s) for s in sessions], "offset": offset}
 
 
@@ -218,11 +232,15 @@ async def list_memory_messages(
 ) -> JSON:
     scope = Scope(tenant, user_id)
     messages = await (await _known_user(request, scope)).list_messages(scope, session_id, limit, offset)
+    from ingestd.pipelines.memory import recall
+
     return {"user_id": user_id, "messages": [recall.message_json(m) for m in messages], "offset": offset}
 
 
 async def _forget(request: Request, scope: Scope, **what: str) -> JSON:
     forgotten = await (await _known_user(request, scope)).forget(scope, **what)
+    from ingestd.pipelines.memory import recall
+
     return {"user_id": scope.user_id, **what, "deleted": recall.forgotten_json(forgotten)}
 
 

@@ -6,23 +6,23 @@ provider every span is a no-op, so tracing costs nothing when nobody collects it
 
 ingestd keeps its own ``TracerProvider`` reference instead of reading the global one at each call, so tests can
 install an ``InMemorySpanExporter`` without touching the process-wide provider other libraries see.
+
+The SDK (``opentelemetry.sdk``) is imported only once tracing is set up (an exporter configured, or the test
+exporter): a process that traces nothing starts without it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 TRACER_NAME = "ingestd"
 
@@ -55,6 +55,8 @@ def exporters_from_env(env: Mapping[str, str] | None = None) -> list[SpanExporte
 
             exporters.append(OTLPSpanExporter())  # reads OTEL_EXPORTER_OTLP_* (endpoint, headers, timeout)
         elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
             exporters.append(ConsoleSpanExporter())
         else:
             raise ValueError(f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r} (use otlp, console or none)")
@@ -62,6 +64,9 @@ def exporters_from_env(env: Mapping[str, str] | None = None) -> list[SpanExporte
 
 
 def _new_provider() -> TracerProvider:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; the sampler comes from
     # OTEL_TRACES_SAMPLER inside TracerProvider.
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "ingestd")})
@@ -78,6 +83,8 @@ def configure_tracing(env: Mapping[str, str] | None = None) -> TracerProvider | 
         return _Tracing.provider
     if _Tracing.provider is None:
         _Tracing.provider = _new_provider()
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     for exporter in exporters:
         _Tracing.provider.add_span_processor(BatchSpanProcessor(exporter))  # reads OTEL_BSP_*
     if not _Tracing.global_set:
@@ -111,6 +118,9 @@ def install_memory_exporter() -> InMemorySpanExporter:
     if _Tracing.provider is None:
         _Tracing.provider = _new_provider()
     if _Tracing.memory_exporter is None:
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
         _Tracing.memory_exporter = InMemorySpanExporter()
         _Tracing.provider.add_span_processor(SimpleSpanProcessor(_Tracing.memory_exporter))
     _Tracing.memory_exporter.clear()
