@@ -11,7 +11,8 @@ The same server-side request forgery guard as webhooks (``ingestd.ssrf``): every
 link-local or metadata address, unless allowed by ``Settings.source_allow_hosts``/``source_allow_networks``;
 the connection goes to the address that was checked. A refused URL is a 422 at submit when the URL itself is
 refused, and a failed ``fetch`` step (naming the URL and why) when a redirect or a DNS answer leads there later.
-Connection errors, timeouts, 429 and 5xx answers are retried like any transient step failure.
+Connection errors, timeouts, 429 and 5xx answers are retried like any transient step failure. httpx is imported
+by the first fetch: the API only checks URLs at submit.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-import httpx
-
 from ingestd import errors, ssrf
 from ingestd.models import JSON, StoredFile
 from ingestd.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
+
     from ingestd.runner import JobRunner
     from ingestd.store.protocol import BlobStore
 
@@ -81,6 +82,8 @@ class _Fetch:
             raise self._failed(f"{exc}{hop}") from exc
 
     async def run(self) -> StoredFile:
+        import httpx
+
         current = self.url
         for _ in range(MAX_REDIRECTS + 1):
             target = await self._target(current)
@@ -121,6 +124,8 @@ class _Fetch:
 
 async def fetch_all(urls: Sequence[str], blobs: BlobStore, settings: Settings) -> list[JSON]:
     """Download every URL into ``blobs``, in order; the stored files as JSON (the ``fetch`` step's output)."""
+    import httpx
+
     timeout = httpx.Timeout(settings.source_timeout_seconds)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
         return [asdict(await _Fetch(client, blobs, settings, url).run()) for url in urls]
