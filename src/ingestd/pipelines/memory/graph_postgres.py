@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from ingestd import errors
-from ingestd.pipelines.memory import forget_postgres, vector_snapshot
+from ingestd.pipelines.memory import forget_postgres, stored, vector_snapshot
 from ingestd.pipelines.memory import messages_postgres as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory import snapshots_postgres as snapshots
@@ -93,25 +93,11 @@ def store_error(exc: asyncpg.PostgresError) -> errors.StoreError:
 
 
 def _fact(r: asyncpg.Record) -> Fact:
-    return Fact(
-        id=r["id"],
-        subject_id=r["subject_id"],
-        subject=r["subject"],
-        predicate=r["predicate"],
-        object_id=r["object_id"],
-        object=r["object"],
-        sentence=r["sentence"],
-        valid_at=r["valid_at"],
-        invalid_at=r["invalid_at"],
-        created_at=r["created_at"],
-        episode_id=r["episode_id"],
-        job_id=r["job_id"],
-        message_ids=tuple(json.loads(r["message_ids"])),
-    )
+    return stored.fact(r, stored.as_is)
 
 
 def _entity(r: asyncpg.Record, aliases: Sequence[str] = ()) -> Entity:
-    return Entity(r["id"], r["name"], r["type"], r["summary"], tuple(aliases), r["created_at"], r["updated_at"])
+    return stored.entity(r, stored.as_is, aliases)
 
 
 class PostgresGraphStore:
@@ -168,27 +154,16 @@ class PostgresGraphStore:
 
     async def known_entities(self, scope: Scope) -> list[KnownEntity]:
         async with self._pool.acquire() as c:
-            aliases: dict[str, list[str]] = {}
-            for r in await c.fetch(
+            aliases = await c.fetch(
                 "SELECT alias, entity_id FROM mem_aliases WHERE tenant=$1 AND user_id=$2 ORDER BY alias", *_s(scope)
-            ):
-                aliases.setdefault(r["entity_id"], []).append(r["alias"])
-            rows = await c.fetch(
+            )
+            entities = await c.fetch(
                 """SELECT e.id, e.name, e.type, v.vector FROM mem_entities e LEFT JOIN mem_embeddings v
                 ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=$1 AND e.user_id=$2
                 ORDER BY e.created_at, e.id""",
                 *_s(scope),
             )
-        return [
-            KnownEntity(
-                r["id"],
-                r["name"],
-                r["type"],
-                tuple(aliases.get(r["id"], ())),
-                hybrid.vector_from_bytes(r["vector"]) if r["vector"] else None,
-            )
-            for r in rows
-        ]
+        return stored.known_entities(aliases, entities)
 
     async def current_facts(self, scope: Scope, subject_ids: list[str]) -> list[Fact]:
         sql = f"{_FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND f.invalid_at IS NULL AND f.subject_id = ANY($3)"
@@ -429,12 +404,11 @@ async def _apply_entities(c: asyncpg.Connection, scope: Scope, ch: GraphChanges)
         "INSERT INTO mem_entities VALUES ($1,$2,$3,$4,$5,$6,now(),now())",
         [(e.id, t, u, e.name, e.type, e.summary) for e in ch.entities],
     )
-    vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
     await c.executemany(
         """INSERT INTO mem_embeddings (kind, owner_id, tenant, user_id, model, vector) VALUES ($1,$2,$3,$4,$5,$6)
         ON CONFLICT (kind, owner_id) DO UPDATE SET vector = excluded.vector, model = excluded.model,
         seq = nextval(pg_get_serial_sequence('mem_embeddings', 'seq'))""",
-        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if hybrid.has_vector(v)],
+        stored.embeddings(scope, ch),
     )
     await c.executemany(
         "INSERT INTO mem_aliases VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
-from ingestd.pipelines.memory import forget_sqlite, schema_sqlite, vector_snapshot
+from ingestd.pipelines.memory import forget_sqlite, schema_sqlite, stored, vector_snapshot
 from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
@@ -55,38 +55,12 @@ def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00") if value is not None else None
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def _fact(row: sqlite3.Row) -> Fact:
-    return Fact(
-        id=row["id"],
-        subject_id=row["subject_id"],
-        subject=row["subject"],
-        predicate=row["predicate"],
-        object_id=row["object_id"],
-        object=row["object"],
-        sentence=row["sentence"],
-        valid_at=_dt(row["valid_at"]),
-        invalid_at=_dt(row["invalid_at"]),
-        created_at=_dt(row["created_at"]) or utcnow(),
-        episode_id=row["episode_id"],
-        job_id=row["job_id"],
-        message_ids=tuple(json.loads(row["message_ids"] or "[]")),
-    )
+    return stored.fact(row, datetime.fromisoformat)
 
 
 def _entity(row: sqlite3.Row, aliases: Sequence[str] = ()) -> Entity:
-    return Entity(
-        row["id"],
-        row["name"],
-        row["type"],
-        row["summary"],
-        tuple(aliases),
-        _dt(row["created_at"]) or utcnow(),
-        _dt(row["updated_at"]) or utcnow(),
-    )
+    return stored.entity(row, datetime.fromisoformat, aliases)
 
 
 # Result codes of a full disk or a failing device: the graph cannot take writes now (retried later).
@@ -164,27 +138,16 @@ class SqliteGraphStore:
 
     async def known_entities(self, scope: Scope) -> list[KnownEntity]:
         def read(c: sqlite3.Connection) -> list[KnownEntity]:
-            aliases: dict[str, list[str]] = {}
-            for alias, entity_id in c.execute(
+            aliases = c.execute(
                 "SELECT alias, entity_id FROM mem_aliases WHERE tenant=? AND user_id=? ORDER BY alias",
                 (scope.tenant, scope.user_id),
-            ):
-                aliases.setdefault(entity_id, []).append(alias)
-            rows = c.execute(
+            ).fetchall()
+            entities = c.execute(
                 """SELECT e.id, e.name, e.type, v.vector FROM mem_entities e LEFT JOIN mem_embeddings v
                 ON v.kind='entity' AND v.owner_id=e.id WHERE e.tenant=? AND e.user_id=? ORDER BY e.created_at, e.id""",
                 (scope.tenant, scope.user_id),
             ).fetchall()
-            return [
-                KnownEntity(
-                    r["id"],
-                    r["name"],
-                    r["type"],
-                    tuple(aliases.get(r["id"], ())),
-                    hybrid.vector_from_bytes(r["vector"]) if r["vector"] else None,
-                )
-                for r in rows
-            ]
+            return stored.known_entities(aliases, entities)
 
         return await self._run(read)
 
@@ -313,11 +276,7 @@ def _insert_entities(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now:
         "INSERT INTO mem_entities VALUES (?,?,?,?,?,?,?,?)",
         [(e.id, t, u, e.name, e.type, e.summary, now, now) for e in ch.entities],
     )
-    vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
-    c.executemany(
-        "INSERT OR REPLACE INTO mem_embeddings VALUES (?,?,?,?,?,?)",
-        [(k, i, t, u, ch.embedding_model, hybrid.vector_to_bytes(v)) for k, i, v in vectors if hybrid.has_vector(v)],
-    )
+    c.executemany("INSERT OR REPLACE INTO mem_embeddings VALUES (?,?,?,?,?,?)", stored.embeddings(scope, ch))
     c.executemany(
         "INSERT OR IGNORE INTO mem_aliases VALUES (?,?,?,?)", [(t, u, a.alias, a.entity_id) for a in ch.aliases]
     )
@@ -471,7 +430,7 @@ def _search(
     vector_ids = [i for i, _ in _vector_ranking(c, cache, snapshots, scope, "fact", vector)]
     scores = hybrid.fuse(text_ids, vector_ids)
     order = [
-        hybrid.FactOrder(r["id"], r["invalid_at"] is None, _dt(r["created_at"]) or utcnow())
+        hybrid.FactOrder(r["id"], r["invalid_at"] is None, datetime.fromisoformat(r["created_at"]))
         for r in _fact_rows(c, scope, "f.id, f.invalid_at, f.created_at", list(scores))
     ]
     best = hybrid.best_fact_ids(order, scores, limit)

@@ -7,6 +7,7 @@ import json
 import asyncpg
 
 from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
 
 SCHEMA = """
@@ -35,17 +36,7 @@ async def list_messages(
 
 
 def message(row: asyncpg.Record) -> Message:
-    return Message(
-        key=str(row["seq"]),
-        id=row["id"],
-        session_id=row["session_id"],
-        index=int(row["idx"]),
-        role=row["role"],
-        speaker=row["speaker"],
-        content=row["content"],
-        at=row["at"],
-        dates=tuple(json.loads(row["dates"])),
-    )
+    return stored.message(row, stored.as_is)
 
 
 async def insert_messages(c: asyncpg.Connection, scope: Scope, ch: GraphChanges) -> int:

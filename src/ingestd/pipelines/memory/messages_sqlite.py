@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
 
 SCHEMA = """
@@ -42,17 +43,7 @@ def list_messages(
 
 
 def message(row: sqlite3.Row) -> Message:
-    return Message(
-        key=str(row["seq"]),
-        id=row["id"],
-        session_id=row["session_id"],
-        index=int(row["idx"]),
-        role=row["role"],
-        speaker=row["speaker"],
-        content=row["content"],
-        at=datetime.fromisoformat(row["at"]),
-        dates=tuple(json.loads(row["dates"])),
-    )
+    return stored.message(row, datetime.fromisoformat)
 
 
 def insert_messages(c: sqlite3.Connection, scope: Scope, token: str, ch: GraphChanges, now: str) -> int:

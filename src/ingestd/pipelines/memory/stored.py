@@ -1,0 +1,98 @@
+"""What the two graph backends read and write alike, written once: stored rows as the graph's data, and the
+embedding rows an apply writes.
+
+A row is an asyncpg ``Record`` or a ``sqlite3.Row``, read by column name; the backends differ only in how a
+stored timestamp reads back (PostgreSQL gives a ``datetime``, SQLite the ISO text it was written as), which each
+passes as ``parse``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ingestd.pipelines.memory import search as hybrid
+from ingestd.pipelines.memory.graph import Entity, Fact, GraphChanges, KnownEntity, Message, Scope
+
+Parse = Callable[[Any], datetime]  # a stored (not NULL) timestamp as a datetime
+
+
+class Row(Protocol):
+    """A result row read by column name (asyncpg ``Record``, ``sqlite3.Row``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def as_is(value: datetime) -> datetime:
+    """The ``parse`` of PostgreSQL: asyncpg reads a ``timestamptz`` as a ``datetime`` already."""
+    return value
+
+
+def _optional(parse: Parse, value: Any) -> datetime | None:
+    return parse(value) if value is not None else None
+
+
+def fact(row: Row, parse: Parse) -> Fact:
+    return Fact(
+        id=row["id"],
+        subject_id=row["subject_id"],
+        subject=row["subject"],
+        predicate=row["predicate"],
+        object_id=row["object_id"],
+        object=row["object"],
+        sentence=row["sentence"],
+        valid_at=_optional(parse, row["valid_at"]),
+        invalid_at=_optional(parse, row["invalid_at"]),
+        created_at=parse(row["created_at"]),
+        episode_id=row["episode_id"],
+        job_id=row["job_id"],
+        message_ids=tuple(json.loads(row["message_ids"] or "[]")),
+    )
+
+
+def entity(row: Row, parse: Parse, aliases: Sequence[str] = ()) -> Entity:
+    created_at, updated_at = parse(row["created_at"]), parse(row["updated_at"])
+    return Entity(row["id"], row["name"], row["type"], row["summary"], tuple(aliases), created_at, updated_at)
+
+
+def message(row: Row, parse: Parse) -> Message:
+    return Message(
+        key=str(row["seq"]),
+        id=row["id"],
+        session_id=row["session_id"],
+        index=int(row["idx"]),
+        role=row["role"],
+        speaker=row["speaker"],
+        content=row["content"],
+        at=parse(row["at"]),
+        dates=tuple(json.loads(row["dates"])),
+    )
+
+
+def known_entities(aliases: Iterable[tuple[str, str]], rows: Iterable[Row]) -> list[KnownEntity]:
+    """The user's entities (rows of id, name, type, vector) with their ``(alias, entity_id)`` spellings."""
+    spellings: dict[str, list[str]] = {}
+    for alias, entity_id in aliases:
+        spellings.setdefault(entity_id, []).append(alias)
+    return [
+        KnownEntity(
+            r["id"],
+            r["name"],
+            r["type"],
+            tuple(spellings.get(r["id"], ())),
+            hybrid.vector_from_bytes(r["vector"]) if r["vector"] else None,
+        )
+        for r in rows
+    ]
+
+
+def embeddings(scope: Scope, ch: GraphChanges) -> list[tuple[str, str, str, str, str, bytes]]:
+    """The ``mem_embeddings`` rows (kind, owner, tenant, user, model, vector) of the job's entities and facts."""
+    vectors = [("entity", e.id, e.embedding) for e in ch.entities] + [("fact", f.id, f.embedding) for f in ch.facts]
+    return [
+        (kind, owner, scope.tenant, scope.user_id, ch.embedding_model, hybrid.vector_to_bytes(v))
+        for kind, owner, v in vectors
+        if hybrid.has_vector(v)
+    ]
