@@ -319,7 +319,7 @@ class PostgresGraphStore:
     async def _entity_hits(
         self, c: asyncpg.Connection, scope: Scope, terms: list[str], vector: list[float] | None
     ) -> list[EntityHit]:
-        ranking = [i for i, s in (await self._nearest(c, scope, "entity", vector))[:5] if s >= 0.35]
+        nearest = await self._nearest(c, scope, "entity", vector)
         named = [
             r["entity_id"]
             for r in await c.fetch(
@@ -329,8 +329,7 @@ class PostgresGraphStore:
                 terms,
             )
         ]
-        scores = hybrid.fuse(named, ranking)
-        top = sorted(scores.items(), key=lambda kv: -kv[1])[:5]
+        top = hybrid.best_entities(named, nearest)
         rows = {
             r["id"]: r
             for r in await c.fetch(

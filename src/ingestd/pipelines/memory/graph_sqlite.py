@@ -169,11 +169,7 @@ class SqliteGraphStore:
 
     async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
         def read(c: sqlite3.Connection) -> Entity | None:
-            row = c.execute(
-                "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
-                "WHERE id=? AND +tenant=? AND +user_id=?",
-                (entity_id, scope.tenant, scope.user_id),
-            ).fetchone()
+            row = _entity_row(c, scope, entity_id)
             if row is None:
                 return None
             aliases = [
@@ -310,6 +306,16 @@ def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: st
             "INSERT INTO mem_fact_text (scope, triple, sentence, fact_id) VALUES (?,?,?,?)",
             (token, triple, sentence, f.id),
         )
+
+
+def _entity_row(c: sqlite3.Connection, scope: Scope, entity_id: str) -> sqlite3.Row | None:
+    """The user's entity ``entity_id`` ("+": found by its key, the scope checked on the one row)."""
+    row: sqlite3.Row | None = c.execute(
+        "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
+        "WHERE id=? AND +tenant=? AND +user_id=?",
+        (entity_id, scope.tenant, scope.user_id),
+    ).fetchone()
+    return row
 
 
 def _version(c: sqlite3.Connection, scope: Scope) -> int:
@@ -458,7 +464,7 @@ def _entity_hits(
     terms: list[str],
     vector: list[float] | None,
 ) -> list[EntityHit]:
-    ranking = [(i, s) for i, s in _vector_ranking(c, cache, snapshots, scope, "entity", vector)[:5] if s >= 0.35]
+    nearest = _vector_ranking(c, cache, snapshots, scope, "entity", vector)
     named = [
         r["entity_id"]
         for t in terms
@@ -467,14 +473,9 @@ def _entity_hits(
             (scope.tenant, scope.user_id, f"% {t} %"),
         )
     ]
-    scores = hybrid.fuse(list(dict.fromkeys(named)), [i for i, _ in ranking])
     hits: list[EntityHit] = []
-    for entity_id, score in sorted(scores.items(), key=lambda kv: -kv[1])[:5]:
-        row = c.execute(
-            "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
-            "WHERE id=? AND +tenant=? AND +user_id=?",
-            (entity_id, scope.tenant, scope.user_id),
-        ).fetchone()
+    for entity_id, score in hybrid.best_entities(named, nearest):
+        row = _entity_row(c, scope, entity_id)
         if row is not None:
             hits.append(EntityHit(_entity(row), score))
     return hits

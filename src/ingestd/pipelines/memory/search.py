@@ -20,6 +20,8 @@ from ingestd.pipelines.memory.graph import Fact, Scope
 
 CANDIDATES = 100  # from each of full text and vectors, before fusion
 RANK_WINDOW = 1_000  # full-text ranking looks at the newest this many matches (see messages_sqlite.ranked_window)
+ENTITY_HITS = 5  # entities a search returns at the most
+ENTITY_SIMILARITY = 0.35  # the least cosine similarity of an entity found by its name's embedding alone
 RRF_K = 60.0  # reciprocal rank fusion constant (Cormack et al. 2009)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -320,6 +322,14 @@ def fuse(*rankings: Sequence[str]) -> dict[str, float]:
         for rank, item in enumerate(ranking):
             scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank + 1)
     return scores
+
+
+def best_entities(named: Sequence[str], nearest: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The best ``ENTITY_HITS`` entities with their fused scores: those with an alias holding a query word
+    (``named``), and those whose name's embedding is among the nearest ``ENTITY_HITS`` and similar enough."""
+    close = [i for i, s in nearest[:ENTITY_HITS] if s >= ENTITY_SIMILARITY]
+    scores = fuse(list(dict.fromkeys(named)), close)
+    return sorted(scores.items(), key=lambda kv: -kv[1])[:ENTITY_HITS]
 
 
 @dataclass(frozen=True)
