@@ -6,10 +6,8 @@ import json
 
 import asyncpg
 
+from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import Forgotten, Scope, SessionInfo
-
-_USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
-                "mem_speakers", "mem_users")  # fmt: skip
 
 
 async def forget(c: asyncpg.Connection, scope: Scope, session_id: str | None, message_id: str | None) -> Forgotten:
@@ -30,7 +28,7 @@ async def _forget_user(c: asyncpg.Connection, scope: Scope) -> Forgotten:
     t, u = scope.tenant, scope.user_id
     messages = await c.fetchval("SELECT count(*) FROM mem_messages WHERE tenant=$1 AND user_id=$2", t, u)
     facts = await c.fetchval("SELECT count(*) FROM mem_facts WHERE tenant=$1 AND user_id=$2", t, u)
-    for table in _USER_TABLES:
+    for table in stored.USER_TABLES:
         await c.execute(f"DELETE FROM {table} WHERE tenant=$1 AND user_id=$2", t, u)
     return Forgotten(int(messages), int(facts), 0)
 
@@ -39,17 +37,12 @@ async def _forget_messages(c: asyncpg.Connection, scope: Scope, seqs: list[int],
     if not seqs:
         return Forgotten(0, 0, 0)
     t, u = scope.tenant, scope.user_id
-    gone: list[str] = []
     rows = await c.fetch(
         "SELECT id, message_ids FROM mem_facts WHERE tenant=$1 AND user_id=$2 AND message_ids != '[]'", t, u
     )
-    for fact_id, sources in rows:
-        before = json.loads(sources)
-        kept = [i for i in before if i not in ids]
-        if not kept:
-            gone.append(fact_id)
-        elif len(kept) < len(before):
-            await c.execute("UPDATE mem_facts SET message_ids=$1 WHERE id=$2", json.dumps(kept), fact_id)
+    gone, fewer = stored.sources_left(rows, ids)
+    for fact_id, kept in fewer.items():
+        await c.execute("UPDATE mem_facts SET message_ids=$1 WHERE id=$2", json.dumps(kept), fact_id)
     await c.execute("DELETE FROM mem_facts WHERE id = ANY($1)", gone)
     await c.execute("DELETE FROM mem_embeddings WHERE kind='fact' AND owner_id = ANY($1)", gone)
     reopened = await c.execute(

@@ -6,11 +6,9 @@ import json
 import sqlite3
 from datetime import datetime
 
+from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import Forgotten, Scope, SessionInfo
 from ingestd.pipelines.memory.messages_sqlite import scope_rows
-
-_USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
-                "mem_speakers", "mem_users")  # fmt: skip
 
 
 def forget(
@@ -38,7 +36,7 @@ def _forget_user(c: sqlite3.Connection, scope: Scope, token: str) -> Forgotten:
     )
     c.execute("DELETE FROM mem_fact_text WHERE mem_fact_text MATCH ?", (f"scope:{token}",))
     c.execute("DELETE FROM mem_message_text WHERE mem_message_text MATCH ?", (f"scope:{token}",))
-    for table in _USER_TABLES:
+    for table in stored.USER_TABLES:
         c.execute(f"DELETE FROM {table} WHERE tenant=? AND user_id=?", scope_rows(scope))
     return Forgotten(count, facts, 0)
 
@@ -46,15 +44,12 @@ def _forget_user(c: sqlite3.Connection, scope: Scope, token: str) -> Forgotten:
 def _forget_messages(c: sqlite3.Connection, scope: Scope, seqs: list[int], ids: set[str]) -> Forgotten:
     if not seqs:
         return Forgotten(0, 0, 0)
-    gone: list[str] = []
-    for fact_id, sources in c.execute(
+    rows = c.execute(
         "SELECT id, message_ids FROM mem_facts WHERE tenant=? AND user_id=? AND message_ids != '[]'", scope_rows(scope)
-    ).fetchall():
-        kept = [i for i in json.loads(sources) if i not in ids]
-        if not kept:
-            gone.append(fact_id)
-        elif len(kept) < len(json.loads(sources)):
-            c.execute("UPDATE mem_facts SET message_ids=? WHERE id=?", (json.dumps(kept), fact_id))
+    ).fetchall()
+    gone, fewer = stored.sources_left(rows, ids)
+    for fact_id, kept in fewer.items():
+        c.execute("UPDATE mem_facts SET message_ids=? WHERE id=?", (json.dumps(kept), fact_id))
     reopened = 0
     for start in range(0, len(gone), 500):
         chunk = gone[start : start + 500]

@@ -1,5 +1,5 @@
-"""What the two graph backends read and write alike, written once: stored rows as the graph's data, and the
-embedding rows an apply writes.
+"""What the two graph backends read and write alike, written once: stored rows as the graph's data, the
+embedding rows an apply writes, and what a deletion leaves of the facts.
 
 A row is an asyncpg ``Record`` or a ``sqlite3.Row``, read by column name; the backends differ only in how a
 stored timestamp reads back (PostgreSQL gives a ``datetime``, SQLite the ISO text it was written as), which each
@@ -17,6 +17,10 @@ from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import Entity, Fact, GraphChanges, KnownEntity, Message, Scope
 
 Parse = Callable[[Any], datetime]  # a stored (not NULL) timestamp as a datetime
+
+# Every table holding a user's rows (by tenant, user_id): what forgetting a user's whole memory empties.
+USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
+               "mem_speakers", "mem_users")  # fmt: skip
 
 
 class Row(Protocol):
@@ -96,3 +100,18 @@ def embeddings(scope: Scope, ch: GraphChanges) -> list[tuple[str, str, str, str,
         for kind, owner, v in vectors
         if hybrid.has_vector(v)
     ]
+
+
+def sources_left(facts: Iterable[tuple[str, str]], deleted: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Given facts as (id, ``message_ids`` JSON) and the client ids of deleted messages: the facts that go (every
+    message stating them is deleted), and the remaining message ids of those that lose only some."""
+    gone: list[str] = []
+    fewer: dict[str, list[str]] = {}
+    for fact_id, sources in facts:
+        before = json.loads(sources)
+        kept = [i for i in before if i not in deleted]
+        if not kept:
+            gone.append(fact_id)
+        elif len(kept) < len(before):
+            fewer[fact_id] = kept
+    return gone, fewer
