@@ -33,6 +33,7 @@ from ingestd.pipelines.memory.graph import (
     SearchResult,
     SessionInfo,
 )
+from ingestd.pipelines.memory.stored import ENTITY_SELECT, FACT_FROM, FACT_SELECT
 from ingestd.pipelines.memory.vector_snapshot import Snapshot
 
 log = logging.getLogger("ingestd.memory.graph")
@@ -68,14 +69,6 @@ ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
 CREATE INDEX IF NOT EXISTS mem_embeddings_seq ON mem_embeddings (tenant, user_id, kind, model, seq);
 """
-
-_FACT_FROM = (
-    "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
-)
-_FACT_SELECT = f"""SELECT f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
-    COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
-    f.message_ids {_FACT_FROM}"""
-_ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
 
 
 # SQLSTATE classes of a statement refused for what it says (the job store's rule): data exception, integrity
@@ -166,7 +159,7 @@ class PostgresGraphStore:
         return stored.known_entities(aliases, entities)
 
     async def current_facts(self, scope: Scope, subject_ids: list[str]) -> list[Fact]:
-        sql = f"{_FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND f.invalid_at IS NULL AND f.subject_id = ANY($3)"
+        sql = f"{FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND f.invalid_at IS NULL AND f.subject_id = ANY($3)"
         async with self._pool.acquire() as c:
             return [_fact(r) for r in await c.fetch(sql + " ORDER BY f.seq", *_s(scope), subject_ids)]
 
@@ -200,14 +193,14 @@ class PostgresGraphStore:
 
     async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
         async with self._pool.acquire() as c:
-            row = await c.fetchrow(f"{_ENTITY_SELECT} WHERE id=$3 AND tenant=$1 AND user_id=$2", *_s(scope), entity_id)
+            row = await c.fetchrow(f"{ENTITY_SELECT} WHERE id=$3 AND tenant=$1 AND user_id=$2", *_s(scope), entity_id)
             if row is None:
                 return None
             aliases = await c.fetch("SELECT alias FROM mem_aliases WHERE entity_id=$1 ORDER BY alias", entity_id)
         return _entity(row, [a["alias"] for a in aliases])
 
     async def entity_facts(self, scope: Scope, entity_id: str) -> list[Fact]:
-        sql = f"{_FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND (f.subject_id=$3 OR f.object_id=$3)"
+        sql = f"{FACT_SELECT} WHERE f.tenant=$1 AND f.user_id=$2 AND (f.subject_id=$3 OR f.object_id=$3)"
         async with self._pool.acquire() as c:
             rows = await c.fetch(sql + " ORDER BY COALESCE(f.valid_at, f.created_at), f.seq", *_s(scope), entity_id)
         return [_fact(r) for r in rows]
@@ -226,11 +219,11 @@ class PostgresGraphStore:
             order = [
                 hybrid.FactOrder(r["id"], r["invalid_at"] is None, r["created_at"])
                 for r in await c.fetch(
-                    f"SELECT f.id, f.invalid_at, f.created_at {_FACT_FROM} {where}", *_s(scope), list(scores)
+                    f"SELECT f.id, f.invalid_at, f.created_at {FACT_FROM} {where}", *_s(scope), list(scores)
                 )
             ]
             best = hybrid.best_fact_ids(order, scores, limit)
-            facts = [_fact(r) for r in await c.fetch(f"{_FACT_SELECT} {where}", *_s(scope), best)]
+            facts = [_fact(r) for r in await c.fetch(f"{FACT_SELECT} {where}", *_s(scope), best)]
             hits = [SearchHit(f, s) for f, s in hybrid.in_order(facts, best, scores)]
             entities = await self._entity_hits(c, scope, terms, query_vector)
         return SearchResult(facts=hits, entities=entities)
@@ -333,7 +326,7 @@ class PostgresGraphStore:
         rows = {
             r["id"]: r
             for r in await c.fetch(
-                f"{_ENTITY_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", *_s(scope), [i for i, _ in top]
+                f"{ENTITY_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", *_s(scope), [i for i, _ in top]
             )
         }
         return [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]

@@ -31,18 +31,10 @@ from ingestd.pipelines.memory.graph import (
     SearchResult,
     SessionInfo,
 )
+from ingestd.pipelines.memory.stored import ENTITY_SELECT, FACT_COLUMNS, FACT_FROM, FACT_SELECT
 
 T = TypeVar("T")
 TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
-
-
-_FACT_COLUMNS = """f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
-    COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
-    f.message_ids"""
-_FACT_FROM = (
-    "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
-)
-_FACT_SELECT = f"SELECT {_FACT_COLUMNS} {_FACT_FROM}"
 
 
 def scope_token(scope: Scope) -> str:
@@ -155,7 +147,7 @@ class SqliteGraphStore:
         if not subject_ids:
             return []
         marks = ",".join("?" * len(subject_ids))
-        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND f.invalid_at IS NULL AND f.subject_id IN ({marks})"
+        sql = f"{FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND f.invalid_at IS NULL AND f.subject_id IN ({marks})"
         sql += " ORDER BY f.seq"
         rows = await self._run(lambda c: c.execute(sql, (scope.tenant, scope.user_id, *subject_ids)).fetchall())
         return [_fact(r) for r in rows]
@@ -181,7 +173,7 @@ class SqliteGraphStore:
         return await self._run(read)
 
     async def entity_facts(self, scope: Scope, entity_id: str) -> list[Fact]:
-        sql = f"{_FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND (f.subject_id=? OR f.object_id=?)"
+        sql = f"{FACT_SELECT} WHERE f.tenant=? AND f.user_id=? AND (f.subject_id=? OR f.object_id=?)"
         sql += " ORDER BY COALESCE(f.valid_at, f.created_at), f.seq"
         rows = await self._run(lambda c: c.execute(sql, (scope.tenant, scope.user_id, entity_id, entity_id)).fetchall())
         return [_fact(r) for r in rows]
@@ -311,8 +303,7 @@ def _insert_facts(c: sqlite3.Connection, scope: Scope, ch: GraphChanges, now: st
 def _entity_row(c: sqlite3.Connection, scope: Scope, entity_id: str) -> sqlite3.Row | None:
     """The user's entity ``entity_id`` ("+": found by its key, the scope checked on the one row)."""
     row: sqlite3.Row | None = c.execute(
-        "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities "
-        "WHERE id=? AND +tenant=? AND +user_id=?",
+        f"{ENTITY_SELECT} WHERE id=? AND +tenant=? AND +user_id=?",
         (entity_id, scope.tenant, scope.user_id),
     ).fetchone()
     return row
@@ -440,7 +431,7 @@ def _search(
         for r in _fact_rows(c, scope, "f.id, f.invalid_at, f.created_at", list(scores))
     ]
     best = hybrid.best_fact_ids(order, scores, limit)
-    facts = [_fact(r) for r in _fact_rows(c, scope, _FACT_COLUMNS, best)]
+    facts = [_fact(r) for r in _fact_rows(c, scope, FACT_COLUMNS, best)]
     hits = [SearchHit(f, s) for f, s in hybrid.in_order(facts, best, scores)]
     return SearchResult(facts=hits, entities=_entity_hits(c, cache, snapshots, scope, terms, vector))
 
@@ -451,7 +442,7 @@ def _fact_rows(c: sqlite3.Connection, scope: Scope, columns: str, ids: list[str]
         chunk = ids[start : start + 500]
         # "+" keeps SQLite on the id index: the (tenant, user_id) indexes would scan the user's whole graph.
         marks = ",".join("?" * len(chunk))
-        sql = f"SELECT {columns} {_FACT_FROM} WHERE f.id IN ({marks}) AND +f.tenant=? AND +f.user_id=?"
+        sql = f"SELECT {columns} {FACT_FROM} WHERE f.id IN ({marks}) AND +f.tenant=? AND +f.user_id=?"
         rows += c.execute(sql, (*chunk, scope.tenant, scope.user_id)).fetchall()
     return rows
 

@@ -9,6 +9,7 @@ import asyncpg
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
+from ingestd.pipelines.memory.stored import MESSAGE_SELECT
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mem_messages (seq bigserial PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
@@ -23,15 +24,13 @@ CREATE TABLE IF NOT EXISTS mem_speakers (tenant text NOT NULL, user_id text NOT 
 ALTER TABLE mem_facts ADD COLUMN IF NOT EXISTS message_ids text NOT NULL DEFAULT '[]';
 """
 
-_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
-
 
 async def list_messages(
     c: asyncpg.Connection, scope: Scope, session_id: str | None, limit: int, offset: int
 ) -> list[Message]:
     where = " AND session_id=$5" if session_id is not None else ""
     args = (scope.tenant, scope.user_id, limit, offset, *((session_id,) if session_id is not None else ()))
-    sql = f"{_SELECT} WHERE tenant=$1 AND user_id=$2{where} ORDER BY at, session_id, idx LIMIT $3 OFFSET $4"
+    sql = f"{MESSAGE_SELECT} WHERE tenant=$1 AND user_id=$2{where} ORDER BY at, session_id, idx LIMIT $3 OFFSET $4"
     return [message(r) for r in await c.fetch(sql, *args)]
 
 
@@ -86,13 +85,14 @@ async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) ->
 
 
 async def get_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> list[Message]:
-    sql = f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND seq = ANY($3)"
+    sql = f"{MESSAGE_SELECT} WHERE tenant=$1 AND user_id=$2 AND seq = ANY($3)"
     rows = await c.fetch(sql, scope.tenant, scope.user_id, [int(k) for k in keys])
     return [message(r) for r in rows]
 
 
 async def messages_with_ids(c: asyncpg.Connection, scope: Scope, ids: list[str]) -> list[Message]:
-    rows = await c.fetch(f"{_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", scope.tenant, scope.user_id, ids)
+    sql = f"{MESSAGE_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)"
+    rows = await c.fetch(sql, scope.tenant, scope.user_id, ids)
     return [message(r) for r in rows]
 
 

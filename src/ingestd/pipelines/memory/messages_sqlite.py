@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
+from ingestd.pipelines.memory.stored import MESSAGE_SELECT
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mem_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL,
@@ -21,8 +22,6 @@ CREATE INDEX IF NOT EXISTS mem_messages_session ON mem_messages (tenant, user_id
 CREATE VIRTUAL TABLE IF NOT EXISTS mem_message_text USING fts5(scope, speaker, content,
     tokenize = 'porter unicode61 remove_diacritics 2');
 """
-
-_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
 
 
 def _ts(value: datetime) -> str:
@@ -38,7 +37,7 @@ def list_messages(
 ) -> list[Message]:
     where = " AND session_id=?" if session_id is not None else ""
     args = (*scope_rows(scope), *((session_id,) if session_id is not None else ()), limit, offset)
-    sql = f"{_SELECT} WHERE tenant=? AND user_id=?{where} ORDER BY at, session_id, idx LIMIT ? OFFSET ?"
+    sql = f"{MESSAGE_SELECT} WHERE tenant=? AND user_id=?{where} ORDER BY at, session_id, idx LIMIT ? OFFSET ?"
     return [message(r) for r in c.execute(sql, args)]
 
 
@@ -111,7 +110,7 @@ def get_messages(c: sqlite3.Connection, scope: Scope, keys: list[str]) -> list[M
     out: list[Message] = []
     for start in range(0, len(keys), 500):
         chunk = [int(k) for k in keys[start : start + 500]]
-        sql = f"{_SELECT} WHERE seq IN ({','.join('?' * len(chunk))}) AND +tenant=? AND +user_id=?"
+        sql = f"{MESSAGE_SELECT} WHERE seq IN ({','.join('?' * len(chunk))}) AND +tenant=? AND +user_id=?"
         out += [message(r) for r in c.execute(sql, (*chunk, scope.tenant, scope.user_id))]
     return out
 
@@ -120,7 +119,7 @@ def messages_with_ids(c: sqlite3.Connection, scope: Scope, ids: list[str]) -> li
     out: list[Message] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        sql = f"{_SELECT} WHERE tenant=? AND user_id=? AND id IN ({','.join('?' * len(chunk))})"
+        sql = f"{MESSAGE_SELECT} WHERE tenant=? AND user_id=? AND id IN ({','.join('?' * len(chunk))})"
         out += [message(r) for r in c.execute(sql, (scope.tenant, scope.user_id, *chunk))]
     return out
 

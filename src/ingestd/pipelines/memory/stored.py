@@ -22,6 +22,16 @@ Parse = Callable[[Any], datetime]  # a stored (not NULL) timestamp as a datetime
 USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
                "mem_speakers", "mem_users")  # fmt: skip
 
+# The SQL (the same in both dialects) reading what ``fact``, ``entity`` and ``message`` below take: a fact with its
+# subject's name and its object's (an entity's name, else the plain value).
+FACT_FROM = "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
+FACT_COLUMNS = """f.id, f.subject_id, s.name AS subject, f.predicate, f.object_id,
+    COALESCE(o.name, f.object) AS object, f.sentence, f.valid_at, f.invalid_at, f.created_at, f.episode_id, f.job_id,
+    f.message_ids"""
+FACT_SELECT = f"SELECT {FACT_COLUMNS} {FACT_FROM}"
+ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
+MESSAGE_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
+
 
 class Row(Protocol):
     """A result row read by column name (asyncpg ``Record``, ``sqlite3.Row``)."""
