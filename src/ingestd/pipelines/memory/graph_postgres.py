@@ -303,10 +303,9 @@ class PostgresGraphStore:
                 batch = await snapshots.read_vectors(c, scope, kind, model, 0)
                 entry = self._vectors.refresh(scope, kind, model, version, batch, 0)
             assert entry is not None
-            if batch.ids and vector_snapshot.worth_saving(since, len(batch.ids)):
-                self._save_soon(
-                    scope, kind, model, Snapshot(entry.ids, entry.matrix, entry.last_seq, batch.ids[-1], version)
-                )
+            to_save = vector_snapshot.after_read(entry, batch, since, version)
+            if to_save is not None:
+                self._save_soon(scope, kind, model, to_save)
         return entry
 
     async def _entity_hits(

@@ -355,10 +355,9 @@ def _vector_entry(
             batch = _read_vectors(c, scope, kind, model, 0)
             entry = cache.refresh(scope, kind, model, version, batch, 0)
         assert entry is not None
-        if snapshots is not None and entry.ids and vector_snapshot.worth_saving(since, len(batch.ids)):
-            last_owner = batch.ids[-1]
-            snapshot = vector_snapshot.Snapshot(entry.ids, entry.matrix, entry.last_seq, last_owner, version)
-            vector_snapshot.save_soon(snapshots, scope, kind, model, snapshot)
+        to_save = vector_snapshot.after_read(entry, batch, since, version)
+        if snapshots is not None and to_save is not None:
+            vector_snapshot.save_soon(snapshots, scope, kind, model, to_save)
     return entry
 
 

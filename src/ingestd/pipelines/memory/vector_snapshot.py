@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ingestd.pipelines.memory.graph import GraphChanges, Scope
-from ingestd.pipelines.memory.search import Matrix, has_vector
+from ingestd.pipelines.memory.search import CachedMatrix, Matrix, VectorBatch, has_vector
 
 MIN_ROWS = 20_000  # smaller matrices are read from the database fast enough
 CATCH_UP_ROWS = 10_000  # a process that read this many rows past its snapshot saves a new one
@@ -48,6 +48,14 @@ def large_writes(changes: GraphChanges) -> list[str]:
         "message": sum(1 for m in changes.messages if has_vector(m.embedding)),
     }
     return [kind for kind, count in counts.items() if count >= CATCH_UP_ROWS]
+
+
+def after_read(entry: CachedMatrix, batch: VectorBatch, since: int, version: int) -> Snapshot | None:
+    """The snapshot to save after reading ``batch`` (the rows after ``since``) into ``entry``, if it is worth
+    saving (see ``worth_saving``); its last row's owner lets a later load check it belongs to this database."""
+    if not batch.ids or not worth_saving(since, len(batch.ids)):
+        return None
+    return Snapshot(entry.ids, entry.matrix, entry.last_seq, batch.ids[-1], version)
 
 
 @dataclass(frozen=True)
