@@ -1,6 +1,7 @@
 """Who spoke when, offline: the speaker model and clustering behind the ``audio`` pipeline's ``speakers`` stage.
 
     .venv/bin/python bench/diarization.py [--skip-alternatives] [--skip-windowings] [--skip-jobs] [--long-minutes 5]
+        [--min-speech 0.25]
 
 Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is committed):
 
@@ -55,6 +56,7 @@ from typing import Any
 
 import av
 import numpy as np
+import speech_pipeline  # --min-speech
 from audio import FAST, run_job  # the audio bench's in-process job runner
 from scipy.optimize import linear_sum_assignment
 
@@ -479,6 +481,8 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
+    if args.min_speech is not None:
+        speech_pipeline.set_min_speech(args.min_speech)
     items = recordings(args.cache)
     print(json.dumps({r.name: f"{r.seconds:.1f} s, {r.speakers} speakers" for r in items}, indent=1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -497,4 +501,5 @@ if __name__ == "__main__":
     parser.add_argument("--skip-windowings", action="store_true")
     parser.add_argument("--skip-alternatives", action="store_true")
     parser.add_argument("--long-minutes", type=float, default=5.0)
+    parser.add_argument("--min-speech", type=float, default=None, help="the VAD's shortest speech span, seconds")
     asyncio.run(main(parser.parse_args()))

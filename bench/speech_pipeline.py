@@ -26,14 +26,20 @@ from ingestd.providers.whisper import WhisperTranscriber
 from ingestd.settings import Settings
 
 
+def set_min_speech(seconds: float) -> None:
+    """Make ``seconds`` the VAD's shortest speech span for this process (every SileroVAD builds its rules from
+    ``SpanRules``' defaults)."""
+    defaults = list(silero.SpanRules.__init__.__defaults__ or ())
+    defaults[1] = seconds
+    silero.SpanRules.__init__.__defaults__ = tuple(defaults)
+
+
 async def main(args: argparse.Namespace) -> None:
     by_category: dict[str, list[speech_data.Clip]] = {}
     for clip in speech_data.real_speech(args.prompts):
         by_category.setdefault(clip.category, []).append(clip)
-    if args.min_speech is not None:  # every SileroVAD of this process builds its rules from these defaults
-        defaults = list(silero.SpanRules.__init__.__defaults__ or ())
-        defaults[1] = args.min_speech
-        silero.SpanRules.__init__.__defaults__ = tuple(defaults)
+    if args.min_speech is not None:
+        set_min_speech(args.min_speech)
     print(f"VAD rules {silero.SpanRules()}, model {args.model or 'default'}")
     stt = WhisperTranscriber(model=args.model)
     options = {"diarize": False, **({"model": args.model} if args.model else {})}
