@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
@@ -33,9 +35,10 @@ from ingestd.pipelines.memory.graph import (
     SearchResult,
     SessionInfo,
 )
-from ingestd.pipelines.memory.stored import ENTITY_SELECT, FACT_FROM, FACT_SELECT
+from ingestd.pipelines.memory.stored import ENTITY_SELECT, FACT_COLUMNS, FACT_SELECT
 from ingestd.pipelines.memory.vector_snapshot import Snapshot
 
+T = TypeVar("T")
 log = logging.getLogger("ingestd.memory.graph")
 _LOCK = 7320501  # advisory lock id held while creating the tables
 SNAPSHOT_WAIT = 30.0  # seconds close() lets a vector snapshot being written finish
@@ -93,6 +96,16 @@ def _entity(r: asyncpg.Record, aliases: Sequence[str] = ()) -> Entity:
     return stored.entity(r, stored.as_is, aliases)
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
+    """A pooled connection released without asyncpg's reset query (``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``): the graph leaves no session state behind (no session locks, cursors, LISTEN or
+    SET; its transactions end with their blocks), and that query was a round trip on every release, 5 of a
+    recall's 20 statements."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresGraphStore:
     """``GraphStore`` on an asyncpg pool."""
 
@@ -110,7 +123,11 @@ class PostgresGraphStore:
             # Custom plans: a generic plan cannot tell a common word (scan the newest rows) from a rare one (the
             # GIN index), nor one user's embeddings from another's; planning costs well under a millisecond.
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, server_settings={"plan_cache_mode": "force_custom_plan"}
+                dsn,
+                min_size=1,
+                max_size=max_size,
+                server_settings={"plan_cache_mode": "force_custom_plan"},
+                connection_class=_Connection,
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise errors.StoreUnavailable(f"cannot reach the memory graph database: {exc}") from exc
@@ -188,8 +205,10 @@ class PostgresGraphStore:
         snapshot saved (see vector_snapshot.large_writes)."""
         async with self._pool.acquire() as c:
             await c.execute("ANALYZE mem_facts, mem_messages, mem_embeddings, mem_entities")
-            for kind in vector_snapshot.large_writes(changes):
-                await self._vector_entry(c, scope, kind)
+            kinds = vector_snapshot.large_writes(changes)
+            state = await _vector_state(c, scope, kinds)
+            for kind in kinds:
+                await self._entry(c, scope, kind, state)
 
     async def get_entity(self, scope: Scope, entity_id: str) -> Entity | None:
         async with self._pool.acquire() as c:
@@ -211,29 +230,57 @@ class PostgresGraphStore:
 
     async def search(self, scope: Scope, query: str, query_vector: list[float] | None, limit: int) -> SearchResult:
         terms = hybrid.query_terms(query)
+        # The full text on one connection while the other reads the version, the named entities and the vectors:
+        # the server ranks while this process scans the matrices.
+        text_ids, (vector_ids, named, nearest_entities) = await asyncio.gather(
+            self._read(lambda c: _text_ranking(c, scope, terms)), self._fact_vectors(scope, terms, query_vector)
+        )
+        scores = hybrid.fuse(text_ids, vector_ids)
+        top = hybrid.best_entities(named, nearest_entities)
         async with self._pool.acquire() as c:
-            text_ids = await _text_ranking(c, scope, terms)
-            vector_ids = [i for i, _ in await self._nearest(c, scope, "fact", query_vector)]
-            scores = hybrid.fuse(text_ids, vector_ids)
-            where = "WHERE f.tenant=$1 AND f.user_id=$2 AND f.id = ANY($3)"
-            order = [
-                hybrid.FactOrder(r["id"], r["invalid_at"] is None, r["created_at"])
+            facts = [_fact(r) for r in await _best_facts(c, scope, scores, limit)]
+            rows = {
+                r["id"]: r
                 for r in await c.fetch(
-                    f"SELECT f.id, f.invalid_at, f.created_at {FACT_FROM} {where}", *_s(scope), list(scores)
+                    f"{ENTITY_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)",
+                    *_s(scope),
+                    [i for i, _ in top],
                 )
-            ]
-            best = hybrid.best_fact_ids(order, scores, limit)
-            facts = [_fact(r) for r in await c.fetch(f"{FACT_SELECT} {where}", *_s(scope), best)]
-            hits = [SearchHit(f, s) for f, s in hybrid.in_order(facts, best, scores)]
-            entities = await self._entity_hits(c, scope, terms, query_vector)
+            } if top else {}  # fmt: skip
+        hits = [SearchHit(f, scores.get(f.id, 0.0)) for f in facts]
+        entities = [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]
         return SearchResult(facts=hits, entities=entities)
+
+    async def _fact_vectors(
+        self, scope: Scope, terms: list[str], vector: list[float] | None
+    ) -> tuple[list[str], list[str], list[tuple[str, float]]]:
+        """The facts nearest ``vector``, the entities an alias of which holds one of ``terms``, and the entities
+        nearest ``vector``: one statement for what the store holds, then the scans."""
+        async with self._pool.acquire() as c:
+            state = await _vector_state(c, scope, ("fact", "entity"), terms)
+            facts = await self._entry(c, scope, "fact", state) if vector else None
+            entities = await self._entry(c, scope, "entity", state) if vector else None
+        nearest_facts, nearest_entities = _nearest_in((facts, entities), vector)
+        return [i for i, _ in nearest_facts], state.named, nearest_entities
 
     async def message_ranking(
         self, scope: Scope, terms: list[str], vector: list[float] | None
     ) -> tuple[list[str], list[str]]:
+        async def dense() -> list[str]:
+            if not vector:
+                return []
+            async with self._pool.acquire() as c:
+                state = await _vector_state(c, scope, ("message",))
+                entry = await self._entry(c, scope, "message", state)
+            (nearest,) = _nearest_in((entry,), vector)
+            return [k for k, _ in nearest]
+
+        text, vectors = await asyncio.gather(self._read(lambda c: chat.text_ranking(c, scope, terms)), dense())
+        return text, vectors
+
+    async def _read(self, read: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async with self._pool.acquire() as c:
-            text = await chat.text_ranking(c, scope, terms)
-            return text, [k for k, _ in await self._nearest(c, scope, "message", vector)]
+            return await read(c)
 
     async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
         async with self._pool.acquire() as c:
@@ -266,27 +313,14 @@ class PostgresGraphStore:
             vector_snapshot.forget(self._local, scope)  # other hosts' copies go on their next load
             return forgotten
 
-    async def _nearest(
-        self, c: asyncpg.Connection, scope: Scope, kind: str, vector: list[float] | None
-    ) -> list[tuple[str, float]]:
-        if not vector:
-            return []
-        entry = await self._vector_entry(c, scope, kind)
-        return hybrid.nearest(entry, vector) if entry is not None else []
+    async def _entry(self, c: asyncpg.Connection, scope: Scope, kind: str, state: _State) -> hybrid.CachedMatrix | None:
+        model = state.models.get(kind)
+        return await self._vector_entry(c, scope, kind, state.version, model) if model is not None else None
 
-    async def _vector_entry(self, c: asyncpg.Connection, scope: Scope, kind: str) -> hybrid.CachedMatrix | None:
-        """The user's vectors of ``kind`` as of their graph's version: cached, from the snapshot, or read."""
-        version = await c.fetchval("SELECT version FROM mem_users WHERE tenant=$1 AND user_id=$2", *_s(scope)) or 0
-        # Ordered as the index is, so that it is read: a plain LIMIT 1 can pick a sequential scan that passes
-        # over every other kind's rows first (263 ms at 100k facts + 100k messages).
-        model = await c.fetchval(
-            """SELECT model FROM mem_embeddings WHERE tenant=$1 AND user_id=$2 AND kind=$3
-            ORDER BY tenant, user_id, kind, model LIMIT 1""",
-            *_s(scope),
-            kind,
-        )
-        if model is None:
-            return None
+    async def _vector_entry(
+        self, c: asyncpg.Connection, scope: Scope, kind: str, version: int, model: str
+    ) -> hybrid.CachedMatrix:
+        """The user's vectors of ``kind`` as of their graph's ``version``: cached, from the snapshot, or read."""
         entry = self._vectors.get(scope, kind, model)
         if entry is None:
             snapshot = await snapshots.load(c, scope, kind, model, version, self._local)
@@ -308,27 +342,61 @@ class PostgresGraphStore:
                 self._save_soon(scope, kind, model, to_save)
         return entry
 
-    async def _entity_hits(
-        self, c: asyncpg.Connection, scope: Scope, terms: list[str], vector: list[float] | None
-    ) -> list[EntityHit]:
-        nearest = await self._nearest(c, scope, "entity", vector)
-        named = [
-            r["entity_id"]
-            for r in await c.fetch(
-                """SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=$1 AND user_id=$2
-                AND string_to_array(alias, ' ') && $3::text[]""",
-                *_s(scope),
-                terms,
-            )
-        ]
-        top = hybrid.best_entities(named, nearest)
-        rows = {
-            r["id"]: r
-            for r in await c.fetch(
-                f"{ENTITY_SELECT} WHERE tenant=$1 AND user_id=$2 AND id = ANY($3)", *_s(scope), [i for i, _ in top]
-            )
-        }
-        return [EntityHit(_entity(rows[i]), s) for i, s in top if i in rows]
+
+@dataclass(frozen=True)
+class _State:
+    """What a search reads first, in one statement: the user's graph version, the embedding model of each kind
+    of vector (absent: none stored), and the entities an alias of which holds a query word."""
+
+    version: int
+    models: dict[str, str]
+    named: list[str]
+
+
+async def _vector_state(c: asyncpg.Connection, scope: Scope, kinds: Sequence[str], terms: Sequence[str] = ()) -> _State:
+    # Each model read as the index is ordered, so that it is read: a plain LIMIT 1 can pick a sequential scan that
+    # passes over every other kind's rows first (263 ms at 100k facts + 100k messages).
+    row = await c.fetchrow(
+        """SELECT (SELECT version FROM mem_users WHERE tenant=$1 AND user_id=$2) AS version,
+        ARRAY(SELECT (SELECT model FROM mem_embeddings WHERE tenant=$1 AND user_id=$2 AND kind=k.kind
+            ORDER BY tenant, user_id, kind, model LIMIT 1) FROM unnest($3::text[]) WITH ORDINALITY AS k(kind, n)
+            ORDER BY k.n) AS models,
+        ARRAY(SELECT DISTINCT entity_id FROM mem_aliases WHERE tenant=$1 AND user_id=$2
+            AND string_to_array(alias, ' ') && $4::text[] ORDER BY entity_id) AS named""",
+        *_s(scope),
+        list(kinds),
+        list(terms),
+    )
+    assert row is not None
+    models = {k: m for k, m in zip(kinds, row["models"], strict=True) if m is not None}
+    return _State(row["version"] or 0, models, list(row["named"]))
+
+
+def _nearest_in(
+    entries: Sequence[hybrid.CachedMatrix | None], vector: list[float] | None
+) -> list[list[tuple[str, float]]]:
+    """``search.nearest`` in each of ``entries`` (none: no vectors of that kind)."""
+    return [hybrid.nearest(e, vector) if e is not None and vector else [] for e in entries]
+
+
+async def _best_facts(
+    c: asyncpg.Connection, scope: Scope, scores: dict[str, float], limit: int
+) -> list[asyncpg.Record]:
+    """The best ``limit`` of the scored facts, read whole in one statement: current facts first, then by fused
+    score, then newest, then by id (``search.best_fact_ids``'s order; ids compared byte by byte, as Python does)."""
+    if not scores:
+        return []
+    rows: list[asyncpg.Record] = await c.fetch(
+        f"""SELECT {FACT_COLUMNS} FROM unnest($3::text[], $4::float8[]) AS c(id, score)
+        JOIN mem_facts f ON f.id = c.id JOIN mem_entities s ON s.id = f.subject_id
+        LEFT JOIN mem_entities o ON o.id = f.object_id WHERE f.tenant=$1 AND f.user_id=$2
+        ORDER BY f.invalid_at IS NOT NULL, c.score DESC, f.created_at DESC, f.id COLLATE "C" LIMIT $5""",
+        *_s(scope),
+        list(scores),
+        list(scores.values()),
+        limit,
+    )
+    return rows
 
 
 async def _text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) -> list[str]:
