@@ -3,7 +3,8 @@ holding every call that arrived while the previous one ran.
 
 A worker runs many jobs at once, and each asks a local model for a little (an episode to parse, its texts to
 embed). Run side by side, those calls oversubscribe the cores and pad short batches; one batch at a time, they
-cost about half the CPU per item (``providers.onnx_embedder``, ``pipelines.memory.offline``).
+cost about half the CPU per item (``providers.onnx_embedder``, ``pipelines.memory.offline``). The batching loop is
+the store's group commit (``ingestd.batching``); this module runs each batch in a thread.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from ingestd.batching import Batcher, Outcome
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -26,40 +29,15 @@ class Coalescer(Generic[A, R]):
 
     def __init__(self, run: BatchRun[A, R], limit: int | None = None) -> None:
         self._run = run
-        self._limit = limit
-        self._pending: list[tuple[A, asyncio.Future[R]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._batches = Batcher(self._in_thread, "ingestd-coalesce", limit=limit)
 
     async def __call__(self, item: A) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain())
-        return await future
+        result: R = await self._batches.submit(item)
+        return result
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(0)  # the calls made in this turn of the loop join the batch
-                cut = len(self._pending) if self._limit is None else self._limit
-                batch, self._pending = self._pending[:cut], self._pending[cut:]
-                try:
-                    outcomes = await asyncio.to_thread(self._run, [item for item, _ in batch])
-                except Exception as exc:  # every caller of the batch sees the failure
-                    outcomes = [exc] * len(batch)
-                except BaseException:  # cancelled: so are the calls waiting for this batch
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, Exception):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._task = None
+    async def _in_thread(self, batch: list[A]) -> list[Outcome]:
+        outcomes = await asyncio.to_thread(self._run, batch)
+        return [(not isinstance(outcome, Exception), outcome) for outcome in outcomes]
 
 
 class PerLoop(Generic[A, R]):

@@ -22,8 +22,8 @@ from typing import Any
 
 import asyncpg
 
+from ingestd.batching import Batcher
 from ingestd.store import migrations
-from ingestd.store.group_commit import GroupCommit
 from ingestd.store.postgres_base import DRIVER_ERRORS, no_reset, translate
 from ingestd.store.postgres_blobs import PostgresBlobStore
 from ingestd.store.postgres_jobs import PostgresJobs
@@ -59,7 +59,7 @@ class PostgresJobStore(
         self._waiters = Waiters()
         self._listener = Listener(url, self._waiters)
         self.blobs: BlobStore = PostgresBlobStore(self._acquire)
-        self._finishes = GroupCommit(self._finish_batch, "ingestd-pg-finish")
+        self._finishes = Batcher(self._finish_batch, "ingestd-pg-finish")
 
     @classmethod
     async def open(

@@ -11,25 +11,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 
 from ingestd import errors
+from ingestd.batching import Batcher, Outcome
 from ingestd.models import (
     JSON,
-    HeartbeatResult,
     Job,
     JobStatus,
     NewJob,
     Progress,
     Step,
-    SubmitOutcome,
-    new_job_id,
 )
 from ingestd.store import postgres_blobs, records
 from ingestd.store import postgres_sql as sql
-from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.postgres_base import PostgresBase
 from ingestd.store.records import dumps, dumps_or_none
 from ingestd.store.shared import Appended, Encoded
@@ -44,21 +41,20 @@ class PostgresJobs(PostgresBase):
 
     _exhausted_due = 0.0  # when claim_jobs next fails used-up expired jobs even if it claimed some
 
-    async def submit(self, new: NewJob) -> SubmitOutcome:
+    async def _submit(self, new: NewJob, job_id: str) -> tuple[Sequence[Any], bool]:
         args = (
             new.tenant, new.pipeline, dumps(new.input), records.encode_files(new.files), new.max_attempts,
             new.priority, new.run_at, new.ordering_key, new.idempotency_key, new.payload_hash, new.deadline_seconds,
             new.retention_seconds, new.webhook_url, new.units, dumps({"pipeline": new.pipeline}), new.traceparent,
         )  # fmt: skip
         for _ in range(3):  # only loops if the existing job is deleted between the two statements
-            row = await self._fetchrow(sql.SUBMIT, new_job_id(), *args)
+            row = await self._fetchrow(sql.SUBMIT, job_id, *args)
             if row is not None:
-                job = records.job_from_row(row)
-                self._wake(work=True, jobs=[job.id])
-                return SubmitOutcome(job, created=True)
+                self._wake(work=True, jobs=[job_id])
+                return row, True
             existing = await self._fetchrow(sql.BY_IDEMPOTENCY_KEY, new.tenant, new.idempotency_key)
             if existing is not None:
-                return SubmitOutcome(records.idempotent_replay(records.job_from_row(existing), new), created=False)
+                return existing, False
         raise errors.StoreError("the job with this Idempotency-Key kept disappearing; try again")
 
     async def delete_job(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -109,12 +105,9 @@ class PostgresJobs(PostgresBase):
             self._finished(await self._fetch(sql.FAIL_EXHAUSTED, names, limit, template, mark))
         return jobs
 
-    async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
-        ids = list(dict.fromkeys(job_ids))
-        rows = await self._fetch(sql.HEARTBEAT, ids, worker_id, lease_seconds, idempotent=True)
-        held = {r["id"] for r in rows}
-        cancel = {r["id"] for r in rows if r["cancel_requested"]}
-        return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
+    async def _heartbeat(self, worker_id: str, job_ids: list[str], lease_seconds: float) -> tuple[set[str], set[str]]:
+        rows = await self._fetch(sql.HEARTBEAT, job_ids, worker_id, lease_seconds, idempotent=True)
+        return {r["id"] for r in rows}, {r["id"] for r in rows if r["cancel_requested"]}
 
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
         if job_ids:
@@ -139,9 +132,9 @@ class PostgresJobs(PostgresBase):
         finished: bool = await self._finishes.submit(finish)
         return finished
 
-    # Finishes asked for while one statement is in flight go together in the next one (``GroupCommit``), so a busy
+    # Finishes asked for while one statement is in flight go together in the next one (``batching.Batcher``), so a busy
     # worker pays one round trip and one WAL flush for many jobs, not one.
-    _finishes: GroupCommit[_Finish]
+    _finishes: Batcher[_Finish]
 
     async def _finish_batch(self, batch: list[_Finish]) -> list[Outcome]:
         finished = await self._finish_rows(batch)

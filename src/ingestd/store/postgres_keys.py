@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ingestd import keys
 from ingestd.store import records
 from ingestd.store.postgres_base import PostgresBase
 
 _COLUMNS = records.API_KEY_COLUMNS
 _key = records.api_key_from_row
+_INSERT = (
+    f"INSERT INTO api_keys ({records.NEW_API_KEY_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, now()) "
+    "ON CONFLICT (key_hash) DO NOTHING"
+)
 
 
 class PostgresKeys(PostgresBase):
     """API key rows of ``PostgresJobStore``."""
 
-    async def _insert_api_key(
-        self, key_hash: str, tenant: str, key_id: str, scopes: str, name: str | None, expires_at: datetime | None
-    ) -> None:
-        await self._execute(
-            "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
-            "VALUES ($1, $2, now(), $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING",
-            key_hash,
-            tenant,
-            key_id,
-            scopes,
-            name,
-            expires_at,
-            idempotent=True,
-        )
+    async def _insert_api_key(self, key: records.NewApiKey) -> None:
+        await self._execute(_INSERT, *key, idempotent=True)
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
         row = await self._fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash, idempotent=True)

@@ -13,19 +13,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from ingestd.models import JSON
-from ingestd.slots import (
-    WAITER_TTL_SECONDS,
-    Feedback,
-    Plan,
-    ProviderState,
-    SlotLimit,
-    Waiter,
-    apply_feedback,
-    changes_state,
-    plan_grants,
-)
+from ingestd.slots import WAITER_TTL_SECONDS, Feedback, Plan, ProviderState, SlotLimit, Waiter
+from ingestd.store import limiter_shared
 from ingestd.store.postgres_base import PostgresBase
-from ingestd.store.sqlite_limits import stats_from_rows, stats_sql
 
 _EPOCH = "extract(epoch FROM now())::float8"
 # The lock key: a 64-bit hash of the provider, namespaced so it cannot collide with the migration lock.
@@ -36,7 +26,6 @@ _LOCK = (
     f"SELECT {_EPOCH}, set_config('synchronous_commit', 'off', true)"
     " FROM pg_advisory_xact_lock(hashtextextended('ingestd-slots:' || $1, 0))"
 )
-_STATE_COLUMNS = "tokens, tokens_at, concurrency, paused_until, decreased_at"
 
 # $1 provider, $2 now, $3 gone ids: drop expired slots and waiters and the gone waiters; returns how many.
 _EXPIRE = """
@@ -58,21 +47,18 @@ WITH slots AS (
 )
 DELETE FROM provider_waiters WHERE id = ANY($2::text[])
 """
-_SAVE_STATE = f"""
-INSERT INTO provider_state (provider, {_STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at,
-    concurrency = excluded.concurrency, paused_until = excluded.paused_until, decreased_at = excluded.decreased_at
-"""
-_STATS = stats_sql(_EPOCH)
+_SAVE_STATE = limiter_shared.save_state_sql("$1, $2, $3, $4, $5, $6")
+_STATS = limiter_shared.stats_sql(_EPOCH)
 
 
 async def _state(conn: asyncpg.Connection, provider: str) -> ProviderState:
-    row = await conn.fetchrow(f"SELECT {_STATE_COLUMNS} FROM provider_state WHERE provider = $1", provider)
-    return ProviderState(*row) if row is not None else ProviderState()
+    return limiter_shared.state_from_row(
+        await conn.fetchrow(f"SELECT {limiter_shared.STATE_COLUMNS} FROM provider_state WHERE provider = $1", provider)
+    )
 
 
 async def _save_state(conn: asyncpg.Connection, provider: str, s: ProviderState) -> None:
-    await conn.execute(_SAVE_STATE, provider, s.tokens, s.tokens_at, s.concurrency, s.paused_until, s.decreased_at)
+    await conn.execute(_SAVE_STATE, *limiter_shared.state_params(provider, s))
 
 
 async def _expire_and_register(
@@ -103,33 +89,30 @@ class PostgresLimits(PostgresBase):
                 "SELECT id, tenant, arrived_at, cost FROM provider_waiters WHERE provider = $1", provider
             )
             queue = [Waiter(*r) for r in rows]
-            mine = frozenset(w.id for w in waiters)
-            plan = plan_grants(
-                limit, await _state(conn, provider), now=now, held_by_tenant=held, waiters=queue, mine=mine
+            granted = limiter_shared.grants(
+                limit, await _state(conn, provider), now=now, held=held, queue=queue, waiters=waiters
             )
-            if plan.granted:
-                tenant_of = {w.id: w.tenant for w in waiters}
-                granted = list(plan.granted)
-                await conn.execute(_GRANT, provider, granted, [tenant_of[h] for h in granted], now, lease_seconds)
-                if limit.rate is not None:
-                    await _save_state(conn, provider, plan.state)
+            if granted.holders:
+                holders, tenants = [h for h, _ in granted.holders], [t for _, t in granted.holders]
+                await conn.execute(_GRANT, provider, holders, tenants, now, lease_seconds)
+            if granted.state is not None:
+                await _save_state(conn, provider, granted.state)
         if freed:  # a place in the queue opened up: waiters behind it may go now
             self._wake(slots=[provider])
-        return plan
+        return granted.plan
 
     async def release_provider_slot(
         self, provider: str, holder_id: str, limit: SlotLimit, feedback: Feedback | None = None
     ) -> None:
-        if feedback is None or not changes_state(limit, feedback):
+        if not limiter_shared.feedback_changes_state(feedback, limit):
             await self._execute("DELETE FROM provider_slots WHERE holder_id = $1", holder_id)
             self._wake(slots=[provider])
             return
         async with self._acquire() as conn, conn.transaction():
             now = float(await conn.fetchval(_LOCK, provider))
             await conn.execute("DELETE FROM provider_slots WHERE holder_id = $1", holder_id)
-            state = await _state(conn, provider)
-            new = apply_feedback(limit, state, feedback, now=now)
-            if new != state:
+            new = limiter_shared.state_after(limit, await _state(conn, provider), feedback, now)
+            if new is not None:
                 await _save_state(conn, provider, new)
         self._wake(slots=[provider])
 
@@ -143,7 +126,7 @@ class PostgresLimits(PostgresBase):
             )
 
     async def provider_limiter_stats(self) -> list[JSON]:
-        return stats_from_rows(await self._fetch(_STATS, idempotent=True))
+        return limiter_shared.stats_from_rows(await self._fetch(_STATS, idempotent=True))
 
 
 __all__ = ["PostgresLimits"]

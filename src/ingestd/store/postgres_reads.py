@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import Any
 
-from ingestd.models import JSON, Event, Job, JobFilter, JobPage, Step
+from ingestd.models import JSON, Event, Job, JobFilter, Step
 from ingestd.store import postgres_sql as sql
 from ingestd.store import records
 from ingestd.store.postgres_base import PostgresBase
@@ -18,18 +20,11 @@ class PostgresReads(PostgresBase):
         row = await self._fetchrow(sql.GET_JOB, job_id, tenant, idempotent=True)
         return records.job_from_row(row) if row is not None else None
 
-    async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+    async def _job_rows(self, flt: JobFilter, cursor: str | None, limit: int) -> Sequence[Sequence[Any]]:
         numbers = itertools.count(1)
         where, params = records.job_filter_sql(flt, cursor, lambda: f"${next(numbers)}", lambda d: d)
-        rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ${next(numbers)}",
-            *params,
-            limit + 1,
-            idempotent=True,
-        )
-        jobs = [records.job_from_row(r) for r in rows[:limit]]
-        next_cursor = records.encode_cursor(jobs[-1].id) if len(rows) > limit else None
-        return JobPage(jobs, next_cursor)
+        order = f"ORDER BY id DESC LIMIT ${next(numbers)}"
+        return await self._fetch(f"SELECT {JOB_COLUMNS} FROM jobs{where} {order}", *params, limit, idempotent=True)
 
     async def count_queued(self, tenant: str) -> int:
         return int(

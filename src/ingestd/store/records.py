@@ -97,6 +97,17 @@ class ApiKeyRow(NamedTuple):
     revoked_at: Time | None
 
 
+class NewApiKey(NamedTuple):
+    """An ``api_keys`` row as ``add_api_key`` inserts it (``NEW_API_KEY_COLUMNS``; the backend adds ``created_at``)."""
+
+    key_hash: str
+    tenant: str
+    key_id: str
+    scopes: str  # space-separated
+    name: str | None
+    expires_at: datetime | None  # last: SQLite binds it as Unix seconds (``sqlite_keys``)
+
+
 class WorkerRow(NamedTuple):
     """A ``workers`` row as selected with ``WORKER_COLUMNS``."""
 
@@ -119,6 +130,7 @@ JOB_COLUMNS = columns(JobRow._fields)
 STEP_COLUMNS = columns(StepRow._fields)
 EVENT_COLUMNS = columns(EventRow._fields)
 API_KEY_COLUMNS = columns(ApiKeyRow._fields)
+NEW_API_KEY_COLUMNS = columns(NewApiKey._fields)
 WORKER_COLUMNS = columns(WorkerRow._fields)
 
 

@@ -27,24 +27,20 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ingestd import errors
+from ingestd.batching import Batcher, Outcome
 from ingestd.models import (
     JSON,
     Event,
-    HeartbeatResult,
     Job,
     JobFilter,
-    JobPage,
     JobStatus,
     NewJob,
     Progress,
     Step,
-    SubmitOutcome,
-    new_job_id,
 )
 from ingestd.store import migrations, records
 from ingestd.store import sqlite_jobs as ops
 from ingestd.store.files import FileBlobStore
-from ingestd.store.group_commit import GroupCommit, Outcome
 from ingestd.store.protocol import BlobStore
 from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
 from ingestd.store.shared import Appended, Encoded, SharedMethods
@@ -85,7 +81,7 @@ class SQLiteJobStore(  # mixins
         self._socket = WakeSocket(f"{path}.wake", self._waiters.notify)
         self._poller: asyncio.Task[None] | None = None
         self._data_version = 0
-        self._writes = GroupCommit(self._commit, "ingestd-sqlite-commit")
+        self._writes = Batcher(self._commit, "ingestd-sqlite-commit")
 
     @classmethod
     async def open(cls, url: str, path: str, *, blob_dir: str | None = None, migrate: bool = True) -> SQLiteJobStore:
@@ -183,11 +179,8 @@ class SQLiteJobStore(  # mixins
                 self._waiters.notify_everyone()
 
     # --- submitting and reading -------------------------------------------------------------
-    async def submit(self, new: NewJob) -> SubmitOutcome:
-        now, job_id = time.time(), new_job_id()
-        row, created = await self._write(ops.submit, new, job_id, now)
-        job = records.job_from_row(row)
-        return SubmitOutcome(job if created else records.idempotent_replay(job, new), created=created)
+    async def _submit(self, new: NewJob, job_id: str) -> tuple[Sequence[Any], bool]:
+        return await self._write(ops.submit, new, job_id, time.time())
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         if tenant is None:
@@ -196,12 +189,9 @@ class SQLiteJobStore(  # mixins
             rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant))
         return next((records.job_from_row(r) for r in rows), None)
 
-    async def list_jobs(self, flt: JobFilter, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+    async def _job_rows(self, flt: JobFilter, cursor: str | None, limit: int) -> Sequence[Sequence[Any]]:
         where, params = records.job_filter_sql(flt, cursor, lambda: "?", lambda d: d.timestamp())
-        rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit + 1))
-        jobs = [records.job_from_row(r) for r in rows[:limit]]
-        next_cursor = records.encode_cursor(jobs[-1].id) if len(rows) > limit else None
-        return JobPage(jobs, next_cursor)
+        return await self._read(f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit))
 
     async def count_queued(self, tenant: str) -> int:
         ((count,),) = await self._read("SELECT count(*) FROM jobs WHERE tenant = ? AND status = 'queued'", (tenant,))
@@ -226,10 +216,8 @@ class SQLiteJobStore(  # mixins
         rows = await self._write(ops.claim, worker_id, pipelines, limit, lease_seconds, ops.NOW)
         return [records.job_from_row(r) for r in rows]
 
-    async def heartbeat(self, worker_id: str, job_ids: Sequence[str], lease_seconds: float) -> HeartbeatResult:
-        ids = list(dict.fromkeys(job_ids))
-        held, cancel = await self._write(ops.heartbeat, worker_id, ids, lease_seconds, ops.NOW)
-        return HeartbeatResult(lost=frozenset(set(ids) - held), cancel_requested=frozenset(cancel))
+    async def _heartbeat(self, worker_id: str, job_ids: list[str], lease_seconds: float) -> tuple[set[str], set[str]]:
+        return await self._write(ops.heartbeat, worker_id, job_ids, lease_seconds, ops.NOW)
 
     async def release(self, worker_id: str, job_ids: Sequence[str]) -> None:
         await self._write(ops.release, worker_id, list(job_ids), ops.NOW)

@@ -12,6 +12,10 @@ from ingestd.store import records
 
 _COLUMNS = records.API_KEY_COLUMNS
 _key = records.api_key_from_row
+_INSERT = (
+    f"INSERT INTO api_keys ({records.NEW_API_KEY_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key_hash) DO NOTHING"
+)
 
 
 def _seconds(value: datetime | None) -> float | None:
@@ -24,14 +28,9 @@ class SQLiteKeys:
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
 
-    async def _insert_api_key(
-        self, key_hash: str, tenant: str, key_id: str, scopes: str, name: str | None, expires_at: datetime | None
-    ) -> None:
-        await self._read(
-            "INSERT INTO api_keys (key_hash, tenant, created_at, key_id, scopes, name, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
-            (key_hash, tenant, time.time(), key_id, scopes, name, _seconds(expires_at)),
-        )
+    async def _insert_api_key(self, key: records.NewApiKey) -> None:
+        *columns, expires_at = key
+        await self._read(_INSERT, (*columns, _seconds(expires_at), time.time()))
 
     async def api_key_for_hash(self, key_hash: str) -> keys.ApiKey | None:
         rows = await self._read(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))

@@ -15,21 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingestd.models import JSON
-from ingestd.slots import (
-    WAITER_TTL_SECONDS,
-    Feedback,
-    Plan,
-    ProviderState,
-    SlotLimit,
-    Waiter,
-    apply_feedback,
-    changes_state,
-    plan_grants,
-)
+from ingestd.slots import WAITER_TTL_SECONDS, Feedback, Plan, ProviderState, SlotLimit, Waiter
+from ingestd.store import limiter_shared
 from ingestd.store.wakeup import Waiters, Wake
 
 T = TypeVar("T")
-_STATE_COLUMNS = "tokens, tokens_at, concurrency, paused_until, decreased_at"
+_STATE = f"SELECT {limiter_shared.STATE_COLUMNS} FROM provider_state WHERE provider = ?"
+_SAVE_STATE = limiter_shared.save_state_sql("?, ?, ?, ?, ?, ?")
 
 
 def wake_key(provider: str) -> str:
@@ -38,18 +30,11 @@ def wake_key(provider: str) -> str:
 
 
 def _state(conn: sqlite3.Connection, provider: str) -> ProviderState:
-    row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM provider_state WHERE provider = ?", (provider,)).fetchone()
-    return ProviderState(*row) if row else ProviderState()
+    return limiter_shared.state_from_row(conn.execute(_STATE, (provider,)).fetchone())
 
 
 def _save_state(conn: sqlite3.Connection, provider: str, s: ProviderState) -> None:
-    conn.execute(
-        f"INSERT INTO provider_state (provider, {_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at, "
-        "concurrency = excluded.concurrency, paused_until = excluded.paused_until, "
-        "decreased_at = excluded.decreased_at",
-        (provider, s.tokens, s.tokens_at, s.concurrency, s.paused_until, s.decreased_at),
-    )
+    conn.execute(_SAVE_STATE, limiter_shared.state_params(provider, s))
 
 
 def _expire_and_register(
@@ -95,25 +80,16 @@ def acquire(
             "SELECT id, tenant, arrived_at, cost FROM provider_waiters WHERE provider = ?", (provider,)
         )
     ]
-    plan = plan_grants(
-        limit,
-        _state(conn, provider),
-        now=now,
-        held_by_tenant=held,
-        waiters=queue,
-        mine=frozenset(w.id for w in waiters),
+    granted = limiter_shared.grants(limit, _state(conn, provider), now=now, held=held, queue=queue, waiters=waiters)
+    conn.executemany(
+        "INSERT INTO provider_slots (holder_id, provider, tenant, acquired_at, lease_expires_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(holder, provider, tenant, now, now + lease_seconds) for holder, tenant in granted.holders],
     )
-    if plan.granted:
-        tenant_of = {w.id: w.tenant for w in waiters}
-        conn.executemany(
-            "INSERT INTO provider_slots (holder_id, provider, tenant, acquired_at, lease_expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(h, provider, tenant_of[h], now, now + lease_seconds) for h in plan.granted],
-        )
-        conn.executemany("DELETE FROM provider_waiters WHERE id = ?", [(h,) for h in plan.granted])
-        if limit.rate is not None:
-            _save_state(conn, provider, plan.state)
-    return plan
+    conn.executemany("DELETE FROM provider_waiters WHERE id = ?", [(holder,) for holder, _ in granted.holders])
+    if granted.state is not None:
+        _save_state(conn, provider, granted.state)
+    return granted.plan
 
 
 def release(
@@ -127,10 +103,9 @@ def release(
 ) -> None:
     """Free a slot and apply the call's feedback."""
     conn.execute("DELETE FROM provider_slots WHERE holder_id = ?", (holder_id,))
-    if feedback is not None and changes_state(limit, feedback):
-        state = _state(conn, provider)
-        new = apply_feedback(limit, state, feedback, now=now)
-        if new != state:
+    if limiter_shared.feedback_changes_state(feedback, limit):
+        new = limiter_shared.state_after(limit, _state(conn, provider), feedback, now)
+        if new is not None:
             _save_state(conn, provider, new)
     wake.jobs.append(wake_key(provider))
 
@@ -142,28 +117,7 @@ def renew(conn: sqlite3.Connection, wake: Wake, holder_ids: Sequence[str], lease
     )
 
 
-def stats_sql(now: str) -> str:
-    """The statement of ``provider_limiter_stats``, live slots and waiters being those not expired at ``now`` (an
-    SQL expression: SQLite binds the time, PostgreSQL reads the server's clock)."""
-    return (
-        "SELECT p.provider,"
-        f" (SELECT count(*) FROM provider_slots s WHERE s.provider = p.provider AND s.lease_expires_at >= {now}),"
-        f" (SELECT count(*) FROM provider_waiters w WHERE w.provider = p.provider AND w.expires_at >= {now}),"
-        " (SELECT concurrency FROM provider_state t WHERE t.provider = p.provider)"
-        " FROM (SELECT provider FROM provider_slots UNION SELECT provider FROM provider_waiters"
-        " UNION SELECT provider FROM provider_state) p ORDER BY p.provider"
-    )
-
-
-_STATS = stats_sql("?")
-
-
-def stats_from_rows(rows: Sequence[Sequence[Any]]) -> list[JSON]:
-    """``provider_limiter_stats`` from ``_STATS`` rows (both backends select the same four columns)."""
-    return [
-        {"provider": provider, "in_flight": in_flight, "waiting": waiting, "concurrency": concurrency}
-        for provider, in_flight, waiting, concurrency in rows
-    ]
+_STATS = limiter_shared.stats_sql("?")
 
 
 class SQLiteLimits:
@@ -199,7 +153,7 @@ class SQLiteLimits:
 
     async def provider_limiter_stats(self) -> list[JSON]:
         now = time.time()
-        return stats_from_rows(await self._read(_STATS, (now, now)))
+        return limiter_shared.stats_from_rows(await self._read(_STATS, (now, now)))
 
 
-__all__ = ["SQLiteLimits", "stats_from_rows", "stats_sql", "wake_key"]
+__all__ = ["SQLiteLimits", "wake_key"]

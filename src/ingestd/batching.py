@@ -1,9 +1,11 @@
-"""Group commit, shared by both backends: what is asked for while one batch commits goes together in the next.
+"""Batches: what is asked for while one batch runs goes together in the next.
 
-SQLite commits every write this way (one ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the writes queued meanwhile, see
-``sqlite._tx``), PostgreSQL its finishes (one ``FINISH_MANY`` statement, see ``postgres_jobs``): a busy process then
-pays one commit (one thread hop or round trip, one WAL flush) for many requests, and an idle one pays no wait at all,
-since the first request of a batch starts at once. Measured by ``bench/engine.py``.
+One loop, three users. The store's group commit: SQLite commits every write this way (one ``BEGIN IMMEDIATE`` ...
+``COMMIT`` for the writes queued meanwhile, see ``store.sqlite._tx``), PostgreSQL its finishes (one
+``FINISH_MANY`` statement, see ``store.postgres_jobs``): a busy process then pays one commit (one thread hop or
+round trip, one WAL flush) for many requests, and an idle one pays no wait at all, since the first request of a
+batch starts at once (measured by ``bench/engine.py``). And the local models' calls (``providers.coalesce``): a
+worker's concurrent calls run one batch at a time in a thread instead of oversubscribing the cores.
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 ItemT = TypeVar("ItemT")
-# What a batch commit says of each item, in order: (True, its result) or (False, the exception its caller gets).
+# What a batch says of each item, in order: (True, its result) or (False, the exception its caller gets).
 Outcome = tuple[bool, Any]
 
 
-class GroupCommit(Generic[ItemT]):
-    """Runs ``commit(batch)`` for the items queued by ``submit`` while the previous batch was committing.
+class Batcher(Generic[ItemT]):
+    """Runs ``run(batch)`` for the items queued by ``submit`` while the previous batch was running (at most
+    ``limit`` items a batch; the rest wait for the next).
 
-    ``commit`` returns one ``Outcome`` per item; if it raises, every caller of that batch gets the exception. An item
-    whose caller was cancelled is committed all the same (it may already be in flight).
+    ``run`` returns one ``Outcome`` per item; if it raises, every caller of that batch gets the exception. An item
+    whose caller was cancelled runs all the same (it may already be in flight).
     """
 
-    def __init__(self, commit: Callable[[list[ItemT]], Awaitable[list[Outcome]]], name: str) -> None:
-        self._commit = commit
+    def __init__(
+        self, run: Callable[[list[ItemT]], Awaitable[list[Outcome]]], name: str, *, limit: int | None = None
+    ) -> None:
+        self._run = run
         self._name = name
+        self._limit = limit
         self._pending: list[tuple[ItemT, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -40,16 +46,17 @@ class GroupCommit(Generic[ItemT]):
         return await asyncio.shield(future)
 
     async def flush(self) -> None:
-        """Wait until what was queued so far has committed (or failed)."""
+        """Wait until what was queued so far has run (or failed)."""
         if self._task is not None:
             await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
 
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                cut = len(self._pending) if self._limit is None else self._limit
+                batch, self._pending = self._pending[:cut], self._pending[cut:]
                 try:
-                    outcomes = await self._commit([item for item, _ in batch])
+                    outcomes = await self._run([item for item, _ in batch])
                 except Exception as exc:  # the batch as a whole failed: every item in it did
                     for _, future in batch:
                         if not future.done():
@@ -67,9 +74,9 @@ class GroupCommit(Generic[ItemT]):
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
-    # A caller cancelled while its item was committing never reads the outcome: mark it read (no loop warning).
+    # A caller cancelled while its item was running never reads the outcome: mark it read (no loop warning).
     if not future.cancelled():
         future.exception()
 
 
-__all__ = ["GroupCommit", "Outcome"]
+__all__ = ["Batcher", "Outcome"]
