@@ -8,8 +8,10 @@ reads the docs). The files come from the ``fastapi-standalone-docs`` package, wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -19,33 +21,34 @@ from fastapi.staticfiles import StaticFiles
 ASSETS = Path(str(files("fastapi_standalone_docs") / "static"))
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
+FAVICON_URL = f"{DOCS_URL}/fastapi/favicon.png"  # both pages show FastAPI's icon
 
 
 def install(app: FastAPI) -> None:
     """Serve ``/docs`` and ``/redoc`` from local files (create the app with ``docs_url=None, redoc_url=None``)."""
     openapi_url = app.openapi_url or "/openapi.json"
 
+    def page(
+        request: Request, render: Callable[..., HTMLResponse], name: str, urls: dict[str, str], **options: Any
+    ) -> HTMLResponse:
+        """FastAPI's page ``render``ed with the schema and ``urls`` under the app's root path (a proxy's prefix)."""
+        root = request.scope.get("root_path", "")
+        under_root = {key: root + url for key, url in urls.items()}
+        return render(openapi_url=root + openapi_url, title=f"{app.title} - {name}", **under_root, **options)
+
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
-            openapi_url=root + openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{DOCS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_URL}/fastapi/favicon.png",
-        )
+        urls = {
+            "swagger_js_url": f"{DOCS_URL}/swagger-ui-bundle.js",
+            "swagger_css_url": f"{DOCS_URL}/swagger-ui.css",
+            "swagger_favicon_url": FAVICON_URL,
+        }
+        return page(request, get_swagger_ui_html, "Swagger UI", urls)
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return get_redoc_html(
-            openapi_url=root + openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{REDOC_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{DOCS_URL}/fastapi/favicon.png",
-            with_google_fonts=False,
-        )
+        urls = {"redoc_js_url": f"{REDOC_URL}/redoc.standalone.js", "redoc_favicon_url": FAVICON_URL}
+        return page(request, get_redoc_html, "ReDoc", urls, with_google_fonts=False)
 
     # Mounted after the two pages: "/docs" itself is the page, "/docs/<file>" a file.
     app.mount(f"{DOCS_URL}/fastapi", StaticFiles(directory=ASSETS / "fastapi"), name="docs-fastapi")
