@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -27,13 +30,30 @@ from ingestd.api.auth import current_tenant
 from ingestd.models import JSON
 from ingestd.pipelines.memory.graph import GraphStore, Scope, open_graph_store
 
+
+def _lazy(name: str) -> ModuleType:
+    """The module ``name``, imported when one of its attributes is first read (``importlib.util.LazyLoader``)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 # The memory pipeline's search, recall and run (numpy, numkong) are imported by the first request that needs them,
 # so an API process starts without them (tests/architecture/test_start_imports.py).
 if TYPE_CHECKING:
+    from ingestd.pipelines.memory import recall
     from ingestd.pipelines.memory.retrieve import Filters, Recall
     from ingestd.pipelines.memory.run import MemoryRun
     from ingestd.providers.base import Embedder
     from ingestd.settings import Settings
+else:
+    recall = _lazy("ingestd.pipelines.memory.recall")  # the answers' JSON: imported by the first answer
 
 log = logging.getLogger("ingestd.api.memory")
 CONTEXT_WORDS = 400  # the default size of a context block: recall.CONTEXT_WORDS (a test checks they agree)
@@ -159,8 +179,6 @@ async def search_memory(
     filters: Filtered,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> JSON:
-    from ingestd.pipelines.memory import recall
-
     found, vector_search = await _recall(request, Scope(tenant, user_id), q, limit, filters)
     return recall.recall_json(user_id, q, found, vector_search, limit)
 
@@ -178,8 +196,6 @@ async def get_memory_entity(
     if entity is None:
         raise errors.NotFound(f"no entity {entity_id!r} in the memory of user {user_id!r}", entity_id=entity_id)
     facts = await graph.entity_facts(scope, entity_id)
-    from ingestd.pipelines.memory import recall
-
     return recall.entity_with_facts_json(user_id, entity, facts)
 
 
@@ -197,8 +213,6 @@ async def memory_context(
     max_words: Annotated[int, Query(ge=20, le=4000, description="The block's size limit in words")] = CONTEXT_WORDS,
     format: Annotated[str, Query(pattern="^(json|text)$", description="json (default) or text")] = "json",
 ) -> Any:
-    from ingestd.pipelines.memory import recall
-
     found, _ = await _recall(request, Scope(tenant, user_id), q, 10, filters)
     body = recall.context_json(user_id, q, found, max_words)
     if format == "text":
@@ -216,8 +230,6 @@ async def list_memory_sessions(
 ) -> JSON:
     scope = Scope(tenant, user_id)
     sessions = await (await _known_user(request, scope)).sessions(scope, limit, offset)
-    from ingestd.pipelines.memory import recall
-
     return {"user_id": user_id, "sessions": [recall.session_json(s) for s in sessions], "offset": offset}
 
 
@@ -232,15 +244,11 @@ async def list_memory_messages(
 ) -> JSON:
     scope = Scope(tenant, user_id)
     messages = await (await _known_user(request, scope)).list_messages(scope, session_id, limit, offset)
-    from ingestd.pipelines.memory import recall
-
     return {"user_id": user_id, "messages": [recall.message_json(m) for m in messages], "offset": offset}
 
 
 async def _forget(request: Request, scope: Scope, **what: str) -> JSON:
     forgotten = await (await _known_user(request, scope)).forget(scope, **what)
-    from ingestd.pipelines.memory import recall
-
     return {"user_id": scope.user_id, **what, "deleted": recall.forgotten_json(forgotten)}
 
 
