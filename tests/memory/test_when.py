@@ -145,6 +145,36 @@ CASES: list[tuple[str, datetime, list[tuple[str, str]]]] = [
     ("My lease ends in May.", MON, [("May", "May 2023")]),
     ("I defend my thesis in March.", AUTUMN, [("March", "March 2025")]),
     ("We play every Saturday until June.", MON, [("June", "June 2023")]),  # a habit's bound is a date
+    # a past verb that arranged something dates the booking, unless a "for"/"to" names what was arranged
+    (
+        "I booked it on Monday with a company in Leh.",
+        datetime(2024, 9, 14, 7, 40, tzinfo=UTC),
+        [("Monday", "9 September 2024")],
+    ),
+    ("I was accepted for the summer school in May.", datetime(2025, 2, 22, tzinfo=UTC), [("May", "May 2025")]),
+    ("Tiffin got accepted to the Arts Crawl in May.", datetime(2025, 4, 15, tzinfo=UTC), [("May", "May 2025")]),
+    ("I've signed up for the trail race in May.", AUTUMN, [("May", "May 2025")]),
+    ("I was accepted in May.", datetime(2023, 6, 9, tzinfo=UTC), [("May", "May 2023")]),
+    ("They pushed it back to June because of a clash.", datetime(2025, 4, 17, tzinfo=UTC), [("June", "June 2025")]),
+    (
+        "The company moved me to September, same route.",
+        datetime(2024, 11, 24, tzinfo=UTC),
+        [("September", "September 2025")],
+    ),
+    ("We moved to Lisbon in May.", datetime(2023, 6, 9, tzinfo=UTC), [("May", "May 2023")]),
+    ("Our flight was delayed six hours in July.", AUTUMN, [("July", "July 2024")]),
+    (
+        "The ferry runs from April to November.",
+        datetime(2025, 5, 24, tzinfo=UTC),
+        [("April", "April 2025"), ("November", "November 2025")],
+    ),
+    # a plan of either side of today is the nearest; "we'd" is would, not had
+    ("We were going to rent a cottage in August.", datetime(2024, 7, 6, tzinfo=UTC), [("August", "August 2024")]),
+    (
+        "In winter we'd have to drive to the other port.",
+        datetime(2024, 10, 1, tzinfo=UTC),
+        [("winter", "winter 2024-2025")],
+    ),
 ]
 
 
@@ -183,6 +213,10 @@ NOT_DATES = [
     "I love Christmas music",
     "You ate nine in five days. I counted.",
     "Finally a Saturday morning where nobody needs driving anywhere",
+    "I take a class on Tuesday nights",
+    "Bev asked if I want to join the Thursday studio group",
+    "I drove my last Saturday shift",
+    "I talked to June about it",
 ]
 
 

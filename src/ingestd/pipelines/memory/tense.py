@@ -36,7 +36,21 @@ _NOT_PAST = frozenset(  # words ending in -ed that are not past tense, or adject
     "excited interested scared worried tired bored married engaged stressed thrilled pleased prepared supposed used"
     " based need feed seed speed indeed proceed succeed exceed breed weed hundred sacred naked wicked beloved".split()
 )
-_FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled booked reserved let's wanna won't".split())
+_FUTURE_WORDS = frozenset("will shall gonna soon upcoming scheduled let's wanna won't".split())
+# Past verbs of arranging something ahead: "I booked it on Monday" dates the booking, but "I was accepted for the
+# summer school in May", "I've signed up for the race in May", "she booked flights for June" date the thing
+# arranged: a "for"/"to" between the verb and the date makes it the future.
+_ARRANGED = frozenset(
+    "accepted admitted invited signed registered enrolled entered booked reserved selected chosen picked shortlisted"
+    " approved scheduled planned arranged confirmed bought ordered".split()
+)
+_POSTPONED = frozenset("postponed pushed delayed rescheduled bumped".split())  # "pushed it back to June"
+_MOVED = frozenset("moved changed switched".split())  # "moved it to October", not "we moved to Lisbon in May"
+_MOVED_OBJECTS = frozenset("it them me us that this everything".split())
+_PARTICIPLES = frozenset(
+    "been gone done seen known taken given eaten written driven ridden flown fallen broken spoken woken begun sung"
+    " stolen forgotten chosen frozen hidden shaken grown thrown worn had".split()
+)
 _REPORTING = frozenset("said says told tells mentioned confirmed asked".split())  # the telling, not the event
 _HABIT_WORDS = frozenset("always usually normally typically generally often annually".split())
 _HABIT_UNITS = frozenset(  # "every year", "each summer", "every Saturday"
@@ -156,6 +170,12 @@ def _classify(words: list[str], i: int, word: str) -> tuple[int, str]:
     before = _at(words, i - 1)
     if word in _FUTURE_WORDS:
         return 1, "future"
+    if word in ("was", "were") and _at(words, i + 1) == "going" and _at(words, i + 2) == "to":
+        return 3, "plan"  # "we were going to rent a cottage in August": a plan, of either side of today
+    if word.endswith("'d"):
+        after = _at(words, i + 1)
+        if not (_is_past(after) or after in _PARTICIPLES):
+            return 1, "future"  # "we'd have to drive", "I'd love to": would, not had
     if _is_past(word):
         # "is scheduled", "we're slammed": a present passive or adjective, not a past event
         present_be = before in _BE_PRESENT or before.endswith(("'s", "'re", "'m"))
@@ -227,6 +247,10 @@ class Context:
         before = self._cues_in(left, match.start())
         if before:
             kinds = [kind for _, _, kind in before]
+            if kinds[-1] == "plan":
+                return "none"
+            if kinds[-1] == "past" and self._arranged(before[-1], match):
+                return "future"
             # a gerund after a past verb is a past activity: "we went apple picking in October"
             if kinds[-1] == "past" or (kinds[-1] == "gerund" and "past" in kinds):
                 return "none" if self._booking_cost(left, before[-1]) else "past"
@@ -237,6 +261,17 @@ class Context:
         if after[0][2] == "past":
             return "none" if self._booking_cost(left, after[0]) else "past"
         return "future" if after[0][2] == "future" else "present"
+
+    def _arranged(self, cue: _Cue, match: re.Match[str]) -> bool:
+        """A past verb that arranged what the date names: "accepted for the summer school in May", "pushed it
+        back to June", "moved the launch to March 15"."""
+        verb = self.text[cue[0] : cue[1]].lower()
+        gap = [w.lower() for w in _WORD.findall(self.text[: match.end()], cue[1])]
+        if verb in _POSTPONED:
+            return bool({"to", "until", "till", "back"} & set(gap))  # not "delayed six hours in July"
+        if verb in _MOVED:
+            return bool(gap) and gap[0] in _MOVED_OBJECTS | {"the"} and "to" in gap
+        return verb in _ARRANGED and bool({"for", "to"} & set(gap))
 
     def _booking_cost(self, left: int, cue: _Cue) -> bool:
         """ "The flights were $1,400 in September": a past "was/were" about a booking says nothing of its date."""

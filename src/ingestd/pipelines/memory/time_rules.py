@@ -67,9 +67,15 @@ _DURATION_BEFORE = re.compile(
     r"\b(?:once|twice|times|first|only|ever|all|per|best|worst|most|least|\w+iest|longest|hardest|biggest"
     r"|greatest)(?:\s+\w+)?\s+$"
 )
+_FROM_MONTH = re.compile(rf"\bfrom\s+(?:{_PART})?{_MONTH}\b", _FLAGS)
 _HABIT_IN = re.compile(r"\b(?:every|each)\s+week(?:end)?\b", _FLAGS)  # "Saturday parkrun every week"
 _HABIT_BEFORE = re.compile(r"\b(?:every|each|most|some|any|a)\s+$")
-_NOT_A_DAY_AFTER = re.compile(r"[\s-]+(?:school|best)\b", _FLAGS)
+_NOT_A_DAY_AFTER = re.compile(r"[\s-]+(?:school|best|nights|mornings|afternoons|evenings)\b", _FLAGS)
+# "my last Saturday shift", "her last week at work": the final one, not the latest
+_POSSESSIVE_BEFORE = re.compile(r"\b(?:my|your|his|her|our|their|its)\s+$", _FLAGS)
+# "the Thursday studio group": a name, not a day ("the Friday before" is one)
+_THE_BEFORE = re.compile(r"(?<!\bon )\bthe\s+$", _FLAGS)
+_DAY_AFTER_THE = re.compile(r"\s+(?:before|after|of|that|when|following)\b", _FLAGS)
 _ORDINAL_FOLLOWER = re.compile(
     r"\s*(?:[,.!?;)]|$|\s(?:we|i|you|he|she|they|my|our|at|in|and|but|so|when|it)\b)", _FLAGS
 )
@@ -105,6 +111,10 @@ def _resolve_day_word(match: re.Match[str], ctx: Context) -> Span | None:
 def _weekday_of(match: re.Match[str], ctx: Context) -> int | None:
     """The weekday a match names, or None for "every Sunday", "Sunday school", a bare "sat" or "wed"."""
     written, direction = match.group("weekday"), match.group("dir")
+    if direction and _POSSESSIVE_BEFORE.search(ctx.before(match)):
+        return None
+    if not direction and _THE_BEFORE.search(ctx.before(match)) and not _DAY_AFTER_THE.match(ctx.text, match.end()):
+        return None
     if not direction and (
         ctx.habitual(match)
         or _HABIT_BEFORE.search(ctx.before(match))
@@ -152,8 +162,8 @@ def _resolve_week_from_weekday(match: re.Match[str], ctx: Context) -> Span:
 
 def _resolve_step(match: re.Match[str], ctx: Context) -> Span | None:
     """last/this/next + week, weekend, month, year, a season or a month name."""
-    if ctx.before(match, 4).endswith("the "):
-        return None  # "the last week of June", "the next month or so"
+    if ctx.before(match, 4).endswith("the ") or _POSSESSIVE_BEFORE.search(ctx.before(match)):
+        return None  # "the last week of June", "the next month or so", "my last week at work"
     choice, unit, today = _STEPS[_lower(match, "dir")], _unit(match), ctx.today
     if unit in day_spans.SEASON_START:
         return day_spans.choose(day_spans.yearly(today, lambda y: day_spans.season_span(unit, y)), today, choice)
@@ -252,6 +262,16 @@ def _resolve_month(match: re.Match[str], ctx: Context) -> Span | None:
         return None
     if written_year := _group(match, "year"):
         return day_spans.month_span(int(written_year), month)
+    if _group(match, "gate") is not None and _lower(match, "gate") == "to":
+        # "pushed it back to June", "from April to November"; not "I talked to June"
+        left, _ = ctx.sentence(match)
+        if _FROM_MONTH.search(ctx.text, left, match.start()):
+            return _undirected(match, ctx, lambda y: day_spans.month_span(y, month))
+        if ctx.reading(match) != "future":
+            return None
+        return day_spans.choose(
+            day_spans.yearly(ctx.today, lambda y: day_spans.month_span(y, month)), ctx.today, "future"
+        )
     if _group(match, "gate") is not None and _lower(match, "gate") == "for":  # "flights for October"
         return day_spans.choose(
             day_spans.yearly(ctx.today, lambda y: day_spans.month_span(y, month)), ctx.today, "future"
@@ -362,7 +382,7 @@ RULES: tuple[Rule, ...] = (
     _rule((_W_MONTH, _DIGIT), rf"\b{_MONTH}(?:\s+of)?,?\s+{_YEAR}", _resolve_month),
     _rule(
         (_W_MONTH,),
-        rf"(?:\b(?P<gate>{_GATE}|for|from)\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)",
+        rf"(?:\b(?P<gate>{_GATE}|for|from|to)\s+|\b(?={_PART}))(?P<m>(?:{_PART})?{_MONTH})\b(?!\s+\d)",
         _resolve_month,
     ),
     _rule((_W_SEASON, _DIGIT), rf"\b{_SEASON}\s+(?:of\s+)?{_YEAR}", _resolve_season_year),
