@@ -6,6 +6,8 @@ source messages of the facts about the entities the question names (graph expans
 reaches the message about the move through the entity). A question naming a speaker ("What did Melanie
 paint?") prefers that speaker's own messages. A message next to good hits gains a share of their score (a
 speaker's turn before or after theirs across the other's reply too); a message of few words weighs less alone.
+A second hop searches the names the best message mentions and the question does not ("What trouble has Meera's
+kitten caused?" finds "I've called her Mochi", then every message about Mochi).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ SHORT_PRIOR, SHORT_STEP, SHORT_WORDS = 0.4, 0.1, 6
 # of its own ("How's Miso?" / "Miso is Miso. She sleeps on my running shoes…").
 ANSWER_SHARE = 0.6
 ENTITY_FACTS = 30  # facts read per entity the question names
+# The second hop: the names the best few messages mention that the question does not ("I told the Great Dane
+# story." -> the turn about the Great Dane), searched in full text and fused at this weight.
+HOP_SOURCES, HOP_TERMS, HOP_WEIGHT = 1, 3, 0.5
+_NAME = re.compile(r"(?<=[\w,;:)\"'] )[A-Z][a-z]+(?:[-'][A-Za-z]+)?")
+_NOT_NAMES = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
+    "september october november december mum mom dad im ive ill id".split()
+)
 _POSSESSIVE = re.compile(r"'?s$|'$")  # "Omar's", "Omar\u2019s" (folded "omars"), "Marcus'"
 
 
@@ -160,6 +170,10 @@ async def recall(
     facts = [h for h in found.facts if filters.keeps_fact(h.fact)][:fact_limit]
     by_fact, expanded = await _graph_rankings(graph, scope, facts, found.entities, named)
     scores = _fuse(text, dense, by_fact, expanded)
+    near = set(dense) | set(text)
+    hop = [k for k in await _second_hop(graph, scope, query, scores) if k in near]
+    for rank, key in enumerate(hop):
+        scores[key] = scores.get(key, 0.0) + HOP_WEIGHT / (MESSAGE_RRF_K + rank + 1)
     top = sorted(scores, key=lambda k: -scores[k])[:MESSAGE_CANDIDATES]
     around = await graph.neighbours(scope, top, max(abs(d) for d in NEIGHBOUR_SHARES)) if top else []
     smoothed = _smoothed(around, scores).items()
@@ -182,6 +196,29 @@ async def _graph_rankings(
     linked = await graph.messages_with_ids(scope, _ids(by_fact + expanded)[:MESSAGE_CANDIDATES])
     key_of = {m.id: m.key for m in linked}
     return [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
+
+
+async def _second_hop(graph: GraphStore, scope: Scope, query: str, scores: dict[str, float]) -> list[str]:
+    """Messages ranked by the names the best messages mention and the question does not (a person, pet, place
+    or thing named in one session and spoken of in another)."""
+    best = sorted(scores, key=lambda k: -scores[k])[:HOP_SOURCES]
+    messages = sorted(await graph.get_messages(scope, best), key=lambda m: -scores.get(m.key, 0.0))
+    terms = hop_terms([m.content for m in messages], query, await graph.speakers(scope))
+    if not terms:
+        return []
+    text, _ = await graph.message_ranking(scope, terms, None)
+    return text
+
+
+def hop_terms(contents: list[str], query: str, speakers: list[str]) -> list[str]:
+    """The search terms of the names ``contents`` mention (a capitalised word inside a sentence: "Mochi",
+    "Georgian Bay", "Sato-san") that are neither the question's words, a speaker's name nor a day or month."""
+    asked = set(hybrid.query_terms(query, limit=64)) | {w for s in speakers for w in fold(s).split()} | _NOT_NAMES
+    terms: list[str] = []
+    for content in contents:
+        for name in _NAME.findall(content):
+            terms += [t for t in hybrid.query_terms(name) if t not in asked and t not in terms]
+    return terms[:HOP_TERMS]
 
 
 def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message, float]:
