@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.dates import day_label
 from ingestd.pipelines.memory.graph import Fact, Message, SearchHit
-from ingestd.pipelines.memory.retrieve import Recall, content_terms
+from ingestd.pipelines.memory.retrieve import ASKS_WHEN, Recall, content_terms
 
 TOP_CAP = 60  # words of one of the first messages (the best hits are shown nearly whole)
 CAP = 32  # words of any later message
@@ -24,9 +24,8 @@ TOP = 3
 FACT_SHARE = 0.15  # at most this share of the budget goes to facts
 MAX_FACTS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-# A question asking for a time; a sentence carrying a resolved date ("on Sunday [12 February 2023]") then counts
-# one more match, so that a long message cut to fit keeps the sentence that dates it.
-_ASKS_WHEN = re.compile(r"\b(?:when|what (?:year|month|day|date|time)|which (?:year|month|day)|how long ago)\b", re.I)
+# A question asking for a time (``ASKS_WHEN``): a sentence carrying a resolved date ("on Sunday [12 February 2023]")
+# then counts one more match, so that a long message cut to fit keeps the sentence that dates it.
 _RESOLVED = re.compile(r"\[[^\]]*\d{4}\]")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 
@@ -120,7 +119,7 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
     candidates = _candidates(found)
     names = short_names(sorted({m.speaker for m, _ in candidates}))
     shown: list[tuple[Message, str]] = []
-    dated = bool(_ASKS_WHEN.search(query))
+    dated = bool(ASKS_WHEN.search(query))
     used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown, names, dated)
     about = {_stem(t) for t in content_terms(query, list(found.speakers))}
     facts = _facts(found.facts, {m.id for m, _ in shown}, about, budget - used)

@@ -51,6 +51,8 @@ ENTITY_FACTS = 30  # facts read per entity the question names
 # The second hop: the names the best few messages mention that the question does not ("I told the Great Dane
 # story." -> the turn about the Great Dane), searched in full text and fused at this weight.
 HOP_SOURCES, HOP_TERMS, HOP_WEIGHT = 1, 3, 0.5
+# A question for a time asks about one event: a second hop there only brings other events' messages.
+ASKS_WHEN = re.compile(r"\b(?:when|what (?:year|month|day|date|time)|which (?:year|month|day)|how long ago)\b", re.I)
 _NAME = re.compile(r"(?<=[\w,;:)\"'] )[A-Z][a-z]+(?:[-'][A-Za-z]+)?")
 _NOT_NAMES = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
@@ -171,7 +173,7 @@ async def recall(
     by_fact, expanded = await _graph_rankings(graph, scope, facts, found.entities, named)
     scores = _fuse(text, dense, by_fact, expanded)
     near = set(dense) | set(text)
-    hop = [k for k in await _second_hop(graph, scope, query, scores) if k in near]
+    hop = [] if ASKS_WHEN.search(query) else [k for k in await _second_hop(graph, scope, query, scores) if k in near]
     for rank, key in enumerate(hop):
         scores[key] = scores.get(key, 0.0) + HOP_WEIGHT / (MESSAGE_RRF_K + rank + 1)
     top = sorted(scores, key=lambda k: -scores[k])[:MESSAGE_CANDIDATES]
