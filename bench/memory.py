@@ -383,6 +383,12 @@ class Databases:
         self.made: list[str] = []
 
     async def new(self, name: str, keep: bool = False) -> str:
+        """A new database, migrated (the job store's migrations make the memory graph's tables too)."""
+        url = await self._create(name, keep)
+        await (await open_store(url)).close()
+        return url
+
+    async def _create(self, name: str, keep: bool) -> str:
         if self.postgres is None:
             folder = tempfile.mkdtemp(prefix="ingestd-bench-graph-") if keep else self.tmp.name
             return f"sqlite:///{folder}/{name}.db"

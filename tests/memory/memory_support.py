@@ -13,6 +13,7 @@ from ingestd.api.app import create_app
 from ingestd.models import Job, NewJob
 from ingestd.pipelines import build_pipelines, memory
 from ingestd.settings import Settings
+from ingestd.store import open_store
 from ingestd.store.protocol import JobStore
 from ingestd.worker import Worker
 
@@ -60,6 +61,12 @@ async def running_worker(store: JobStore, settings: Settings, worker_id: str | N
             yield worker
     finally:
         await pipelines["memory"].run.__self__.aclose()  # type: ignore[attr-defined]
+
+
+async def migrated(url: str) -> str:
+    """``url`` with the job store's migrations applied (they make the memory graph's tables too)."""
+    await (await open_store(url)).close()
+    return url
 
 
 async def submit(store: JobStore, inp: dict[str, Any], tenant: str = "default") -> Job:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from memory_support import migrated
 
 from ingestd import errors
 from ingestd.pipelines.memory.embedder import hash_embed
@@ -54,13 +55,28 @@ async def _drop(url: str) -> None:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def graph(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[GraphStore]:
     url = f"sqlite:///{tmp_path}/graph.db" if request.param == "sqlite" else await _pg_database()
-    store = await open_graph_store(url)
-    await store.migrate()  # twice is harmless
+    store = await open_graph_store(await migrated(url))
     try:
         yield store
     finally:
         await store.close()
         if request.param == "postgres":
+            await _drop(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_graph_on_a_database_not_migrated_says_to_migrate_it(backend: str, tmp_path: Path) -> None:
+    """The graph runs no DDL: on a database the migrations have not made its tables in, opening it fails with
+    what to do."""
+    url = f"sqlite:///{tmp_path}/bare.db" if backend == "sqlite" else await _pg_database()
+    try:
+        with pytest.raises(errors.StoreUnavailable, match="ingestd migrate"):
+            await open_graph_store(url)
+        graph = await open_graph_store(await migrated(url))
+        assert not await graph.user_exists(ALICE)
+        await graph.close()
+    finally:
+        if backend == "postgres":
             await _drop(url)
 
 

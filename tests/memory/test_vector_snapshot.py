@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from memory_support import migrated
 
 from ingestd.pipelines.memory import snapshots_postgres, vector_snapshot
 from ingestd.pipelines.memory.embedder import hash_embed
@@ -60,7 +61,7 @@ async def test_a_new_store_reads_the_snapshot_and_the_rows_after_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
-    url = f"sqlite:///{tmp_path}/graph.db"
+    url = await migrated(f"sqlite:///{tmp_path}/graph.db")
     graph = await open_graph_store(url)
     await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
     assert (await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)).facts[0].fact.object == "Osaka"
@@ -75,7 +76,7 @@ async def test_a_snapshot_of_another_database_at_the_same_path_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
-    url = f"sqlite:///{tmp_path}/graph.db"
+    url = await migrated(f"sqlite:///{tmp_path}/graph.db")
     graph = await open_graph_store(url)
     await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
     await graph.search(ALICE, "", hash_embed("Emma visited Osaka."), 1)
@@ -83,7 +84,7 @@ async def test_a_snapshot_of_another_database_at_the_same_path_is_ignored(
     await graph.close()
     for name in ("graph.db", "graph.db-wal", "graph.db-shm"):
         (tmp_path / name).unlink(missing_ok=True)
-    graph = await open_graph_store(url)  # a new database, the old snapshot still beside it
+    graph = await open_graph_store(await migrated(url))  # a new database, the old snapshot still beside it
     await graph.apply(ALICE, _facts("k1", ["Toronto", "Berlin", "Zurich"]))
     await graph.close()
     assert await _top(url, "Emma visited Berlin.") == "Berlin"
@@ -93,7 +94,7 @@ async def test_deleting_in_a_users_memory_deletes_their_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
-    url = f"sqlite:///{tmp_path}/graph.db"
+    url = await migrated(f"sqlite:///{tmp_path}/graph.db")
     graph = await open_graph_store(url)
     try:
         await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto", "Osaka"]))
@@ -148,7 +149,7 @@ async def test_a_large_apply_leaves_a_snapshot_for_the_next_process(
     # reads them row by row.
     monkeypatch.setattr(vector_snapshot, "MIN_ROWS", 1)
     monkeypatch.setattr(vector_snapshot, "CATCH_UP_ROWS", 3)
-    url = f"sqlite:///{tmp_path}/graph.db"
+    url = await migrated(f"sqlite:///{tmp_path}/graph.db")
     graph = await open_graph_store(url)
     await graph.apply(ALICE, _facts("j1", ["Lisbon", "Porto"]))  # small: no snapshot
     await asyncio.sleep(0.2)

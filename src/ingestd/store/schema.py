@@ -65,11 +65,14 @@ def _index_column(table: sa.Table, column: Any) -> Any:
 
 
 @contextmanager
-def _recording(metadata: sa.MetaData) -> Iterator[None]:
-    engine = sa.create_engine("sqlite://")  # only so that revisions can ask which dialect they run on
+def _recording(metadata: sa.MetaData, dialect: str) -> Iterator[None]:
+    engine = sa.create_engine("sqlite://")  # only so that revisions can inspect a (empty) database
     try:
         with engine.connect() as connection:
-            operations = Operations(MigrationContext.configure(connection))
+            # The context's dialect is the one replayed for: the revisions that lay out a table per dialect ask
+            # it (``op.get_context().dialect``), as the memory graph's tables do (0007).
+            chosen = postgresql.dialect() if dialect == "postgresql" else connection.dialect  # type: ignore[no-untyped-call]
+            operations = Operations(MigrationContext(chosen, connection, {}))
             operations.invoke = _Recorder(metadata).invoke  # type: ignore[method-assign]
             operations._install_proxy()  # what alembic.op calls in the revisions
             try:
@@ -80,11 +83,12 @@ def _recording(metadata: sa.MetaData) -> Iterator[None]:
         engine.dispose()
 
 
-def declared() -> sa.MetaData:
-    """A new ``MetaData`` with every table and index the migrations make, from the first revision to head."""
+def declared(dialect: str = "sqlite") -> sa.MetaData:
+    """A new ``MetaData`` with every table and index the migrations make on ``dialect`` (``sqlite`` or
+    ``postgresql``), from the first revision to head."""
     metadata = sa.MetaData()
     scripts = ScriptDirectory.from_config(migrations.alembic_config())
-    with _recording(metadata):
+    with _recording(metadata, dialect):
         for script in reversed(list(scripts.walk_revisions("base", "heads"))):
             script.module.upgrade()
     return metadata
@@ -93,7 +97,7 @@ def declared() -> sa.MetaData:
 def create_statements(dialect: sa.Dialect) -> list[str]:
     """The ``CREATE TABLE`` and ``CREATE INDEX`` statements of the schema on ``dialect``."""
     statements = []
-    for table in declared().sorted_tables:
+    for table in declared(dialect.name).sorted_tables:
         statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         statements += [str(CreateIndex(i).compile(dialect=dialect)) for i in sorted(table.indexes, key=str)]
     return statements

@@ -1,6 +1,7 @@
 """The knowledge-graph store of the memory pipeline: a small ``GraphStore`` protocol and its data.
 
-The graph lives in ingestd's own database (the same URL as the job store), in tables prefixed ``mem_``:
+The graph lives in ingestd's own database (the same URL as the job store), in tables prefixed ``mem_`` that the job
+store's Alembic migrations make (revision 0007):
 entities, their aliases (normalised spellings), facts with ``valid_at``/``invalid_at``/``created_at`` and their
 source episode and job, episodes, embeddings, and the jobs already applied. Every query is scoped to one
 ``Scope`` (tenant + user): one user's graph never sees another's.
@@ -15,6 +16,11 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ingestd import errors
+
+MISSING_TABLES = (
+    "the memory graph's tables are missing or older than this version of ingestd: migrate the database "
+    "(`ingestd migrate`; an ingestd server or worker does it when it starts)"
+)
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,10 @@ class GraphStore(Protocol):
 
     url: str
 
-    async def migrate(self) -> None:
-        """Create the ``mem_*`` tables if absent. Safe to run concurrently and repeatedly."""
+    async def check_tables(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database holds the ``mem_*`` tables as this version reads them.
+        The job store's migrations make them (revision 0007: ``ingestd migrate``, or any ingestd process opening
+        its store); the graph itself runs no DDL."""
         ...
 
     async def close(self) -> None: ...
@@ -269,7 +277,8 @@ class GraphStore(Protocol):
 
 
 async def open_graph_store(url: str) -> GraphStore:
-    """Open (and migrate) the graph store in the database at ``url`` (``sqlite:///…`` or ``postgresql://…``)."""
+    """Open the graph store in the database at ``url`` (``sqlite:///…`` or ``postgresql://…``), whose tables the
+    job store's migrations made (``ingestd.store.open_store`` migrates): one read checks that they are there."""
     store: GraphStore
     if url.startswith("sqlite"):
         from ingestd.pipelines.memory.graph_sqlite import SqliteGraphStore
@@ -281,7 +290,11 @@ async def open_graph_store(url: str) -> GraphStore:
         store = await PostgresGraphStore.connect(url)
     else:
         raise errors.InvalidInput(f"unsupported database URL for the memory graph: {url.split(':', 1)[0]}")
-    await store.migrate()
+    try:
+        await store.check_tables()
+    except BaseException:
+        await store.close()
+        raise
     return store
 
 

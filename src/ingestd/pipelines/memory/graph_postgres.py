@@ -21,6 +21,7 @@ from ingestd.pipelines.memory import messages_postgres as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory import snapshots_postgres as snapshots
 from ingestd.pipelines.memory.graph import (
+    MISSING_TABLES,
     ApplyOutcome,
     Entity,
     EntityHit,
@@ -40,39 +41,10 @@ from ingestd.pipelines.memory.vector_snapshot import Snapshot
 
 T = TypeVar("T")
 log = logging.getLogger("ingestd.memory.graph")
-_LOCK = 7320501  # advisory lock id held while creating the tables
+# What the newest revision of the mem_* tables added: a database that answers it has them all.
+CHECK_SQL = """SELECT f.message_ids, m.seq, e.seq, s.token FROM mem_facts f, mem_messages m, mem_embeddings e,
+    mem_vector_snapshots s LIMIT 0"""
 SNAPSHOT_WAIT = 30.0  # seconds close() lets a vector snapshot being written finish
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mem_users (tenant text NOT NULL, user_id text NOT NULL, version bigint NOT NULL,
-    updated_at timestamptz NOT NULL, PRIMARY KEY (tenant, user_id));
-CREATE TABLE IF NOT EXISTS mem_applied_jobs (job_id text PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
-    applied_at timestamptz NOT NULL, stats text NOT NULL);
-CREATE TABLE IF NOT EXISTS mem_episodes (id text PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
-    session_id text NOT NULL, idx integer NOT NULL, content text NOT NULL, started_at timestamptz,
-    reference_time timestamptz, job_id text NOT NULL, created_at timestamptz NOT NULL);
-CREATE TABLE IF NOT EXISTS mem_entities (id text PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
-    name text NOT NULL, type text NOT NULL, summary text NOT NULL, created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL);
-CREATE INDEX IF NOT EXISTS mem_entities_scope ON mem_entities (tenant, user_id);
-CREATE TABLE IF NOT EXISTS mem_aliases (tenant text NOT NULL, user_id text NOT NULL, alias text NOT NULL,
-    entity_id text NOT NULL, PRIMARY KEY (tenant, user_id, alias));
-CREATE TABLE IF NOT EXISTS mem_facts (seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, tenant text NOT NULL,
-    user_id text NOT NULL, subject_id text NOT NULL, predicate text NOT NULL, object_id text, object text NOT NULL,
-    sentence text NOT NULL, valid_at timestamptz, invalid_at timestamptz, invalidated_by text,
-    created_at timestamptz NOT NULL, episode_id text NOT NULL, job_id text NOT NULL, triple_text text NOT NULL,
-    sentence_text text NOT NULL, tsv tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', triple_text), 'A')
-    || setweight(to_tsvector('simple', sentence_text), 'B')) STORED);
-CREATE INDEX IF NOT EXISTS mem_facts_subject ON mem_facts (tenant, user_id, subject_id);
-CREATE INDEX IF NOT EXISTS mem_facts_object ON mem_facts (tenant, user_id, object_id);
-CREATE INDEX IF NOT EXISTS mem_facts_tsv ON mem_facts USING gin (tsv);
-CREATE TABLE IF NOT EXISTS mem_embeddings (kind text NOT NULL, owner_id text NOT NULL, tenant text NOT NULL,
-    user_id text NOT NULL, model text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (kind, owner_id));
-ALTER TABLE mem_embeddings ADD COLUMN IF NOT EXISTS seq bigserial;
-CREATE INDEX IF NOT EXISTS mem_embeddings_scope ON mem_embeddings (tenant, user_id, kind, model);
-CREATE INDEX IF NOT EXISTS mem_embeddings_seq ON mem_embeddings (tenant, user_id, kind, model, seq);
-"""
-
 
 # SQLSTATE classes of a statement refused for what it says (the job store's rule): data exception, integrity
 # violation, syntax error or access rule violation, program limit exceeded. The same write fails again.
@@ -133,12 +105,12 @@ class PostgresGraphStore:
             raise errors.StoreUnavailable(f"cannot reach the memory graph database: {exc}") from exc
         return cls(url, pool)
 
-    async def migrate(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            await conn.execute(SCHEMA)
-            await conn.execute(chat.SCHEMA)
-            await conn.execute(snapshots.SCHEMA)
+    async def check_tables(self) -> None:
+        try:
+            async with self._pool.acquire() as c:
+                await c.fetch(CHECK_SQL)
+        except asyncpg.PostgresError as exc:
+            raise errors.StoreUnavailable(f"{MISSING_TABLES} ({exc})") from exc
 
     async def close(self) -> None:
         if self._saving:  # a snapshot being written: let it finish (seconds), it saves the next start a read

@@ -14,10 +14,11 @@ from typing import TypeVar
 
 from ingestd import errors
 from ingestd.models import utcnow
-from ingestd.pipelines.memory import forget_sqlite, schema_sqlite, stored, vector_snapshot
+from ingestd.pipelines.memory import forget_sqlite, stored, vector_snapshot
 from ingestd.pipelines.memory import messages_sqlite as chat
 from ingestd.pipelines.memory import search as hybrid
 from ingestd.pipelines.memory.graph import (
+    MISSING_TABLES,
     ApplyOutcome,
     Entity,
     EntityHit,
@@ -34,6 +35,8 @@ from ingestd.pipelines.memory.graph import (
 from ingestd.pipelines.memory.stored import ENTITY_SELECT, FACT_COLUMNS, FACT_FROM, FACT_SELECT
 
 T = TypeVar("T")
+# What the newest revision of the mem_* tables added: a database that answers it has them all.
+CHECK_SQL = "SELECT f.message_ids, m.seq FROM mem_facts f, mem_messages m, mem_fact_text, mem_message_text LIMIT 0"
 TRIPLE_WEIGHT = 4.0  # bm25 weight of a fact's triple against its source sentence (weight 1)
 
 
@@ -120,8 +123,11 @@ class SqliteGraphStore:
 
         return await asyncio.to_thread(locked)
 
-    async def migrate(self) -> None:
-        await self._run(schema_sqlite.migrate)
+    async def check_tables(self) -> None:
+        try:
+            await self._run(lambda c: c.execute(CHECK_SQL).fetchall())
+        except errors.StoreError as exc:
+            raise errors.StoreUnavailable(f"{MISSING_TABLES} ({exc})") from exc
 
     async def close(self) -> None:
         if self._reader is not self._conn:

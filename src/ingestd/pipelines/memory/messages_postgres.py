@@ -11,19 +11,6 @@ from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
 from ingestd.pipelines.memory.stored import MESSAGE_SELECT
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mem_messages (seq bigserial PRIMARY KEY, tenant text NOT NULL, user_id text NOT NULL,
-    id text NOT NULL, session_id text NOT NULL, idx integer NOT NULL, role text NOT NULL, speaker text NOT NULL,
-    content text NOT NULL, at timestamptz NOT NULL, dates text NOT NULL, job_id text NOT NULL,
-    created_at timestamptz NOT NULL, search_text text NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', search_text)) STORED, UNIQUE (tenant, user_id, id));
-CREATE INDEX IF NOT EXISTS mem_messages_session ON mem_messages (tenant, user_id, session_id, idx);
-CREATE INDEX IF NOT EXISTS mem_messages_tsv ON mem_messages USING gin (tsv);
-CREATE TABLE IF NOT EXISTS mem_speakers (tenant text NOT NULL, user_id text NOT NULL, speaker text NOT NULL,
-    PRIMARY KEY (tenant, user_id, speaker));
-ALTER TABLE mem_facts ADD COLUMN IF NOT EXISTS message_ids text NOT NULL DEFAULT '[]';
-"""
-
 
 async def list_messages(
     c: asyncpg.Connection, scope: Scope, session_id: str | None, limit: int, offset: int

@@ -11,18 +11,6 @@ from ingestd.pipelines.memory import stored
 from ingestd.pipelines.memory.graph import GraphChanges, Message, Scope
 from ingestd.pipelines.memory.stored import MESSAGE_SELECT
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mem_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL,
-    user_id TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL, idx INTEGER NOT NULL, role TEXT NOT NULL,
-    speaker TEXT NOT NULL, content TEXT NOT NULL, at TEXT NOT NULL, dates TEXT NOT NULL, job_id TEXT NOT NULL,
-    created_at TEXT NOT NULL, UNIQUE (tenant, user_id, id));
-CREATE TABLE IF NOT EXISTS mem_speakers (tenant TEXT NOT NULL, user_id TEXT NOT NULL, speaker TEXT NOT NULL,
-    PRIMARY KEY (tenant, user_id, speaker));
-CREATE INDEX IF NOT EXISTS mem_messages_session ON mem_messages (tenant, user_id, session_id, idx);
-CREATE VIRTUAL TABLE IF NOT EXISTS mem_message_text USING fts5(scope, speaker, content,
-    tokenize = 'porter unicode61 remove_diacritics 2');
-"""
-
 
 def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

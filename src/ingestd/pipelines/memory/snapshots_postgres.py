@@ -40,12 +40,6 @@ from ingestd.pipelines.memory import search, vector_snapshot
 from ingestd.pipelines.memory.graph import Scope
 from ingestd.pipelines.memory.vector_snapshot import Snapshot
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mem_vector_snapshots (tenant text NOT NULL, user_id text NOT NULL, kind text NOT NULL,
-    model text NOT NULL, last_seq bigint NOT NULL, last_owner text NOT NULL, version bigint NOT NULL,
-    ids text NOT NULL, matrix bytea NOT NULL, PRIMARY KEY (tenant, user_id, kind, model));
-ALTER TABLE mem_vector_snapshots ADD COLUMN IF NOT EXISTS token text NOT NULL DEFAULT '';
-"""
 MAX_BYTES = 512 * 1024 * 1024  # a bytea holds at most 1 GB; larger matrices are read row by row
 STORED_DTYPE = "float16"  # the matrix's type in the bytea (see the module docstring)
 PAGE_ROWS = 50_000  # vectors read in one aggregate (75 MB at 384 dimensions)
