@@ -23,6 +23,7 @@ from memory_support import (
 
 from ingestd.api.app import create_app
 from ingestd.api.auth import create_key
+from ingestd.pipelines import memory
 from ingestd.pipelines.memory.graph import Scope, open_graph_store
 from ingestd.store.protocol import JobStore
 
@@ -179,3 +180,22 @@ async def test_an_api_process_without_the_memory_pipeline_still_answers(store: J
             found = await client.get("/v1/memory/alice/search", params={"q": "Where does Emma Schmidt live?"})
     assert found.status_code == 200 and found.json()["vector_search"] is True
     assert found.json()["facts"][0]["object"]["name"] == "Lisbon"
+
+
+async def test_the_api_reads_the_graph_the_worker_writes_one_per_process(store: JobStore) -> None:
+    """An app that runs the memory pipeline opens its graph once: the read API uses the worker's (one pool, one
+    vector cache per process), and opens none of its own."""
+    settings = fast_settings(store.url)
+    pipeline = memory.build(settings)
+    app = create_app(settings, store=store, pipelines={"memory": pipeline}, run_worker=True)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ingestd.test") as client:
+                await _both_sessions(client)
+                found = (await client.get("/v1/memory/alice/search", params={"q": "Emma"})).json()
+                run = pipeline.run.__self__  # type: ignore[attr-defined]
+                assert found["facts"] and run._graph is not None
+                assert app.state.memory.graph is None
+    finally:
+        await pipeline.run.__self__.aclose()  # type: ignore[attr-defined]

@@ -103,6 +103,11 @@ def _state(request: Request) -> _MemoryState:
 
 
 async def _graph(request: Request) -> GraphStore:
+    """The memory pipeline's own graph when this app runs the pipeline (one graph per process: one pool, one
+    vector cache), else one opened here on first use."""
+    owner = _memory_run(request)
+    if owner is not None:
+        return await owner.graph()
     state = _state(request)
     async with state.lock:
         if state.graph is None:
@@ -111,15 +116,23 @@ async def _graph(request: Request) -> GraphStore:
         return state.graph
 
 
+def _memory_run(request: Request) -> MemoryRun | None:
+    """The ``MemoryRun`` of the memory pipeline this app runs, if it runs one."""
+    from ingestd.pipelines.memory.run import MemoryRun
+
+    pipeline = (getattr(request.app.state, "pipelines", None) or {}).get("memory")
+    owner: Any = getattr(pipeline.run, "__self__", None) if pipeline is not None else None
+    return owner if isinstance(owner, MemoryRun) else None
+
+
 def _embedder(request: Request) -> Embedder:
     """The memory pipeline's own embedder when this app runs it, else one built from the settings."""
     state = _state(request)
     if state.embedder is None:
         from ingestd.pipelines.memory.run import MemoryRun
 
-        pipeline = (getattr(request.app.state, "pipelines", None) or {}).get("memory")
-        owner: Any = getattr(pipeline.run, "__self__", None) if pipeline is not None else None
-        if not isinstance(owner, MemoryRun):
+        owner = _memory_run(request)
+        if owner is None:
             owner = state.own_providers = MemoryRun(request.app.state.settings)
         state.embedder = owner.providers.embedder
     return state.embedder
