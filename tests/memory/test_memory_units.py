@@ -176,3 +176,19 @@ def test_the_reply_to_a_question_gains_more_of_its_score_than_other_replies() ->
     told = [_said("1", "Talia", "Miso is fine.", 1).message, _said("2", "Omar", "She sleeps on my shoes.", 1).message]
     gained = [_smoothed(pair, {"1": 1.0})[pair[1]] for pair in (asked, told)]
     assert gained == [ANSWER_SHARE, NEIGHBOUR_SHARES[-1]]
+
+
+def test_messages_ranked_after_the_first_dozen_show_their_best_sentence_only_unless_the_question_asks_when() -> None:
+    text = (
+        "We finally went to the coast for the weekend. " + "The weather was grey and the sea was cold and rough. " * 4
+    )
+    found = Recall([_said(str(k), "Caroline", text, 9) for k in range(1, 31)], [], [], ())
+
+    def shown(question: str) -> dict[str, str]:
+        return {m.id: text for m, text in block.build("alice", question, found, 1000).messages}
+
+    where = shown("Where did Caroline go?")
+    assert len(where["s:5"].split()) > block.TAIL_CAP + 1 >= len(where["s:20"].split())  # the 20th: one sentence
+    assert "went to the coast" in where["s:20"]
+    when = shown("When did Caroline go to the coast?")
+    assert len(when["s:20"].split()) > block.TAIL_CAP + 1  # a date may sit in any sentence

@@ -19,8 +19,9 @@ from ingestd.pipelines.memory.graph import Fact, Message, SearchHit
 from ingestd.pipelines.memory.retrieve import ASKS_WHEN, Recall, content_terms
 
 TOP_CAP = 60  # words of one of the first messages (the best hits are shown nearly whole)
-CAP = 32  # words of any later message
-TOP = 3
+CAP = 32  # words of any later message up to MID
+TAIL_CAP = 20  # words of a message ranked after MID (its best sentence: room for one more message)
+TOP, MID = 3, 12
 FACT_SHARE = 0.15  # at most this share of the budget goes to facts
 MAX_FACTS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -106,9 +107,12 @@ def fact_line(fact: Fact) -> str:
     return f"- {fact.subject} {fact.predicate.replace('_', ' ')} {fact.object}{when}{past}"
 
 
-def _candidates(found: Recall) -> list[tuple[Message, int]]:
-    """Messages in the order they compete for room, each with its word cap."""
-    return [(hit.message, TOP_CAP if rank < TOP else CAP) for rank, hit in enumerate(found.messages)]
+def _candidates(found: Recall, dated: bool = False) -> list[tuple[Message, int]]:
+    """Messages in the order they compete for room, each with its word cap (a question for a time keeps ``CAP``
+    to the end: its answer is one dated message, and a cut can lose the date)."""
+    tail = CAP if dated else TAIL_CAP
+    caps = [TOP_CAP if rank < TOP else CAP if rank < MID else tail for rank in range(len(found.messages))]
+    return [(hit.message, cap) for hit, cap in zip(found.messages, caps, strict=True)]
 
 
 def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
@@ -116,10 +120,10 @@ def build(user_id: str, query: str, found: Recall, max_words: int) -> Block:
     head, tail = f'<memory user="{user_id}">', "</memory>"
     budget = max_words - words(head) - words(tail) - 2  # the two section titles
     stems = {_stem(t) for t in hybrid.query_terms(query, limit=32)}
-    candidates = _candidates(found)
+    dated = bool(ASKS_WHEN.search(query))
+    candidates = _candidates(found, dated)
     names = short_names(sorted({m.speaker for m, _ in candidates}))
     shown: list[tuple[Message, str]] = []
-    dated = bool(ASKS_WHEN.search(query))
     used = _fill(candidates, stems, budget - int(max_words * FACT_SHARE), shown, names, dated)
     about = {_stem(t) for t in content_terms(query, list(found.speakers))}
     facts = _facts(found.facts, {m.id for m, _ in shown}, about, budget - used)
