@@ -28,7 +28,7 @@ from ingestd.models import (
 from ingestd.store import postgres_blobs, records
 from ingestd.store import postgres_sql as sql
 from ingestd.store.postgres_base import PostgresBase
-from ingestd.store.records import dumps, dumps_or_none
+from ingestd.store.records import dumps
 from ingestd.store.shared import Appended, Encoded
 
 _PURGE_BATCH = 500
@@ -172,8 +172,7 @@ class PostgresJobs(PostgresBase):
     async def save_step(
         self, step: Step, worker_id: str, events: Sequence[tuple[str, JSON]] = (), *, attempt: int | None = None
     ) -> Step:
-        row = records.StepRow(step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error),
-                              step.attempts, step.started_at, step.finished_at, dumps(step.usage))  # fmt: skip
+        row = records.step_row(step, lambda at: at)
         types, data = _event_columns(events)
         inserted = await self._fetchval(
             sql.SAVE_STEP, step.job_id, worker_id, row.key, row.ok, row.output, row.error, row.attempts,

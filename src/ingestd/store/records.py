@@ -244,6 +244,14 @@ def step_from_row(row: Sequence[Any]) -> Step:
     )
 
 
+def step_row(step: Step, time_param: Callable[[datetime], Any]) -> StepRow:
+    """The row that stores ``step`` (``STEP_COLUMNS``): JSON as text, times as ``time_param`` makes them."""
+    return StepRow(
+        step.job_id, step.key, step.ok, dumps(step.output), dumps_or_none(step.error), step.attempts,
+        time_param(step.started_at), time_param(step.finished_at), dumps(step.usage),
+    )  # fmt: skip
+
+
 def event_from_row(row: Sequence[Any]) -> Event:
     """An ``Event`` from a row selected with ``EVENT_COLUMNS``."""
     r = EventRow._make(row)

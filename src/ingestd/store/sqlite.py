@@ -42,7 +42,7 @@ from ingestd.store import migrations, records
 from ingestd.store import sqlite_jobs as ops
 from ingestd.store.files import FileBlobStore
 from ingestd.store.protocol import BlobStore
-from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS, dumps
+from ingestd.store.records import EVENT_COLUMNS, JOB_COLUMNS
 from ingestd.store.shared import Appended, Encoded, SharedMethods
 from ingestd.store.sqlite_keys import SQLiteKeys
 from ingestd.store.sqlite_limits import SQLiteLimits
@@ -358,8 +358,7 @@ def _save_step(
     leased = conn.execute(f"SELECT 1 FROM jobs WHERE id = ? AND {ops.FENCE}", (step.job_id, *lease.params)).fetchone()
     if leased is None:
         raise errors.LeaseLost(job_id=step.job_id, step=step.key)
-    row = (step.job_id, step.key, step.ok, dumps(step.output), records.dumps_or_none(step.error),
-           step.attempts, step.started_at.timestamp(), step.finished_at.timestamp(), dumps(step.usage))  # fmt: skip
+    row = records.step_row(step, lambda at: at.timestamp())
     conn.execute(f"INSERT INTO steps ({records.STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     ops.append_events(conn, wake, step.job_id, events, now)
     return row
