@@ -182,7 +182,7 @@ class JobRunner:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> T:
-        """Run ``fn`` once per job, checkpointed under ``key``; on resume return the stored output."""
+        """``pipeline.Context.step``."""
         return await self._step(key, fn, timeout, retry, item=False)
 
     async def _step(
@@ -260,11 +260,8 @@ class JobRunner:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> MapResult[T]:
-        """Run ``fn(index, item)`` for every item, at most ``concurrency`` at once, each a step ``name[i]``.
-
-        An item that fails for good (any exception but cancellation) is checkpointed as failed with an
-        ``item.failed`` event, left out of ``ok`` and listed in the job's result (the job ends ``partial``).
-        """
+        """``pipeline.Context.map``. An item that fails for good (any exception but cancellation) is checkpointed
+        as failed with an ``item.failed`` event, left out of ``ok`` and listed in the job's result (``partial``)."""
         result: MapResult[T] = MapResult()
         checkpoints = await self._checkpoints()
         restored = {i for i in range(len(items)) if f"{name}[{i}]" in checkpoints}  # a resumed job: done already

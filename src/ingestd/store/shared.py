@@ -128,7 +128,6 @@ class SharedMethods:
         name: str | None = None,
         expires_at: datetime | None = None,
     ) -> keys.ApiKey:
-        """Store a key by its hash; the same hash again changes nothing and returns the stored key."""
         new = records.NewApiKey(key_hash, tenant, key_id or keys.new_id(), " ".join(scopes), name, expires_at)
         await self._insert_api_key(new)
         key = await self.api_key_for_hash(key_hash)
