@@ -2,12 +2,18 @@
 whole file) and as its own ``audio`` job (in-process worker, offline providers, ``diarize: false``), WER of both.
 
     .venv/bin/python bench/speech_pipeline.py [--prompts 100] [--dump] [--min-speech 0.25] [--model tiny.en]
+    .venv/bin/python bench/speech_pipeline.py --long [--dump]
 
 The clips and references are ``bench/speech_data.py``'s; scored with ``bench/speech_score.py`` (Whisper's English
 normaliser and the references' spellings; the "Whisper's normaliser alone" column without the latter).
 ``--dump`` prints every clip whose two transcripts differ. ``--min-speech``: the VAD's shortest speech span
 (seconds; ``silero.SpanRules.min_speech_seconds``, set for this process only). Slow on a busy machine (one job
 per clip).
+
+``--long``: long-form speech instead. Each category's clips are joined, in order, with pauses of 0.4-1.2 s
+(seeded) into one recording (prompts: the first 60; the call and alsa together), which is transcribed whole
+and run as one job with the offline defaults (diarization on); WER against the joined references. A recording
+of minutes is what a user uploads; Whisper then decodes many 30 s windows of one clip.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import wave
+from pathlib import Path
 
+import numpy as np
 import speech
 import speech_data
 import speech_score
@@ -34,7 +43,65 @@ def set_min_speech(seconds: float) -> None:
     silero.SpanRules.__init__.__defaults__ = tuple(defaults)
 
 
+def long_recordings(clips: list[speech_data.Clip], folder: Path) -> dict[str, tuple[Path, str]]:
+    """Each category's clips joined with short pauses into one 16 kHz WAV, and the joined references."""
+    groups = {
+        "audiobook": [c for c in clips if c.category == "audiobook"],
+        "prompts": [c for c in clips if c.category == "prompts"][:60],
+        "call+alsa": [c for c in clips if c.category in ("call", "alsa")],
+    }
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, group in groups.items():
+        parts = []
+        for clip in group:
+            pause = np.zeros(int(16000 * rng.uniform(0.4, 1.2)), "<i2")
+            parts += [np.frombuffer(speech.pcm16k(clip.path), "<i2"), pause]
+        path = folder / f"long-{name.replace('+', '-')}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(np.concatenate(parts).tobytes())
+        out[name] = (path, " ".join(c.text for c in group))
+    return out
+
+
+async def long_form(args: argparse.Namespace) -> None:
+    stt = WhisperTranscriber(model=args.model)
+    options = {"model": args.model} if args.model else {}
+    print("| recording | seconds | words | WER %, whole file | WER %, through the pipeline (diarization on) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=f"sqlite:///{tmp}/jobs.db", **FAST)
+        refs, alone, piped = [], [], []
+        for name, (path, reference) in long_recordings(speech_data.real_speech(args.prompts), Path(tmp)).items():
+            pcm = speech.pcm16k(path)
+            alone.append(stt.transcribe_sync(pcm).text)
+            job, _, _ = await run_job(path, settings, options)
+            assert job.result is not None, job.error
+            segments = sorted((s for c in job.result["conversations"] for s in c["transcript"]), key=_start)
+            piped.append(" ".join(s["text"] for s in segments))
+            refs.append(reference)
+            whole, words = speech_score.wer(refs[-1:], alone[-1:])
+            through, _ = speech_score.wer(refs[-1:], piped[-1:])
+            row = f"| {name} | {len(pcm) / 32000:.0f} | {words} | {100 * whole:.1f} | {100 * through:.1f} |"
+            print(row, flush=True)
+            if args.dump:
+                print(f"  whole {speech_score.normalise(alone[-1])!r}")
+                print(f"  pipeline {speech_score.normalise(piped[-1])!r}")
+        (whole, words), (through, _) = speech_score.wer(refs, alone), speech_score.wer(refs, piped)
+        print(f"| ALL | | {words} | {100 * whole:.1f} | {100 * through:.1f} |")
+
+
+def _start(segment: dict[str, float]) -> float:
+    return segment["start"]
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.long:
+        await long_form(args)
+        return
     by_category: dict[str, list[speech_data.Clip]] = {}
     for clip in speech_data.real_speech(args.prompts):
         by_category.setdefault(clip.category, []).append(clip)
@@ -78,4 +145,5 @@ if __name__ == "__main__":
     parser.add_argument("--dump", action="store_true")
     parser.add_argument("--min-speech", type=float, default=None)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--long", action="store_true", help="long-form: each category's clips joined into one file")
     asyncio.run(main(parser.parse_args()))

@@ -29,6 +29,10 @@ from ingestd.providers.base import SAMPLE_RATE, ClipRequest, SpeechToText, Trans
 
 MISSED_SECONDS = 3.0  # a clip's stretch without a word this long is transcribed again on its own
 MISSED_ROUNDS = 3
+CHUNK_SECONDS = 30.0  # the longest piece of a clip one decoding gets: Whisper's window
+CHUNK_MIN_SECONDS = 20.0  # a longer clip is cut at its quietest moment between these two lengths
+CUT_FRAME_SECONDS = 0.1
+BATCH_SIZE = 4  # pieces decoded at once
 _models: dict[tuple[str, str, int], Any] = {}
 _models_lock = threading.Lock()
 
@@ -162,19 +166,25 @@ class WhisperTranscriber(SpeechToText):
     def _segments(
         self, audio: np.ndarray, offset: float, prompt: str | None, language: str, stop: threading.Event | None
     ) -> list[TranscriptSegment]:
-        """Whisper's segments of ``audio``, with words, their times shifted by ``offset`` seconds."""
+        """Whisper's segments of ``audio``, with words, their times shifted by ``offset`` seconds: the audio cut
+        at its quietest moments into ``chunks`` of at most ``CHUNK_SECONDS``, decoded ``BATCH_SIZE`` at a time."""
+        from faster_whisper import BatchedInferencePipeline
+
         seconds = len(audio) / SAMPLE_RATE
-        pieces, _info = self.model().transcribe(
+        pieces, _info = BatchedInferencePipeline(self.model()).transcribe(  # its state is per call: one each
             audio,
             language=language,
             beam_size=self.beam_size,
             temperature=self.temperature,
             initial_prompt=prompt,
             vad_filter=False,
+            clip_timestamps=[{"start": start, "end": end} for start, end in chunks(audio)],
+            batch_size=BATCH_SIZE,
+            without_timestamps=False,  # Whisper's own segments (sentences), not one per chunk
             word_timestamps=True,  # words with times and probabilities: speakers are given per word
         )
         segments: list[TranscriptSegment] = []
-        for piece in pieces:  # a generator: each step decodes one more stretch of audio
+        for piece in pieces:  # a generator: each step decodes one more batch of chunks
             if stop is not None and stop.is_set():
                 raise _Stopped()
             text = piece.text.strip()
@@ -183,6 +193,24 @@ class WhisperTranscriber(SpeechToText):
                 start, end = round(offset + piece.start, 3), round(offset + min(piece.end, seconds), 3)
                 segments.append(TranscriptSegment(start, end, text, words=words))
         return segments
+
+
+def chunks(audio: np.ndarray) -> list[tuple[float, float]]:
+    """``audio`` (16 kHz samples) cut into pieces of at most ``CHUNK_SECONDS``, each cut at the quietest
+    ``CUT_FRAME_SECONDS`` between ``CHUNK_MIN_SECONDS`` and ``CHUNK_SECONDS`` from its piece's start (a pause
+    between words, in speech); seconds. Audio up to ``CHUNK_SECONDS`` long is one piece."""
+    frame = int(CUT_FRAME_SECONDS * SAMPLE_RATE)
+    longest, shortest = int(CHUNK_SECONDS * SAMPLE_RATE), int(CHUNK_MIN_SECONDS * SAMPLE_RATE)
+    out: list[tuple[float, float]] = []
+    start = 0
+    while len(audio) - start > longest:
+        window = audio[start + shortest : start + longest]
+        frames = window[: len(window) // frame * frame].reshape(-1, frame).astype(np.float64)
+        cut = start + shortest + int(np.argmin((frames**2).mean(axis=1))) * frame + frame // 2
+        out.append((start / SAMPLE_RATE, cut / SAMPLE_RATE))
+        start = cut
+    out.append((start / SAMPLE_RATE, len(audio) / SAMPLE_RATE))
+    return out
 
 
 def missed(segments: Sequence[TranscriptSegment], seconds: float) -> list[tuple[float, float]]:
@@ -209,4 +237,4 @@ def _word(word: Any, seconds: float, offset: float = 0.0) -> TranscriptWord:
     return TranscriptWord(word.word.strip(), start, end, round(float(word.probability), 3))
 
 
-__all__ = ["WhisperTranscriber", "default_model_path", "load_model", "missed", "vocabulary_prompt"]
+__all__ = ["WhisperTranscriber", "chunks", "default_model_path", "load_model", "missed", "vocabulary_prompt"]
