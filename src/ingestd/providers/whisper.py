@@ -29,8 +29,8 @@ from ingestd.providers.base import SAMPLE_RATE, ClipRequest, SpeechToText, Trans
 
 MISSED_SECONDS = 3.0  # a clip's stretch without a word this long is transcribed again on its own
 MISSED_ROUNDS = 3
-CHUNK_SECONDS = 30.0  # the longest piece of a clip one decoding gets: Whisper's window
-CHUNK_MIN_SECONDS = 20.0  # a longer clip is cut at its quietest moment between these two lengths
+CHUNK_SECONDS = 28.0  # the longest piece of a clip one decoding gets (Whisper's window is 30 s)
+CHUNK_MIN_SECONDS = 18.0  # a longer clip is cut at its quietest moment between these two lengths
 CUT_FRAME_SECONDS = 0.1
 BATCH_SIZE = 4  # pieces decoded at once
 _models: dict[tuple[str, str, int], Any] = {}
