@@ -9,6 +9,11 @@ whose caller was cancelled stops at the next segment instead of running on for n
 Whisper continues the style of its prompt, so a bare comma-separated list makes it drop punctuation and
 capitals from everything it writes after it.
 
+A clip longer than ``CHUNK_SECONDS`` is cut at its quietest moments (``chunks``) and its pieces decoded
+``BATCH_SIZE`` at a time (faster-whisper's ``BatchedInferencePipeline``): Whisper's sequential windows, each
+conditioned on the text before, fell into repetition loops on long real speech at temperature 0, and batching
+halves the decoder's cost (docs/providers.md, "Long clips").
+
 Whisper sometimes ends a 30 s window early and never decodes the rest of it; a clip's stretch of more than
 ``MISSED_SECONDS`` without a word is transcribed again on its own (``missed``), up to ``MISSED_ROUNDS`` times.
 """
