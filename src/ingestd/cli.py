@@ -81,16 +81,17 @@ def worker(
 
 
 async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
-    """Open the store, run a ``Worker`` until a signal asks it to stop, close the store."""
+    """Open the store, run a ``Worker`` until a signal asks it to stop, close the pipelines and the store."""
     import asyncio
 
-    from ingestd.pipelines import build_pipelines
+    from ingestd.pipelines import build_pipelines, close_pipelines
     from ingestd.store import open_store
     from ingestd.worker import Worker
 
     store = await open_store(settings.database_url)  # migrates to the newest schema
+    pipelines = build_pipelines(settings)
     try:
-        running = Worker(store, build_pipelines(settings), settings, worker_id)
+        running = Worker(store, pipelines, settings, worker_id)
         loop = asyncio.get_running_loop()
         stopping: set[asyncio.Task[None]] = set()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,6 +101,7 @@ async def run_worker(settings: Settings, worker_id: str | None = None) -> None:
         )
         await running.run()
     finally:
+        await close_pipelines(pipelines)  # the memory graph's pool, providers' clients: after the jobs stopped
         await store.close()
 
 

@@ -152,6 +152,11 @@ class DeferredRun:
             self._owner = getattr(importlib.import_module(module), attribute)(*self._args)
         return self._owner
 
+    @property
+    def built(self) -> Any:
+        """The instance if it was built already, else None (asking does not build it)."""
+        return self._owner
+
     async def __call__(self, ctx: Context, inp: Any) -> JSON:
         """Run one job: ``Class(*args).run(ctx, inp)``."""
         result: JSON = await self.__self__.run(ctx, inp)

@@ -11,6 +11,7 @@ import workers
 
 from ingestd.api.app import create_app
 from ingestd.models import Job, NewJob
+from ingestd.pipeline import Pipeline
 from ingestd.pipelines import build_pipelines, memory
 from ingestd.settings import Settings
 from ingestd.store import open_store
@@ -110,3 +111,13 @@ async def post_session(client: httpx.AsyncClient, inp: dict[str, Any]) -> str:
 async def job_done(client: httpx.AsyncClient, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """Poll ``GET /v1/jobs/{id}`` until the job is terminal; its JSON."""
     return await workers.job_via_api(client, job_id, timeout)
+
+
+BUILT: list[Pipeline] = []  # memory pipelines built by recorded_memory, newest last
+
+
+def recorded_memory(settings: Settings) -> Pipeline:
+    """The memory pipeline, remembered in :data:`BUILT` (``pipeline_modules=["memory_support:recorded_memory"]``):
+    a test reaches the instance a worker process built for itself."""
+    BUILT.append(memory.build(settings))
+    return BUILT[-1]

@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app`` wires the routes, the error handling and the lifespan.
 
-The lifespan opens the store (unless one was given), migrates it, builds the pipelines, and with
-``run_worker=True`` (``ingestd serve``) runs a ``Worker`` in the same process and event loop. API processes keep
+The lifespan opens the store (unless one was given), migrates it, builds the pipelines (unless given; it closes
+those it built at shutdown, after the worker), and with ``run_worker=True`` (``ingestd serve``) runs a ``Worker``
+in the same process and event loop. API processes keep
 no state of their own beyond caches, so several may serve one database.
 """
 
@@ -84,13 +85,14 @@ def _lifespan(
         try:
             await opened.migrate()
             app.state.store = opened
-            if pipes is None:
-                from ingestd.pipelines import build_pipelines
-
-                app.state.pipelines = build_pipelines(settings)
-            else:
-                app.state.pipelines = dict(pipes)
             async with contextlib.AsyncExitStack() as stack:
+                if pipes is None:  # built here, closed here (after the worker stopped); given ones, by the caller
+                    from ingestd.pipelines import build_pipelines, close_pipelines
+
+                    app.state.pipelines = build_pipelines(settings)
+                    stack.push_async_callback(close_pipelines, app.state.pipelines)
+                else:
+                    app.state.pipelines = dict(pipes)
                 if run_worker:
                     await stack.enter_async_context(_worker_running(app))
                 yield

@@ -2,17 +2,18 @@
 
 Built-in pipelines are listed in ``_builtin``; user pipelines come from ``Settings.pipeline_modules``
 (``"package.module:attribute"``, where the attribute is a ``Pipeline``, a list of them, or a function taking
-``Settings`` and returning either).
+``Settings`` and returning either). Whoever builds them closes them with ``close_pipelines`` at shutdown (the worker
+command, the app's lifespan): the memory graph's pool or connections, the providers' HTTP clients.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingestd.pipeline import Pipeline
+from ingestd.pipeline import DeferredRun, Pipeline
 from ingestd.pipelines import demo
 from ingestd.settings import Settings
 
@@ -57,4 +58,22 @@ def build_pipelines(settings: Settings) -> dict[str, Pipeline]:
     return pipelines
 
 
-__all__ = ["build_pipelines", "load_pipeline_object"]
+async def close_pipelines(pipelines: Mapping[str, Pipeline]) -> None:
+    """Close what the pipelines' implementations hold open: ``aclose()`` of each one's instance (a bound ``run``'s
+    ``__self__``, a ``DeferredRun`` built by a job), once each. One never built (no job ran) holds nothing and is not
+    built now. A failure is logged and the others are still closed: this runs at shutdown."""
+    closed: set[int] = set()
+    for pipeline in pipelines.values():
+        run: Any = pipeline.run
+        owner = run.built if isinstance(run, DeferredRun) else getattr(run, "__self__", None)
+        close = getattr(owner, "aclose", None)
+        if close is None or id(owner) in closed:
+            continue
+        closed.add(id(owner))
+        try:
+            await close()
+        except Exception:
+            logging.getLogger(__name__).exception("closing the %s pipeline failed", pipeline.name)
+
+
+__all__ = ["build_pipelines", "close_pipelines", "load_pipeline_object"]
