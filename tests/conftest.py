@@ -3,7 +3,8 @@
 Reuse these in any test directory:
 
 - ``backend`` (parametrised ``"sqlite"``, ``"postgres"``): the backend's name.
-- ``database_url``: a fresh, migrated, empty database URL for the backend: a SQLite file in ``tmp_path``, or a
+- ``database_url``: a fresh, migrated, empty database URL for the backend: a SQLite file in ``tmp_path`` (copied
+  from a file migrated once per process), or a
   PostgreSQL database ``ingestd_t_<rand>`` cloned from a template migrated once per session, dropped after the
   test. Use it for subprocesses (workers, servers) that open the store themselves.
 - ``store``: an open ``JobStore`` on ``database_url`` (closed after the test).
@@ -19,7 +20,10 @@ last, one of them would keep one xdist process busy after the other has finished
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -30,6 +34,7 @@ from ingestd.store.protocol import JobStore
 
 BACKENDS = ["sqlite", "postgres"]
 _template_ready = False
+_sqlite_template: str | None = None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -122,6 +127,24 @@ async def drop_pg_database(url: str) -> None:
         await admin.close()
 
 
+def _copy_sqlite_template(path: str) -> None:
+    """A migrated SQLite file at ``path``: a copy of one migrated once per test process (the migrations themselves are
+    tested in ``tests/store/test_migrations.py``; running them for each of several hundred tests cost minutes)."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        from ingestd.store.migrations import upgrade_sqlite
+
+        template = os.path.join(tempfile.mkdtemp(prefix="ingestd_tpl_"), "template.db")
+        upgrade_sqlite(template)
+        _sqlite_template = template
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(_sqlite_template)) as source,
+        contextlib.closing(sqlite3.connect(path)) as copy,
+    ):
+        source.backup(copy)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend under test; every test using it (or ``database_url`` / ``store``) runs on both."""
@@ -133,8 +156,7 @@ async def database_url(backend: str, tmp_path: object) -> AsyncIterator[str]:
     """A fresh, migrated, empty database of ``backend`` (see the module docstring)."""
     if backend == "sqlite":
         path = os.path.join(str(tmp_path), "db", "ingestd.db")
-        store = await open_store(f"sqlite:///{path}")  # creates and migrates it
-        await store.close()
+        _copy_sqlite_template(path)
         yield f"sqlite:///{path}"
         return
     url = await new_pg_database()
