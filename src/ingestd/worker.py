@@ -181,6 +181,11 @@ class Worker:
                 fut.cancel()
 
     def _start(self, job: Job) -> None:
+        # A job still running here, claimed again: its lease ran out (heartbeats late on a loaded machine) and this
+        # worker's own claim took it as a new attempt. The heartbeat cannot tell (the lease is ours again), and the
+        # fence refuses only the next write: drop the older execution now, or it goes on with its step (its
+        # provider calls made twice) and, ending, would take the new execution's entry and heartbeats with it.
+        self._cancel(job.id, "lost")
         runner = JobRunner(self.store, job, self.worker_id, limiter=self.limiter, prices=self.settings.prices)
         entry = _Running(job, runner)
         self._running[job.id] = entry
@@ -214,7 +219,8 @@ class Worker:
                 timer.cancel()
             if entry.finishing:
                 self._finishing -= 1
-            self._running.pop(job.id, None)
+            if self._running.get(job.id) is entry:  # not a newer execution of the same job (_start)
+                del self._running[job.id]
             self.jobs_run += 1
             self._slot_freed.set()
 

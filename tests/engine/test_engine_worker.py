@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
+import asyncpg
 from engine_helpers import events_of, running_worker, submit, wait_finished, wait_until
 from engine_pipelines import lines
 
 from ingestd.models import JobStatus
+from ingestd.store import sqlite_path
 from ingestd.store.protocol import JobStore
 
 
@@ -192,3 +196,42 @@ async def test_stop_releases_running_jobs_for_another_worker(store: JobStore, tm
     assert done.status == JobStatus.SUCCEEDED
     assert lines(log).count(f"{job.id} end work[0]") == 1  # checkpointed before the hand-over: not run again
     assert lines(log).count(f"{job.id} end prepare") == 1
+
+
+async def _lease_runs_out(url: str, job_id: str) -> None:
+    """The lease of the job's first execution ends now (as when its heartbeats came late on a loaded machine)."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url), timeout=10)) as conn, conn:
+            conn.execute("UPDATE jobs SET lease_expires_at = 0 WHERE id = ? AND attempt = 1", (job_id,))
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "UPDATE jobs SET lease_expires_at = now() - interval '1 s' WHERE id = $1 AND attempt = 1", job_id
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_job_the_worker_claims_again_runs_once_there(store: JobStore, tmp_path: Path) -> None:
+    """Its lease ran out and this same worker's claim took it back: the older execution stops at once (its work is
+    not done twice), and the newer one keeps its heartbeats (its lease holds while it works: no third attempt)."""
+    log, gate = str(tmp_path / "log"), tmp_path / "gate"
+    job = await submit(store, "count", {"log": log, "items": 1, "gate": str(gate), "seconds": 0.8})
+    async with running_worker(store, lease_seconds=0.5, heartbeat_seconds=0.15, poll_seconds=0.05) as worker:
+
+        async def tries(n: int) -> bool:
+            return lines(log).count(f"{job.id} try work[0]") >= n
+
+        await wait_until(lambda: tries(1), what="the first execution's work[0]")
+
+        async def claimed_again() -> bool:
+            await _lease_runs_out(store.url, job.id)  # again until the claim wins over a heartbeat
+            return await tries(2)
+
+        await wait_until(claimed_again, what="the second execution's work[0]")
+        gate.touch()
+        done = await wait_finished(store, job.id)
+        assert worker.running_jobs == []
+    assert done.status == JobStatus.SUCCEEDED and done.attempt == 2
+    assert lines(log).count(f"{job.id} end work[0]") == 1  # the first execution did not finish it too
