@@ -42,6 +42,10 @@ def test_owners_are_who_took_the_item_on() -> None:
     events = {e["title"]: e["starts_at"] for e in out["events"]}
     assert events["Workshop"] == "2026-12-03T14:00:00"
     assert extractive.structure("Maria will send the slides.", None)["action_items"][0]["owner"] == "Maria"
+    # The text names the owner: the name, not the speaker who reported it (nor a pronoun or "This").
+    named = _segments((2, "Maria will send me the design mock-up by Friday."), (1, "This should take an hour."))
+    items = extractive.structure(" ".join(str(s["text"]) for s in named), FRIDAY, named)["action_items"]
+    assert [(a["owner"], a["due"]) for a in items] == [("Maria", "2026-12-04"), ("speaker_1", None)]
 
 
 def test_sentences_are_cut_on_segments_when_punctuation_is_missing() -> None:

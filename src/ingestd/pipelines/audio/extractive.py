@@ -11,8 +11,9 @@ it is known (``captured_at``), and left as the spoken phrase otherwise.
 
 Given the transcript's segments, sentences keep their speaker, and a segment that ends without punctuation ends
 its sentence when the next one starts a new thought (a capital, another speaker) or when the transcript has
-hardly any punctuation at all. An action item's ``owner`` is then the speaker who took it: who said "I will…"
-or "we should…", or, for a request ("Please…", "Can you…?"), the next other speaker to answer it.
+hardly any punctuation at all. An action item's ``owner`` is a name said as its subject ("Maria will send…",
+whoever said it), else the speaker who took it: who said "I will…" or "we should…", or, for a request
+("Please…", "Can you…?"), the next other speaker to answer it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ CATEGORIES: dict[str, tuple[str, set[str]]] = {
 _COMMITMENT = re.compile(
     r"\b((?i:i|we|you|he|she|they)|[A-Z][a-z]+)(?:\s+(will|shall|need to|needs to|have to|has to|must|"
     r"should|is going to|are going to|am going to)|(?i:'ll))\s+\w+",
+)
+# A capitalised subject that is not a name: the speaker (or the next one) stays the owner.
+_NOT_NAMES = frozenset(
+    """we you he she they it this that there here everyone everybody someone somebody nobody anyone anybody
+    who what which then now so and but also""".split()
 )
 # "Let's…" proposes (an agenda, a next meeting) rather than hands someone a task: not an action item by itself.
 _REQUEST = re.compile(r"^(please|remember to|don't forget to|make sure)\b", re.IGNORECASE)
@@ -177,11 +183,14 @@ def structure(text: str, started_at: datetime | None, segments: Sequence[JSON] =
 
 
 def owner_of(spoken: Sequence[Said], index: int) -> str | None:
-    """Who took the action item said at ``index``: the next other speaker for a request addressed to
-    someone, the speaker otherwise; a name said as the subject ("Maria will…") when there are no speakers."""
+    """Who took the action item said at ``index``: a name said as its subject ("Maria will…", whoever said
+    it: the text names the owner, a speaker label would only name who reported it); else the next other
+    speaker for a request addressed to someone, the speaker otherwise."""
     sentence = spoken[index]
     subject = _COMMITMENT.search(sentence.text)
     named = subject.group(1) if subject and subject.group(1)[:1].isupper() and subject.group(1) != "I" else None
+    if named is not None and named.lower() not in _NOT_NAMES:
+        return named
     if sentence.speaker is None:
         return named
     if _ADDRESSED.search(sentence.text.strip()):
