@@ -198,14 +198,14 @@ async def _hashing(chunks: AsyncIterator[bytes], digest: Any) -> AsyncIterator[b
         yield chunk
 
 
+@dataclass
 class MultipartCollector:
     """Reads every part of a multipart submit, storing files as they come; cleans up stored blobs on failure."""
 
-    def __init__(self, blobs: BlobStore, limit: int) -> None:
-        self.blobs = blobs
-        self.limit = limit
-        self.body = SubmitBody(input={})
-        self.meta: dict[str, JSON] = {}
+    blobs: BlobStore
+    limit: int
+    body: SubmitBody = field(default_factory=lambda: SubmitBody(input={}))
+    meta: dict[str, JSON] = field(default_factory=dict)
 
     async def read(self, request: Request, boundary: bytes) -> SubmitBody:
         reader = MultipartReader(request, boundary)
