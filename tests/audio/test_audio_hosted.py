@@ -89,7 +89,9 @@ async def test_sigkill_during_transcribe_pays_each_clip_once(tmp_path: Path) -> 
                     await asyncio.sleep(0.02)
                 workers[0].stop()  # SIGKILL
                 done_before = await _transcribed(store, job_id)
-                workers.append(_worker(url, "heir", env, tmp_path))
+                # The heir's lease need not run out fast (nobody takes over from it): with FAST's 2 s, a loaded
+                # machine's late heartbeats let its own claim take the job again, paying the clip in flight twice.
+                workers.append(_worker(url, "heir", {**env, "INGESTD_LEASE_SECONDS": "30"}, tmp_path))
                 job = await wait_job(client, job_id, timeout=90)
                 result = await result_of(client, job_id)
             stats = sim.stats()

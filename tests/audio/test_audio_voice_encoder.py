@@ -85,12 +85,19 @@ def _reference_vectors(audio: np.ndarray, spans: list[tuple[float, float]]) -> t
         for s, e in VoiceEncoder().windows(start, end):
             first = round((s - start) / 0.01)
             out.append(frames[first : first + round((e - s) / 0.01)])
-    with torch.inference_mode():
-        vectors = []
-        for window in out:  # one at a time: windows of short spans differ in length
-            _, (hidden, _) = lstm(torch.from_numpy(window[None]))
-            raw = torch.relu(linear(hidden[-1]))
-            vectors.append((raw / torch.norm(raw, dim=1, keepdim=True)).numpy()[0])
+    # One thread: the windows are tiny, and torch's default of one spinning thread a core made this loop 50x slower
+    # on a loaded machine (154 s instead of 3 s at load 10: the test's 120 s timeout under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            vectors = []
+            for window in out:  # one at a time: windows of short spans differ in length
+                _, (hidden, _) = lstm(torch.from_numpy(window[None]))
+                raw = torch.relu(linear(hidden[-1]))
+                vectors.append((raw / torch.norm(raw, dim=1, keepdim=True)).numpy()[0])
+    finally:
+        torch.set_num_threads(threads)
     return np.array([len(w) for w in out]), np.stack(vectors)
 
 

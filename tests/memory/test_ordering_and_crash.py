@@ -80,7 +80,9 @@ async def test_a_worker_killed_during_extract_costs_at_most_the_episode_in_fligh
     finally:
         doomed.stop()  # SIGKILL
     before = dict(sim.state.route_keys["chat"])
-    async with running_worker(store, fast_settings(store.url, **hosted)):
+    # The resuming worker's own lease need not run out fast (nobody takes over from it): with FAST's 2 s, a loaded
+    # machine's late heartbeats let its own claim take the job again, and the call in flight was made twice.
+    async with running_worker(store, fast_settings(store.url, **hosted, lease_seconds=30)):
         done = await wait_job(store, job.id)
     assert done.status == "succeeded", done.error
     assert done.result is not None and done.result["episodes"] == 8 and done.result["episodes_failed"] == 0
