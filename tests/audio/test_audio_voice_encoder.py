@@ -85,8 +85,8 @@ def _reference_vectors(audio: np.ndarray, spans: list[tuple[float, float]]) -> t
         for s, e in VoiceEncoder().windows(start, end):
             first = round((s - start) / 0.01)
             out.append(frames[first : first + round((e - s) / 0.01)])
-    # One thread: the windows are tiny, and torch's default of one spinning thread a core made this loop 50x slower
-    # on a loaded machine (154 s instead of 3 s at load 10: the test's 120 s timeout under load).
+    # One thread: the windows are tiny, and torch's default of one spinning thread a core made this loop 11x slower
+    # on a loaded machine (34 s instead of 3.0 s at load 10, its imports aside: the test's 120 s timeout under load).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
