@@ -3,10 +3,13 @@ extractive structuring): the words spoken come back, in one conversation, honest
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from audio_support import MEMO, api, example, fast_settings, pcm16k, result_of, submit, wait_job, wav_bytes, word_recall
+
+from ingestd.pipelines.audio import extractive
 
 FORMATS = {
     "voice-memo.mp3": "mp3/mp3float",
@@ -59,7 +62,9 @@ async def test_each_format_is_transcribed_and_structured(tmp_path: Path, name: s
     assert "Thursday" in spoken
     if meta:  # a capture time makes times absolute and resolves "Thursday" against it (a Monday)
         assert conversation["started_at"].startswith("2026-11-23T08:00")
-        assert "2026-11-26" in dated
-    else:
-        assert conversation["started_at"] is None and set(dated) == {None}
+        assert "2026-11-26" in dated and conversation["dates_from"] == "captured_at"
+    else:  # no capture time: "Thursday" is the one after the upload, and the result says so
+        thursday = extractive.resolve_day("thursday", "", datetime.fromisoformat(job["created_at"]).date())
+        assert conversation["started_at"] is None and conversation["dates_from"] == "job_created_at"
+        assert thursday.isoformat() in {d[:10] for d in dated if d}
     assert job["usage"]["providers"][stt]["audio_seconds"] > 5

@@ -33,6 +33,13 @@ class ConversationText:
     folders: list[JSON] = field(default_factory=list)
     utterances: list[JSON] = field(default_factory=list)  # who said what: {speaker, start, end, text, ...}
     segments: list[JSON] = field(default_factory=list)  # the transcript's segments: {speaker, text, ...}
+    uploaded_at: datetime | None = None  # the job's creation: spoken dates are resolved against it when the start
+    # time is unknown (no ``captured_at``), as a user uploading a recording just made would read "Friday"
+
+    @property
+    def dates_from(self) -> datetime | None:
+        """The moment spoken dates ("by Friday", "tomorrow") are resolved against."""
+        return self.started_at or self.uploaded_at
 
 
 class Analyzer(Protocol):
@@ -55,7 +62,7 @@ class ExtractiveAnalyzer:
     method = "extractive"  # rules, not a language model: the result says so
 
     async def structure(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
-        return extractive.structure(conv.text, conv.started_at, conv.segments)
+        return extractive.structure(conv.text, conv.dates_from, conv.segments)
 
     async def folder(self, ctx: Context, conv: ConversationText, key: str) -> JSON:
         return extractive.choose_folder(conv.text, conv.folders)
@@ -103,8 +110,9 @@ DISCARD_SCHEMA = _object(discard={"type": "boolean"}, reason={"type": "string"})
 STRUCTURE_PROMPT = (
     "You turn the transcript of a recorded conversation into a structured note. Give a short title (at most 8"
     " words), a 1-3 sentence overview, one emoji, a category, the action items someone committed to or was asked"
-    " to do (with a due date as YYYY-MM-DD when one is said, resolved against the start time, and the spoken"
-    " phrase, and the owner: the speaker label of who took it on, or null), and calendar events mentioned"
+    " to do (with a due date as YYYY-MM-DD when one is said, resolved against the start time, or the upload"
+    " time when the start is unknown, and the spoken phrase, and the owner: the name said as its subject, else"
+    " the speaker label of who took it on, or null), and calendar events mentioned"
     " (starts_at as YYYY-MM-DDTHH:MM:SS when known). Use only what the transcript says; answer in the"
     " transcript's language."
 )
@@ -169,7 +177,8 @@ class ChatAnalyzer:
 
 def _header(conv: ConversationText) -> str:
     started = conv.started_at.isoformat() if conv.started_at else "unknown"
-    return f"Started at: {started}\nLanguage: {conv.language or 'unknown'}"
+    uploaded = f"\nUploaded at: {conv.uploaded_at.isoformat()}" if conv.uploaded_at and not conv.started_at else ""
+    return f"Started at: {started}{uploaded}\nLanguage: {conv.language or 'unknown'}"
 
 
 def _labelled_transcript(conv: ConversationText) -> str:

@@ -99,6 +99,7 @@ def _conversation(
         "index": conv["index"],
         "started_at": conv["started_at"],
         "ended_at": conv["ended_at"],
+        "dates_from": "captured_at" if conv["started_at"] else "job_created_at",  # what "Friday" was resolved against
         "file": conv["file"],
         "start": conv["start"],
         "end_file": conv["end_file"],

@@ -263,6 +263,7 @@ class AudioRun:
             [f.model_dump() for f in inp.folders],
             conv.get("utterances", []),
             conv.get("segments", []),
+            ctx.job.created_at,
         )
 
         async def ask(question: str) -> JSON:
