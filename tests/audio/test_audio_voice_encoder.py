@@ -68,6 +68,19 @@ def _reference() -> tuple[Any, Any, str]:
     return torch, librosa, os.path.join(next(iter(spec.submodule_search_locations)), "pretrained.pt")
 
 
+def _melspectrogram(librosa: Any, y: np.ndarray) -> np.ndarray:
+    """``librosa.feature.melspectrogram(y=y, sr=RATE, n_fft=400, hop_length=160, n_mels=40)``, as its body reads
+    (librosa 0.11): its power spectrogram and its mel filters, without importing ``librosa.feature``, whose
+    imports compile librosa's pitch kernels with numba on a fresh venv (72 s instead of 27 s cold at load 8)."""
+    import librosa.core.spectrum
+    import librosa.filters
+
+    spectrum = librosa.core.spectrum
+    power, n_fft = spectrum._spectrogram(y=y, n_fft=400, hop_length=160, power=2.0, window="hann", pad_mode="constant")
+    mel: np.ndarray = np.einsum("...ft,mf->...mt", power, librosa.filters.mel(sr=RATE, n_fft=n_fft, n_mels=40))
+    return mel
+
+
 def _reference_vectors(audio: np.ndarray, spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(windows, original embeddings): resemblyzer's mel frames (its ``wav_to_mel_spectrogram``: librosa, 16 kHz,
     n_fft 400, hop 160, 40 bands) at -30 dBFS per span, into its network (``VoiceEncoder.forward``) in PyTorch."""
@@ -80,7 +93,7 @@ def _reference_vectors(audio: np.ndarray, spans: list[tuple[float, float]]) -> t
     for start, end in spans:
         span = audio[int(start * RATE) : int(end * RATE)]
         span = span * (10 ** (-30 / 20) / np.sqrt(np.mean(span.astype(np.float64) ** 2)))
-        mel = librosa.feature.melspectrogram(y=span.astype(np.float32), sr=RATE, n_fft=400, hop_length=160, n_mels=40)
+        mel = _melspectrogram(librosa, span.astype(np.float32))
         frames = mel.astype(np.float32).T
         for s, e in VoiceEncoder().windows(start, end):
             first = round((s - start) / 0.01)
