@@ -177,10 +177,13 @@ async def _recall(request: Request, scope: Scope, query: str, limit: int, filter
     from ingestd.pipelines.memory.retrieve import named_speakers, vector_text
     from ingestd.pipelines.memory.retrieve import recall as recall_for
 
-    graph = await _known_user(request, scope)
-    named = named_speakers(query, await graph.speakers(scope))
+    graph = await _graph(request)
+    exists, speakers = await asyncio.gather(graph.user_exists(scope), graph.speakers(scope))  # one wait, not two
+    if not exists:
+        raise errors.NotFound(f"no memory for user {scope.user_id!r}", user_id=scope.user_id)
+    named = named_speakers(query, speakers)
     vector = await _query_vector(request, vector_text(query, named))
-    return await recall_for(graph, scope, query, vector, limit, filters, named), vector is not None
+    return await recall_for(graph, scope, query, vector, limit, filters, named, speakers), vector is not None
 
 
 @router.get("/{user_id}/search", summary="Search a user's memory (full text + embeddings, current facts first)")

@@ -245,6 +245,11 @@ class GraphStore(Protocol):
         """Message keys ranked by full text (bm25 / ts_rank over any of ``terms``) and by vector similarity."""
         ...
 
+    async def text_ranking_among(self, scope: Scope, terms: list[str], keys: list[str]) -> list[str]:
+        """Those of ``keys`` that the full-text ranking of ``terms`` finds, in its order (``message_ranking``'s,
+        statistics of all the user's messages: SQLite among its best ``CANDIDATES``)."""
+        ...
+
     async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
         """The messages with these keys (any order; unknown keys are left out)."""
         ...

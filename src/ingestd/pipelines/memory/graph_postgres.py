@@ -254,6 +254,10 @@ class PostgresGraphStore:
         async with self._pool.acquire() as c:
             return await read(c)
 
+    async def text_ranking_among(self, scope: Scope, terms: list[str], keys: list[str]) -> list[str]:
+        async with self._pool.acquire() as c:
+            return await chat.text_ranking_among(c, scope, terms, keys)
+
     async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
         async with self._pool.acquire() as c:
             return await chat.get_messages(c, scope, keys)

@@ -204,6 +204,9 @@ class SqliteGraphStore:
 
         return await self._run(rank, reader=True)
 
+    async def text_ranking_among(self, scope: Scope, terms: list[str], keys: list[str]) -> list[str]:
+        return await self._run(lambda c: chat.text_ranking_among(c, scope_token(scope), terms, keys), reader=True)
+
     async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
         return await self._run(lambda c: chat.get_messages(c, scope, keys))
 
@@ -214,7 +217,7 @@ class SqliteGraphStore:
         return await self._run(lambda c: chat.neighbours(c, scope, keys, width))
 
     async def speakers(self, scope: Scope) -> list[str]:
-        return await self._run(lambda c: chat.speakers(c, scope))
+        return await self._run(lambda c: chat.speakers(c, scope), reader=True)  # beside user_exists (the API)
 
     async def sessions(self, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
         return await self._run(lambda c: forget_sqlite.sessions(c, scope, limit, offset))

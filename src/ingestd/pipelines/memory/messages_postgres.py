@@ -71,6 +71,21 @@ async def text_ranking(c: asyncpg.Connection, scope: Scope, terms: list[str]) ->
     return [str(r["seq"]) for r in rows]
 
 
+async def text_ranking_among(c: asyncpg.Connection, scope: Scope, terms: list[str], keys: list[str]) -> list[str]:
+    """Those of ``keys`` matching any of ``terms``, best ts_rank first (as ``text_ranking`` orders them)."""
+    if not terms or not keys:
+        return []
+    rows = await c.fetch(
+        """SELECT seq FROM mem_messages WHERE tenant=$1 AND user_id=$2 AND seq = ANY($3)
+        AND tsv @@ to_tsquery('english', $4) ORDER BY ts_rank(tsv, to_tsquery('english', $4)) DESC, seq""",
+        scope.tenant,
+        scope.user_id,
+        [int(k) for k in keys],
+        " | ".join(terms),
+    )
+    return [str(r["seq"]) for r in rows]
+
+
 async def get_messages(c: asyncpg.Connection, scope: Scope, keys: list[str]) -> list[Message]:
     sql = f"{MESSAGE_SELECT} WHERE tenant=$1 AND user_id=$2 AND seq = ANY($3)"
     rows = await c.fetch(sql, scope.tenant, scope.user_id, [int(k) for k in keys])

@@ -71,6 +71,26 @@ def text_ranking(c: sqlite3.Connection, token: str, terms: list[str]) -> list[st
     return ranked_window(c, "mem_message_text", match, token, "bm25(mem_message_text, 0.0, 0.0, 1.0)")
 
 
+def text_ranking_among(c: sqlite3.Connection, token: str, terms: list[str], keys: list[str]) -> list[str]:
+    """Those of ``keys`` matching any of ``terms`` among the newest ``RANK_WINDOW`` matches, best bm25 first
+    (bm25 counts over the whole table: the order ``text_ranking`` gives them).
+
+    bm25 is computed for ``keys`` only (about 5 µs a row: 1,000 of them cost more than finding the matches). Not
+    a ``rowid IN (keys)`` constraint: FTS5 would run the whole match once per key (270 ms for 200 keys at
+    100,000 messages, against 5-8 ms here)."""
+    if not terms or not keys:
+        return []
+    match = f"content:({' OR '.join(_quoted(t) for t in terms)})"
+    rows = c.execute(
+        f"""SELECT seq FROM (SELECT rowid AS seq, CASE WHEN rowid IN ({",".join("?" * len(keys))})
+        THEN bm25(mem_message_text, 0.0, 0.0, 1.0) END AS score FROM mem_message_text
+        WHERE mem_message_text MATCH ? AND +scope = ? ORDER BY rowid DESC LIMIT ?)
+        WHERE score IS NOT NULL ORDER BY score, seq""",
+        (*(int(k) for k in keys), match, token, hybrid.RANK_WINDOW),
+    )
+    return [str(r["seq"]) for r in rows]
+
+
 def ranked_window(
     c: sqlite3.Connection, table: str, match: str, token: str, rank: str, key: str = "rowid"
 ) -> list[str]:

@@ -156,24 +156,27 @@ async def recall(
     fact_limit: int = 10,
     filters: Filters = NO_FILTERS,
     named: list[str] | None = None,
+    speakers: list[str] | None = None,
 ) -> Recall:
     """The messages, facts and entities that answer ``query`` best, among those ``filters`` keep (applied to
     the candidates: a narrow filter may leave fewer than exist). ``named``: the speakers the query names, when
-    the caller has them (``named_speakers``; ``vector`` should then embed ``vector_text``)."""
+    the caller has them (``named_speakers``; ``vector`` should then embed ``vector_text``); ``speakers``: the
+    user's speakers (``graph.speakers``), when the caller has read them."""
 
-    async def rank_messages() -> tuple[list[str], tuple[list[str], list[str]]]:
-        who = named if named is not None else named_speakers(query, await graph.speakers(scope))
-        return who, await graph.message_ranking(scope, content_terms(query, who), vector)
+    async def rank_messages() -> tuple[list[str], list[str], tuple[list[str], list[str]]]:
+        everyone = speakers if speakers is not None else await graph.speakers(scope)
+        who = named if named is not None else named_speakers(query, everyone)
+        return everyone, who, await graph.message_ranking(scope, content_terms(query, who), vector)
 
     # Concurrent where the store has several connections (PostgreSQL's pool); SQLite runs them one after another.
-    (named, (text, dense)), found = await asyncio.gather(
+    (everyone, named, (text, dense)), found = await asyncio.gather(
         rank_messages(), graph.search(scope, query, vector, fact_limit if filters == NO_FILTERS else hybrid.CANDIDATES)
     )
     facts = [h for h in found.facts if filters.keeps_fact(h.fact)][:fact_limit]
     by_fact, expanded = await _graph_rankings(graph, scope, facts, found.entities, named)
     scores = _fuse(text, dense, by_fact, expanded)
-    near = set(dense) | set(text)
-    hop = [] if ASKS_WHEN.search(query) else [k for k in await _second_hop(graph, scope, query, scores) if k in near]
+    near = _ids(text + dense)
+    hop = [] if ASKS_WHEN.search(query) else await _second_hop(graph, scope, query, scores, everyone, near)
     for rank, key in enumerate(hop):
         scores[key] = scores.get(key, 0.0) + HOP_WEIGHT / (MESSAGE_RRF_K + rank + 1)
     top = sorted(scores, key=lambda k: -scores[k])[:MESSAGE_CANDIDATES]
@@ -190,26 +193,25 @@ async def _graph_rankings(
     """Message keys ranked through the graph: the sources of the facts that match, and those of the latest
     facts about the entities the query names (not the speakers: every message of theirs is about them)."""
     by_fact = _ids([i for h in facts for i in h.fact.message_ids])
-    expanded: list[str] = []
-    for hit in entities[:3]:
-        if hit.entity.name not in named:
-            about = (await graph.entity_facts(scope, hit.entity.id))[-ENTITY_FACTS:]
-            expanded += [i for f in reversed(about) for i in f.message_ids]
+    # Concurrent where the store has several connections (PostgreSQL: one wait instead of three).
+    abouts = await asyncio.gather(
+        *(graph.entity_facts(scope, hit.entity.id) for hit in entities[:3] if hit.entity.name not in named)
+    )
+    expanded = [i for about in abouts for f in reversed(about[-ENTITY_FACTS:]) for i in f.message_ids]
     linked = await graph.messages_with_ids(scope, _ids(by_fact + expanded)[:MESSAGE_CANDIDATES])
     key_of = {m.id: m.key for m in linked}
     return [key_of[i] for i in by_fact if i in key_of], [key_of[i] for i in _ids(expanded) if i in key_of]
 
 
-async def _second_hop(graph: GraphStore, scope: Scope, query: str, scores: dict[str, float]) -> list[str]:
-    """Messages ranked by the names the best messages mention and the question does not (a person, pet, place
-    or thing named in one session and spoken of in another)."""
+async def _second_hop(
+    graph: GraphStore, scope: Scope, query: str, scores: dict[str, float], speakers: list[str], near: list[str]
+) -> list[str]:
+    """Those of ``near`` (the messages full text or vectors found) ranked by the names the best messages mention
+    and the question does not (a person, pet, place or thing named in one session and spoken of in another)."""
     best = sorted(scores, key=lambda k: -scores[k])[:HOP_SOURCES]
     messages = sorted(await graph.get_messages(scope, best), key=lambda m: -scores.get(m.key, 0.0))
-    terms = hop_terms([m.content for m in messages], query, await graph.speakers(scope))
-    if not terms:
-        return []
-    text, _ = await graph.message_ranking(scope, terms, None)
-    return text
+    terms = hop_terms([m.content for m in messages], query, speakers)
+    return await graph.text_ranking_among(scope, terms, near) if terms else []
 
 
 def hop_terms(contents: list[str], query: str, speakers: list[str]) -> list[str]:
@@ -230,11 +232,15 @@ def _smoothed(messages: list[Message], scores: dict[str, float]) -> dict[Message
     at = {(m.session_id, m.index): m for m in messages}
     out: dict[Message, float] = {}
     for m in messages:
-        near = [(at.get((m.session_id, m.index + d)), share) for d, share in NEIGHBOUR_SHARES.items()]
-        shared = sum(_share(m, n, share) * scores.get(n.key, 0.0) for n, share in near if n)
+        shared = 0.0
+        for d, share in NEIGHBOUR_SHARES.items():  # most neighbours have no score of their own
+            n = at.get((m.session_id, m.index + d))
+            if n is not None and (neighbour := scores.get(n.key, 0.0)):
+                shared += _share(m, n, share) * neighbour
         own = scores.get(m.key, 0.0)
-        out[m] = (own * _prior(m) if own else 0.0) + shared
-    return {m: s for m, s in out.items() if s > 0}
+        if (total := (own * _prior(m) if own else 0.0) + shared) > 0:
+            out[m] = total
+    return out
 
 
 def _prior(message: Message) -> float:
