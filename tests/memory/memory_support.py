@@ -19,7 +19,12 @@ from ingestd.store.protocol import JobStore
 from ingestd.worker import Worker
 
 FAST = workers.FAST_WORKER
-fast_settings = workers.fast_settings
+
+
+def fast_settings(url: str, **overrides: Any) -> Settings:
+    """FAST, but a 30 s lease: these settings run in-process workers, which no test kills, and FAST's 2 s lease ran
+    out on a loaded machine (late heartbeats), so that a job ran again and made its calls in flight twice."""
+    return workers.fast_settings(url, **{"lease_seconds": 30.0, **overrides})
 
 
 def message(content: str, at: str, role: str = "user") -> dict[str, str]:
