@@ -204,7 +204,7 @@ def resegment(
     length (its middle counts most). A moment no window covers takes the nearest window's best speaker.
 
     The clustering needs long windows (1.6 s) to find the voices, but a turn shorter than a window ("hello", "I
-    see") then never gets a window of its own; short windows (0.8 s every 0.2 s) compared with the long windows'
+    see") then never gets a window of its own; short windows (0.8 s every 0.4 s) compared with the long windows'
     centroids place it (bench/diarization.py: 0.90 -> 0.97 of the real call's words right)."""
     if not len(windows):
         return []

@@ -19,7 +19,10 @@ from ingestd.pipelines.audio.workspace import read_spans
 from ingestd.providers.base import SAMPLE_RATE
 from ingestd.providers.speakers import SpeakerWindows, VoiceEncoder
 
-FINE = (0.8, 0.2, 0.3)  # window, hop, shortest span (s) of the windows that re-place changes of speaker
+# window, hop, shortest span (s) of the windows that re-place changes of speaker. Every 0.4 s (was 0.2): half
+# their CPU (0.042 -> 0.022 CPU-s per audio s), the same words' speakers within a word either way on the
+# bench recordings (docs/providers.md, "Speakers offline").
+FINE = (0.8, 0.4, 0.3)
 
 
 def fine_encoder(encoder: VoiceEncoder) -> VoiceEncoder:
