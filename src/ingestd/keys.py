@@ -8,15 +8,23 @@ Scopes: ``jobs:write`` (submit, cancel, delete, webhooks), ``jobs:read`` (read j
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ingestd import errors
+
+if TYPE_CHECKING:
+    from ingestd.store.protocol import JobStore
 
 SECRET_PREFIX = "ik_"
 ID_PREFIX = "key_"
 SCOPES = ("jobs:write", "jobs:read", "memory:read", "admin")
 DEFAULT_SCOPES = ("jobs:write", "jobs:read", "memory:read")  # a tenant's key: everything but managing keys
+OPEN_TENANT = "default"  # the tenant of every request while no key exists (open mode)
+logger = logging.getLogger("ingestd.keys")
 
 
 def hash_secret(secret: str) -> str:
@@ -95,3 +103,26 @@ class ApiKey:
 
 
 __all__ = ["DEFAULT_SCOPES", "SCOPES", "ApiKey", "hash_secret", "id_for_hash", "new_id", "new_secret", "parse_scopes"]
+
+
+async def make_key(
+    store: JobStore,
+    tenant: str,
+    *,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    secret: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a key for ``tenant`` (or register ``secret``, idempotently); the stored key and its secret. Here, not
+    in ``ingestd.api.auth``, so that ``ingestd keys create`` does not import FastAPI."""
+    if not tenant or len(tenant) > 200:
+        raise errors.InvalidInput("a tenant name has 1 to 200 characters", field="tenant")
+    if name is not None and len(name) > 200:
+        raise errors.InvalidInput("a key name has at most 200 characters", field="name")
+    if secret is not None and (not secret.startswith(SECRET_PREFIX) or len(secret) < 24):
+        raise errors.InvalidInput(f"a key secret starts with {SECRET_PREFIX} and has at least 24 characters")
+    secret = secret or new_secret()
+    key = await store.add_api_key(hash_secret(secret), tenant, scopes=scopes, name=name, expires_at=expires_at)
+    logger.info("api key %s for tenant %s (%s)", key.id, key.tenant, " ".join(key.scopes))
+    return key, secret

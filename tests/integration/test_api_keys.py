@@ -25,7 +25,7 @@ async def test_an_admin_key_creates_lists_and_revokes_keys(
 ) -> None:
     api = await api_factory(run_worker=False)
     admin = await _bearer(api, "ops", "admin")
-    caplog.set_level(logging.INFO, logger="ingestd.api.auth")
+    caplog.set_level(logging.INFO, logger="ingestd.keys")
     made = await api.post(
         "/v1/admin/keys", headers=admin, json={"tenant": "acme", "name": "ci", "scopes": ["jobs:read"]}
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -28,7 +27,7 @@ from ingestd import errors, keys
 if TYPE_CHECKING:
     from ingestd.store.protocol import JobStore
 
-OPEN_TENANT = "default"
+OPEN_TENANT = keys.OPEN_TENANT
 KEY_PREFIX = keys.SECRET_PREFIX
 KEY_CACHE_SECONDS = 2.0  # how stale a process' view of a key may be: a revoked key is refused everywhere after this
 _RECHECK_OPEN_SECONDS = 1.0  # how stale "no keys exist" may be, so a new key closes open mode promptly
@@ -36,28 +35,7 @@ logger = logging.getLogger("ingestd.api.auth")
 
 hash_key = keys.hash_secret
 generate_key = keys.new_secret
-
-
-async def make_key(
-    store: JobStore,
-    tenant: str,
-    *,
-    scopes: tuple[str, ...] = keys.DEFAULT_SCOPES,
-    name: str | None = None,
-    expires_at: datetime | None = None,
-    secret: str | None = None,
-) -> tuple[keys.ApiKey, str]:
-    """Make a key for ``tenant`` (or register ``secret``, idempotently); the stored key and its secret."""
-    if not tenant or len(tenant) > 200:
-        raise errors.InvalidInput("a tenant name has 1 to 200 characters", field="tenant")
-    if name is not None and len(name) > 200:
-        raise errors.InvalidInput("a key name has at most 200 characters", field="name")
-    if secret is not None and (not secret.startswith(KEY_PREFIX) or len(secret) < 24):
-        raise errors.InvalidInput(f"a key secret starts with {KEY_PREFIX} and has at least 24 characters")
-    secret = secret or keys.new_secret()
-    key = await store.add_api_key(keys.hash_secret(secret), tenant, scopes=scopes, name=name, expires_at=expires_at)
-    logger.info("api key %s for tenant %s (%s)", key.id, key.tenant, " ".join(key.scopes))
-    return key, secret
+make_key = keys.make_key
 
 
 async def create_key(store: JobStore, tenant: str) -> str:

@@ -71,8 +71,6 @@ def create(
 ) -> None:
     """Create a key for TENANT and print its secret (stored hashed: the only time it is shown); with --secret-env,
     register a secret you chose and print only the key id."""
-    from ingestd.api import auth
-
     try:
         scopes = keys.parse_scopes(scope or None)
     except ValueError as exc:
@@ -84,10 +82,10 @@ def create(
         first = not await store.has_api_keys()
         keyless = (
             first
-            and tenant != auth.OPEN_TENANT
-            and bool((await store.list_jobs(JobFilter(tenant=auth.OPEN_TENANT), limit=1)).jobs)
+            and tenant != keys.OPEN_TENANT
+            and bool((await store.list_jobs(JobFilter(tenant=keys.OPEN_TENANT), limit=1)).jobs)
         )
-        key, secret = await auth.make_key(store, tenant, scopes=scopes, name=name, expires_at=expires_at, secret=given)
+        key, secret = await keys.make_key(store, tenant, scopes=scopes, name=name, expires_at=expires_at, secret=given)
         return key, secret, keyless
 
     key, secret, keyless = _on_store(database, work)
@@ -98,8 +96,8 @@ def create(
     typer.echo(f"key {key.id} for tenant {key.tenant}: {' '.join(key.scopes)}", err=True)
     if keyless:  # the jobs submitted in open mode would otherwise seem to vanish from this key's listing
         typer.echo(
-            f"note: the jobs submitted before any key existed belong to tenant '{auth.OPEN_TENANT}'; this key "
-            f"does not list them: `ingestd keys create --tenant {auth.OPEN_TENANT}` makes one that does",
+            f"note: the jobs submitted before any key existed belong to tenant '{keys.OPEN_TENANT}'; this key "
+            f"does not list them: `ingestd keys create --tenant {keys.OPEN_TENANT}` makes one that does",
             err=True,
         )
     typer.echo(shown if shown is not None else key.id)
