@@ -172,13 +172,16 @@ def free_port() -> int:
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
     """Until the server at ``url`` answers ``/healthz`` with 200; fail with its log if it exits or times out."""
     deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"the server did not start in {timeout} s:\n{log.read_text()}"
-        time.sleep(0.05)
+    # One client for every poll: each ``httpx.get`` makes a client, whose TLS context loads the CA bundle (0.1 CPU-s
+    # at load 10), which made this loop burn a core beside the server it waits for.
+    with httpx.Client(timeout=1) as client:
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                if client.get(url + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the server did not start in {timeout} s:\n{log.read_text()}"
+            time.sleep(0.05)

@@ -117,13 +117,14 @@ def start_server(database: str, env: dict[str, str], log_dir: Path, *, with_work
     proc = Proc([command, "--host", "127.0.0.1", "--port", str(port), "--database", database], env, log_dir / "api.log")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if not proc.alive or time.monotonic() > deadline:
-            proc.stop()
-            raise RuntimeError(f"ingestd {command} did not start; see {proc.log_path}")
-        time.sleep(0.1)
+    with httpx.Client(timeout=2) as client:  # one client: each httpx.get loads the CA bundle again (0.1 CPU-s)
+        while True:
+            try:
+                if client.get(url + "/healthz").status_code == 200:
+                    return proc, url
+            except httpx.TransportError:
+                pass
+            if not proc.alive or time.monotonic() > deadline:
+                proc.stop()
+                raise RuntimeError(f"ingestd {command} did not start; see {proc.log_path}")
+            time.sleep(0.1)
