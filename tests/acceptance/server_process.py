@@ -71,11 +71,16 @@ class Process:
 class Server(Process):
     """``ingestd serve`` (or ``api``) on a free loopback port; ``url`` is its base URL."""
 
-    def __init__(self, database_url: str, log: Path, command: str = "serve", **settings: Any) -> None:
+    def __init__(
+        self, database_url: str, log: Path, command: str = "serve", *, wait: bool = True, **settings: Any
+    ) -> None:
+        """Started, and answering unless ``wait`` is false (then call :meth:`wait_ready`: servers started one after
+        another that way come up side by side)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__([command, "--port", str(self.port), "--database", database_url], log, **settings)
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     def restart(self) -> None:
         self.start()

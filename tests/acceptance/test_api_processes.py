@@ -46,10 +46,13 @@ def test_a_job_survives_kill_9_of_serve_and_a_restart(database_url: str, tmp_pat
 
 @pytest.mark.slow
 def test_two_api_processes_and_a_worker_on_one_database(database_url: str, tmp_path: Path) -> None:
-    api_a = Server(database_url, tmp_path / "api-a.log", command="api")
-    api_b = Server(database_url, tmp_path / "api-b.log", command="api")
+    # Both start at once (each is seconds of imports on a loaded machine), then both must answer.
+    api_a = Server(database_url, tmp_path / "api-a.log", command="api", wait=False)
+    api_b = Server(database_url, tmp_path / "api-b.log", command="api", wait=False)
     worker = None
     try:
+        api_a.wait_ready()
+        api_b.wait_ready()
         with httpx.Client(base_url=api_a.url, timeout=30) as a, httpx.Client(base_url=api_b.url, timeout=30) as b:
             job = a.post("/v1/pipelines/demo/jobs", json={"items": 4, "seconds": 0.1}).json()
             assert b.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"  # no worker yet
