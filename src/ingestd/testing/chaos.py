@@ -249,8 +249,13 @@ def record_calls(sim: SimulatorURL) -> list[tuple[str, float]]:
 
 async def _run(database: str, sim: SimulatorURL, options: Options, report: Report, log_dir: Path) -> None:
     env = bench_env(sim, worker_concurrency=8, **options.settings)
-    api, url = await asyncio.to_thread(start_server, database, env, log_dir, with_worker=False)
+    # The workers start while the API does (each is seconds of imports on a loaded machine), not after it.
     fleet = await asyncio.to_thread(Fleet, database, env, log_dir, options.workers)
+    try:
+        api, url = await asyncio.to_thread(start_server, database, env, log_dir, with_worker=False)
+    except BaseException:
+        fleet.stop()
+        raise
     client = Client(url, report)
     store = await open_store(database, migrate=False)
     try:
