@@ -21,6 +21,7 @@ from ingestd.pipelines.memory.graph import (
     NewEntity,
     NewEpisode,
     NewFact,
+    NewMessage,
     Scope,
     open_graph_store,
 )
@@ -115,6 +116,18 @@ async def test_apply_is_once_per_job_and_keeps_history(graph: GraphStore) -> Non
     assert [(k.name, k.aliases) for k in known] == [("Emma Schmidt", ("emma schmidt", "schmidt"))]
     entity = await graph.get_entity(ALICE, "emma")
     assert entity is not None and entity.name == "Emma Schmidt"
+
+
+async def test_forgetting_a_session_forgets_a_speaker_left_without_messages(graph: GraphStore) -> None:
+    def said(session: str, speaker: str) -> GraphChanges:
+        message = NewMessage(f"{session}:0", session, 0, "user", speaker, f"{speaker} was here.", T1, [], None)
+        return GraphChanges(f"job-{session}", "hashing-ngram-256-v1", messages=[message])
+
+    for session, speaker in [("s1", "Caroline"), ("s2", "Melanie"), ("s3", "Caroline")]:
+        await graph.apply(ALICE, said(session, speaker))
+    await graph.forget(ALICE, session_id="s2")
+    await graph.forget(ALICE, message_id="s3:0")
+    assert sorted(await graph.speakers(ALICE)) == ["Caroline"]  # Melanie's only session went; Caroline spoke in s1
 
 
 async def test_a_refused_write_is_store_rejected_and_changes_nothing(graph: GraphStore) -> None:

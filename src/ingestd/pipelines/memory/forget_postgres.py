@@ -50,6 +50,7 @@ async def _forget_messages(c: asyncpg.Connection, scope: Scope, seqs: list[int],
     )
     await c.execute("DELETE FROM mem_messages WHERE seq = ANY($1)", seqs)
     await c.execute("DELETE FROM mem_embeddings WHERE kind='message' AND owner_id = ANY($1)", [str(s) for s in seqs])
+    await c.execute(stored.SPEAKERS_WITHOUT_MESSAGES.format("$1", "$2"), t, u)
     return Forgotten(len(seqs), len(gone), int(reopened.split()[-1]))
 
 

@@ -66,6 +66,7 @@ def _forget_messages(c: sqlite3.Connection, scope: Scope, seqs: list[int], ids: 
         c.execute(f"DELETE FROM mem_messages WHERE seq IN ({marks})", batch)
         c.execute(f"DELETE FROM mem_message_text WHERE rowid IN ({marks})", batch)
         c.execute(f"DELETE FROM mem_embeddings WHERE kind='message' AND owner_id IN ({marks})", [str(s) for s in batch])
+    c.execute(stored.SPEAKERS_WITHOUT_MESSAGES.format("?", "?"), scope_rows(scope))
     return Forgotten(len(seqs), len(gone), reopened)
 
 

@@ -22,6 +22,12 @@ Parse = Callable[[Any], datetime]  # a stored (not NULL) timestamp as a datetime
 USER_TABLES = ("mem_episodes", "mem_entities", "mem_aliases", "mem_facts", "mem_embeddings", "mem_messages",
                "mem_speakers", "mem_users")  # fmt: skip
 
+# A speaker none of whose messages is left (after a message or a session is forgotten) is forgotten too, or their
+# name would still be read as one of the user's speakers; ``{}`` are the dialect's two placeholders.
+SPEAKERS_WITHOUT_MESSAGES = """DELETE FROM mem_speakers WHERE tenant={} AND user_id={} AND NOT EXISTS (
+    SELECT 1 FROM mem_messages m
+    WHERE m.tenant = mem_speakers.tenant AND m.user_id = mem_speakers.user_id AND m.speaker = mem_speakers.speaker)"""
+
 # The SQL (the same in both dialects) reading what ``fact``, ``entity`` and ``message`` below take: a fact with its
 # subject's name and its object's (an entity's name, else the plain value).
 FACT_FROM = "FROM mem_facts f JOIN mem_entities s ON s.id = f.subject_id LEFT JOIN mem_entities o ON o.id = f.object_id"
