@@ -9,7 +9,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test lint bench install clean debs browser netlab
+.PHONY: run test lint bench install clean debs speech-debs browser netlab
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -51,12 +51,21 @@ lint: $(STAMP)
 # partition test (tests/chaos/test_partition.py makes network namespaces).
 DEBS_FOR := chromium:chromium ip:iproute2 nft:nftables tc:iproute2 socat:socat
 APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -qq
-debs:
-	@missing=$$(for pair in $(DEBS_FOR); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair#*:}; done | sort -u); \
+# $(call install-debs,<command:package ...>,<what skips without them>)
+define install-debs
+	@missing=$$(for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair#*:}; done | sort -u); \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { $(APT) install $$missing >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && $(APT) install $$missing >/dev/null 2>&1; }; }; } || \
-	  echo "make: not installed (needs root and apt-get): $$missing; the tests that need them will skip"
+	  echo "make: not installed (needs root and apt-get): $$missing; $(2)"
+endef
+
+debs:
+	$(call install-debs,$(DEBS_FOR),the tests that need them will skip)
+
+# The speech benches' synthetic voices and audio tools (bench/diarization.py, bench/audio_speed.py, bench/audio.py).
+speech-debs:
+	$(call install-debs,espeak-ng:espeak-ng sox:sox,the speech benches that need them will fail or skip)
 
 browser netlab: debs
 
