@@ -1,7 +1,7 @@
 """Who spoke when, offline: the speaker model and clustering behind the ``audio`` pipeline's ``speakers`` stage.
 
     .venv/bin/python bench/diarization.py [--skip-alternatives] [--skip-windowings] [--skip-jobs] [--long-minutes 5]
-        [--min-speech 0.25]
+        [--min-speech 0.25] [--many-voices]
 
 Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is committed):
 
@@ -26,6 +26,11 @@ Recordings (``--cache`` folder, default ``bench/cache/diarization``; nothing is 
    providers, the server's default Whisper), with ``diarize`` on and off: the share of recognised words that carry
    the right speaker (after the best one-to-one label mapping; a word's reference speaker is the turn covering its
    midpoint, or the nearest) and the real-time factor; then ``--long-minutes`` of the meetings end to end.
+
+3. **Many voices** (``--many-voices``, alone): the two-voice meetings and the four-voice one joined end to end
+   (4, 6, 8 and 10 voices, 2.6-6.7 min), clustered as the pipeline does (GE2E, NME-SC, short windows) with the
+   neighbour search's floor capped at ``diarize.PRUNE_FLOOR`` windows and without the cap (a share of the
+   windows only, as before): speakers found and DER, automatic and with the true count.
 
 DER here is ``(missed + false alarm + confusion) / reference speech`` on 10 ms frames after the best one-to-one
 label mapping (scipy's Hungarian solver), with the usual 0.25 s collar around reference boundaries unscored, and
@@ -479,11 +484,59 @@ def table(header: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
+def joined(name: str, parts: Sequence[Recording], repeat: int = 1) -> Recording:
+    """``parts`` end to end, ``repeat`` times (the reference turns shifted along)."""
+    samples: list[np.ndarray] = []
+    reference: list[Turn] = []
+    at = 0.0
+    for rec in list(parts) * repeat:
+        samples.append(rec.samples)
+        reference += [(s + at, e + at, who) for s, e, who in rec.turns]
+        at += rec.seconds
+    return Recording(name, np.concatenate(samples), reference)
+
+
+async def many_voices(items: list[Recording], tmp: Path) -> None:
+    """Section 3: meetings joined into 4-10 voices, with and without the cap on the neighbour search's floor."""
+    m1, m2, m3, m5 = items[1], items[2], items[3], items[6]
+    joins = [
+        joined("meetings 1+2, twice (4 voices)", [m1, m2], 2),
+        joined("meetings 1+2+3, twice (6 voices)", [m1, m2, m3], 2),
+        joined("meetings 1+2+5 (8 voices)", [m1, m2, m5]),
+        joined("meetings 1+2+3+5, twice (10 voices)", [m1, m2, m3, m5], 2),
+    ]
+    encoder = VoiceEncoder()
+    short = speaker_turns.fine_encoder(encoder)
+    floor = diarize.PRUNE_FLOOR
+    rows = []
+    for rec in items + joins:
+        spans = await speech_spans(rec.samples, tmp)
+        samples = rec.samples.astype(np.float32) / 32768.0
+        windows, fine = encoder.embed(samples, spans), short.embed(samples, spans)
+        for label, cap in (("share only (before)", 10**9), (f"capped at {floor}", floor)):
+            diarize.PRUNE_FLOOR = cap
+            auto = hypothesis(spans, windows, diarize.SpeakerCount(), None, fine)
+            exact = hypothesis(spans, windows, diarize.SpeakerCount(rec.speakers, rec.speakers), None, fine)
+            found = f"{rec.speakers}/{len({t[2] for t in auto})}"
+            rows.append([rec.name, f"{rec.seconds:.0f}", str(len(windows.spans)), label, found])
+            rows[-1] += [
+                f"{100 * der(rec.turns, auto, rec.seconds):.1f}",
+                f"{100 * der(rec.turns, exact, rec.seconds):.1f}",
+            ]
+        diarize.PRUNE_FLOOR = floor
+    print("\n3. Many voices: the neighbour search's floor (DER %, collar 0.25 s)")
+    table(["recording", "s", "windows", "floor", "speakers true/found", "DER", "DER, true count"], rows)
+
+
 async def main(args: argparse.Namespace) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.min_speech is not None:
         speech_pipeline.set_min_speech(args.min_speech)
     items = recordings(args.cache)
+    if args.many_voices:
+        with tempfile.TemporaryDirectory() as tmp:
+            await many_voices(items, Path(tmp))
+        return
     print(json.dumps({r.name: f"{r.seconds:.1f} s, {r.speakers} speakers" for r in items}, indent=1))
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_alternatives:
@@ -502,4 +555,5 @@ if __name__ == "__main__":
     parser.add_argument("--skip-alternatives", action="store_true")
     parser.add_argument("--long-minutes", type=float, default=5.0)
     parser.add_argument("--min-speech", type=float, default=None, help="the VAD's shortest speech span, seconds")
+    parser.add_argument("--many-voices", action="store_true", help="only section 3: meetings joined into 4-10 voices")
     asyncio.run(main(parser.parse_args()))

@@ -25,6 +25,7 @@ MAX_CLUSTERED = 600  # windows (~5 min of speech) clustered at once; more are as
 MIN_CLUSTER_SHARE = 0.05  # a cluster with fewer of the windows is folded into a larger one (without a hint)
 MIN_SPEAKER_WINDOWS = 5  # nor is a cluster of fewer windows (~3.6 s of speech) a speaker of its own
 PRUNE_SHARES = (0.15, 0.4)  # the range of neighbours kept per window (share of windows) that NME-SC searches
+PRUNE_FLOOR = 16  # ...but it starts at no more neighbours than this (~8 s of one voice): see _spectral
 PRUNE_STEPS = 16  # neighbour counts tried in that range, at most
 RESEGMENT_STEP = 0.05  # seconds: the resolution at which short windows re-place speaker changes
 Turn = tuple[float, float, str]
@@ -71,7 +72,11 @@ def _spectral(vectors: np.ndarray, count: SpeakerCount) -> np.ndarray:
     similarity = vectors @ vectors.T
     order = np.argsort(-similarity, axis=1)
     low, high = max(1, count.low), max(1, min(count.high, MAX_AUTO_SPEAKERS, n - 1))
-    first, last = max(2, int(PRUNE_SHARES[0] * n)), max(3, int(PRUNE_SHARES[1] * n))
+    # The search starts at a share of the windows, but at no more than PRUNE_FLOOR: with many voices a fixed share
+    # is more windows than one speaker has (15 % of them past ~6 speakers), every window then links to other
+    # voices, and a 10-voice job was found to hold 2 (bench/diarization.py --many-voices).
+    first = max(2, min(PRUNE_FLOOR, int(PRUNE_SHARES[0] * n)))
+    last = max(first + 1, int(PRUNE_SHARES[1] * n))
     tried = sorted({int(p) for p in np.linspace(first, last, PRUNE_STEPS).round()})
     tried += list(range(last + 1, n))  # only when no graph in the range holds together
     best: tuple[float, int, int] | None = None
