@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ingestd.models import JSON, WebhookMessage
 from ingestd.store import webhook_records as wr
@@ -69,22 +69,33 @@ def queue_finished(conn: sqlite3.Connection, job: wr.Row, status: str, now: floa
     )
 
 
+class _ProgressTarget(NamedTuple):
+    """A row of the progress webhooks' query: the job's tenant and pipeline, one endpoint's url and event types."""
+
+    tenant: str
+    pipeline: str
+    url: str
+    event_types: str
+
+
 def queue_progress(conn: sqlite3.Connection, job_id: str, seq: int, progress: JSON, now: float) -> None:
     """In ``set_progress``'s transaction: the new count to each endpoint subscribed to ``job.progress``.
 
     Coalesced: a progress message still waiting for its endpoint (not being sent) takes the new count; otherwise
     a new message is queued. So a receiver gets at most one progress message per dispatcher round, the latest."""
     # One indexed query, empty for the usual tenant without a progress endpoint: no cost beyond it.
-    rows = conn.execute(
-        "SELECT j.tenant, j.pipeline, e.url, e.event_types FROM jobs AS j JOIN webhook_endpoints AS e"
-        " ON e.tenant = j.tenant WHERE j.id = ? AND e.event_types LIKE ? ORDER BY e.id",
-        (job_id, f"%{wr.PROGRESS_EVENT}%"),
-    ).fetchall()
-    urls = list(dict.fromkeys(url for _, _, url, types in rows if wr.PROGRESS_EVENT in str(types).split()))
+    rows = [
+        _ProgressTarget._make(row)
+        for row in conn.execute(
+            "SELECT j.tenant, j.pipeline, e.url, e.event_types FROM jobs AS j JOIN webhook_endpoints AS e"
+            " ON e.tenant = j.tenant WHERE j.id = ? AND e.event_types LIKE ? ORDER BY e.id",
+            (job_id, f"%{wr.PROGRESS_EVENT}%"),
+        )
+    ]
+    urls = list(dict.fromkeys(r.url for r in rows if wr.PROGRESS_EVENT in str(r.event_types).split()))
     if not urls:
         return
-    tenant, pipeline, _, _ = rows[0]
-    job = {"id": job_id, "tenant": tenant, "pipeline": pipeline, "status": "running"}
+    job = {"id": job_id, "tenant": rows[0].tenant, "pipeline": rows[0].pipeline, "status": "running"}
     body = dumps(wr.payload(wr.PROGRESS_EVENT, _at(now), job, progress=progress))
     for i, url in enumerate(urls):
         updated = conn.execute(

@@ -19,7 +19,7 @@ async def forget(c: asyncpg.Connection, scope: Scope, session_id: str | None, me
             return await _forget_user(c, scope)
         where, arg = ("session_id=$3", session_id) if message_id is None else ("id=$3", message_id)
         rows = await c.fetch(f"SELECT seq, id FROM mem_messages WHERE tenant=$1 AND user_id=$2 AND {where}", t, u, arg)
-        outcome = await _forget_messages(c, scope, [r[0] for r in rows], {r[1] for r in rows})
+        outcome = await _forget_messages(c, scope, [r["seq"] for r in rows], {r["id"] for r in rows})
         await c.execute("UPDATE mem_users SET version = version + 1 WHERE tenant=$1 AND user_id=$2", t, u)
         return outcome
 
@@ -56,11 +56,12 @@ async def _forget_messages(c: asyncpg.Connection, scope: Scope, seqs: list[int],
 
 async def sessions(c: asyncpg.Connection, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
     rows = await c.fetch(
-        """SELECT session_id, count(*), min(at), max(at) FROM mem_messages WHERE tenant=$1 AND user_id=$2
+        """SELECT session_id, count(*) AS messages, min(at) AS first_at, max(at) AS last_at
+        FROM mem_messages WHERE tenant=$1 AND user_id=$2
         GROUP BY session_id ORDER BY max(at) DESC, session_id LIMIT $3 OFFSET $4""",
         scope.tenant,
         scope.user_id,
         limit,
         offset,
     )
-    return [SessionInfo(r[0], int(r[1]), r[2], r[3]) for r in rows]
+    return [SessionInfo(r["session_id"], int(r["messages"]), r["first_at"], r["last_at"]) for r in rows]

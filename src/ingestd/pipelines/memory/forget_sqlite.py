@@ -22,17 +22,17 @@ def forget(
         rows = c.execute(
             f"SELECT seq, id FROM mem_messages WHERE tenant=? AND user_id=? AND {where}", (*scope_rows(scope), args)
         ).fetchall()
-        outcome = _forget_messages(c, scope, [r[0] for r in rows], {r[1] for r in rows})
+        outcome = _forget_messages(c, scope, [r["seq"] for r in rows], {r["id"] for r in rows})
         c.execute("UPDATE mem_users SET version = version + 1 WHERE tenant=? AND user_id=?", scope_rows(scope))
     c.execute("COMMIT")
     return outcome
 
 
 def _forget_user(c: sqlite3.Connection, scope: Scope, token: str) -> Forgotten:
-    messages = c.execute("SELECT count(*) FROM mem_messages WHERE tenant=? AND user_id=?", scope_rows(scope))
-    count = int(messages.fetchone()[0])
+    messages = c.execute("SELECT count(*) AS n FROM mem_messages WHERE tenant=? AND user_id=?", scope_rows(scope))
+    count = int(messages.fetchone()["n"])
     facts = int(
-        c.execute("SELECT count(*) FROM mem_facts WHERE tenant=? AND user_id=?", scope_rows(scope)).fetchone()[0]
+        c.execute("SELECT count(*) AS n FROM mem_facts WHERE tenant=? AND user_id=?", scope_rows(scope)).fetchone()["n"]
     )
     c.execute("DELETE FROM mem_fact_text WHERE mem_fact_text MATCH ?", (f"scope:{token}",))
     c.execute("DELETE FROM mem_message_text WHERE mem_message_text MATCH ?", (f"scope:{token}",))
@@ -72,8 +72,17 @@ def _forget_messages(c: sqlite3.Connection, scope: Scope, seqs: list[int], ids: 
 
 def sessions(c: sqlite3.Connection, scope: Scope, limit: int, offset: int) -> list[SessionInfo]:
     rows = c.execute(
-        """SELECT session_id, count(*), min(at), max(at) FROM mem_messages WHERE tenant=? AND user_id=?
+        """SELECT session_id, count(*) AS messages, min(at) AS first_at, max(at) AS last_at
+        FROM mem_messages WHERE tenant=? AND user_id=?
         GROUP BY session_id ORDER BY max(at) DESC, session_id LIMIT ? OFFSET ?""",
         (*scope_rows(scope), limit, offset),
     )
-    return [SessionInfo(r[0], int(r[1]), datetime.fromisoformat(r[2]), datetime.fromisoformat(r[3])) for r in rows]
+    return [
+        SessionInfo(
+            r["session_id"],
+            int(r["messages"]),
+            datetime.fromisoformat(r["first_at"]),
+            datetime.fromisoformat(r["last_at"]),
+        )
+        for r in rows
+    ]

@@ -66,10 +66,11 @@ def sqlite_at_head(path: str) -> bool:
         return False
     try:
         with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.row_factory = sqlite3.Row
             row = conn.execute(VERSION_SQL).fetchone()
     except sqlite3.OperationalError:  # no alembic_version yet
         return False
-    return row is not None and row[0] == head_revision()
+    return row is not None and row["version_num"] == head_revision()
 
 
 def _one_transaction(engine: sa.Engine) -> None:
