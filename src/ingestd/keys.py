@@ -102,9 +102,6 @@ class ApiKey:
         }
 
 
-__all__ = ["DEFAULT_SCOPES", "SCOPES", "ApiKey", "hash_secret", "id_for_hash", "new_id", "new_secret", "parse_scopes"]
-
-
 async def make_key(
     store: JobStore,
     tenant: str,
@@ -126,3 +123,17 @@ async def make_key(
     key = await store.add_api_key(hash_secret(secret), tenant, scopes=scopes, name=name, expires_at=expires_at)
     logger.info("api key %s for tenant %s (%s)", key.id, key.tenant, " ".join(key.scopes))
     return key, secret
+
+
+__all__ = [
+    "DEFAULT_SCOPES",
+    "OPEN_TENANT",
+    "SCOPES",
+    "ApiKey",
+    "hash_secret",
+    "id_for_hash",
+    "make_key",
+    "new_id",
+    "new_secret",
+    "parse_scopes",
+]

@@ -247,7 +247,7 @@ class GraphStore(Protocol):
 
     async def text_ranking_among(self, scope: Scope, terms: list[str], keys: list[str]) -> list[str]:
         """Those of ``keys`` that the full-text ranking of ``terms`` finds, in its order (``message_ranking``'s,
-        statistics of all the user's messages: SQLite among its best ``CANDIDATES``)."""
+        statistics of all the user's messages: SQLite within the newest ``RANK_WINDOW`` matches)."""
         ...
 
     async def get_messages(self, scope: Scope, keys: list[str]) -> list[Message]:
