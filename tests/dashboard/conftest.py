@@ -16,6 +16,15 @@ from dashboard_support import ARTIFACTS, CHROMIUM_ARGS, chromium_or_skip, runnin
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _patient_expect() -> None:
+    """Playwright's ``expect`` waits up to 15 s (its default, 5 s, was missed once by a page's first render on a
+    loaded CI machine): how long to wait for what the page must show, not a bound on how fast it shows it."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running ingestd (API + worker) on its own SQLite database, open mode on loopback, with the
