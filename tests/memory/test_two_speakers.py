@@ -34,6 +34,12 @@ JUNE = {
         _said("Caroline", "I am reading Becoming Nicole, a book about a trans girl.", "2023-06-20T10:01:00Z", "m-2"),
     ],
 }  # fmt: skip
+# An evening in New York: 02:30 UTC on 21 June, but the 20th where it was said.
+EVENING = {
+    "user_id": "cm",
+    "session_id": "D3",
+    "messages": [_said("Caroline", "I adopted a kitten called Pip yesterday!", "2023-06-20T21:30:00-05:00", "e-1")],
+}
 
 
 async def _context(client: Any, q: str, **params: Any) -> dict[str, Any]:
@@ -45,12 +51,14 @@ async def _context(client: Any, q: str, **params: Any) -> dict[str, Any]:
 
 async def test_two_speakers_keep_their_own_facts_and_dates(store: JobStore) -> None:
     async with api_client(store, fast_settings(store.url)) as client:
-        jobs = [await job_done(client, await post_session(client, s)) for s in (MAY, JUNE)]
-        assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], [j.get("error") for j in jobs]
+        jobs = [await job_done(client, await post_session(client, s)) for s in (MAY, JUNE, EVENING)]
+        assert [j["status"] for j in jobs] == ["succeeded"] * 3, [j.get("error") for j in jobs]
         support = await _context(client, "When did Caroline go to the LGBTQ support group?")
         camping = await _context(client, "When did Melanie go camping?", max_words=60)
         work = (await client.get("/v1/memory/cm/search", params={"q": "Where does Melanie live?"})).json()
         text = await client.get("/v1/memory/cm/context", params={"q": "Boston", "format": "text"})
+        kitten = await _context(client, "When did Caroline adopt the kitten?")
+        evening = (await client.get("/v1/memory/cm/messages", params={"session_id": "D3"})).json()
     lines = support["context"].splitlines()
     # "yesterday", said on 8 May 2023, is shown as 7 May 2023, and the message is cited by its default id.
     said = "Caroline: Hey Mel! I went to the LGBTQ support group yesterday [7 May 2023] and it was so powerful."
@@ -71,3 +79,9 @@ async def test_two_speakers_keep_their_own_facts_and_dates(store: JobStore) -> N
     # The fact read from "I went … yesterday" is Caroline's, and held from the day before it was said.
     group = next(f for f in work["facts"] if f["object"]["name"] == "LGBTQ support group")
     assert group["subject"]["name"] == "Caroline" and group["valid_at"].startswith("2023-05-07")
+    # The evening message shows under the day it was said where it was said, not UTC's next day, and keeps its zone.
+    lines = kitten["context"].splitlines()
+    said = "Caroline: I adopted a kitten called Pip yesterday [19 June 2023]!"
+    heading = next(h for h in reversed(lines[: lines.index(said)]) if h.endswith(" 2023:"))
+    assert heading == "20 June 2023:", kitten["context"]
+    assert [m["timestamp"] for m in evening["messages"]] == ["2023-06-20T21:30:00-05:00"]

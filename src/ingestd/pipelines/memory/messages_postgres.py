@@ -35,11 +35,11 @@ async def insert_messages(c: asyncpg.Connection, scope: Scope, ch: GraphChanges)
     added = 0
     for m in ch.messages:
         seq = await c.fetchval(
-            """INSERT INTO mem_messages (tenant, user_id, id, session_id, idx, role, speaker, content, at, dates,
-            job_id, created_at, search_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,now(),$12)
+            """INSERT INTO mem_messages (tenant, user_id, id, session_id, idx, role, speaker, content, at, utc_offset,
+            dates, job_id, created_at, search_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,now(),$13)
             ON CONFLICT (tenant, user_id, id) DO NOTHING RETURNING seq""",
-            t, u, m.id, m.session_id, m.index, m.role, m.speaker, m.content, m.at, json.dumps(m.dates), ch.job_id,
-            f"{m.content} {' '.join(m.dates)}",
+            t, u, m.id, m.session_id, m.index, m.role, m.speaker, m.content, m.at, stored.utc_offset(m.at),
+            json.dumps(m.dates), ch.job_id, f"{m.content} {' '.join(m.dates)}",
         )  # fmt: skip
         if seq is None:
             continue
@@ -101,7 +101,8 @@ async def messages_with_ids(c: asyncpg.Connection, scope: Scope, ids: list[str])
 async def neighbours(c: asyncpg.Connection, scope: Scope, keys: list[str], width: int) -> list[Message]:
     """The messages at most ``width`` places before or after each of ``keys`` in its session (them included)."""
     rows = await c.fetch(
-        """SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at, n.dates
+        """SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at,
+            n.utc_offset, n.dates
         FROM mem_messages m JOIN mem_messages n ON n.tenant = m.tenant AND n.user_id = m.user_id
         AND n.session_id = m.session_id AND n.idx BETWEEN m.idx - $4 AND m.idx + $4
         WHERE m.tenant=$1 AND m.user_id=$2 AND m.seq = ANY($3)""",

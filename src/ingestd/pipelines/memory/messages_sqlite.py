@@ -43,9 +43,9 @@ def insert_messages(c: sqlite3.Connection, scope: Scope, token: str, ch: GraphCh
     for m in ch.messages:
         cursor = c.execute(
             """INSERT OR IGNORE INTO mem_messages (tenant, user_id, id, session_id, idx, role, speaker, content, at,
-            dates, job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+            utc_offset, dates, job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (scope.tenant, scope.user_id, m.id, m.session_id, m.index, m.role, m.speaker, m.content, _ts(m.at),
-             json.dumps(m.dates), ch.job_id, now),
+             stored.utc_offset(m.at), json.dumps(m.dates), ch.job_id, now),
         )  # fmt: skip
         if cursor.rowcount != 1:
             continue
@@ -137,7 +137,8 @@ def neighbours(c: sqlite3.Connection, scope: Scope, keys: list[str], width: int)
     out: list[Message] = []
     for start in range(0, len(keys), 500):
         chunk = [int(k) for k in keys[start : start + 500]]
-        sql = f"""SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at, n.dates
+        sql = f"""SELECT DISTINCT n.seq, n.id, n.session_id, n.idx, n.role, n.speaker, n.content, n.at,
+            n.utc_offset, n.dates
             FROM mem_messages m JOIN mem_messages n ON n.tenant = m.tenant AND n.user_id = m.user_id
             AND n.session_id = m.session_id AND n.idx BETWEEN m.idx - ? AND m.idx + ?
             WHERE m.seq IN ({",".join("?" * len(chunk))}) AND +m.tenant=? AND +m.user_id=?"""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from ingestd.pipelines.memory import search as hybrid
@@ -36,7 +36,7 @@ FACT_COLUMNS = """f.id, f.subject_id, s.name AS subject, f.predicate, f.object_i
     f.message_ids"""
 FACT_SELECT = f"SELECT {FACT_COLUMNS} {FACT_FROM}"
 ENTITY_SELECT = "SELECT id, name, type, summary, created_at, updated_at FROM mem_entities"
-MESSAGE_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, dates FROM mem_messages"
+MESSAGE_SELECT = "SELECT seq, id, session_id, idx, role, speaker, content, at, utc_offset, dates FROM mem_messages"
 
 
 class Row(Protocol):
@@ -77,6 +77,17 @@ def entity(row: Row, parse: Parse, aliases: Sequence[str] = ()) -> Entity:
     return Entity(row["id"], row["name"], row["type"], row["summary"], tuple(aliases), created_at, updated_at)
 
 
+def utc_offset(at: datetime) -> int | None:
+    """The minutes east of UTC of a message's time as the client sent it (None: UTC), kept in ``utc_offset``."""
+    offset = at.utcoffset()
+    return None if offset is None or not offset else int(offset.total_seconds() // 60)
+
+
+def local_time(at: datetime, offset: int | None) -> datetime:
+    """A stored time read back at the offset it was said at: its day is the speaker's day, not UTC's."""
+    return at.astimezone(timezone(timedelta(minutes=offset))) if offset else at
+
+
 def message(row: Row, parse: Parse) -> Message:
     return Message(
         key=str(row["seq"]),
@@ -86,7 +97,7 @@ def message(row: Row, parse: Parse) -> Message:
         role=row["role"],
         speaker=row["speaker"],
         content=row["content"],
-        at=parse(row["at"]),
+        at=local_time(parse(row["at"]), row["utc_offset"]),
         dates=tuple(json.loads(row["dates"])),
     )
 
