@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -310,25 +311,32 @@ def vector_recall(changes: GraphChanges, queries: list[list[float]], k: int = hy
 
 
 async def _http_latency(url: str, scope: Scope, texts: list[str], path: str) -> JSON:
+    """``GET path`` for each of ``texts`` on a new app (a restarted server): p50 / p99 / max, the load average."""
     settings = Settings(database_url=url)
     store = await open_store(url)
-    app = create_app(settings, store=store, pipelines={"memory": memory.build(settings)})
+    pipeline = memory.build(settings)
+    app = create_app(settings, store=store, pipelines={"memory": pipeline})
     samples = []
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 url_path = f"/v1/memory/{scope.user_id}/{path}"
-                await client.get(url_path, params={"q": texts[0]})  # warm: opens the graph, loads the vectors
-                await _quantized(app.state.memory.graph)
+                # The first request opens the graph and reads the vectors; the timed ones follow at once, as a
+                # restarted server's would. (This waited for the int8 copies once, on ``app.state.memory.graph``,
+                # which stays None when the app runs the memory pipeline: it never waited, and the copies that
+                # first recall started were built during the timed requests: their p99. The snapshots carry them
+                # now, see vector_snapshot.save_soon.)
+                await client.get(url_path, params={"q": texts[0]})
                 for text in texts:
                     t0 = time.perf_counter()
                     response = await client.get(url_path, params={"q": text})
                     samples.append(time.perf_counter() - t0)
                     assert response.status_code == 200, response.text
     finally:
+        await _close(pipeline)  # its graph's pool: left open, it retried against the dropped database
         await store.close()
-    return _percentiles(samples)
+    return _percentiles(samples) | {"max_ms": max(samples) * 1000, "load": os.getloadavg()[0]}
 
 
 async def offline_ingest(url: str) -> JSON:
@@ -484,8 +492,11 @@ def report(r: JSON) -> str:
             ("  first recall of a fresh store (reads the vectors)", f"{s['cold_ms']:.1f} ms", "not multi-second"),
             ("  first recall after a restart (its snapshot or host copy)", f"{s.get('restart_ms', 0):.1f} ms", ""),
             ("  recall + block in process p50 / p99", f"{g['p50_ms']:.1f} / {g['p99_ms']:.1f} ms", per_query),
-            ("  GET /context p50 / p99 (HTTP)", _ms(h["context"]), "embeds the query; target p99 <= 50 ms"),
-            ("  GET /search p50 / p99 (HTTP)", _ms(h["search"]), "target p99 <= 50 ms"),
+            ("  GET /context p50 / p99 (HTTP)", _ms(h["context"]),
+             f"max {h['context'].get('max_ms', 0):.1f} ms, load {h['context'].get('load', 0):.1f}; embeds the "
+             "query; target p99 <= 50 ms"),
+            ("  GET /search p50 / p99 (HTTP)", _ms(h["search"]),
+             f"max {h['search'].get('max_ms', 0):.1f} ms, load {h['search'].get('load', 0):.1f}; target p99 <= 50 ms"),
             (f"  vector recall@{v['k']} vs brute force, {v['rows']:,} rows", f"{v['recall']:.3f}",
              f"min {v['min']:.2f}; nearest p50 {v['p50_ms']:.1f} ms"),
         ]  # fmt: skip

@@ -302,7 +302,14 @@ class PostgresGraphStore:
             snapshot = await snapshots.load(c, scope, kind, model, version, self._local)
             if snapshot is not None:
                 entry = self._vectors.put(
-                    scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq
+                    scope,
+                    kind,
+                    model,
+                    snapshot.version,
+                    snapshot.ids,
+                    snapshot.matrix,
+                    snapshot.last_seq,
+                    snapshot.quantized,
                 )
         if entry is None or entry.version != version:
             since = entry.last_seq if entry is not None else 0

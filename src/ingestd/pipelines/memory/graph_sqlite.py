@@ -401,7 +401,9 @@ def _from_snapshot(
     ).fetchone()
     if row is None or row["owner_id"] != snapshot.last_owner:
         return None
-    return cache.put(scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq)
+    return cache.put(
+        scope, kind, model, snapshot.version, snapshot.ids, snapshot.matrix, snapshot.last_seq, snapshot.quantized
+    )
 
 
 def _text_ranking(c: sqlite3.Connection, scope: Scope, terms: list[str]) -> list[str]:
