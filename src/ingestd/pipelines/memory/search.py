@@ -312,6 +312,15 @@ def quantize(matrix: Matrix) -> Quantized:
         return Quantized.of(matrix)
 
 
+def quantized_copy(entry: _Cached) -> Quantized:
+    """``entry``'s int8 copy, built now unless another thread built it first (its search's, or the snapshot's
+    writer: the copy is built once for both)."""
+    with _ONE_AT_A_TIME:
+        if entry.quantized is None:
+            entry.quantized = Quantized.of(entry.matrix)
+        return entry.quantized
+
+
 def _quantize_soon(entry: _Cached) -> None:
     """Build ``entry``'s int8 copy in a thread (about 0.1 s of CPU per 100k rows): until it is there, searches
     scan in float32, so that a user's first search costs no more than reading the vectors. One copy at a time:
@@ -323,7 +332,7 @@ def _quantize_soon(entry: _Cached) -> None:
         entry.quantizing = True
 
     def build() -> None:
-        entry.quantized = quantize(entry.matrix)
+        quantized_copy(entry)
 
     threading.Thread(target=build, name="memory-quantize", daemon=True).start()
 

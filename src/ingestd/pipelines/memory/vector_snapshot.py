@@ -37,6 +37,7 @@ from ingestd.pipelines.memory.search import (
     VectorBatch,
     has_vector,
     quantize,
+    quantized_copy,
 )
 
 MIN_ROWS = 20_000  # smaller matrices are read from the database fast enough
@@ -66,7 +67,7 @@ def after_read(entry: CachedMatrix, batch: VectorBatch, since: int, version: int
     saving (see ``worth_saving``); its last row's owner lets a later load check it belongs to this database."""
     if not batch.ids or not worth_saving(since, len(batch.ids)):
         return None
-    return Snapshot(entry.ids, entry.matrix, entry.last_seq, batch.ids[-1], version)
+    return Snapshot(entry.ids, entry.matrix, entry.last_seq, batch.ids[-1], version, cached=entry)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Snapshot:
     version: int
     token: str = ""  # PostgreSQL: the stored snapshot's random token, which a local copy must carry too
     quantized: Quantized | None = None  # the int8 copy a search scans (a file's, mapped), when there is one
+    cached: CachedMatrix | None = None  # the cache's entry it was taken of: the writer shares its int8 copy
 
 
 def path_for(directory: Path, scope: Scope, kind: str, model: str) -> Path:
@@ -169,7 +171,12 @@ def _save(directory: Path, meta_path: Path, snapshot: Snapshot) -> None:
         meta: dict[str, object] = {"matrix": f"{stem}.npy", "ids": snapshot.ids, "last_seq": snapshot.last_seq,
                 "last_owner": snapshot.last_owner, "version": snapshot.version, "token": snapshot.token}  # fmt: skip
         if len(snapshot.ids) >= EXACT_ROWS:
-            quantized = snapshot.quantized if snapshot.quantized is not None else quantize(matrix)
+            if snapshot.quantized is not None:
+                quantized = snapshot.quantized
+            elif snapshot.cached is not None and snapshot.cached.matrix is snapshot.matrix:
+                quantized = quantized_copy(snapshot.cached)
+            else:
+                quantized = quantize(matrix)
             np.save(directory / f"{stem}.codes.npy", np.asarray(quantized.codes))
             np.save(directory / f"{stem}.scales.npy", np.asarray(quantized.scales))
             meta |= {"codes": f"{stem}.codes.npy", "scales": f"{stem}.scales.npy"}
