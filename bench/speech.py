@@ -232,11 +232,11 @@ def transcriber_only(model: str, prompts: int, batched: int, beam: int) -> None:
         pipe = BatchedInferencePipeline(stt.model())
     rows = []
     for category, own in _by_category(speech_data.real_speech(prompts)).items():
-        hyps, busy, audio = [], 0.0, 0.0
+        hyps, busy, cpu, audio = [], 0.0, 0.0, 0.0
         for clip in own:
             pcm = pcm16k(clip.path)
             audio += len(pcm) / 32_000
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             if batched:
                 import numpy as np
 
@@ -246,11 +246,12 @@ def transcriber_only(model: str, prompts: int, batched: int, beam: int) -> None:
             else:
                 hyps.append(stt.transcribe_sync(pcm).text)
             busy += time.perf_counter() - began
+            cpu += time.process_time() - began_cpu
         error, words = speech_score.wer([c.text for c in own], hyps)
         label = model + (f" batched{batched}" if batched else "") + (f" beam{beam}" if beam > 1 else "")
         rows.append({"model": label, "category": category,
                      "clips": len(own), "words": words, "wer": error, "rtf": busy / audio, "audio": audio,
-                     "rss": peak_rss_mb(os.getpid())})  # fmt: skip
+                     "cpu": cpu / audio, "rss": peak_rss_mb(os.getpid())})  # fmt: skip
     print(json.dumps(rows))
 
 
@@ -275,25 +276,30 @@ def compare_models(models: list[str], prompts: int, batched: int, beams: list[in
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"| {'model':8} | {'category':42} | clips | words | WER % | RTF | peak RSS MB | spk-word acc | DER % |"
+    head = (
+        f"| {'model':8} | {'category':42} | clips | words | WER % | RTF | CPU s / audio s | peak RSS MB |"
+        " spk-word acc | DER % |"
+    )
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         acc = f"{r['speaker_acc']:.2f}" if "speaker_acc" in r else "-"
         der = f"{100 * r['der']:.1f}" if "der" in r else "-"
+        cpu = f"{r['cpu']:.3f}" if "cpu" in r else "-"
         print(
             f"| {r['model']:8} | {r['category']:42} | {r['clips']:5} | {r['words']:5} | {100 * r['wer']:5.1f} | "
-            f"{r['rtf']:.3f} | {r['rss']:11.0f} | {acc:>12} | {der:>5} |"
+            f"{r['rtf']:.3f} | {cpu:>15} | {r['rss']:11.0f} | {acc:>12} | {der:>5} |"
         )
 
 
 def overall(model: str, rows: list[dict[str, Any]], rss: float) -> dict[str, Any]:
     words = sum(r["words"] for r in rows)
     audio = sum(r["audio"] for r in rows)
+    cpu = {"cpu": sum(r["cpu"] * r["audio"] for r in rows) / max(audio, 1e-9)} if all("cpu" in r for r in rows) else {}
     return {
         "model": model, "category": "ALL REAL SPEECH", "clips": sum(r["clips"] for r in rows), "words": words,
         "wer": sum(r["wer"] * r["words"] for r in rows) / max(words, 1),
-        "rtf": sum(r["rtf"] * r["audio"] for r in rows) / max(audio, 1e-9), "audio": audio, "rss": rss,
+        "rtf": sum(r["rtf"] * r["audio"] for r in rows) / max(audio, 1e-9), "audio": audio, "rss": rss, **cpu,
     }  # fmt: skip
 
 
@@ -358,10 +364,8 @@ def main() -> None:
     if structure:
         print("\n## structure on the synthetic meetings\n")
         print(
-            print(
-                "| model    | analysis                     | action precision | action recall | owner right |"
-                " event precision | event recall |"
-            )
+            "| model    | analysis                     | action precision | action recall | owner right |"
+            " event precision | event recall |"
         )
         print("|---|---|---|---|---|---|---|")
         for label, model, totals in structure:

@@ -12,7 +12,9 @@ capitals from everything it writes after it.
 A clip longer than ``CHUNK_SECONDS`` is cut at its quietest moments (``chunks``) and its pieces decoded
 ``BATCH_SIZE`` at a time (faster-whisper's ``BatchedInferencePipeline``): Whisper's sequential windows, each
 conditioned on the text before, fell into repetition loops on long real speech at temperature 0, and batching
-halves the decoder's cost (docs/providers.md, "Long clips").
+halves the decoder's cost (docs/providers.md, "Long clips"). Pieces of 15-25 s lost fewer phrases than pieces of
+18-28 s on real long-form speech (four joinings of the same clips) for the same CPU, and broke a repetition loop
+that a 25 s piece of 18-28 fell into (docs/providers.md, "Decoding options and shorter pieces").
 
 Whisper sometimes ends a 30 s window early and never decodes the rest of it; a clip's stretch of more than
 ``MISSED_SECONDS`` without a word is transcribed again on its own (``missed``), up to ``MISSED_ROUNDS`` times.
@@ -34,8 +36,8 @@ from ingestd.providers.base import SAMPLE_RATE, ClipRequest, SpeechToText, Trans
 
 MISSED_SECONDS = 3.0  # a clip's stretch without a word this long is transcribed again on its own
 MISSED_ROUNDS = 3
-CHUNK_SECONDS = 28.0  # the longest piece of a clip one decoding gets (Whisper's window is 30 s)
-CHUNK_MIN_SECONDS = 18.0  # a longer clip is cut at its quietest moment between these two lengths
+CHUNK_SECONDS = 25.0  # the longest piece of a clip one decoding gets (Whisper's window is 30 s)
+CHUNK_MIN_SECONDS = 15.0  # a longer clip is cut at its quietest moment between these two lengths
 CUT_FRAME_SECONDS = 0.1
 BATCH_SIZE = 4  # pieces decoded at once
 _models: dict[tuple[str, str, int], Any] = {}
